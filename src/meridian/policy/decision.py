@@ -1,0 +1,130 @@
+"""The decision: one frozen value that the API returns, the CLI prints and the log stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..geography.evidence import Evidence
+
+__all__ = ["Alternatives", "BundleRef", "Decision", "Location", "PartnerRef", "Reason"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A rule that determined a decision, as the person affected should read it."""
+
+    rule: str
+    effect: str  # "permit" or "forbid"
+    message: str
+    jurisdiction: str
+    approximate: bool = False  # the rule's effective date is an approximation
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rule": self.rule,
+            "effect": self.effect,
+            "message": self.message,
+            "jurisdiction": self.jurisdiction,
+        }
+        if self.approximate:
+            out["approximate"] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where the subject was judged to be, and every piece of evidence that was weighed."""
+
+    country: str  # an ISO code, or "unknown"
+    evidence: tuple[Evidence, ...]
+    #: every jurisdiction the subject was judged under (more than one when signals disagree)
+    judged_under: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "country": self.country,
+            "evidence": [e.to_dict() for e in self.evidence],
+            "judged_under": list(self.judged_under),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerRef:
+    """An authorised partner offered as an alternative, with how to reach it."""
+
+    id: str
+    name: str
+    contact: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "contact": self.contact}
+
+
+@dataclass(frozen=True, slots=True)
+class Alternatives:
+    partners: tuple[PartnerRef, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"partners": [p.to_dict() for p in self.partners]}
+
+
+@dataclass(frozen=True, slots=True)
+class BundleRef:
+    name: str
+    version: str
+    digest: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "digest": self.digest}
+
+
+NO_ALTERNATIVES = Alternatives()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer to "may this subject do this, here, now — and why?".
+
+    ``reasons`` lists every rule that determined the answer: for a deny, every forbid that
+    matched (or none, when no rule permitted: default deny); for an allow, every permit that
+    matched. ``errors`` lists rules that failed to evaluate; each counted as a forbid.
+    """
+
+    decision: str  # "allow" or "deny"
+    action: str
+    reasons: tuple[Reason, ...]
+    obligations: tuple[str, ...]
+    location: Location
+    alternatives: Alternatives
+    bundle: BundleRef
+    at: datetime  # UTC
+    errors: tuple[str, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "allow"
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        """The ids of the deciding rules, in order, without repeats."""
+        return tuple(dict.fromkeys(r.rule for r in self.reasons))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON form (fields may be added over time, never renamed)."""
+        out: dict[str, Any] = {
+            "decision": self.decision,
+            "action": self.action,
+            "reasons": [r.to_dict() for r in self.reasons],
+            "obligations": list(self.obligations),
+            "location": self.location.to_dict(),
+            "alternatives": self.alternatives.to_dict(),
+            "bundle": self.bundle.to_dict(),
+            "at": self.at.strftime("%Y-%m-%dT%H:%M:%S")
+            + (f".{self.at.microsecond:06d}" if self.at.microsecond else "")
+            + "Z",
+        }
+        if self.errors:
+            out["errors"] = list(self.errors)
+        return out

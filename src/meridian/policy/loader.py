@@ -1,0 +1,264 @@
+"""Reading a bundle: YAML with line numbers, strict validation, and cross-checks.
+
+Every problem is reported as ``file:line: message``: pydantic's field errors are mapped back to the
+YAML node they came from, and the cross-checks (jurisdiction codes, groups, zones, vocabularies of
+conditions) point at the value they reject.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import BundleError, BundleProblem, InputError, NotFoundError
+from ..geography.jurisdictions import ALL_JURISDICTIONS, UNKNOWN, check_jurisdiction
+from .model import AllOf, AnyOf, Attribute, AttributeIn, Bundle, Condition, Not, Window
+
+__all__ = ["LoadedBundle", "default_bundle_path", "load_bundle", "load_bundle_text"]
+
+BUILTIN_GROUPS = {"everywhere": "every ISO 3166-1 jurisdiction"}
+USCC_VALUES = ("absent", "valid", "pilot", "invalid")
+SUBJECT_TYPES = ("individual", "organization")
+
+
+@dataclass(frozen=True)
+class LoadedBundle:
+    """A validated bundle document with its source and content digest."""
+
+    document: Bundle
+    source: str
+    digest: str  # "sha256:<hex>" of the canonical JSON form of the document
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1's yes/no/on/off booleans: ``NO`` is Norway, not false."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def _lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value
+            out[(*path, k)] = key.start_mark.line + 1
+            _lines(value, (*path, k), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _lines(item, (*path, i), out)
+
+
+def _line_for(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    # pydantic locations carry aliases ("in", "from"); discriminated unions add tag names that do
+    # not exist in the document. Walk down as far as the document goes.
+    best: int | None = lines.get(())
+    path: tuple[Any, ...] = ()
+    for part in loc:
+        candidate = (*path, part)
+        if candidate in lines:
+            path = candidate
+            best = lines[candidate]
+    return best
+
+
+def _pydantic_message(err: Any) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    kind = err["type"]
+    if kind == "missing":
+        return f"missing field `{loc}`"
+    if kind == "extra_forbidden":
+        return f"unknown field `{loc}`"
+    msg = str(err["msg"])
+    msg = msg.removeprefix("Value error, ")
+    msg = msg[0].lower() + msg[1:]
+    given = err.get("input")
+    if isinstance(given, str | int | float) and not isinstance(given, bool):
+        return f"`{loc}` is `{given}`: {msg}"
+    return f"`{loc}`: {msg}"
+
+
+def _walk_conditions(cond: Condition, path: tuple[Any, ...]) -> Iterator[tuple[AttributeIn, tuple[Any, ...]]]:
+    if isinstance(cond, AttributeIn):
+        yield cond, path
+    elif isinstance(cond, AllOf):
+        for i, c in enumerate(cond.all):
+            yield from _walk_conditions(c, (*path, "all", i))
+    elif isinstance(cond, AnyOf):
+        for i, c in enumerate(cond.any):
+            yield from _walk_conditions(c, (*path, "any", i))
+    elif isinstance(cond, Not):
+        yield from _walk_conditions(cond.not_, (*path, "not"))
+
+
+def _check(doc: Bundle, lines: dict[tuple[Any, ...], int], source: str) -> list[BundleProblem]:
+    problems: list[BundleProblem] = []
+
+    def problem(path: tuple[Any, ...], message: str) -> None:
+        problems.append(BundleProblem(message, source, _line_for(lines, path)))
+
+    def code(path: tuple[Any, ...], value: str, *, allow_unknown: bool = False) -> bool:
+        try:
+            check_jurisdiction(value, allow_unknown=allow_unknown)
+        except InputError as exc:
+            problem(path, exc.message)
+            return False
+        return True
+
+    for jur, info in doc.jurisdictions.items():
+        code(("jurisdictions", jur), jur)
+        try:
+            ZoneInfo(info.zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problem(("jurisdictions", jur, "zone"), f"unknown time zone `{info.zone}`: expected an IANA name such as `Asia/Shanghai`")
+    for name, group in doc.groups.items():
+        if name in BUILTIN_GROUPS or name == UNKNOWN:
+            problem(("groups", name), f"group `{name}` is built in and cannot be redefined")
+        elif len(name) == 2 and name.isupper() and name in ALL_JURISDICTIONS:
+            problem(("groups", name), f"group name `{name}` is a jurisdiction code: choose another name")
+        if group.all_except is not None and group.include:
+            problem(("groups", name), f"group `{name}`: give `include` or `all_except`, not both")
+        for field in ("include", "all_except"):
+            for i, c in enumerate(getattr(group, field) or ()):
+                code(("groups", name, field, i), c)
+
+    def needs_zone(path: tuple[Any, ...], jurisdictions: list[str], where: str) -> None:
+        for j in jurisdictions:
+            if j != UNKNOWN and j not in doc.jurisdictions:
+                problem(path, f"jurisdiction `{j}` has no time zone: add it under `jurisdictions` ({where} has an effective window in local time)")
+
+    def expand(path: tuple[Any, ...], names: tuple[str, ...]) -> list[str] | None:
+        out: list[str] = []
+        for i, name in enumerate(names):
+            if name in doc.groups:
+                g = doc.groups[name]
+                out.extend(g.include if g.all_except is None else ["*"])
+            elif name in BUILTIN_GROUPS:
+                out.append("*")
+            elif name == UNKNOWN:
+                out.append(UNKNOWN)
+            elif not name.isupper() or len(name) != 2:
+                problem((*path, i), f"unknown jurisdiction or group `{name}`: expected an ISO 3166-1 alpha-2 code or a group under `groups`")
+                return None
+            elif code((*path, i), name):
+                out.append(name)
+        return out
+
+    def window(path: tuple[Any, ...], w: Window) -> None:
+        if w.from_ is not None and w.until is not None and _as_dt(w.from_) >= _as_dt(w.until):
+            problem(path, "effective window is empty: `from` must come before `until`")
+
+    vocab = {
+        Attribute.SUBJECT_TYPE: SUBJECT_TYPES,
+        Attribute.SUBJECT_PLAN: tuple(doc.plans),
+        Attribute.SUBJECT_USCC: USCC_VALUES,
+        Attribute.RESOURCE_CHANNEL: (*doc.channels, "none"),
+        Attribute.RESOURCE_PARTNER: (*doc.partners, "none"),
+    }
+    for pid, partner in doc.partners.items():
+        base = ("partners", pid)
+        jurs = expand((*base, "jurisdictions"), partner.jurisdictions)
+        window((*base, "effective"), partner.effective)
+        if jurs is not None and (partner.effective.from_ or partner.effective.until):
+            if "*" in jurs:
+                problem((*base, "jurisdictions"), f"partner `{pid}` has an effective window, so its jurisdictions must be listed, not `everywhere`")
+            needs_zone((*base, "jurisdictions"), jurs, f"partner `{pid}`")
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(doc.rules):
+        base = ("rules", index)
+        if rule.id in seen:
+            problem((*base, "id"), f"duplicate rule id `{rule.id}`: first used by rule {seen[rule.id] + 1}")
+        seen.setdefault(rule.id, index)
+        jurs = expand((*base, "jurisdictions"), rule.jurisdictions)
+        window((*base, "effective"), rule.effective)
+        if jurs is not None and (rule.effective.from_ or rule.effective.until):
+            if "*" in jurs:
+                problem((*base, "jurisdictions"), f"rule `{rule.id}` has an effective window, so its jurisdictions must be listed, not a group of all but some")
+            needs_zone((*base, "jurisdictions"), jurs, f"rule `{rule.id}`")
+        if rule.when is not None:
+            for cond, path in _walk_conditions(rule.when, (*base, "when")):
+                allowed = vocab[cond.attribute]
+                for i, value in enumerate(cond.in_):
+                    if value not in allowed:
+                        problem((*path, "in", i), f"unknown value `{value}` for `{cond.attribute.value}`: expected one of {', '.join(allowed)}")
+    for action in ("register", "purchase", "renew", "host", "join"):
+        if action not in {a.value for a in doc.location}:
+            problem(("location",), f"no location rule for action `{action}`: say which signals count")
+    return problems
+
+
+def _as_dt(value: Any) -> Any:
+    from datetime import date, datetime, time
+
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, time())
+    return value
+
+
+def _canonical_digest(doc: Bundle) -> str:
+    canonical = json.dumps(doc.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_bundle_text(text: str, source: str = "<bundle>") -> LoadedBundle:
+    """Parse and validate bundle YAML; raise :class:`BundleError` listing every problem."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        what = getattr(exc, "problem", None) or str(exc)
+        raise BundleError([BundleProblem(f"malformed yaml: {what}", source, line)]) from None
+    if node is None or not isinstance(data, dict):
+        raise BundleError([BundleProblem("a bundle must be a YAML mapping with `bundle`, `version` and `rules`", source, 1)])
+    lines: dict[tuple[Any, ...], int] = {}
+    _lines(node, (), lines)
+    try:
+        doc = Bundle.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            BundleProblem(_pydantic_message(err), source, _line_for(lines, tuple(err["loc"])))
+            for err in exc.errors(include_url=False)
+        ]
+        raise BundleError(problems) from None
+    problems = _check(doc, lines, source)
+    if problems:
+        raise BundleError(problems)
+    return LoadedBundle(document=doc, source=source, digest=_canonical_digest(doc))
+
+
+def default_bundle_path() -> Path:
+    """Where the built-in bundle (the 2020 mainland China case) lives inside the package."""
+    return Path(str(resources.files("meridian") / "bundles" / "default.yaml"))
+
+
+def load_bundle(path: str | Path | None = None) -> LoadedBundle:
+    """Load a bundle file, or the built-in bundle when ``path`` is ``None``."""
+    target = default_bundle_path() if path is None else Path(path)
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFoundError(f"no bundle file at `{target}`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read bundle `{target}`: {exc}") from None
+    return load_bundle_text(text, str(path) if path is not None else "default.yaml")

@@ -1,0 +1,240 @@
+"""The decision request: the public contract, parsed once into a frozen value.
+
+Wire form (fields may be added, never renamed)::
+
+    {"action": "purchase",
+     "at": "2020-08-23T09:00:00+08:00",
+     "subject": {"type": "organization", "country": "CN", "ip": "114.114.114.114",
+                 "plan": "pro", "org_id": "91110000600037341L"},
+     "resource": {"channel": "partner", "partner": "bizconf"}}
+
+Parsing does every piece of work that depends only on the request (the IP address, the organisation
+code's form, the phone number's country, the instant as epoch seconds) so that deciding does not.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+import phonenumbers
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import InputError, RequestError
+from ..geography.ipgeo import IpAddress, parse_ip
+from ..geography.jurisdictions import check_jurisdiction
+from ..geography.uscc import ALPHABET, normalise_uscc, uscc_check_character
+
+__all__ = [
+    "ACTIONS",
+    "Action",
+    "OrgForm",
+    "Request",
+    "Resource",
+    "Subject",
+    "format_validation_error",
+    "parse_request",
+    "epoch_seconds",
+    "parse_request_json",
+]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+
+def epoch_seconds(at: datetime) -> int:
+    """Whole seconds since the epoch, floored, computed exactly (no float rounding)."""
+    return (at - _EPOCH) // _SECOND
+
+
+class Action(StrEnum):
+    """What a subject asks to do."""
+
+    REGISTER = "register"
+    PURCHASE = "purchase"
+    RENEW = "renew"
+    HOST = "host"
+    JOIN = "join"
+
+
+ACTIONS: tuple[str, ...] = tuple(a.value for a in Action)
+
+
+class OrgForm(StrEnum):
+    """The form of a presented organisation code, read as a Unified Social Credit Code.
+
+    Whether a ``checkfail`` code is a pilot-era one is the bundle's call (its pilot divisions).
+    """
+
+    ABSENT = "absent"
+    VALID = "valid"
+    CHECKFAIL = "checkfail"  # well-formed, but the check character does not match
+    MALFORMED = "malformed"  # not an 18-character code over the USCC alphabet
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class _SubjectWire(_Wire):
+    type: Literal["individual", "organization"]
+    id: str | None = Field(default=None, max_length=200)
+    country: str | None = None
+    ip: str | None = None
+    plan: str | None = Field(default=None, max_length=100)
+    org_id: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, max_length=40)
+
+
+class _ResourceWire(_Wire):
+    channel: str | None = Field(default=None, max_length=100)
+    partner: str | None = Field(default=None, max_length=100)
+
+
+class _RequestWire(_Wire):
+    action: Action
+    at: AwareDatetime | None = None
+    subject: _SubjectWire
+    resource: _ResourceWire = _ResourceWire()
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Who asks, with every location signal they carry."""
+
+    type: str
+    id: str | None = None
+    country: str | None = None
+    ip: IpAddress | None = None
+    plan: str | None = None
+    org_id: str | None = None
+    org_form: OrgForm = OrgForm.ABSENT
+    org_country: str | None = None
+    phone: str | None = None
+    phone_country: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """What the action is about: for commerce, the sales channel and partner."""
+
+    channel: str | None = None
+    partner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A parsed decision request. ``at`` ``None`` means "now" on the engine's clock."""
+
+    action: Action
+    subject: Subject
+    resource: Resource = Resource()
+    at: datetime | None = None
+    #: ``at`` as whole epoch seconds, floored. Rule boundaries are whole seconds, and for a whole
+    #: number ``b``, ``t < b`` exactly when ``floor(t) < b``, so nothing is lost.
+    epoch: int | None = None
+
+
+def _org_form(code: str) -> OrgForm:
+    if len(code) != 18 or any(c not in ALPHABET for c in code) or not code[2:8].isdigit():
+        return OrgForm.MALFORMED
+    return OrgForm.VALID if uscc_check_character(code[:17]) == code[17] else OrgForm.CHECKFAIL
+
+
+def _phone_country(text: str) -> str:
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        raise RequestError(
+            f"invalid phone number `{text}`: expected international form such as `+8610xxxxxxxx`"
+        ) from None
+    region = phonenumbers.region_code_for_number(number)
+    if not region or region == "001":
+        raise RequestError(f"phone number `{text}` belongs to no country")
+    return str(region)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def format_validation_error(exc: ValidationError, what: str = "request") -> str:
+    """One lowercase line for the first problem pydantic found, naming the field and the input."""
+    err = exc.errors(include_url=False)[0]
+    path = _field_path(err["loc"]) or what
+    kind = err["type"]
+    given = err.get("input")
+    if kind == "missing":
+        return f"{what}: missing field `{path}`"
+    if kind == "extra_forbidden":
+        return f"{what}: unknown field `{path}`"
+    if kind == "timezone_aware":
+        return f"{what}: `{path}` needs a time zone: `{given}` has none, add `Z` or an offset"
+    message = err["msg"]
+    message = message[0].lower() + message[1:] if message else "is invalid"
+    shown = json.dumps(given, default=str) if not isinstance(given, str) else given
+    if isinstance(given, dict | list):
+        return f"{what}: `{path}`: {message}"
+    return f"{what}: `{path}` is `{shown}`: {message}"
+
+
+def parse_request(data: Any) -> Request:
+    """Validate a request in wire form (a mapping) and return the frozen :class:`Request`.
+
+    Raises :class:`RequestError` with one line naming the offending field and input.
+    """
+    if not isinstance(data, dict):
+        raise RequestError(f"request: expected a JSON object, got `{json.dumps(data)[:80]}`")
+    try:
+        wire = _RequestWire.model_validate(data)
+    except ValidationError as exc:
+        raise RequestError(format_validation_error(exc)) from None
+    s = wire.subject
+    try:
+        country = None if s.country is None else check_jurisdiction(s.country)
+        ip = None if s.ip is None else parse_ip(s.ip)
+    except InputError as exc:
+        raise RequestError(f"request: {exc.message}") from None
+    org_id = org_form = org_country = None
+    if s.org_id:
+        org_id = normalise_uscc(s.org_id)
+        org_form = _org_form(org_id)
+        # A code in USCC form claims a mainland China registration, valid check or not; the CN
+        # rules then judge it. Any other number implies no country.
+        org_country = None if org_form is OrgForm.MALFORMED else "CN"
+    phone_country = None if not s.phone else _phone_country(s.phone)
+    at = epoch = None
+    if wire.at is not None:
+        at = wire.at.astimezone(UTC)
+        epoch = epoch_seconds(at)
+    return Request(
+        action=wire.action,
+        at=at,
+        epoch=epoch,
+        subject=Subject(
+            type=s.type,
+            id=s.id,
+            country=country,
+            ip=ip,
+            plan=s.plan,
+            org_id=org_id,
+            org_form=org_form or OrgForm.ABSENT,
+            org_country=org_country,
+            phone=s.phone or None,
+            phone_country=phone_country,
+        ),
+        resource=Resource(channel=wire.resource.channel, partner=wire.resource.partner),
+    )
+
+
+def parse_request_json(text: str | bytes) -> Request:
+    """Parse one request from JSON text."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"request: malformed json: {exc.msg.lower()} at line {exc.lineno} column {exc.colno}") from None
+    return parse_request(data)
