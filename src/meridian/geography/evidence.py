@@ -7,16 +7,16 @@ A person's jurisdiction is inferred, never known. Each signal yields one piece o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .ipgeo import IpLocator
 
 if TYPE_CHECKING:
     from ..policy.request import Subject
 
-__all__ = ["Evidence", "Signal", "resolve_signal"]
+__all__ = ["RESOLVERS", "Evidence", "Signal", "resolve_signal"]
 
 
 class Signal(StrEnum):
@@ -28,8 +28,7 @@ class Signal(StrEnum):
     PHONE = "phone"  # country code of a verified phone number
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(NamedTuple):
     """One signal's value and the country it points to (``None``: it points nowhere known)."""
 
     signal: Signal
@@ -40,20 +39,46 @@ class Evidence:
         return {"signal": self.signal.value, "value": self.value, "country": self.country}
 
 
+def _ip(subject: Subject, locator: IpLocator) -> Evidence | None:
+    ip = subject.ip
+    return None if ip is None else Evidence(Signal.IP, ip.text, locator.country(ip))
+
+
+_DECLARED: dict[str, Evidence] = {}
+
+
+def _country(subject: Subject, locator: IpLocator) -> Evidence | None:
+    country = subject.country
+    if country is None:
+        return None
+    # A declared country's evidence depends on the code alone: build each one once.
+    found = _DECLARED.get(country)
+    if found is None:
+        found = _DECLARED[country] = Evidence(Signal.COUNTRY, country, country)
+    return found
+
+
+def _org_id(subject: Subject, locator: IpLocator) -> Evidence | None:
+    org_id = subject.org_id
+    return None if org_id is None else Evidence(Signal.ORG_ID, org_id, subject.org_country)
+
+
+def _phone(subject: Subject, locator: IpLocator) -> Evidence | None:
+    phone = subject.phone
+    return None if phone is None else Evidence(Signal.PHONE, phone, subject.phone_country)
+
+
+Resolver = Callable[["Subject", IpLocator], "Evidence | None"]
+
+#: How each signal is read from a subject: a function each, so that deciding calls them directly.
+RESOLVERS: dict[Signal, Resolver] = {
+    Signal.IP: _ip,
+    Signal.COUNTRY: _country,
+    Signal.ORG_ID: _org_id,
+    Signal.PHONE: _phone,
+}
+
+
 def resolve_signal(signal: Signal, subject: Subject, locator: IpLocator) -> Evidence | None:
     """The evidence ``signal`` gives for ``subject``, or ``None`` when the subject lacks it."""
-    if signal is Signal.IP:
-        if subject.ip is None:
-            return None
-        return Evidence(signal, subject.ip.text, locator.country(subject.ip))
-    if signal is Signal.COUNTRY:
-        if subject.country is None:
-            return None
-        return Evidence(signal, subject.country, subject.country)
-    if signal is Signal.ORG_ID:
-        if subject.org_id is None:
-            return None
-        return Evidence(signal, subject.org_id, subject.org_country)
-    if subject.phone is None:
-        return None
-    return Evidence(signal, subject.phone, subject.phone_country)
+    return RESOLVERS[signal](subject, locator)

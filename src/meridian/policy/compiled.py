@@ -15,9 +15,11 @@ shape is what the decision benchmark measures (``bench/decisions.py``).
 from __future__ import annotations
 
 import string
+from operator import attrgetter
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -84,6 +86,7 @@ class CompiledRule:
     """A rule ready to evaluate: its test closure and what it says when it decides."""
 
     __slots__ = (
+        "_key",
         "_reasons",
         "approximate",
         "effect",
@@ -110,16 +113,18 @@ class CompiledRule:
         self.obligations = obligations
         self.approximate = approximate
         self.fields = tuple(
-            name for _, name, _, _ in string.Formatter().parse(message) if name
+            dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(message) if name)
         )
-        self._reasons: dict[tuple[str, ...], Reason] = {}
+        others = [f for f in self.fields if f != "jurisdiction"]
+        self._key: Callable[[Facts], object] | None = attrgetter(*others) if others else None
+        self._reasons: dict[object, Reason] = {}
 
     def reason(self, facts: Facts) -> Reason:
         """The reason this rule gives for ``facts``; memoised, since most messages repeat."""
-        key = (facts.jurisdiction, *(getattr(facts, f, "") for f in self.fields if f != "jurisdiction"))
+        key: object = facts.jurisdiction if self._key is None else (facts.jurisdiction, self._key(facts))
         found = self._reasons.get(key)
         if found is None:
-            values = {f: getattr(facts, f, "") for f in self.fields}
+            values = {f: getattr(facts, f) for f in self.fields}
             if "jurisdiction" in values:
                 values["jurisdiction"] = f"{jurisdiction_name(facts.jurisdiction)} ({facts.jurisdiction})"
             found = Reason(self.id, self.effect, self.message.format_map(values), facts.jurisdiction, self.approximate)
@@ -132,14 +137,16 @@ class CompiledRule:
 Segments = tuple[list[int], list[tuple[tuple[CompiledRule, ...], tuple[CompiledRule, ...]]]]
 
 
-@dataclass(frozen=True)
-class PartnerWindow:
+class PartnerWindow(NamedTuple):
+    """Where and when one partner is authorised; open bounds are ``None``."""
+
     partner: PartnerRef
     start: int | None
     end: int | None
 
     def covers(self, epoch: int) -> bool:
-        return (self.start is None or self.start <= epoch) and (self.end is None or epoch < self.end)
+        start, end = self.start, self.end
+        return (start is None or start <= epoch) and (end is None or epoch < end)
 
 
 @dataclass(frozen=True)
@@ -170,8 +177,17 @@ class CompiledBundle:
         bounds, segments = entry
         return segments[bisect_right(bounds, epoch)]
 
+    def segment_number(self, action: str, jurisdiction: str, epoch: int) -> int:
+        """Which segment of time ``epoch`` falls in for ``action`` in ``jurisdiction``."""
+        entry = self.index.get((action, jurisdiction))
+        return 0 if entry is None else bisect_right(entry[0], epoch)
+
     def is_authorised(self, partner: str, jurisdiction: str, epoch: int) -> bool:
-        return any(w.covers(epoch) for w in self.partner_windows.get((partner, jurisdiction), ()))
+        """Whether ``partner`` may sell in ``jurisdiction`` at ``epoch``."""
+        for window in self.partner_windows.get((partner, jurisdiction), ()):
+            if window.covers(epoch):
+                return True
+        return False
 
     def authorised_partners(self, jurisdiction: str, epoch: int) -> tuple[PartnerRef, ...]:
         return tuple(w.partner for w in self.jurisdiction_partners.get(jurisdiction, ()) if w.covers(epoch))
@@ -256,8 +272,11 @@ def _always(_: Facts) -> bool:
     return True
 
 
-def _segments(entries: list[tuple[int | None, int | None, CompiledRule]]) -> Segments:
-    bounds = sorted({b for lo, hi, _ in entries for b in (lo, hi) if b is not None})
+def _segments(entries: list[tuple[int | None, int | None, CompiledRule]], extra: frozenset[int]) -> Segments:
+    # INVARIANT: a segment is a span of time in which nothing a decision reads changes: no rule
+    # starts or ends, and no partner's authorisation starts or ends (``extra``). The engine's
+    # memo of verdicts relies on it.
+    bounds = sorted({b for lo, hi, _ in entries for b in (lo, hi) if b is not None} | extra)
     segments = []
     for i in range(len(bounds) + 1):
         probe = bounds[i - 1] if i > 0 else (bounds[0] - 1 if bounds else 0)
@@ -307,11 +326,16 @@ def compile_bundle(loaded: LoadedBundle) -> CompiledBundle:
                 per_key.setdefault((action.value, jur), []).append((lo, hi, rule))
     # Many keys share the same rules (every jurisdiction under `everywhere`): build each distinct
     # segment table once.
-    shared: dict[tuple[tuple[int | None, int | None, int], ...], Segments] = {}
+    partner_bounds: dict[str, frozenset[int]] = {
+        jur: frozenset(b for w in windows for b in (w.start, w.end) if b is not None)
+        for jur, windows in compiled.jurisdiction_partners.items()
+    }
+    shared: dict[object, Segments] = {}
     for key, entries in per_key.items():
-        signature = tuple((lo, hi, id(r)) for lo, hi, r in entries)
+        extra = partner_bounds.get(key[1], frozenset())
+        signature = (tuple((lo, hi, id(r)) for lo, hi, r in entries), extra)
         if signature not in shared:
-            shared[signature] = _segments(entries)
+            shared[signature] = _segments(entries, extra)
         compiled.index[key] = shared[signature]
     object.__setattr__(compiled, "rules", tuple(rules))
     return compiled

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import RequestError
-from ..geography.evidence import Evidence, Signal, resolve_signal
+from ..geography.evidence import RESOLVERS, Evidence
 from ..geography.ipgeo import IpLocator, default_locator
 from ..geography.jurisdictions import UNKNOWN
 from .compiled import CompiledBundle, CompiledRule, Facts, compile_bundle
-from .decision import NO_ALTERNATIVES, Alternatives, Decision, Location, Reason
+from .decision import NO_ALTERNATIVES, Alternatives, Decision, Location, PartnerRef, Reason
 from .loader import LoadedBundle, load_bundle
 from .model import Resolve
 from .request import Request, epoch_seconds, parse_request
@@ -34,6 +34,8 @@ __all__ = ["Clock", "Engine", "Outcome", "evaluate", "system_clock"]
 Clock = Callable[[], datetime]
 
 _COMMERCE = frozenset({"purchase", "renew"})
+_UNKNOWN = (UNKNOWN,)
+_MEMO_LIMIT = 1 << 16
 
 
 def system_clock() -> datetime:
@@ -41,16 +43,13 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class Outcome:
+class Outcome(NamedTuple):
     """What the rules say for one candidate jurisdiction."""
 
-    __slots__ = ("allowed", "errors", "jurisdiction", "rules")
-
-    def __init__(self, jurisdiction: str, allowed: bool, rules: list[CompiledRule], errors: list[str]) -> None:
-        self.jurisdiction = jurisdiction
-        self.allowed = allowed
-        self.rules = rules
-        self.errors = errors
+    jurisdiction: str
+    allowed: bool
+    rules: list[CompiledRule]
+    errors: list[str]
 
 
 def evaluate(bundle: CompiledBundle, action: str, facts: Facts) -> Outcome:
@@ -73,11 +72,23 @@ def evaluate(bundle: CompiledBundle, action: str, facts: Facts) -> Outcome:
         except Exception as exc:  # noqa: BLE001 - an erroring permit counts as a forbid
             fired.append(rule)
             errors.append(f"rule `{rule.id}` failed to evaluate: {exc!r}")
+    # The combining rule, as Cedar's:
     if fired:
-        return Outcome(facts.jurisdiction, False, fired, errors)  # forbid overrides permit
+        return Outcome(facts.jurisdiction, False, fired, errors)  # a forbid overrides any permit
     if permitted:
-        return Outcome(facts.jurisdiction, True, permitted, errors)  # some permit, no forbid
+        return Outcome(facts.jurisdiction, True, permitted, errors)  # a permit and no forbid
     return Outcome(facts.jurisdiction, False, [], errors)  # nothing permits: default deny
+
+
+class Verdict(NamedTuple):
+    """A decision under one jurisdiction, ready to become (part of) a :class:`Decision`."""
+
+    jurisdiction: str
+    allowed: bool
+    reasons: tuple[Reason, ...]
+    obligations: tuple[str, ...]
+    alternatives: Alternatives
+    errors: tuple[str, ...]
 
 
 class Engine:
@@ -99,6 +110,11 @@ class Engine:
         self.bundle = bundle if isinstance(bundle, CompiledBundle) else compile_bundle(bundle)
         self.locator = locator if locator is not None else default_locator()
         self.clock = clock
+        self._memo: dict[tuple[object, ...], Verdict] = {}
+        self._signals = {
+            action: (tuple(RESOLVERS[s] for s in rule.signals), rule.resolve is Resolve.FIRST)
+            for action, rule in self.bundle.location.items()
+        }
 
     # -- request checks against the catalogue -------------------------------------------------
 
@@ -129,18 +145,22 @@ class Engine:
 
     def locate(self, request: Request) -> tuple[tuple[Evidence, ...], tuple[str, ...]]:
         """The evidence the action counts, and the jurisdictions the subject is judged under."""
-        rule = self.bundle.location[request.action]
+        signals, first = self._signals[request.action]
+        subject = request.subject
+        locator = self.locator
         evidence: list[Evidence] = []
-        for signal in rule.signals:
-            found = resolve_signal(signal, request.subject, self.locator)
+        countries: list[str] = []
+        for resolve in signals:
+            found = resolve(subject, locator)
             if found is not None:
                 evidence.append(found)
-        countries = [e.country for e in evidence if e.country is not None]
+                if found.country is not None and found.country not in countries:
+                    countries.append(found.country)
         if not countries:
-            return tuple(evidence), (UNKNOWN,)
-        if rule.resolve is Resolve.FIRST:
+            return tuple(evidence), _UNKNOWN
+        if first:
             return tuple(evidence), (countries[0],)
-        return tuple(evidence), tuple(dict.fromkeys(countries))
+        return tuple(evidence), tuple(countries)
 
     def facts(self, request: Request, *, epoch: int | None = None) -> list[Facts]:
         """The facts the rules read, one :class:`Facts` per jurisdiction the subject is judged under.
@@ -159,65 +179,96 @@ class Engine:
 
     def decide(self, request: Request | Mapping[str, Any]) -> Decision:
         """Decide one request (a parsed :class:`Request` or its wire form as a mapping)."""
-        if not isinstance(request, Request):
-            request = parse_request(dict(request))
-        if request.epoch is None or request.at is None:
+        if type(request) is not Request:
+            request = parse_request(dict(request))  # type: ignore[arg-type]
+        epoch = request.epoch
+        at = request.at
+        if epoch is None or at is None:
             at = self.clock().astimezone(UTC)
             epoch = epoch_seconds(at)
-        else:
-            at, epoch = request.at, request.epoch
-        plan, channel, partner, uscc, org_id = self._facts_template(request)
         evidence, candidates = self.locate(request)
-        action = request.action.value
-        bundle = self.bundle
-        kind = request.subject.type
-        outcomes = [
-            evaluate(bundle, action, Facts(j, epoch, kind, plan, channel, partner, uscc, org_id))
-            for j in candidates
-        ]
-        return self._combine(action, at, epoch, evidence, candidates, outcomes, kind, plan, channel, partner, uscc, org_id)
-
-    def _combine(
-        self,
-        action: str,
-        at: datetime,
-        epoch: int,
-        evidence: tuple[Evidence, ...],
-        candidates: tuple[str, ...],
-        outcomes: list[Outcome],
-        *fields: str,
-    ) -> Decision:
-        denied = [o for o in outcomes if not o.allowed]
-        deciding = denied or outcomes
-        reasons: list[Reason] = []
-        seen: set[tuple[str, str]] = set()
-        obligations: dict[str, None] = {}
-        errors: list[str] = []
-        for outcome in deciding:
-            facts = Facts(outcome.jurisdiction, epoch, *fields)
-            for rule in outcome.rules:
-                if (rule.id, outcome.jurisdiction) not in seen:
-                    seen.add((rule.id, outcome.jurisdiction))
-                    reasons.append(rule.reason(facts))
-                    if not denied:
-                        obligations.update(dict.fromkeys(rule.obligations))
-            errors.extend(outcome.errors)
-        country = deciding[0].jurisdiction
-        alternatives = NO_ALTERNATIVES
-        if denied and action in _COMMERCE:
-            partners = tuple(
-                dict.fromkeys(p for o in denied for p in self.bundle.authorised_partners(o.jurisdiction, epoch))
+        action = request.action
+        if len(candidates) == 1:
+            verdict = self._verdict(request, action, candidates[0], epoch)
+            return Decision(
+                "allow" if verdict.allowed else "deny",
+                action,
+                verdict.reasons,
+                verdict.obligations,
+                Location(verdict.jurisdiction, evidence, candidates),
+                verdict.alternatives,
+                self.bundle.ref,
+                at,
+                verdict.errors,
             )
+        verdicts = [self._verdict(request, action, j, epoch) for j in candidates]
+        # Allowed only if allowed under every jurisdiction. The deciding rules are those of the
+        # jurisdictions that refused, or of all of them when none did. Reasons never repeat
+        # across verdicts: each names its own jurisdiction.
+        denied = [v for v in verdicts if not v.allowed]
+        deciding = denied or verdicts
+        reasons: tuple[Reason, ...] = ()
+        errors: tuple[str, ...] = ()
+        partners: tuple[PartnerRef, ...] = ()
+        obligations: tuple[str, ...] = ()
+        for v in deciding:
+            reasons += v.reasons
+            errors += v.errors
+            partners += v.alternatives.partners
+            obligations += v.obligations
+        return Decision(
+            "deny" if denied else "allow",
+            action,
+            reasons,
+            tuple(dict.fromkeys(obligations)) if len(obligations) > 1 else obligations,
+            Location(deciding[0].jurisdiction, evidence, candidates),
+            Alternatives(tuple(dict.fromkeys(partners))) if partners else NO_ALTERNATIVES,
+            self.bundle.ref,
+            at,
+            errors,
+        )
+
+    def _verdict(self, request: Request, action: str, jurisdiction: str, epoch: int) -> Verdict:
+        """The verdict for one jurisdiction, from the memo when the same facts were judged before.
+
+        The memo is exact: its key holds every input a verdict depends on — the action, the
+        jurisdiction, the segment of time (within which no rule and no partner window changes),
+        and every request field the rules or their messages read. A request the catalogue
+        refuses never reaches it, and a verdict with rule errors is never stored.
+        """
+        subject = request.subject
+        resource = request.resource
+        key = (
+            action,
+            jurisdiction,
+            self.bundle.segment_number(action, jurisdiction, epoch),
+            subject.type,
+            subject.plan,
+            resource.channel,
+            resource.partner,
+            subject.org_id,
+        )
+        found = self._memo.get(key)
+        if found is not None:
+            return found
+        verdict = self._judge(request, action, jurisdiction, epoch)
+        if not verdict.errors:
+            if len(self._memo) >= _MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[key] = verdict
+        return verdict
+
+    def _judge(self, request: Request, action: str, jurisdiction: str, epoch: int) -> Verdict:
+        plan, channel, partner, uscc, org_id = self._facts_template(request)
+        facts = Facts(jurisdiction, epoch, request.subject.type, plan, channel, partner, uscc, org_id)
+        outcome = evaluate(self.bundle, action, facts)
+        reasons = tuple(rule.reason(facts) for rule in outcome.rules)
+        alternatives = NO_ALTERNATIVES
+        obligations: tuple[str, ...] = ()
+        if outcome.allowed:
+            obligations = tuple(dict.fromkeys(o for rule in outcome.rules for o in rule.obligations))
+        elif action in _COMMERCE:
+            partners = self.bundle.authorised_partners(jurisdiction, epoch)
             if partners:
                 alternatives = Alternatives(partners)
-        return Decision(
-            decision="deny" if denied else "allow",
-            action=action,
-            reasons=tuple(reasons),
-            obligations=tuple(obligations),
-            location=Location(country, evidence, candidates),
-            alternatives=alternatives,
-            bundle=self.bundle.ref,
-            at=at,
-            errors=tuple(errors),
-        )
+        return Verdict(jurisdiction, outcome.allowed, reasons, obligations, alternatives, tuple(outcome.errors))

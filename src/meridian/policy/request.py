@@ -130,7 +130,9 @@ class Resource:
 class Request:
     """A parsed decision request. ``at`` ``None`` means "now" on the engine's clock."""
 
-    action: Action
+    #: one of :data:`ACTIONS`; a plain ``str``, because an enum member's ``__hash__`` is Python
+    #: code and the action is a dictionary key on every decision
+    action: str
     subject: Subject
     resource: Resource = Resource()
     at: datetime | None = None
@@ -212,7 +214,7 @@ def parse_request(data: Any) -> Request:
         at = wire.at.astimezone(UTC)
         epoch = epoch_seconds(at)
     return Request(
-        action=wire.action,
+        action=wire.action.value,
         at=at,
         epoch=epoch,
         subject=Subject(
