@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
@@ -23,6 +23,7 @@ from meridian.geography.jurisdictions import ALL_JURISDICTIONS, UNKNOWN
 from meridian.policy import (
     CompiledBundle,
     Engine,
+    Request,
     compile_bundle,
     load_bundle,
     load_bundle_text,
@@ -109,10 +110,19 @@ def test_export_does_not_need_cedarpy() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ['plain', 'quote " and back\\slash', "tab\there\nnewline\r\x00nul", "中国 — ü ☃ 😀", "\\u{41}", ""],
+    [
+        "plain",
+        'quote " and back\\slash',
+        "tab\there\nnewline\r\x00nul",
+        "中国 — ü ☃ 😀",
+        "\\u{41}",
+        "",
+    ],
 )
 def test_cedar_string_round_trips_through_cedar(text: str) -> None:
-    policy = f'permit (principal, action, resource) when {{ context.plan == {cedar_string(text)} }};'
+    policy = (
+        f"permit (principal, action, resource) when {{ context.plan == {cedar_string(text)} }};"
+    )
     request = cedar_request("join", _facts(plan=text))
     assert cedarpy.is_authorized(request, policy, []).allowed
     other = cedar_request("join", _facts(plan=text + "x"))
@@ -258,73 +268,122 @@ def _wire(rng: random.Random, bundle: CompiledBundle, boundaries: Sequence[int])
     return {"action": action, "at": _at(rng, boundaries), "subject": subject, "resource": resource}
 
 
-def _cases(bundle: CompiledBundle, count: int, seed: int) -> list[tuple[str, Facts]]:
-    """(action, facts) for ``count`` random requests: one pair per candidate jurisdiction."""
+@dataclass(frozen=True)
+class Case:
+    """One random request and the facts Meridian's location resolution gives for it."""
+
+    request: Request
+    facts: list[Facts]
+
+
+def _cases(bundle: CompiledBundle, count: int, seed: int) -> list[Case]:
     rng = random.Random(seed)
     engine = Engine(bundle)
     boundaries = _boundaries(bundle)
     cases = []
     for _ in range(count):
         request = parse_request(_wire(rng, bundle, boundaries))
-        cases.extend((request.action.value, f) for f in engine.facts(request))
+        cases.append(Case(request, engine.facts(request)))
     return cases
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 @dataclass
 class Tally:
+    """What the run reached, and every disagreement between the engines."""
+
     decisions: Counter[str] = field(default_factory=Counter)
     jurisdictions: Counter[str] = field(default_factory=Counter)
     deciding: Counter[str] = field(default_factory=Counter)
+    facts: int = 0
+    several: int = 0  # requests judged under more than one jurisdiction
     mismatches: list[str] = field(default_factory=list)
 
 
-def _differential(bundle: CompiledBundle, cases: list[tuple[str, Facts]]) -> Tally:
-    """Both engines on every case; record what they decided and every disagreement."""
-    side = _cedar_side(bundle)
-    tally = Tally()
-    for chunk in _chunks(cases, 2000):
-        requests = [cedar_request(action, facts) for action, facts in chunk]
+Verdict = tuple[bool, frozenset[str]]  # (allowed, deciding rule ids) for one Facts
+
+
+def _cedar_verdicts(side: CedarSide, cases: list[Case], tally: Tally) -> list[list[Verdict]]:
+    """Cedar's verdict for each Facts of each case, asked in batches of about 1,000."""
+    flat = [(str(c.request.action), f) for c in cases for f in c.facts]
+    verdicts: list[Verdict] = []
+    for start in range(0, len(flat), 1000):
+        chunk = flat[start : start + 1000]
+        requests = [cedar_request(action, f) for action, f in chunk]
         results = cedarpy.is_authorized_batch(requests, side.policies, [], side.schema)
-        for (action, facts), result in zip(chunk, results, strict=True):
-            ours = evaluate(bundle, action, facts)
+        for (action, f), result in zip(chunk, results, strict=True):
             diagnostics = result.diagnostics
+            if diagnostics.errors:
+                tally.mismatches.append(f"cedar: {action} {f.as_dict()}: {diagnostics.errors}")
             names = diagnostics.id_annotations_by_reason
-            theirs = {names[p] for p in diagnostics.reasons}
-            mine = {r.id for r in ours.rules}
-            if diagnostics.errors or ours.errors or (result.allowed, theirs) != (ours.allowed, mine):
-                tally.mismatches.append(
-                    f"{action} {facts.as_dict()}: meridian {ours.allowed} {sorted(mine)} "
-                    f"{ours.errors}; cedar {result.decision} {sorted(theirs)} {diagnostics.errors}"
-                )
-            tally.decisions["allow" if ours.allowed else "deny"] += 1
-            tally.jurisdictions[facts.jurisdiction] += 1
-            tally.deciding.update(mine)
+            verdicts.append((result.allowed, frozenset(names[p] for p in diagnostics.reasons)))
+    each = iter(verdicts)
+    return [[next(each) for _ in case.facts] for case in cases]
+
+
+def _compare_facts(
+    bundle: CompiledBundle, action: str, facts: Facts, cedar: Verdict, tally: Tally
+) -> None:
+    """Meridian's ``evaluate`` against Cedar for one Facts."""
+    outcome = evaluate(bundle, action, facts)
+    ours = (outcome.allowed, frozenset(r.id for r in outcome.rules))
+    if outcome.errors or ours != cedar:
+        tally.mismatches.append(
+            f"{action} {facts.as_dict()}: meridian {ours} {outcome.errors}; cedar {cedar}"
+        )
+    tally.facts += 1
+    tally.decisions["allow" if outcome.allowed else "deny"] += 1
+    tally.jurisdictions[facts.jurisdiction] += 1
+    tally.deciding.update(ours[1])
+
+
+def _compare_decision(engine: Engine, case: Case, cedar: list[Verdict], tally: Tally) -> None:
+    """``Engine.decide`` (memo included) against Cedar's verdicts combined as Meridian combines
+    jurisdictions: allowed only if every one allows; the reasons of those that refuse, else all.
+    """
+    denied = [(f, v) for f, v in zip(case.facts, cedar, strict=True) if not v[0]]
+    deciding = denied or list(zip(case.facts, cedar, strict=True))
+    want = (not denied, {(rule, f.jurisdiction) for f, v in deciding for rule in v[1]})
+    decision = engine.decide(case.request)
+    got = (decision.allowed, {(r.rule, r.jurisdiction) for r in decision.reasons})
+    if decision.errors or got != want:
+        tally.mismatches.append(f"decide {case.request}: meridian {got}; cedar {want}")
+
+
+def _differential(
+    bundle: CompiledBundle, cases: list[Case], side: CedarSide | None = None
+) -> Tally:
+    """Both engines on every case, per Facts and per whole decision."""
+    side = side if side is not None else _cedar_side(bundle)
+    engine = Engine(bundle)
+    tally = Tally()
+    for case, cedar in zip(cases, _cedar_verdicts(side, cases, tally), strict=True):
+        action = str(case.request.action)
+        for facts, verdict in zip(case.facts, cedar, strict=True):
+            _compare_facts(bundle, action, facts, verdict, tally)
+        _compare_decision(engine, case, cedar, tally)
+        tally.several += len(case.facts) > 1
     return tally
 
 
-def _assert_agree(tally: Tally, bundle: CompiledBundle) -> None:
+def _check(tally: Tally, bundle: CompiledBundle) -> list[str]:
+    """Assert agreement and reach; return the rules that never decided."""
     assert not tally.mismatches, (
         f"{len(tally.mismatches)} disagreements, first ones:\n" + "\n".join(tally.mismatches[:10])
     )
-    # The run must reach what it claims to test: both decisions, unknown location, every rule.
+    # The run must reach what it claims to test: both decisions, unknown location, conflicts.
     assert tally.decisions["allow"] > 100
     assert tally.decisions["deny"] > 100
     assert tally.jurisdictions[UNKNOWN] > 10
-    never = [r.id for r in bundle.document.rules if tally.deciding[r.id] == 0]
-    return never  # type: ignore[return-value]
+    assert tally.several > 100
+    return [r.id for r in bundle.document.rules if tally.deciding[r.id] == 0]
 
 
 def test_differential_default_bundle() -> None:
     bundle = _default()
     cases = _cases(bundle, 10_000, seed=20200823)
-    assert len(cases) > 10_000  # multi-jurisdiction subjects give more than one Facts
     tally = _differential(bundle, cases)
-    never = _assert_agree(tally, bundle)
+    never = _check(tally, bundle)
+    assert tally.facts > 10_000
     assert never == [], f"rules that never decided: {never}"
 
 
@@ -460,7 +519,9 @@ rules:
       all:
         - {partner_authorised: false}
         - {attribute: resource.partner, in: [none]}
-        - {any: [{attribute: resource.channel, in: [none]}, {attribute: subject.plan, in: [team-plus]}]}
+        - any:
+            - {attribute: resource.channel, in: [none]}
+            - {attribute: subject.plan, in: [team-plus]}
   - id: eu-free-host-until
     description: free plans cannot host in the EU pair and JP until July 2020
     message: no
@@ -526,5 +587,29 @@ def test_differential_second_bundle() -> None:
     assert bundle.partner_windows[("alpha", "CN")][0].end is not None  # the window is bounded
     cases = _cases(bundle, 2_000, seed=31)
     tally = _differential(bundle, cases)
-    never = _assert_agree(tally, bundle)
+    never = _check(tally, bundle)
     assert never == _SECOND_INERT, f"rules that never decided: {never}"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("context.at >= ", "context.at > "),  # every start one second late
+        ("context.at < ", "context.at <= "),  # every end one second late
+        ('"JP", ', ""),  # one jurisdiction dropped from every set
+        ("!(", "("),  # negations lost
+    ],
+)
+def test_the_differential_catches_a_wrong_export(old: str, new: str) -> None:
+    # The sampling around boundaries must be fine enough to see a one-second slip.
+    bundle = compile_bundle(load_bundle_text(_SECOND_BUNDLE))
+    export = export_cedar(bundle)
+    assert old in export.policies
+    broken = export.policies.replace(old, new)
+    side = CedarSide(
+        export,
+        cedarpy.PolicySet.from_str(broken),
+        cedarpy.Schema.from_json_str(json.dumps(export.schema)),
+    )
+    tally = _differential(bundle, _cases(bundle, 1_000, seed=7), side)
+    assert tally.mismatches

@@ -21,6 +21,7 @@ ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _VALUE = {c: i for i, c in enumerate(ALPHABET)}
 _WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
 
+
 class UsccStatus(StrEnum):
     """What a presented organisation code turned out to be."""
 

@@ -178,9 +178,7 @@ def _partner_authorised(bundle: CompiledBundle) -> str:
     """True when ``context.partner`` is authorised in ``context.jurisdiction`` at ``context.at``."""
     per_partner: dict[str, list[tuple[str, int | None, int | None]]] = {}
     for (partner, jurisdiction), windows in bundle.partner_windows.items():
-        per_partner.setdefault(partner, []).extend(
-            (jurisdiction, w.start, w.end) for w in windows
-        )
+        per_partner.setdefault(partner, []).extend((jurisdiction, w.start, w.end) for w in windows)
     clauses = [
         f"context.partner == {cedar_string(partner)} && {_clause(jurs, bounds)}"
         for partner, entries in per_partner.items()

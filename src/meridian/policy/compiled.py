@@ -15,15 +15,15 @@ shape is what the decision benchmark measures (``bench/decisions.py``).
 from __future__ import annotations
 
 import string
-from operator import attrgetter
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
 from datetime import date, datetime, time
+from operator import attrgetter
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from ..geography.jurisdictions import ALL_JURISDICTIONS, UNKNOWN, jurisdiction_name
+from ..geography.jurisdictions import ALL_JURISDICTIONS, jurisdiction_name
 from ..geography.uscc import UsccStatus
 from .decision import BundleRef, PartnerRef, Reason
 from .loader import BUILTIN_GROUPS, LoadedBundle
@@ -59,7 +59,7 @@ class Facts:
         self,
         jurisdiction: str,
         epoch: int,
-        type: str,  # noqa: A002 - the contract's field name
+        type: str,
         plan: str,
         channel: str,
         partner: str,
@@ -99,7 +99,7 @@ class CompiledRule:
 
     def __init__(
         self,
-        id: str,  # noqa: A002
+        id: str,
         effect: Effect,
         message: str,
         test: Test,
@@ -121,13 +121,23 @@ class CompiledRule:
 
     def reason(self, facts: Facts) -> Reason:
         """The reason this rule gives for ``facts``; memoised, since most messages repeat."""
-        key: object = facts.jurisdiction if self._key is None else (facts.jurisdiction, self._key(facts))
+        key: object = (
+            facts.jurisdiction if self._key is None else (facts.jurisdiction, self._key(facts))
+        )
         found = self._reasons.get(key)
         if found is None:
             values = {f: getattr(facts, f) for f in self.fields}
             if "jurisdiction" in values:
-                values["jurisdiction"] = f"{jurisdiction_name(facts.jurisdiction)} ({facts.jurisdiction})"
-            found = Reason(self.id, self.effect, self.message.format_map(values), facts.jurisdiction, self.approximate)
+                values["jurisdiction"] = (
+                    f"{jurisdiction_name(facts.jurisdiction)} ({facts.jurisdiction})"
+                )
+            found = Reason(
+                self.id,
+                self.effect,
+                self.message.format_map(values),
+                facts.jurisdiction,
+                self.approximate,
+            )
             if len(self._reasons) > 4096:  # bound the memo: org ids vary without limit
                 self._reasons.clear()
             self._reasons[key] = found
@@ -169,7 +179,9 @@ class CompiledBundle:
     def document(self) -> Bundle:
         return self.loaded.document
 
-    def segment(self, action: str, jurisdiction: str, epoch: int) -> tuple[tuple[CompiledRule, ...], tuple[CompiledRule, ...]]:
+    def segment(
+        self, action: str, jurisdiction: str, epoch: int
+    ) -> tuple[tuple[CompiledRule, ...], tuple[CompiledRule, ...]]:
         """The (forbids, permits) in force for ``action`` in ``jurisdiction`` at ``epoch``."""
         entry = self.index.get((action, jurisdiction))
         if entry is None:
@@ -190,14 +202,18 @@ class CompiledBundle:
         return False
 
     def authorised_partners(self, jurisdiction: str, epoch: int) -> tuple[PartnerRef, ...]:
-        return tuple(w.partner for w in self.jurisdiction_partners.get(jurisdiction, ()) if w.covers(epoch))
+        return tuple(
+            w.partner for w in self.jurisdiction_partners.get(jurisdiction, ()) if w.covers(epoch)
+        )
 
     def uscc_status(self, org_form: OrgForm, org_id: str | None) -> str:
         if org_form is OrgForm.VALID:
             return UsccStatus.VALID.value
         if org_form is OrgForm.ABSENT or org_id is None:
             return UsccStatus.ABSENT.value
-        if org_form is OrgForm.CHECKFAIL and any(org_id[2:8].startswith(p) for p in self.pilot_divisions):
+        if org_form is OrgForm.CHECKFAIL and any(
+            org_id[2:8].startswith(p) for p in self.pilot_divisions
+        ):
             return UsccStatus.PILOT.value
         return UsccStatus.INVALID.value
 
@@ -272,7 +288,9 @@ def _always(_: Facts) -> bool:
     return True
 
 
-def _segments(entries: list[tuple[int | None, int | None, CompiledRule]], extra: frozenset[int]) -> Segments:
+def _segments(
+    entries: list[tuple[int | None, int | None, CompiledRule]], extra: frozenset[int]
+) -> Segments:
     # INVARIANT: a segment is a span of time in which nothing a decision reads changes: no rule
     # starts or ends, and no partner's authorisation starts or ends (``extra``). The engine's
     # memo of verdicts relies on it.
@@ -280,7 +298,9 @@ def _segments(entries: list[tuple[int | None, int | None, CompiledRule]], extra:
     segments = []
     for i in range(len(bounds) + 1):
         probe = bounds[i - 1] if i > 0 else (bounds[0] - 1 if bounds else 0)
-        live = [r for lo, hi, r in entries if (lo is None or lo <= probe) and (hi is None or probe < hi)]
+        live = [
+            r for lo, hi, r in entries if (lo is None or lo <= probe) and (hi is None or probe < hi)
+        ]
         forbids = tuple(r for r in live if r.effect == "forbid")
         permits = tuple(r for r in live if r.effect == "permit")
         segments.append((forbids, permits))
@@ -292,12 +312,12 @@ def compile_bundle(loaded: LoadedBundle) -> CompiledBundle:
     doc = loaded.document
     jurisdiction_partners: dict[str, list[PartnerWindow]] = {}
     partner_windows: dict[tuple[str, str], list[PartnerWindow]] = {}
-    for pid, spec in doc.partners.items():
-        ref = PartnerRef(pid, spec.name, spec.contact)
-        if spec.status != "active":
+    for pid, partner_spec in doc.partners.items():
+        ref = PartnerRef(pid, partner_spec.name, partner_spec.contact)
+        if partner_spec.status != "active":
             continue
-        for jur in expand_jurisdictions(doc, spec.jurisdictions):
-            start, end = window_epochs(doc, spec.effective, jur)
+        for jur in expand_jurisdictions(doc, partner_spec.jurisdictions):
+            start, end = window_epochs(doc, partner_spec.effective, jur)
             window = PartnerWindow(ref, start, end)
             jurisdiction_partners.setdefault(jur, []).append(window)
             partner_windows.setdefault((pid, jur), []).append(window)
@@ -318,7 +338,9 @@ def compile_bundle(loaded: LoadedBundle) -> CompiledBundle:
     rules = []
     for spec in doc.rules:
         test = _always if spec.when is None else _compile_condition(spec.when, compiled)
-        rule = CompiledRule(spec.id, spec.effect, spec.message, test, spec.obligations, spec.effective.approximate)
+        rule = CompiledRule(
+            spec.id, spec.effect, spec.message, test, spec.obligations, spec.effective.approximate
+        )
         rules.append(rule)
         for jur in expand_jurisdictions(doc, spec.jurisdictions):
             lo, hi = window_epochs(doc, spec.effective, jur)

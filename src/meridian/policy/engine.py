@@ -61,7 +61,7 @@ def evaluate(bundle: CompiledBundle, action: str, facts: Facts) -> Outcome:
         try:
             if rule.test(facts):
                 fired.append(rule)
-        except Exception as exc:  # noqa: BLE001 - any failure of a rule is a forbid, never an allow
+        except Exception as exc:
             fired.append(rule)
             errors.append(f"rule `{rule.id}` failed to evaluate: {exc!r}")
     permitted: list[CompiledRule] = []
@@ -69,7 +69,7 @@ def evaluate(bundle: CompiledBundle, action: str, facts: Facts) -> Outcome:
         try:
             if rule.test(facts):
                 permitted.append(rule)
-        except Exception as exc:  # noqa: BLE001 - an erroring permit counts as a forbid
+        except Exception as exc:
             fired.append(rule)
             errors.append(f"rule `{rule.id}` failed to evaluate: {exc!r}")
     # The combining rule, as Cedar's:
@@ -123,21 +123,31 @@ class Engine:
         subject, resource = request.subject, request.resource
         plan = subject.plan if subject.plan is not None else "free"
         if plan not in bundle.plans:
-            raise RequestError(f"request: unknown plan `{plan}`: expected one of {', '.join(sorted(bundle.plans))}")
+            raise RequestError(
+                f"request: unknown plan `{plan}`: expected one of {', '.join(sorted(bundle.plans))}"
+            )
         channel = resource.channel
         if channel is None:
             channel = "none"
         elif channel not in bundle.channels:
-            raise RequestError(f"request: unknown channel `{channel}`: expected one of {', '.join(sorted(bundle.channels))}")
+            raise RequestError(
+                f"request: unknown channel `{channel}`: expected one of {', '.join(sorted(bundle.channels))}"
+            )
         partner = resource.partner
         if partner is None:
             if channel == "partner":
-                raise RequestError("request: `resource.partner` is required when `resource.channel` is `partner`")
+                raise RequestError(
+                    "request: `resource.partner` is required when `resource.channel` is `partner`"
+                )
             partner = "none"
         elif partner not in bundle.partners:
-            raise RequestError(f"request: unknown partner `{partner}`: expected one of {', '.join(sorted(bundle.partners))}")
+            raise RequestError(
+                f"request: unknown partner `{partner}`: expected one of {', '.join(sorted(bundle.partners))}"
+            )
         elif channel != "partner":
-            raise RequestError(f"request: `resource.partner` is `{partner}` but `resource.channel` is `{channel}`: a partner goes with channel `partner`")
+            raise RequestError(
+                f"request: `resource.partner` is `{partner}` but `resource.channel` is `{channel}`: a partner goes with channel `partner`"
+            )
         uscc = bundle.uscc_status(subject.org_form, subject.org_id)
         return plan, channel, partner, uscc, subject.org_id or ""
 
@@ -260,15 +270,21 @@ class Engine:
 
     def _judge(self, request: Request, action: str, jurisdiction: str, epoch: int) -> Verdict:
         plan, channel, partner, uscc, org_id = self._facts_template(request)
-        facts = Facts(jurisdiction, epoch, request.subject.type, plan, channel, partner, uscc, org_id)
+        facts = Facts(
+            jurisdiction, epoch, request.subject.type, plan, channel, partner, uscc, org_id
+        )
         outcome = evaluate(self.bundle, action, facts)
         reasons = tuple(rule.reason(facts) for rule in outcome.rules)
         alternatives = NO_ALTERNATIVES
         obligations: tuple[str, ...] = ()
         if outcome.allowed:
-            obligations = tuple(dict.fromkeys(o for rule in outcome.rules for o in rule.obligations))
+            obligations = tuple(
+                dict.fromkeys(o for rule in outcome.rules for o in rule.obligations)
+            )
         elif action in _COMMERCE:
             partners = self.bundle.authorised_partners(jurisdiction, epoch)
             if partners:
                 alternatives = Alternatives(partners)
-        return Verdict(jurisdiction, outcome.allowed, reasons, obligations, alternatives, tuple(outcome.errors))
+        return Verdict(
+            jurisdiction, outcome.allowed, reasons, obligations, alternatives, tuple(outcome.errors)
+        )

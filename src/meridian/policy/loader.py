@@ -95,7 +95,9 @@ def _pydantic_message(err: Any) -> str:
     return f"`{loc}`: {msg}"
 
 
-def _walk_conditions(cond: Condition, path: tuple[Any, ...]) -> Iterator[tuple[AttributeIn, tuple[Any, ...]]]:
+def _walk_conditions(
+    cond: Condition, path: tuple[Any, ...]
+) -> Iterator[tuple[AttributeIn, tuple[Any, ...]]]:
     if isinstance(cond, AttributeIn):
         yield cond, path
     elif isinstance(cond, AllOf):
@@ -127,12 +129,17 @@ def _check(doc: Bundle, lines: dict[tuple[Any, ...], int], source: str) -> list[
         try:
             ZoneInfo(info.zone)
         except (ZoneInfoNotFoundError, ValueError):
-            problem(("jurisdictions", jur, "zone"), f"unknown time zone `{info.zone}`: expected an IANA name such as `Asia/Shanghai`")
+            problem(
+                ("jurisdictions", jur, "zone"),
+                f"unknown time zone `{info.zone}`: expected an IANA name such as `Asia/Shanghai`",
+            )
     for name, group in doc.groups.items():
         if name in BUILTIN_GROUPS or name == UNKNOWN:
             problem(("groups", name), f"group `{name}` is built in and cannot be redefined")
         elif len(name) == 2 and name.isupper() and name in ALL_JURISDICTIONS:
-            problem(("groups", name), f"group name `{name}` is a jurisdiction code: choose another name")
+            problem(
+                ("groups", name), f"group name `{name}` is a jurisdiction code: choose another name"
+            )
         if group.all_except is not None and group.include:
             problem(("groups", name), f"group `{name}`: give `include` or `all_except`, not both")
         for field in ("include", "all_except"):
@@ -142,7 +149,10 @@ def _check(doc: Bundle, lines: dict[tuple[Any, ...], int], source: str) -> list[
     def needs_zone(path: tuple[Any, ...], jurisdictions: list[str], where: str) -> None:
         for j in jurisdictions:
             if j != UNKNOWN and j not in doc.jurisdictions:
-                problem(path, f"jurisdiction `{j}` has no time zone: add it under `jurisdictions` ({where} has an effective window in local time)")
+                problem(
+                    path,
+                    f"jurisdiction `{j}` has no time zone: add it under `jurisdictions` ({where} has an effective window in local time)",
+                )
 
     def expand(path: tuple[Any, ...], names: tuple[str, ...]) -> list[str] | None:
         out: list[str] = []
@@ -155,7 +165,10 @@ def _check(doc: Bundle, lines: dict[tuple[Any, ...], int], source: str) -> list[
             elif name == UNKNOWN:
                 out.append(UNKNOWN)
             elif not name.isupper() or len(name) != 2:
-                problem((*path, i), f"unknown jurisdiction or group `{name}`: expected an ISO 3166-1 alpha-2 code or a group under `groups`")
+                problem(
+                    (*path, i),
+                    f"unknown jurisdiction or group `{name}`: expected an ISO 3166-1 alpha-2 code or a group under `groups`",
+                )
                 return None
             elif code((*path, i), name):
                 out.append(name)
@@ -173,34 +186,48 @@ def _check(doc: Bundle, lines: dict[tuple[Any, ...], int], source: str) -> list[
         Attribute.RESOURCE_PARTNER: (*doc.partners, "none"),
     }
     for pid, partner in doc.partners.items():
-        base = ("partners", pid)
+        base: tuple[Any, ...] = ("partners", pid)
         jurs = expand((*base, "jurisdictions"), partner.jurisdictions)
         window((*base, "effective"), partner.effective)
         if jurs is not None and (partner.effective.from_ or partner.effective.until):
             if "*" in jurs:
-                problem((*base, "jurisdictions"), f"partner `{pid}` has an effective window, so its jurisdictions must be listed, not `everywhere`")
+                problem(
+                    (*base, "jurisdictions"),
+                    f"partner `{pid}` has an effective window, so its jurisdictions must be listed, not `everywhere`",
+                )
             needs_zone((*base, "jurisdictions"), jurs, f"partner `{pid}`")
     seen: dict[str, int] = {}
     for index, rule in enumerate(doc.rules):
         base = ("rules", index)
         if rule.id in seen:
-            problem((*base, "id"), f"duplicate rule id `{rule.id}`: first used by rule {seen[rule.id] + 1}")
+            problem(
+                (*base, "id"),
+                f"duplicate rule id `{rule.id}`: first used by rule {seen[rule.id] + 1}",
+            )
         seen.setdefault(rule.id, index)
         jurs = expand((*base, "jurisdictions"), rule.jurisdictions)
         window((*base, "effective"), rule.effective)
         if jurs is not None and (rule.effective.from_ or rule.effective.until):
             if "*" in jurs:
-                problem((*base, "jurisdictions"), f"rule `{rule.id}` has an effective window, so its jurisdictions must be listed, not a group of all but some")
+                problem(
+                    (*base, "jurisdictions"),
+                    f"rule `{rule.id}` has an effective window, so its jurisdictions must be listed, not a group of all but some",
+                )
             needs_zone((*base, "jurisdictions"), jurs, f"rule `{rule.id}`")
         if rule.when is not None:
             for cond, path in _walk_conditions(rule.when, (*base, "when")):
                 allowed = vocab[cond.attribute]
                 for i, value in enumerate(cond.in_):
                     if value not in allowed:
-                        problem((*path, "in", i), f"unknown value `{value}` for `{cond.attribute.value}`: expected one of {', '.join(allowed)}")
+                        problem(
+                            (*path, "in", i),
+                            f"unknown value `{value}` for `{cond.attribute.value}`: expected one of {', '.join(allowed)}",
+                        )
     for action in ("register", "purchase", "renew", "host", "join"):
         if action not in {a.value for a in doc.location}:
-            problem(("location",), f"no location rule for action `{action}`: say which signals count")
+            problem(
+                ("location",), f"no location rule for action `{action}`: say which signals count"
+            )
     return problems
 
 
@@ -215,7 +242,9 @@ def _as_dt(value: Any) -> Any:
 
 
 def _canonical_digest(doc: Bundle) -> str:
-    canonical = json.dumps(doc.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(
+        doc.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
+    )
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -230,7 +259,15 @@ def load_bundle_text(text: str, source: str = "<bundle>") -> LoadedBundle:
         what = getattr(exc, "problem", None) or str(exc)
         raise BundleError([BundleProblem(f"malformed yaml: {what}", source, line)]) from None
     if node is None or not isinstance(data, dict):
-        raise BundleError([BundleProblem("a bundle must be a YAML mapping with `bundle`, `version` and `rules`", source, 1)])
+        raise BundleError(
+            [
+                BundleProblem(
+                    "a bundle must be a YAML mapping with `bundle`, `version` and `rules`",
+                    source,
+                    1,
+                )
+            ]
+        )
     lines: dict[tuple[Any, ...], int] = {}
     _lines(node, (), lines)
     try:

@@ -35,9 +35,9 @@ __all__ = [
     "Request",
     "Resource",
     "Subject",
+    "epoch_seconds",
     "format_validation_error",
     "parse_request",
-    "epoch_seconds",
     "parse_request_json",
 ]
 
@@ -238,5 +238,7 @@ def parse_request_json(text: str | bytes) -> Request:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RequestError(f"request: malformed json: {exc.msg.lower()} at line {exc.lineno} column {exc.colno}") from None
+        raise RequestError(
+            f"request: malformed json: {exc.msg.lower()} at line {exc.lineno} column {exc.colno}"
+        ) from None
     return parse_request(data)

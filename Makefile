@@ -1,0 +1,32 @@
+# Meridian's tasks. Every target creates .venv itself on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv with Meridian, its tests' and its benchmarks' dependencies
+
+run: $(STAMP) ## show the bundle in force, the CN timeline and a day-by-day replay of 2020
+	$(BIN)/meridian run
+
+test: $(STAMP) ## the whole test suite
+	$(BIN)/pytest
+
+lint: $(STAMP) ## ruff and mypy (strict) on src/
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src
+	$(BIN)/mypy src
+
+bench: $(STAMP) ## the benchmarks, as recorded in BENCHMARKS.md
+	$(BIN)/python bench/decisions.py
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,184 @@
+"""How the CLI shows decisions, bundles and timelines to a person (rich)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.table import Table
+
+from ..geography.jurisdictions import jurisdiction_name
+from ..policy.compiled import CompiledBundle
+from ..policy.decision import Decision
+from ..policy.engine import Engine
+from ..policy.request import parse_request
+from ..policy.timeline import timeline as bundle_timeline
+
+__all__ = ["bundle_summary", "explain", "replay", "timeline"]
+
+
+def _zone(engine_or_bundle: CompiledBundle, jurisdiction: str) -> ZoneInfo:
+    info = engine_or_bundle.document.jurisdictions.get(jurisdiction)
+    return ZoneInfo(info.zone if info is not None else "UTC")
+
+
+def explain(console: Console, engine: Engine, decision: Decision) -> None:
+    """A decision for a person: the verdict, where the subject was placed and why, the rules."""
+    colour = "green" if decision.allowed else "red"
+    local = decision.at.astimezone(_zone(engine.bundle, decision.location.country))
+    console.print(
+        f"[bold {colour}]{decision.decision.upper()}[/] {decision.action} at {decision.at:%Y-%m-%d %H:%M:%S} UTC ({local:%Y-%m-%d %H:%M:%S %Z} local)"
+    )
+    loc = decision.location
+    judged = ", ".join(f"{jurisdiction_name(j)} ({j})" for j in loc.judged_under)
+    console.print(f"Judged under: {judged}")
+    evidence = Table(
+        "signal", "value", "points to", title="Location evidence", title_justify="left"
+    )
+    for e in loc.evidence:
+        evidence.add_row(e.signal.value, e.value, e.country or "[yellow]unknown[/]")
+    if not loc.evidence:
+        evidence.add_row("—", "no signal in the request", "[yellow]unknown[/]")
+    console.print(evidence)
+    if decision.reasons:
+        reasons = Table(
+            "rule", "effect", "where", "why", title="Deciding rules", title_justify="left"
+        )
+        for r in decision.reasons:
+            effect = f"[green]{r.effect}[/]" if r.effect == "permit" else f"[red]{r.effect}[/]"
+            why = r.message + (" [dim](date approximate)[/]" if r.approximate else "")
+            reasons.add_row(r.rule, effect, r.jurisdiction, why)
+        console.print(reasons)
+    else:
+        console.print("[red]No rule permits this request[/] (default deny).")
+    for error in decision.errors:
+        console.print(f"[red]rule error (counted as forbid):[/] {error}")
+    if decision.obligations:
+        console.print("Obligations: " + ", ".join(decision.obligations))
+    if decision.alternatives.partners:
+        partners = Table(
+            "partner",
+            "name",
+            "contact",
+            title="Buy through an authorised partner instead",
+            title_justify="left",
+        )
+        for p in decision.alternatives.partners:
+            partners.add_row(p.id, p.name, p.contact or "")
+        console.print(partners)
+    b = decision.bundle
+    console.print(f"[dim]bundle {b.name} {b.version} {b.digest}[/]")
+
+
+def bundle_summary(console: Console, bundle: CompiledBundle) -> None:
+    doc = bundle.document
+    console.print(
+        f"[bold]Meridian[/] — bundle [bold]{doc.bundle}[/] version {doc.version} ({len(doc.rules)} rules)"
+    )
+    console.print(f"[dim]{bundle.ref.digest}[/]")
+    if doc.description:
+        console.print(doc.description)
+
+
+def timeline(console: Console, bundle: CompiledBundle, jurisdiction: str | None) -> None:
+    """The bundle's changes as a table, local time first."""
+    changes = bundle_timeline(bundle, jurisdiction)
+    where = f" in {jurisdiction_name(jurisdiction)}" if jurisdiction else ""
+    table = Table(
+        "local time",
+        "UTC",
+        "where",
+        "change",
+        "rule",
+        "actions",
+        title=f"What changes when{where}",
+        title_justify="left",
+    )
+    table.columns[0].no_wrap = True
+    table.columns[4].no_wrap = True
+    for c in changes:
+        approx = " [yellow]≈[/]" if c.approximate else ""
+        table.add_row(
+            f"{c.local:%Y-%m-%d %H:%M %Z}{approx}",
+            f"{c.utc:%Y-%m-%d %H:%M}Z",
+            c.jurisdiction,
+            f"{c.effect} {c.event}",
+            c.subject,
+            ", ".join(c.actions),
+        )
+    if not changes:
+        table.add_row("—", "—", jurisdiction or "all", "nothing dated", "", "")
+    console.print(table)
+    if any(c.approximate for c in changes):
+        console.print("[yellow]≈[/] the date is an approximation: the exact day is not public")
+
+
+#: Typical requests, replayed just before and at each change (the subject's IP is added per
+#: jurisdiction).
+_PROBES: list[tuple[str, dict[str, Any]]] = [
+    ("individual signs up", {"action": "register", "subject": {"type": "individual"}}),
+    (
+        "organisation signs up (valid USCC)",
+        {"action": "register", "subject": {"type": "organization", "org_id": "91110000600037341L"}},
+    ),
+    ("free user hosts", {"action": "host", "subject": {"type": "individual", "plan": "free"}}),
+    ("free user joins", {"action": "join", "subject": {"type": "individual", "plan": "free"}}),
+    (
+        "buys online",
+        {
+            "action": "purchase",
+            "subject": {"type": "organization", "plan": "pro"},
+            "resource": {"channel": "online"},
+        },
+    ),
+    (
+        "buys direct",
+        {
+            "action": "purchase",
+            "subject": {"type": "organization", "plan": "business"},
+            "resource": {"channel": "direct"},
+        },
+    ),
+    (
+        "buys through bizconf",
+        {
+            "action": "purchase",
+            "subject": {"type": "organization", "plan": "business"},
+            "resource": {"channel": "partner", "partner": "bizconf"},
+        },
+    ),
+]
+
+
+def replay(console: Console, engine: Engine, jurisdiction: str) -> None:
+    """Replay typical requests from ``jurisdiction`` just before and at each change."""
+    changes = bundle_timeline(engine.bundle, jurisdiction)
+    instants = sorted({c.epoch for c in changes})
+    if not instants:
+        console.print(f"Nothing changes in {jurisdiction_name(jurisdiction)} in this bundle.")
+        return
+    zone = _zone(engine.bundle, jurisdiction)
+    moments = [datetime.fromtimestamp(instants[0], UTC) - timedelta(days=1)]
+    moments += [datetime.fromtimestamp(e, UTC) for e in instants]
+    table = Table(
+        "request",
+        *(f"{m.astimezone(zone):%Y-%m-%d}" for m in moments),
+        title=f"Replay: {jurisdiction_name(jurisdiction)}, day by day",
+        title_justify="left",
+    )
+    for label, base in _PROBES:
+        cells = []
+        for moment in moments:
+            wire = {
+                **base,
+                "at": moment.isoformat(),
+                "subject": {**base["subject"], "country": jurisdiction},
+            }
+            decision = engine.decide(parse_request(wire))
+            rule = decision.reasons[0].rule if decision.reasons else "default deny"
+            mark = "[green]allow[/]" if decision.allowed else "[red]deny[/]"
+            cells.append(mark if decision.allowed else f"{mark}\n[dim]{rule}[/]")
+        table.add_row(label, *cells)
+    console.print(table)
