@@ -42,6 +42,7 @@ from meridian.policy.model import (
     Not,
     PartnerAuthorised,
     RuleSpec,
+    Window,
 )
 
 __all__ = [
@@ -332,35 +333,11 @@ _REGO_PRELUDE = """package meridian
 
 import rego.v1
 
-# data.meridian.scope[rule][jurisdiction]: the rule's window there ({"from", "until"}, null for
-# an open end); a jurisdiction missing from it is outside the rule.
-# data.meridian.partners[partner][jurisdiction]: the partner's windows of authorisation there.
+# data.bundle.scope[rule][jurisdiction]: the rule's window there, {"from": s, "until": s} in UTC
+# epoch seconds; a jurisdiction missing from it is outside the rule.
+# data.bundle.partners[partner][jurisdiction]: the partner's windows of authorisation there.
 
-after_start(w) if w.from == null
-
-after_start(w) if {
-\tw.from != null
-\tinput.epoch >= w.from
-}
-
-before_end(w) if w.until == null
-
-before_end(w) if {
-\tw.until != null
-\tinput.epoch < w.until
-}
-
-in_force(rule) if {
-\tw := data.meridian.scope[rule][input.jurisdiction]
-\tafter_start(w)
-\tbefore_end(w)
-}
-
-partner_authorised if {
-\tsome w in data.meridian.partners[input.partner][input.jurisdiction]
-\tafter_start(w)
-\tbefore_end(w)
-}
+default partner_authorised := false
 
 result := {"decision": "deny", "ids": deny} if count(deny) > 0
 else := {"decision": "allow", "ids": permit} if count(permit) > 0
@@ -376,19 +353,34 @@ def _rego_set(values: Iterable[str]) -> str:
     return "{" + ", ".join(_rego_string(v) for v in values) + "}"
 
 
+def _rego_window(window: str, has_from: bool, has_until: bool) -> list[str]:
+    """Tests that ``input.epoch`` lies in ``window``; an open end needs no test."""
+    lines = []
+    if has_from:
+        lines.append(f"input.epoch >= {window}.from")
+    if has_until:
+        lines.append(f"input.epoch < {window}.until")
+    return lines
+
+
+def _rego_block(head: str, lines: list[str]) -> str:
+    text = "".join(f"\t{line}\n" for line in lines or ["true"])
+    return f"{head} if {{\n{text}}}\n"
+
+
 class _RegoWriter:
     """Rule bodies as lists of Rego expressions, with helper rules for ``any`` and ``not``."""
 
     def __init__(self) -> None:
         self.helpers: list[str] = []
+        self._count = 0
 
     def _helper(self, bodies: list[list[str]]) -> str:
-        name = f"cond_{len(self.helpers)}"
-        for body in bodies:
-            lines = "".join(f"\t{line}\n" for line in body or ["true"])
-            self.helpers.append(f"{name} if {{\n{lines}}}\n")
+        name = f"cond_{self._count}"
+        self._count += 1
+        self.helpers.extend(_rego_block(name, body) for body in bodies)
         if not bodies:
-            self.helpers.append(f"{name} if false\n")
+            self.helpers.append(f"{name} := false\n")
         return name
 
     def body(self, cond: Condition) -> list[str]:
@@ -414,18 +406,35 @@ class _RegoWriter:
             lines = [f"input.action == {_rego_string(actions[0])}"]
         else:
             lines = [f"input.action in {_rego_set(actions)}"]
-        lines.append(f"in_force({_rego_string(spec.id)})")
+        scope = f"data.bundle.scope[{_rego_string(spec.id)}][input.jurisdiction]"
+        bounds = _rego_window("w", spec.effective.from_ is not None, spec.effective.until is not None)
+        # Without bounds to test, the look-up alone is the test. (Binding it to an unused `w`
+        # would be the same Rego, but regorus 0.13's RVM does not fail a body on `w := <undefined>`
+        # when `w` is never read.)
+        lines.extend([f"w := {scope}", *bounds] if bounds else [scope])
         if spec.when is not None:
             lines.extend(self.body(spec.when))
-        text = "".join(f"\t{line}\n" for line in lines)
-        return f"# {spec.id}\n{head} contains {_rego_string(spec.id)} if {{\n{text}}}\n"
+        return f"# {spec.id}\n" + _rego_block(f"{head} contains {_rego_string(spec.id)}", lines)
+
+
+def _rego_partner(partner: str, window: Window) -> str:
+    """One definition of ``partner_authorised``: ``partner`` in one of its windows here."""
+    lines = [
+        f"input.partner == {_rego_string(partner)}",
+        f"some w in data.bundle.partners[{_rego_string(partner)}][input.jurisdiction]",
+        *_rego_window("w", window.from_ is not None, window.until is not None),
+    ]
+    return _rego_block("partner_authorised", lines)
 
 
 def rego_module(bundle: CompiledBundle) -> str:
     """The bundle's rules as one Rego module (package ``meridian``), in bundle order."""
     writer = _RegoWriter()
     rules = [writer.rule(spec) for spec in bundle.document.rules]
-    return "\n".join([_REGO_PRELUDE, *rules, *writer.helpers])
+    # A partner's windows all come from its one `effective` window: the same ends are open.
+    active = dict.fromkeys(partner for partner, _ in bundle.partner_windows)
+    partners = [_rego_partner(p, bundle.document.partners[p].effective) for p in active]
+    return "\n".join([_REGO_PRELUDE, *rules, *partners, *writer.helpers])
 
 
 def rego_data(bundle: CompiledBundle) -> dict[str, Any]:
@@ -442,7 +451,7 @@ def rego_data(bundle: CompiledBundle) -> dict[str, Any]:
         partners.setdefault(partner, {})[jurisdiction] = [
             {"from": w.start, "until": w.end} for w in windows
         ]
-    return {"meridian": {"scope": scope, "partners": partners}}
+    return {"bundle": {"scope": scope, "partners": partners}}
 
 
 def _rego_input(action: str, facts: Facts) -> dict[str, Any]:

@@ -7,12 +7,13 @@ traceback for something a user typed.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
@@ -68,6 +69,27 @@ FileOption = Annotated[
 
 _INSTANT = TypeAdapter(AwareDatetime)
 
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def door(command: F) -> F:
+    """The one error handler of the CLI: a Meridian error becomes ``error: …`` and its exit code.
+
+    Usage errors (an unknown option, a missing argument) are the CLI framework's own: it prints
+    them with the usage line and exits 2.
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except MeridianError as exc:
+            for line in str(exc).splitlines():
+                typer.echo(f"error: {line}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return cast(F, run)
+
 
 def parse_instant(text: str, what: str = "--clock") -> datetime:
     """An ISO 8601 instant with a zone, or an :class:`InputError` naming it."""
@@ -107,6 +129,7 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
 
 
 @app.command()
+@door
 def decide(
     file: FileOption = None,
     jsonl: Annotated[
@@ -142,6 +165,7 @@ def decide(
 
 
 @app.command()
+@door
 def explain(
     file: FileOption = None,
     bundle: BundleOption = None,
@@ -155,6 +179,7 @@ def explain(
 
 
 @app.command()
+@door
 def replay(
     jurisdiction: Annotated[
         str, typer.Option("--jurisdiction", "-j", help="Whose changes to replay.")
@@ -168,6 +193,7 @@ def replay(
 
 
 @app.command()
+@door
 def run(
     bundle: BundleOption = None,
     geoip: GeoipOption = None,
@@ -186,6 +212,7 @@ def run(
 
 
 @app.command()
+@door
 def version() -> None:
     """Print Meridian's version."""
     from .. import __version__
@@ -197,6 +224,7 @@ def version() -> None:
 
 
 @policy_app.command("validate")
+@door
 def policy_validate(
     file: Annotated[Path, typer.Argument(help="The bundle YAML to check.")],
 ) -> None:
@@ -209,6 +237,7 @@ def policy_validate(
 
 
 @policy_app.command("schema")
+@door
 def policy_schema() -> None:
     """Print the JSON Schema of the bundle format."""
     from ..policy.model import bundle_json_schema
@@ -217,6 +246,7 @@ def policy_schema() -> None:
 
 
 @policy_app.command("timeline")
+@door
 def policy_timeline(
     jurisdiction: Annotated[
         str | None, typer.Option("--jurisdiction", "-j", help="Only this jurisdiction's changes.")
@@ -242,6 +272,7 @@ def policy_timeline(
 
 
 @policy_app.command("export")
+@door
 def policy_export(
     fmt: Annotated[str, typer.Option("--format", help="Export format: `cedar`.")] = "cedar",
     out: Annotated[
@@ -273,14 +304,5 @@ def policy_export(
 
 
 def main() -> None:
-    """Entry point: run the app, turning Meridian's errors into one line and an exit code.
-
-    Usage errors (an unknown option, a missing argument) are the CLI framework's own: it prints
-    them with the usage line and exits 2.
-    """
-    try:
-        app()
-    except MeridianError as exc:
-        for line in str(exc).splitlines():
-            typer.echo(f"error: {line}", err=True)
-        sys.exit(exc.exit_code)
+    """Entry point of the ``meridian`` command and ``python -m meridian``."""
+    app()

@@ -70,7 +70,7 @@ from .model import (
 )
 from .request import ACTIONS
 
-__all__ = ["CONTEXT_TYPES", "NAMESPACE", "CedarExport", "cedar_request", "export_cedar"]
+__all__ = ["CedarExport", "cedar_request", "export_cedar"]
 
 NAMESPACE = "Meridian"
 _PRINCIPAL = ("Subject", "subject")  # (entity type, id)
