@@ -344,7 +344,7 @@ def compile_bundle(loaded: LoadedBundle) -> CompiledBundle:
         rules.append(rule)
         for jur in expand_jurisdictions(doc, spec.jurisdictions):
             lo, hi = window_epochs(doc, spec.effective, jur)
-            for action in spec.actions:
+            for action in dict.fromkeys(spec.actions):
                 per_key.setdefault((action.value, jur), []).append((lo, hi, rule))
     # Many keys share the same rules (every jurisdiction under `everywhere`): build each distinct
     # segment table once.
@@ -352,6 +352,11 @@ def compile_bundle(loaded: LoadedBundle) -> CompiledBundle:
         jur: frozenset(b for w in windows for b in (w.start, w.end) if b is not None)
         for jur, windows in compiled.jurisdiction_partners.items()
     }
+    # A jurisdiction where partners come and go needs segments for every action, even one no
+    # rule names: the alternatives a refusal offers change at those bounds.
+    for jur in partner_bounds:
+        for action in ("register", "purchase", "renew", "host", "join"):
+            per_key.setdefault((action, jur), [])
     shared: dict[object, Segments] = {}
     for key, entries in per_key.items():
         extra = partner_bounds.get(key[1], frozenset())

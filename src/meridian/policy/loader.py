@@ -148,7 +148,9 @@ def _check(doc: Bundle, lines: dict[tuple[Any, ...], int], source: str) -> list[
 
     def needs_zone(path: tuple[Any, ...], jurisdictions: list[str], where: str) -> None:
         for j in jurisdictions:
-            if j != UNKNOWN and j not in doc.jurisdictions:
+            if j == UNKNOWN:
+                problem(path, f"`unknown` has no local time: {where} cannot have an effective window there")
+            elif j not in doc.jurisdictions:
                 problem(
                     path,
                     f"jurisdiction `{j}` has no time zone: add it under `jurisdictions` ({where} has an effective window in local time)",
