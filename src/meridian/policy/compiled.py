@@ -40,7 +40,7 @@ from .model import (
     PartnerAuthorised,
     Window,
 )
-from .request import OrgForm, epoch_seconds
+from .request import ACTIONS, OrgForm, epoch_seconds
 
 __all__ = ["CompiledBundle", "CompiledRule", "Facts", "compile_bundle"]
 
@@ -355,8 +355,8 @@ def compile_bundle(loaded: LoadedBundle) -> CompiledBundle:
     # A jurisdiction where partners come and go needs segments for every action, even one no
     # rule names: the alternatives a refusal offers change at those bounds.
     for jur in partner_bounds:
-        for action in ("register", "purchase", "renew", "host", "join"):
-            per_key.setdefault((action, jur), [])
+        for name in ACTIONS:
+            per_key.setdefault((name, jur), [])
     shared: dict[object, Segments] = {}
     for key, entries in per_key.items():
         extra = partner_bounds.get(key[1], frozenset())
