@@ -48,15 +48,15 @@ from meridian.policy.model import (
 __all__ = [
     "ADAPTERS",
     "Adapter",
-    "Case",
     "CasbinAdapter",
+    "Case",
     "CedarAdapter",
     "MeridianAdapter",
     "RegorusAdapter",
     "RegorusRvmAdapter",
     "Verdict",
-    "cases_for",
     "casbin_model",
+    "cases_for",
     "combine",
     "rego_data",
     "rego_module",
@@ -168,7 +168,10 @@ class CedarAdapter:
 
     def run(self, native: tuple[dict[str, Any], ...]) -> list[Any]:
         authorize, policies, entities, schema = (
-            self._authorize, self.policies, self.entities, self.schema,
+            self._authorize,
+            self.policies,
+            self.entities,
+            self.schema,
         )
         return [authorize(r, policies, entities, schema) for r in native]
 
@@ -407,7 +410,9 @@ class _RegoWriter:
         else:
             lines = [f"input.action in {_rego_set(actions)}"]
         scope = f"data.bundle.scope[{_rego_string(spec.id)}][input.jurisdiction]"
-        bounds = _rego_window("w", spec.effective.from_ is not None, spec.effective.until is not None)
+        bounds = _rego_window(
+            "w", spec.effective.from_ is not None, spec.effective.until is not None
+        )
         # Without bounds to test, the look-up alone is the test. (Binding it to an unused `w`
         # would be the same Rego, but regorus 0.13's RVM does not fail a body on `w := <undefined>`
         # when `w` is never read.)

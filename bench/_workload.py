@@ -106,8 +106,12 @@ class _Generator:
         org_id = self.org_id(subject["type"])
         if org_id is not None:
             subject["org_id"] = org_id
-        return {"action": action, "at": self.instant(), "subject": subject,
-                "resource": self.resource()}
+        return {
+            "action": action,
+            "at": self.instant(),
+            "subject": subject,
+            "resource": self.resource(),
+        }
 
     def country(self) -> str | None:
         roll = self.rng.random()

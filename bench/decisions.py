@@ -50,7 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _engines import (  # noqa: E402 - the bench directory is put on the path first
+from _engines import (
     ADAPTERS,
     Adapter,
     Case,
@@ -59,9 +59,8 @@ from _engines import (  # noqa: E402 - the bench directory is put on the path fi
     Verdict,
     cases_for,
 )
-from _workload import build_workload  # noqa: E402
-
-from meridian.policy import Engine, compile_bundle, load_bundle  # noqa: E402
+from _workload import build_workload
+from meridian.policy import Engine, compile_bundle, load_bundle
 
 DEFAULT_REQUESTS = 20_000
 DEFAULT_SEED = 20200823
@@ -246,7 +245,7 @@ def _measure_named(
 ) -> dict[str, Row]:
     try:
         adapter = ADAPTERS[name](bundle)
-    except Exception as exc:  # noqa: BLE001 - a missing or broken engine is reported, not fatal
+    except Exception as exc:
         rows = {name: _unavailable(exc)}
         if name == "cedarpy":
             rows["cedarpy-batch"] = _unavailable(exc)
@@ -265,7 +264,7 @@ def _measure_regorus(
     for name in ("regorus", "regorus-rvm"):
         try:
             adapter = ADAPTERS[name](bundle)
-        except Exception as exc:  # noqa: BLE001 - a missing or broken engine is reported
+        except Exception as exc:
             measured[name] = _unavailable(exc)
             continue
         measured[name] = measure(adapter, cases, warm, reference) | {"path": adapter.path}
@@ -347,8 +346,10 @@ def _targets(report: dict[str, Any]) -> list[tuple[str, bool | None]]:
     engines, found = report["engines"], report["ratios"]
     median = engines["meridian"].get("median_us")
     checks: list[tuple[str, bool | None]] = [
-        (f"meridian median ≤ {TARGET_MEDIAN_US:g} µs",
-         None if median is None else median <= TARGET_MEDIAN_US),
+        (
+            f"meridian median ≤ {TARGET_MEDIAN_US:g} µs",
+            None if median is None else median <= TARGET_MEDIAN_US,
+        ),
     ]
     for key, floor in TARGET_RATIOS.items():
         value = found.get(key)
