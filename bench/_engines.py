@@ -300,7 +300,7 @@ class CasbinAdapter:
 
     def __init__(self, bundle: CompiledBundle) -> None:
         import casbin
-        from casbin.model import FastModel, fast_policy_filter
+        from casbin.model import FastModel, fast_policy_filter  # type: ignore[import-untyped]
 
         model = FastModel([0, 1])
         model.load_model_from_text(casbin_model())
