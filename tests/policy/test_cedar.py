@@ -596,7 +596,7 @@ def test_differential_second_bundle() -> None:
     [
         ("context.at >= ", "context.at > "),  # every start one second late
         ("context.at < ", "context.at <= "),  # every end one second late
-        ('"JP", ', ""),  # one jurisdiction dropped from every set
+        ('context.jurisdiction != "unknown"', 'context.jurisdiction != "JP"'),  # wrong complement
         ("!(", "("),  # negations lost
     ],
 )

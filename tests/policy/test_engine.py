@@ -74,3 +74,16 @@ def test_memo_is_exact_across_many_instants() -> None:
         if request["action"] in ("purchase", "renew"):
             request["resource"] = {"channel": rng.choice(["direct", "online"])}
         assert shared.decide(request) == Engine(shared.bundle).decide(request)
+
+
+def test_memo_quotes_each_organisation_code_in_its_own_message() -> None:
+    from meridian.policy import load_bundle
+
+    engine = Engine(load_bundle())
+    codes = ["91110000600037341X", "91110000600037341Y", "91350100M0001TGQXM", "91350100M0001TGQXA"]
+    for _ in range(2):  # the second round is served from the memo
+        for code in codes:
+            decision = engine.decide({"action": "register", "at": "2020-06-01T00:00:00Z", "subject": {"type": "organization", "country": "CN", "org_id": code}})
+            assert code in decision.reasons[-1].message
+    valid = [{"action": "register", "at": "2020-06-01T00:00:00Z", "subject": {"type": "organization", "country": "CN", "org_id": c}} for c in ("91110000600037341L", "91110000600037341L ")]
+    assert engine.decide(valid[0]) == engine.decide(valid[1])

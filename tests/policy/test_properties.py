@@ -12,7 +12,8 @@ Everything is deterministic: ``derandomize=True`` and no example database.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -197,13 +198,13 @@ def rules(draw: st.DrawFn, index: int, effect: str | None = None) -> dict[str, A
         "id": f"r{index}",
         "description": f"random rule {index}",
         "message": "rule " + str(index) + " in {jurisdiction}",
-        "effect": effect or draw(st.sampled_from(("permit", "forbid"))),
+        "effect": effect or draw(st.sampled_from(("permit", "permit", "forbid"))),
         "actions": draw(st.lists(st.sampled_from(ACTIONS), min_size=1, max_size=3, unique=True)),
         "jurisdictions": draw(jurisdiction_list(windowed=bool(window.keys() - {"approximate"}))),
     }
     if window:
         rule["effective"] = window
-    if draw(st.integers(0, 3)) > 0:
+    if draw(st.booleans()):
         rule["when"] = draw(conditions())
     if draw(st.integers(0, 4)) == 0:
         rule["obligations"] = draw(
@@ -231,8 +232,22 @@ def bundles(draw: st.DrawFn, *, permits: bool = True) -> dict[str, Any]:
         signals = draw(st.permutations(("country", "ip", "org_id")))
         signals = signals[: draw(st.integers(1, 3))]
         location[action] = {"signals": list(signals), "resolve": draw(st.sampled_from(("strictest", "first")))}
-    count = draw(st.integers(0, 6))
+    count = draw(st.integers(0, 8))
     effect = None if permits else "forbid"
+    generated = [draw(rules(i, effect)) for i in range(count)]
+    if permits and draw(st.booleans()):
+        # Half the bundles open everything, so that forbids and conditions have allows to remove.
+        generated.insert(
+            draw(st.integers(0, count)),
+            {
+                "id": "open",
+                "description": "everything is open",
+                "message": "open",
+                "effect": "permit",
+                "actions": list(ACTIONS),
+                "jurisdictions": ["everywhere", "unknown"],
+            },
+        )
     return {
         "bundle": "random",
         "version": "1",
@@ -243,7 +258,7 @@ def bundles(draw: st.DrawFn, *, permits: bool = True) -> dict[str, Any]:
         "partners": partners,
         "location": location,
         "uscc": {"pilot_divisions": draw(st.sampled_from(([], ["350100"], ["35"])))},
-        "rules": [draw(rules(i, effect)) for i in range(count)],
+        "rules": generated,
     }
 
 
@@ -260,16 +275,31 @@ INSTANTS = _instants()
 OFFSETS = (timedelta(0), timedelta(hours=8), timedelta(hours=-4), timedelta(hours=5, minutes=30))
 
 
+def doc_instants(doc: dict[str, Any]) -> list[int]:
+    """Every bound of every window in ``doc``, in every zone, and the seconds either side."""
+    found = [
+        w[key]
+        for spec in (*doc["rules"], *doc["partners"].values())
+        for w in [spec.get("effective", {})]
+        for key in ("from", "until")
+        if key in w
+    ]
+    out = {local_epoch(b, code) + d for b in found for code in CODES for d in (-1, 0, 1)}
+    return sorted(out) or INSTANTS
+
+
 @st.composite
-def requests(draw: st.DrawFn, partner_ids: tuple[str, ...] = PARTNERS) -> dict[str, Any]:
+def requests(
+    draw: st.DrawFn, partner_ids: tuple[str, ...] = PARTNERS, instants: list[int] = INSTANTS
+) -> dict[str, Any]:
     epoch = draw(
         st.one_of(
-            st.sampled_from(INSTANTS),
+            st.sampled_from(instants),
             st.integers(int(datetime(2019, 12, 1, tzinfo=UTC).timestamp()), int(datetime(2021, 1, 31, tzinfo=UTC).timestamp())),
         )
     )
     offset = draw(st.sampled_from(OFFSETS))
-    at = datetime.fromtimestamp(epoch, UTC).astimezone(__import__("datetime").timezone(offset))
+    at = datetime.fromtimestamp(epoch, UTC).astimezone(timezone(offset))
     subject: dict[str, Any] = {"type": draw(st.sampled_from(TYPES))}
     country = draw(st.sampled_from((None, *CODES, "FR")))
     if country is not None:
@@ -423,13 +453,14 @@ def with_rule(doc: dict[str, Any], rule: dict[str, Any]) -> dict[str, Any]:
     return {**doc, "rules": [*doc["rules"], rule]}
 
 
-SETTINGS = settings(
-    derandomize=True,
-    database=None,
-    deadline=None,
-    max_examples=250,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+def deterministic(max_examples: int) -> settings:
+    return settings(
+        derandomize=True,
+        database=None,
+        deadline=None,
+        max_examples=max_examples,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -437,10 +468,37 @@ SETTINGS = settings(
 # ------------------------------------------------------------------------------------------------
 
 
-@SETTINGS
-@given(doc=bundles(), wire=st.lists(requests(), min_size=1, max_size=8))
-def test_engine_agrees_with_the_reference_evaluator(doc: dict[str, Any], wire: list[dict[str, Any]]) -> None:
+IP_OF = {country: ip for ip, country in STUB_IPS.items() if country is not None}
+
+
+@st.composite
+def targeted_requests(draw: st.DrawFn, doc: dict[str, Any]) -> dict[str, Any]:
+    """A request aimed at one bound of one windowed rule: its action, a jurisdiction it covers,
+    and the second before, at or after the bound in that jurisdiction's zone."""
+    request = draw(requests())
+    windowed = [r for r in doc["rules"] if r.get("effective", {}).keys() & {"from", "until"}]
+    if not windowed:
+        return request
+    rule = draw(st.sampled_from(windowed))
+    code = draw(st.sampled_from(sorted(expand(doc, rule["jurisdictions"]))))
+    bound = draw(st.sampled_from([v for k, v in rule["effective"].items() if k in ("from", "until")]))
+    epoch = local_epoch(bound, code) + draw(st.sampled_from((-1, 0, 1)))
+    subject = {**request["subject"], "country": code, "ip": IP_OF[code]}
+    subject.pop("org_id", None)
+    return {
+        **request,
+        "action": draw(st.sampled_from(rule["actions"])),
+        "at": datetime.fromtimestamp(epoch, UTC).isoformat(),
+        "subject": subject,
+    }
+
+
+@deterministic(200)
+@given(doc=bundles(), data=st.data())
+def test_engine_agrees_with_the_reference_evaluator(doc: dict[str, Any], data: st.DataObject) -> None:
     engine = engine_for(doc)
+    some = st.one_of(requests(instants=doc_instants(doc)), targeted_requests(doc))
+    wire = data.draw(st.lists(some, min_size=1, max_size=10))
     for request in wire:
         got = engine.decide(request)
         want = reference(doc, request)
@@ -456,7 +514,7 @@ def test_engine_agrees_with_the_reference_evaluator(doc: dict[str, Any], wire: l
         assert got.errors == ()
 
 
-@SETTINGS
+@deterministic(80)
 @given(doc=bundles(permits=False), wire=st.lists(requests(), min_size=1, max_size=8))
 def test_default_deny_without_permit_rules(doc: dict[str, Any], wire: list[dict[str, Any]]) -> None:
     engine = engine_for(doc)
@@ -467,7 +525,7 @@ def test_default_deny_without_permit_rules(doc: dict[str, Any], wire: list[dict[
         assert decision.obligations == ()
 
 
-@SETTINGS
+@deterministic(100)
 @given(doc=bundles(), request=requests(), conditional_permit=st.booleans())
 def test_a_matching_unconditional_forbid_wins(doc: dict[str, Any], request: dict[str, Any], conditional_permit: bool) -> None:
     # Make allows common: an unconditional permit for the action everywhere (and where unknown).
@@ -537,7 +595,7 @@ def single_window(draw: st.DrawFn) -> tuple[str, Any, Any]:
     return (code, pick, None) if kind == "from" else (code, None, pick)
 
 
-@settings(derandomize=True, database=None, deadline=None, max_examples=120)
+@deterministic(120)
 @given(window=single_window(), action=st.sampled_from(ACTIONS), forbid=st.booleans())
 def test_a_rule_applies_exactly_within_its_window(window: tuple[str, Any, Any], action: str, forbid: bool) -> None:
     code, lo, hi = window
@@ -583,7 +641,7 @@ NOWHERE_IPS = ("10.0.0.1", "192.168.1.1", "172.16.5.4", "127.0.0.1", "100.64.0.1
 DEFAULT_PARTNERS = ("bizconf", "suirui-zhumu", "systec-umeet")
 
 
-@settings(derandomize=True, database=None, deadline=None, max_examples=200)
+@deterministic(200)
 @given(
     wire=requests(partner_ids=DEFAULT_PARTNERS),
     ip=st.sampled_from((None, *NOWHERE_IPS)),
@@ -606,7 +664,13 @@ def _frozen_clock(moment: datetime) -> Any:
     return lambda: moment
 
 
-@settings(derandomize=True, database=None, deadline=None, max_examples=100)
+@cache
+def _other_default_engine() -> Engine:
+    """A second engine for the built-in bundle, with a clock far from any request's instant."""
+    return Engine(clock=_frozen_clock(datetime(1999, 1, 1, tzinfo=UTC)))
+
+
+@deterministic(50)
 @given(doc=bundles(), request=requests())
 def test_a_decision_is_deterministic_for_a_fixed_instant(doc: dict[str, Any], request: dict[str, Any]) -> None:
     text = yaml.safe_dump(doc, sort_keys=False)
@@ -618,11 +682,10 @@ def test_a_decision_is_deterministic_for_a_fixed_instant(doc: dict[str, Any], re
     assert one.decide(meridian.parse_request(request)).to_dict() == first
 
 
-@settings(derandomize=True, database=None, deadline=None, max_examples=100)
+@deterministic(100)
 @given(wire=requests(partner_ids=DEFAULT_PARTNERS), country=st.sampled_from(("CN", "HK", "MO", "TW", "US")), plan=st.sampled_from(("free", "pro")))
 def test_default_bundle_is_deterministic_for_a_fixed_instant(wire: dict[str, Any], country: str, plan: str) -> None:
     request = {**wire, "subject": {"type": wire["subject"]["type"], "country": country, "plan": plan}}
     first = meridian.decide(request).to_dict()
-    other = Engine(clock=_frozen_clock(datetime(1999, 1, 1, tzinfo=UTC)))
     assert meridian.decide(request).to_dict() == first
-    assert other.decide(request).to_dict() == first
+    assert _other_default_engine().decide(request).to_dict() == first

@@ -23,7 +23,8 @@ The translation
 
   The scope lists the rule's jurisdictions after :func:`expand_jurisdictions` (groups,
   ``everywhere``; ``unknown`` stays the word ``"unknown"``). Without an effective window it is
-  ``[...].contains(context.jurisdiction)``; with one, each jurisdiction carries its own bounds
+  ``[...].contains(context.jurisdiction)`` (or, for more than half of all codes, the shorter
+  complement: ``context.jurisdiction != "unknown" && !["CN"].contains(...)``); with one, each jurisdiction carries its own bounds
   from :func:`window_epochs` (local time differs by zone), ``context.at >= from`` and
   ``context.at < until``, a missing bound being omitted. Jurisdictions whose bounds coincide
   share one clause.
@@ -57,6 +58,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..geography.jurisdictions import ALL_JURISDICTIONS, UNKNOWN
 from .compiled import CompiledBundle, Facts, expand_jurisdictions, window_epochs
 from .model import (
     AllOf,
@@ -142,12 +144,32 @@ def _by_bounds(entries: Iterable[tuple[str, int | None, int | None]]) -> dict[_B
     return groups
 
 
+def _membership(jurisdictions: list[str]) -> str:
+    """``context.jurisdiction`` is one of ``jurisdictions``, written as briefly as Cedar allows.
+
+    A scope such as ``everywhere`` names some 250 codes, and Cedar builds a set literal on every
+    request; past half of all codes the complement is shorter. INVARIANT: a context's
+    jurisdiction is an ISO 3166-1 code or ``unknown`` (the engine's facts never hold anything
+    else), so "not one of the others" means the same as "one of these".
+    """
+    codes = [j for j in jurisdictions if j != UNKNOWN]
+    if len(codes) <= len(ALL_JURISDICTIONS) // 2:
+        if len(jurisdictions) == 1:
+            return f"context.jurisdiction == {cedar_string(jurisdictions[0])}"
+        return f"{_string_set(jurisdictions)}.contains(context.jurisdiction)"
+    chosen = set(codes)
+    others = [c for c in ALL_JURISDICTIONS if c not in chosen]
+    parts = [] if UNKNOWN in jurisdictions else [f"context.jurisdiction != {cedar_string(UNKNOWN)}"]
+    if len(others) == 1:
+        parts.append(f"context.jurisdiction != {cedar_string(others[0])}")
+    elif others:
+        parts.append(f"!{_string_set(others)}.contains(context.jurisdiction)")
+    return " && ".join(parts) or "true"
+
+
 def _clause(jurisdictions: list[str], bounds: _Bounds) -> str:
     """``context.jurisdiction`` is one of ``jurisdictions`` and ``context.at`` lies in bounds."""
-    if len(jurisdictions) == 1:
-        parts = [f"context.jurisdiction == {cedar_string(jurisdictions[0])}"]
-    else:
-        parts = [f"{_string_set(jurisdictions)}.contains(context.jurisdiction)"]
+    parts = [_membership(jurisdictions)]
     start, end = bounds
     if start is not None:
         parts.append(f"context.at >= {start}")

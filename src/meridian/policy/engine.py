@@ -27,7 +27,7 @@ from .compiled import CompiledBundle, CompiledRule, Facts, compile_bundle
 from .decision import NO_ALTERNATIVES, Alternatives, Decision, Location, PartnerRef, Reason
 from .loader import LoadedBundle, load_bundle
 from .model import Resolve
-from .request import Request, epoch_seconds, parse_request
+from .request import OrgForm, Request, epoch_seconds, parse_request
 
 __all__ = ["Clock", "Engine", "Outcome", "evaluate", "system_clock"]
 
@@ -36,6 +36,7 @@ Clock = Callable[[], datetime]
 _COMMERCE = frozenset({"purchase", "renew"})
 _UNKNOWN = (UNKNOWN,)
 _MEMO_LIMIT = 1 << 16
+_QUOTES_ORG_ID = object()  # memo marker: this verdict quotes the organisation code
 
 
 def system_clock() -> datetime:
@@ -110,7 +111,8 @@ class Engine:
         self.bundle = bundle if isinstance(bundle, CompiledBundle) else compile_bundle(bundle)
         self.locator = locator if locator is not None else default_locator()
         self.clock = clock
-        self._memo: dict[tuple[object, ...], Verdict] = {}
+        self._memo: dict[tuple[object, ...], object] = {}
+        self._quoting = frozenset(r.id for r in self.bundle.rules if "org_id" in r.fields)
         self._signals = {
             action: (tuple(RESOLVERS[s] for s in rule.signals), rule.resolve is Resolve.FIRST)
             for action, rule in self.bundle.location.items()
@@ -243,29 +245,40 @@ class Engine:
 
         The memo is exact: its key holds every input a verdict depends on — the action, the
         jurisdiction, the segment of time (within which no rule and no partner window changes),
-        and every request field the rules or their messages read. A request the catalogue
-        refuses never reaches it, and a verdict with rule errors is never stored.
+        and every fact the rules read. The organisation code's text is not a fact any condition
+        reads, only a value some messages quote: when a verdict quotes it, the first key holds a
+        marker and the verdict is kept under a second key that adds the code. A request the
+        catalogue refuses never reaches the memo, and a verdict with rule errors is never kept.
         """
         subject = request.subject
         resource = request.resource
-        key = (
+        form = subject.org_form
+        bundle = self.bundle
+        key: tuple[object, ...] = (
             action,
             jurisdiction,
-            self.bundle.segment_number(action, jurisdiction, epoch),
+            bundle.segment_number(action, jurisdiction, epoch),
             subject.type,
             subject.plan,
             resource.channel,
             resource.partner,
-            subject.org_id,
+            form if form is OrgForm.ABSENT or form is OrgForm.VALID else bundle.uscc_status(form, subject.org_id),
         )
-        found = self._memo.get(key)
+        memo = self._memo
+        found = memo.get(key)
+        if found is _QUOTES_ORG_ID:
+            key = (*key, subject.org_id)
+            found = memo.get(key)
         if found is not None:
-            return found
+            return found  # type: ignore[return-value]
         verdict = self._judge(request, action, jurisdiction, epoch)
         if not verdict.errors:
-            if len(self._memo) >= _MEMO_LIMIT:
-                self._memo.clear()
-            self._memo[key] = verdict
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            if any(r.rule in self._quoting for r in verdict.reasons) and len(key) == 8:
+                memo[key] = _QUOTES_ORG_ID
+                key = (*key, subject.org_id)
+            memo[key] = verdict
         return verdict
 
     def _judge(self, request: Request, action: str, jurisdiction: str, epoch: int) -> Verdict:
