@@ -262,7 +262,9 @@ class Engine:
             subject.plan,
             resource.channel,
             resource.partner,
-            form if form is OrgForm.ABSENT or form is OrgForm.VALID else bundle.uscc_status(form, subject.org_id),
+            form
+            if form is OrgForm.ABSENT or form is OrgForm.VALID
+            else bundle.uscc_status(form, subject.org_id),
         )
         memo = self._memo
         found = memo.get(key)

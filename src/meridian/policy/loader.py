@@ -151,7 +151,10 @@ def _check(doc: Bundle, lines: dict[tuple[Any, ...], int], source: str) -> list[
     def needs_zone(path: tuple[Any, ...], jurisdictions: list[str], where: str) -> None:
         for j in jurisdictions:
             if j == UNKNOWN:
-                problem(path, f"`unknown` has no local time: {where} cannot have an effective window there")
+                problem(
+                    path,
+                    f"`unknown` has no local time: {where} cannot have an effective window there",
+                )
             elif j not in doc.jurisdictions:
                 problem(
                     path,
