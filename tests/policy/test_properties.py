@@ -143,7 +143,7 @@ def windows(draw: st.DrawFn) -> dict[str, Any]:
     if kind == "both":
         lo, hi = sorted(
             draw(st.lists(st.sampled_from(BOUNDS), min_size=2, max_size=2, unique=True)),
-            key=lambda v: (v if isinstance(v, datetime) else datetime(v.year, v.month, v.day)),
+            key=lambda v: v if isinstance(v, datetime) else datetime(v.year, v.month, v.day),
         )
         out: dict[str, Any] = {"from": lo, "until": hi}
     else:
@@ -208,7 +208,12 @@ def rules(draw: st.DrawFn, index: int, effect: str | None = None) -> dict[str, A
         rule["when"] = draw(conditions())
     if draw(st.integers(0, 4)) == 0:
         rule["obligations"] = draw(
-            st.lists(st.sampled_from(("manual_review", "notify", "audit")), min_size=1, max_size=2, unique=True)
+            st.lists(
+                st.sampled_from(("manual_review", "notify", "audit")),
+                min_size=1,
+                max_size=2,
+                unique=True,
+            )
         )
     return rule
 
@@ -220,7 +225,9 @@ def bundles(draw: st.DrawFn, *, permits: bool = True) -> dict[str, Any]:
         window = draw(windows())
         spec: dict[str, Any] = {
             "name": pid,
-            "jurisdictions": draw(jurisdiction_list(windowed=bool(window.keys() - {"approximate"}))),
+            "jurisdictions": draw(
+                jurisdiction_list(windowed=bool(window.keys() - {"approximate"}))
+            ),
         }
         if window:
             spec["effective"] = window
@@ -231,7 +238,10 @@ def bundles(draw: st.DrawFn, *, permits: bool = True) -> dict[str, Any]:
     for action in ACTIONS:
         signals = draw(st.permutations(("country", "ip", "org_id")))
         signals = signals[: draw(st.integers(1, 3))]
-        location[action] = {"signals": list(signals), "resolve": draw(st.sampled_from(("strictest", "first")))}
+        location[action] = {
+            "signals": list(signals),
+            "resolve": draw(st.sampled_from(("strictest", "first"))),
+        }
     count = draw(st.integers(0, 8))
     effect = None if permits else "forbid"
     generated = [draw(rules(i, effect)) for i in range(count)]
@@ -295,7 +305,10 @@ def requests(
     epoch = draw(
         st.one_of(
             st.sampled_from(instants),
-            st.integers(int(datetime(2019, 12, 1, tzinfo=UTC).timestamp()), int(datetime(2021, 1, 31, tzinfo=UTC).timestamp())),
+            st.integers(
+                int(datetime(2019, 12, 1, tzinfo=UTC).timestamp()),
+                int(datetime(2021, 1, 31, tzinfo=UTC).timestamp()),
+            ),
         )
     )
     offset = draw(st.sampled_from(OFFSETS))
@@ -313,13 +326,22 @@ def requests(
     org_id = draw(st.sampled_from(ORG_IDS))
     if org_id is not None:
         subject["org_id"] = org_id
-    channel = draw(st.sampled_from((None, "direct", "online", "partner") if partner_ids else (None, "direct", "online")))
+    channel = draw(
+        st.sampled_from(
+            (None, "direct", "online", "partner") if partner_ids else (None, "direct", "online")
+        )
+    )
     resource: dict[str, Any] = {}
     if channel is not None:
         resource["channel"] = channel
     if channel == "partner":
         resource["partner"] = draw(st.sampled_from(partner_ids))
-    return {"action": draw(st.sampled_from(ACTIONS)), "at": at.isoformat(), "subject": subject, "resource": resource}
+    return {
+        "action": draw(st.sampled_from(ACTIONS)),
+        "at": at.isoformat(),
+        "subject": subject,
+        "resource": resource,
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -430,7 +452,15 @@ def reference(doc: dict[str, Any], wire: dict[str, Any]) -> RefDecision:
     denied = [o for o in outcomes if not o[1]]
     deciding = denied or outcomes
     reasons = [(r["id"], j) for j, _, rs in deciding for r in rs]
-    obligations = [] if denied else list(dict.fromkeys(ob for _, _, rs in deciding for r in rs for ob in r.get("obligations", [])))
+    obligations = (
+        []
+        if denied
+        else list(
+            dict.fromkeys(
+                ob for _, _, rs in deciding for r in rs for ob in r.get("obligations", [])
+            )
+        )
+    )
     partners: list[str] = []
     if denied and action in COMMERCE:
         for j, _, _ in denied:
@@ -441,12 +471,20 @@ def reference(doc: dict[str, Any], wire: dict[str, Any]) -> RefDecision:
         r["id"] for _, _, rs in deciding for r in rs if r.get("effective", {}).get("approximate")
     }
     return RefDecision(
-        "deny" if denied else "allow", reasons, obligations, deciding[0][0], candidates, partners, approximate
+        "deny" if denied else "allow",
+        reasons,
+        obligations,
+        deciding[0][0],
+        candidates,
+        partners,
+        approximate,
     )
 
 
 def engine_for(doc: dict[str, Any]) -> Engine:
-    return Engine(load_bundle_text(yaml.safe_dump(doc, sort_keys=False), "random.yaml"), locator=StubLocator())
+    return Engine(
+        load_bundle_text(yaml.safe_dump(doc, sort_keys=False), "random.yaml"), locator=StubLocator()
+    )
 
 
 def with_rule(doc: dict[str, Any], rule: dict[str, Any]) -> dict[str, Any]:
@@ -481,7 +519,9 @@ def targeted_requests(draw: st.DrawFn, doc: dict[str, Any]) -> dict[str, Any]:
         return request
     rule = draw(st.sampled_from(windowed))
     code = draw(st.sampled_from(sorted(expand(doc, rule["jurisdictions"]))))
-    bound = draw(st.sampled_from([v for k, v in rule["effective"].items() if k in ("from", "until")]))
+    bound = draw(
+        st.sampled_from([v for k, v in rule["effective"].items() if k in ("from", "until")])
+    )
     epoch = local_epoch(bound, code) + draw(st.sampled_from((-1, 0, 1)))
     subject = {**request["subject"], "country": code, "ip": IP_OF[code]}
     subject.pop("org_id", None)
@@ -495,7 +535,9 @@ def targeted_requests(draw: st.DrawFn, doc: dict[str, Any]) -> dict[str, Any]:
 
 @deterministic(200)
 @given(doc=bundles(), data=st.data())
-def test_engine_agrees_with_the_reference_evaluator(doc: dict[str, Any], data: st.DataObject) -> None:
+def test_engine_agrees_with_the_reference_evaluator(
+    doc: dict[str, Any], data: st.DataObject
+) -> None:
     engine = engine_for(doc)
     some = st.one_of(requests(instants=doc_instants(doc)), targeted_requests(doc))
     wire = data.draw(st.lists(some, min_size=1, max_size=10))
@@ -527,7 +569,9 @@ def test_default_deny_without_permit_rules(doc: dict[str, Any], wire: list[dict[
 
 @deterministic(100)
 @given(doc=bundles(), request=requests(), conditional_permit=st.booleans())
-def test_a_matching_unconditional_forbid_wins(doc: dict[str, Any], request: dict[str, Any], conditional_permit: bool) -> None:
+def test_a_matching_unconditional_forbid_wins(
+    doc: dict[str, Any], request: dict[str, Any], conditional_permit: bool
+) -> None:
     # Make allows common: an unconditional permit for the action everywhere (and where unknown).
     permit = {
         "id": "zz-permit",
@@ -589,7 +633,9 @@ def single_window(draw: st.DrawFn) -> tuple[str, Any, Any]:
     choices = sorted(HAND_BOUNDS[code], key=lambda pair: pair[1])
     kind = draw(st.sampled_from(("from", "until", "both")))
     if kind == "both":
-        i, k = sorted(draw(st.lists(st.integers(0, len(choices) - 1), min_size=2, max_size=2, unique=True)))
+        i, k = sorted(
+            draw(st.lists(st.integers(0, len(choices) - 1), min_size=2, max_size=2, unique=True))
+        )
         return code, choices[i], choices[k]
     pick = draw(st.sampled_from(choices))
     return (code, pick, None) if kind == "from" else (code, None, pick)
@@ -597,7 +643,9 @@ def single_window(draw: st.DrawFn) -> tuple[str, Any, Any]:
 
 @deterministic(120)
 @given(window=single_window(), action=st.sampled_from(ACTIONS), forbid=st.booleans())
-def test_a_rule_applies_exactly_within_its_window(window: tuple[str, Any, Any], action: str, forbid: bool) -> None:
+def test_a_rule_applies_exactly_within_its_window(
+    window: tuple[str, Any, Any], action: str, forbid: bool
+) -> None:
     code, lo, hi = window
     rule: dict[str, Any] = {
         "id": "only",
@@ -610,7 +658,16 @@ def test_a_rule_applies_exactly_within_its_window(window: tuple[str, Any, Any], 
     }
     rules_ = [rule]
     if forbid:  # a forbid shows through an unconditional permit
-        rules_.append({"id": "open", "description": "open", "message": "open", "effect": "permit", "actions": [action], "jurisdictions": ["everywhere"]})
+        rules_.append(
+            {
+                "id": "open",
+                "description": "open",
+                "message": "open",
+                "effect": "permit",
+                "actions": [action],
+                "jurisdictions": ["everywhere"],
+            }
+        )
     doc = {
         "bundle": "window",
         "version": "1",
@@ -627,17 +684,41 @@ def test_a_rule_applies_exactly_within_its_window(window: tuple[str, Any, Any], 
     for instant in sorted(probes):
         inside = (start is None or start <= instant) and (end is None or instant < end)
         for shown in (instant, instant.astimezone(ZoneInfo(ZONES[code]))):
-            got = engine.decide({"action": action, "at": shown.isoformat(), "subject": {"type": "individual", "country": code}})
+            got = engine.decide(
+                {
+                    "action": action,
+                    "at": shown.isoformat(),
+                    "subject": {"type": "individual", "country": code},
+                }
+            )
             applies = "only" in got.rule_ids
             assert applies is inside, (shown.isoformat(), lo, hi)
             assert got.allowed is (inside != forbid)
         # Never outside its jurisdiction.
         elsewhere = "CN" if code != "CN" else "JP"
-        other = engine.decide({"action": action, "at": instant.isoformat(), "subject": {"type": "individual", "country": elsewhere}})
+        other = engine.decide(
+            {
+                "action": action,
+                "at": instant.isoformat(),
+                "subject": {"type": "individual", "country": elsewhere},
+            }
+        )
         assert "only" not in other.rule_ids
 
 
-NOWHERE_IPS = ("10.0.0.1", "192.168.1.1", "172.16.5.4", "127.0.0.1", "100.64.0.1", "240.0.0.1", "0.0.0.0", "::1", "2400:3200::1", "2001:4860:4860::8888", "fe80::1")
+NOWHERE_IPS = (
+    "10.0.0.1",
+    "192.168.1.1",
+    "172.16.5.4",
+    "127.0.0.1",
+    "100.64.0.1",
+    "240.0.0.1",
+    "0.0.0.0",
+    "::1",
+    "2400:3200::1",
+    "2001:4860:4860::8888",
+    "fe80::1",
+)
 DEFAULT_PARTNERS = ("bizconf", "suirui-zhumu", "systec-umeet")
 
 
@@ -648,7 +729,9 @@ DEFAULT_PARTNERS = ("bizconf", "suirui-zhumu", "systec-umeet")
     org_id=st.sampled_from((None, "ACME-0001", "12345")),
     plan=st.sampled_from((None, "free", "pro", "business", "enterprise")),
 )
-def test_unknown_location_is_never_allowed_by_the_default_bundle(wire: dict[str, Any], ip: str | None, org_id: str | None, plan: str | None) -> None:
+def test_unknown_location_is_never_allowed_by_the_default_bundle(
+    wire: dict[str, Any], ip: str | None, org_id: str | None, plan: str | None
+) -> None:
     subject = {"type": wire["subject"]["type"]}
     for key, value in (("ip", ip), ("org_id", org_id), ("plan", plan)):
         if value is not None:
@@ -672,10 +755,20 @@ def _other_default_engine() -> Engine:
 
 @deterministic(50)
 @given(doc=bundles(), request=requests())
-def test_a_decision_is_deterministic_for_a_fixed_instant(doc: dict[str, Any], request: dict[str, Any]) -> None:
+def test_a_decision_is_deterministic_for_a_fixed_instant(
+    doc: dict[str, Any], request: dict[str, Any]
+) -> None:
     text = yaml.safe_dump(doc, sort_keys=False)
-    one = Engine(load_bundle_text(text), locator=StubLocator(), clock=_frozen_clock(datetime(2000, 1, 1, tzinfo=UTC)))
-    two = Engine(load_bundle_text(text), locator=StubLocator(), clock=_frozen_clock(datetime(2030, 1, 1, tzinfo=UTC)))
+    one = Engine(
+        load_bundle_text(text),
+        locator=StubLocator(),
+        clock=_frozen_clock(datetime(2000, 1, 1, tzinfo=UTC)),
+    )
+    two = Engine(
+        load_bundle_text(text),
+        locator=StubLocator(),
+        clock=_frozen_clock(datetime(2030, 1, 1, tzinfo=UTC)),
+    )
     first = one.decide(request).to_dict()
     assert one.decide(request).to_dict() == first
     assert two.decide(request).to_dict() == first
@@ -683,9 +776,18 @@ def test_a_decision_is_deterministic_for_a_fixed_instant(doc: dict[str, Any], re
 
 
 @deterministic(100)
-@given(wire=requests(partner_ids=DEFAULT_PARTNERS), country=st.sampled_from(("CN", "HK", "MO", "TW", "US")), plan=st.sampled_from(("free", "pro")))
-def test_default_bundle_is_deterministic_for_a_fixed_instant(wire: dict[str, Any], country: str, plan: str) -> None:
-    request = {**wire, "subject": {"type": wire["subject"]["type"], "country": country, "plan": plan}}
+@given(
+    wire=requests(partner_ids=DEFAULT_PARTNERS),
+    country=st.sampled_from(("CN", "HK", "MO", "TW", "US")),
+    plan=st.sampled_from(("free", "pro")),
+)
+def test_default_bundle_is_deterministic_for_a_fixed_instant(
+    wire: dict[str, Any], country: str, plan: str
+) -> None:
+    request = {
+        **wire,
+        "subject": {"type": wire["subject"]["type"], "country": country, "plan": plan},
+    }
     first = meridian.decide(request).to_dict()
     assert meridian.decide(request).to_dict() == first
     assert _other_default_engine().decide(request).to_dict() == first

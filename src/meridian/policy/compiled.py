@@ -17,7 +17,7 @@ from __future__ import annotations
 import string
 from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from operator import attrgetter
 from typing import NamedTuple
@@ -144,6 +144,22 @@ class CompiledRule:
         return found
 
 
+class Placement(NamedTuple):
+    """What the engine's memo needs to know of one (action, jurisdiction).
+
+    Jurisdictions of one ``klass`` have the same rules in force at every instant and the same
+    partner windows, so a rule evaluation for one holds for all of them; only the wording of the
+    reasons (which names the jurisdiction) differs. ``reads`` says, for each fact in
+    :data:`READABLE` order, whether any rule here reads it (in a condition or a message): the
+    others cannot change a verdict. ``quotes_org_id``: some message here quotes the code.
+    """
+
+    bounds: list[int]
+    klass: int
+    reads: tuple[bool, bool, bool, bool, bool]
+    quotes_org_id: bool
+
+
 Segments = tuple[list[int], list[tuple[tuple[CompiledRule, ...], tuple[CompiledRule, ...]]]]
 
 
@@ -174,6 +190,8 @@ class CompiledBundle:
     partners: frozenset[str]
     pilot_divisions: tuple[str, ...]
     rules: tuple[CompiledRule, ...]
+    #: (action, jurisdiction) -> its :class:`Placement`
+    classes: dict[tuple[str, str], Placement] = field(default_factory=dict)
 
     @property
     def document(self) -> Bundle:
@@ -284,6 +302,33 @@ def _compile_condition(cond: Condition, bundle: CompiledBundle) -> Test:
     raise TypeError(f"unknown condition `{cond!r}`")  # pragma: no cover - the model is closed
 
 
+#: The facts a memo key may hold, in key order, and the attribute each condition names.
+READABLE = ("type", "plan", "channel", "partner", "uscc")
+_READS: dict[Attribute, str] = {
+    Attribute.SUBJECT_TYPE: "type",
+    Attribute.SUBJECT_PLAN: "plan",
+    Attribute.SUBJECT_USCC: "uscc",
+    Attribute.RESOURCE_CHANNEL: "channel",
+    Attribute.RESOURCE_PARTNER: "partner",
+}
+
+
+def condition_reads(cond: Condition | None) -> frozenset[str]:
+    """The facts a condition reads (besides the jurisdiction and the instant, which all may)."""
+    if cond is None:
+        return frozenset()
+    if isinstance(cond, AttributeIn):
+        return frozenset({_READS[cond.attribute]})
+    if isinstance(cond, PartnerAuthorised):
+        return frozenset({"partner"})
+    if isinstance(cond, AllOf | AnyOf):
+        parts = cond.all if isinstance(cond, AllOf) else cond.any
+        return frozenset().union(*(condition_reads(c) for c in parts))
+    if isinstance(cond, Not):
+        return condition_reads(cond.not_)
+    raise TypeError(f"unknown condition `{cond!r}`")  # pragma: no cover - the model is closed
+
+
 def _always(_: Facts) -> bool:
     return True
 
@@ -336,12 +381,14 @@ def compile_bundle(loaded: LoadedBundle) -> CompiledBundle:
     )
     per_key: dict[tuple[str, str], list[tuple[int | None, int | None, CompiledRule]]] = {}
     rules = []
+    reads: dict[int, frozenset[str]] = {}
     for spec in doc.rules:
         test = _always if spec.when is None else _compile_condition(spec.when, compiled)
         rule = CompiledRule(
             spec.id, spec.effect, spec.message, test, spec.obligations, spec.effective.approximate
         )
         rules.append(rule)
+        reads[id(rule)] = condition_reads(spec.when) | frozenset(rule.fields).intersection(READABLE)
         for jur in expand_jurisdictions(doc, spec.jurisdictions):
             lo, hi = window_epochs(doc, spec.effective, jur)
             for action in dict.fromkeys(spec.actions):
@@ -364,5 +411,19 @@ def compile_bundle(loaded: LoadedBundle) -> CompiledBundle:
         if signature not in shared:
             shared[signature] = _segments(entries, extra)
         compiled.index[key] = shared[signature]
+    ids: dict[object, int] = {}
+    for key, segments in compiled.index.items():
+        windows = tuple(
+            (w.partner, w.start, w.end) for w in compiled.jurisdiction_partners.get(key[1], ())
+        )
+        klass = ids.setdefault((id(segments), windows), len(ids))
+        here = [r for _, _, r in per_key[key]]
+        read = frozenset().union(*(reads[id(r)] for r in here))
+        compiled.classes[key] = Placement(
+            segments[0],
+            klass,
+            tuple(f in read for f in READABLE),  # type: ignore[arg-type]
+            any("org_id" in r.fields for r in here),
+        )
     object.__setattr__(compiled, "rules", tuple(rules))
     return compiled
