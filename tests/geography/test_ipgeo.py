@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from maxminddb.errors import InvalidDatabaseError
 
 from meridian import ConfigurationError, Engine, InputError
 from meridian.geography.ipgeo import (
@@ -204,12 +203,6 @@ def test_a_missing_database_is_a_configuration_error(tmp_path: Path) -> None:
         default_locator(missing)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidDatabaseError,
-    reason="engine bug: MaxMindLocator catches OSError and ValueError only, so maxminddb's "
-    "InvalidDatabaseError (a RuntimeError) escapes instead of ConfigurationError",
-)
 def test_a_file_that_is_not_a_database_is_a_configuration_error(tmp_path: Path) -> None:
     junk = tmp_path / "junk.mmdb"
     junk.write_bytes(b"this is not a maxmind database\n" * 10)

@@ -102,21 +102,12 @@ def test_malformed_json_is_refused_in_one_line(text: str) -> None:
     assert "line 1 column" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="malformed-json messages give a position but do not quote the offending text in backticks",
-)
 def test_malformed_json_quotes_the_offending_text() -> None:
     with pytest.raises(RequestError) as caught:
         parse_request_json('{"action": join}')
     assert "`" in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="engine bug: bytes that are not UTF-8 leak UnicodeDecodeError instead of RequestError",
-)
 def test_json_bytes_that_are_not_utf8_are_a_request_error() -> None:
     with pytest.raises(RequestError):
         parse_request_json(b"\xff{}")

@@ -50,7 +50,8 @@ def parse_ip(text: str) -> IpAddress:
         ip = ipaddress.ip_address(text)
     except ValueError:
         raise InputError(f"invalid ip address `{text}`: expected IPv4 or IPv6") from None
-    return IpAddress(str(ip), ip.version, int(ip), ip.is_global)
+    # Multicast groups are "global" to the standard library but locate no one.
+    return IpAddress(str(ip), ip.version, int(ip), ip.is_global and not ip.is_multicast)
 
 
 class IpLocator(Protocol):
@@ -100,7 +101,7 @@ class MaxMindLocator:
 
         try:
             self._reader = maxminddb.open_database(str(path))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
             raise ConfigurationError(f"cannot open geoip database `{path}`: {exc}") from None
 
     def country(self, ip: IpAddress) -> str | None:

@@ -230,7 +230,7 @@ class Engine:
     def decide(self, request: Request | Mapping[str, Any]) -> Decision:
         """Decide one request (a parsed :class:`Request` or its wire form as a mapping)."""
         if type(request) is not Request:
-            request = parse_request(dict(request))  # type: ignore[arg-type]
+            request = parse_request(dict(request) if isinstance(request, Mapping) else request)
         epoch = request.epoch
         at = request.at
         if epoch is None or at is None:

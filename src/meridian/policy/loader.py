@@ -183,7 +183,10 @@ def _check(doc: Bundle, lines: dict[tuple[Any, ...], int], source: str) -> list[
 
     def window(path: tuple[Any, ...], w: Window) -> None:
         if w.from_ is not None and w.until is not None and _as_dt(w.from_) >= _as_dt(w.until):
-            problem(path, "effective window is empty: `from` must come before `until`")
+            problem(
+                path,
+                f"effective window is empty: `from` `{w.from_}` must come before `until` `{w.until}`",
+            )
 
     vocab = {
         Attribute.SUBJECT_TYPE: SUBJECT_TYPES,
@@ -258,6 +261,9 @@ def load_bundle_text(text: str, source: str = "<bundle>") -> LoadedBundle:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         what = getattr(exc, "problem", None) or str(exc)
+        source_lines = text.splitlines()
+        if line is not None and 0 < line <= len(source_lines) and source_lines[line - 1].strip():
+            what = f"{what}: `{source_lines[line - 1].strip()[:60]}`"
         raise BundleError([BundleProblem(f"malformed yaml: {what}", source, line)]) from None
     if node is None or not isinstance(data, dict):
         raise BundleError(

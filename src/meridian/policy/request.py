@@ -152,11 +152,11 @@ def _phone_country(text: str) -> str:
         number = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException:
         raise RequestError(
-            f"invalid phone number `{text}`: expected international form such as `+8610xxxxxxxx`"
+            f"request: invalid phone number `{text}`: expected international form such as `+8610xxxxxxxx`"
         ) from None
     region = phonenumbers.region_code_for_number(number)
     if not region or region == "001":
-        raise RequestError(f"phone number `{text}` belongs to no country")
+        raise RequestError(f"request: phone number `{text}` belongs to no country")
     return str(region)
 
 
@@ -176,6 +176,8 @@ def format_validation_error(exc: ValidationError, what: str = "request") -> str:
         return f"{what}: unknown field `{path}`"
     if kind == "timezone_aware":
         return f"{what}: `{path}` needs a time zone: `{given}` has none, add `Z` or an offset"
+    if kind in {"model_type", "model_attributes_type", "dict_type"}:
+        return f"{what}: `{path}` must be an object, got `{json.dumps(given, default=str)[:80]}`"
     message = err["msg"]
     message = message[0].lower() + message[1:] if message else "is invalid"
     shown = json.dumps(given, default=str) if not isinstance(given, str) else given
@@ -233,12 +235,25 @@ def parse_request(data: Any) -> Request:
     )
 
 
+def _near(doc: str, pos: int) -> str:
+    """A short piece of ``doc`` around ``pos``, for quoting in an error."""
+    piece = doc[max(0, pos - 10) : pos + 10].replace("`", "'").replace("\n", " ")
+    return piece.strip() or doc[:20].strip()
+
+
 def parse_request_json(text: str | bytes) -> Request:
-    """Parse one request from JSON text."""
+    """Parse one request from JSON text (UTF-8 when given bytes)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RequestError(
+                f"request: not utf-8 text: byte `{text[exc.start : exc.start + 1]!r}` at offset {exc.start}"
+            ) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RequestError(
-            f"request: malformed json: {exc.msg.lower()} at line {exc.lineno} column {exc.colno}"
+            f"request: malformed json: {exc.msg.lower()} at line {exc.lineno} column {exc.colno}, near `{_near(exc.doc, exc.pos)}`"
         ) from None
     return parse_request(data)
