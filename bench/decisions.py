@@ -211,7 +211,7 @@ def measure_meridian(
         return row, None, reference
     sizes.append(len(memo))
     row["memo_hit_rate"] = _hit_rate(sizes, sum(len(c.facts) for c in cases))
-    times, raws = time_each(engine.decide, requests, before=memo.clear)
+    times, raws = time_each(engine.decide, requests, before=engine.forget)
     cold = _summary(times)
     cold.update(_agreement("meridian-cold", reference, [adapter.verdict(r) for r in raws], cases))
     cold["requests"] = len(cases)
@@ -422,7 +422,7 @@ def _table_cells(name: str, row: Row, base: float | None) -> list[str]:
     if "memo_hit_rate" in row:
         note.append(f"memo hit rate {row['memo_hit_rate']:.1%}")
     if name == "meridian-cold":
-        note.append("memo cleared before each request")
+        note.append("both memos emptied before each request")
     if row.get("disagreements"):
         note.append(f"{row['disagreements']} disagreements")
     ratio = f"{median / base:.1f}" if base and median is not None else ""

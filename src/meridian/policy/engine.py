@@ -139,6 +139,11 @@ class Engine:
             for action, rule in self.bundle.location.items()
         }
 
+    def forget(self) -> None:
+        """Empty both memos. Decisions stay the same; only their cost changes (benchmarks use it)."""
+        self._memo.clear()
+        self._cores.clear()
+
     # -- request checks against the catalogue -------------------------------------------------
 
     def check(self, request: Request) -> None:
@@ -315,7 +320,9 @@ class Engine:
                 if form is OrgForm.ABSENT or form is OrgForm.VALID
                 else self.bundle.uscc_status(form, subject.org_id)
             )
-        facts: tuple[object, ...] = (
+        key: tuple[object, ...] = (
+            action,
+            jurisdiction,
             segment,
             subject.type if by_type else None,
             subject.plan if by_plan else None,
@@ -323,7 +330,6 @@ class Engine:
             resource.partner if by_partner else None,
             org,
         )
-        key: tuple[object, ...] = (action, jurisdiction, *facts)
         memo = self._memo
         found = memo.get(key)
         quoted = found is _QUOTES_ORG_ID
@@ -332,7 +338,7 @@ class Engine:
             found = memo.get(key)
         if found is not None:
             return found  # type: ignore[return-value]
-        core_key = (action, placed.klass, *facts)
+        core_key = (action, placed.klass, *key[2:8])
         core = self._cores.get(core_key)
         if core is None:
             core = self._judge(request, action, jurisdiction, epoch)
