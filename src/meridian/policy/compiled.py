@@ -24,7 +24,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from ..geography.jurisdictions import ALL_JURISDICTIONS, jurisdiction_name
-from ..geography.uscc import UsccStatus
+from ..geography.uscc import OrgForm, uscc_status
 from .decision import BundleRef, PartnerRef, Reason
 from .loader import BUILTIN_GROUPS, LoadedBundle
 from .model import (
@@ -40,7 +40,7 @@ from .model import (
     PartnerAuthorised,
     Window,
 )
-from .request import ACTIONS, OrgForm, epoch_seconds
+from .request import ACTIONS, epoch_seconds
 
 __all__ = ["CompiledBundle", "CompiledRule", "Facts", "compile_bundle"]
 
@@ -224,16 +224,9 @@ class CompiledBundle:
             w.partner for w in self.jurisdiction_partners.get(jurisdiction, ()) if w.covers(epoch)
         )
 
-    def uscc_status(self, org_form: OrgForm, org_id: str | None) -> str:
-        if org_form is OrgForm.VALID:
-            return UsccStatus.VALID.value
-        if org_form is OrgForm.ABSENT or org_id is None:
-            return UsccStatus.ABSENT.value
-        if org_form is OrgForm.CHECKFAIL and any(
-            org_id[2:8].startswith(p) for p in self.pilot_divisions
-        ):
-            return UsccStatus.PILOT.value
-        return UsccStatus.INVALID.value
+    def uscc_status(self, form: OrgForm, code: str | None) -> str:
+        """The status of an organisation code under this bundle's pilot divisions."""
+        return uscc_status(form, code, self.pilot_divisions).value
 
 
 def expand_jurisdictions(doc: Bundle, names: tuple[str, ...]) -> list[str]:

@@ -26,7 +26,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from ..errors import InputError, RequestError
 from ..geography.ipgeo import IpAddress, parse_ip
 from ..geography.jurisdictions import check_jurisdiction
-from ..geography.uscc import ALPHABET, normalise_uscc, uscc_check_character
+from ..geography.uscc import OrgForm, normalise_uscc
+from ..geography.uscc import org_form as uscc_org_form
 
 __all__ = [
     "ACTIONS",
@@ -62,18 +63,6 @@ class Action(StrEnum):
 
 
 ACTIONS: tuple[str, ...] = tuple(a.value for a in Action)
-
-
-class OrgForm(StrEnum):
-    """The form of a presented organisation code, read as a Unified Social Credit Code.
-
-    Whether a ``checkfail`` code is a pilot-era one is the bundle's call (its pilot divisions).
-    """
-
-    ABSENT = "absent"
-    VALID = "valid"
-    CHECKFAIL = "checkfail"  # well-formed, but the check character does not match
-    MALFORMED = "malformed"  # not an 18-character code over the USCC alphabet
 
 
 class _Wire(BaseModel):
@@ -141,12 +130,6 @@ class Request:
     epoch: int | None = None
 
 
-def _org_form(code: str) -> OrgForm:
-    if len(code) != 18 or any(c not in ALPHABET for c in code) or not code[2:8].isdigit():
-        return OrgForm.MALFORMED
-    return OrgForm.VALID if uscc_check_character(code[:17]) == code[17] else OrgForm.CHECKFAIL
-
-
 def _phone_country(text: str) -> str:
     try:
         number = phonenumbers.parse(text, None)
@@ -206,7 +189,7 @@ def parse_request(data: Any) -> Request:
     org_id = org_form = org_country = None
     if s.org_id:
         org_id = normalise_uscc(s.org_id)
-        org_form = _org_form(org_id)
+        org_form = uscc_org_form(org_id)
         # A code in USCC form claims a mainland China registration, valid check or not; the CN
         # rules then judge it. Any other number implies no country.
         org_country = None if org_form is OrgForm.MALFORMED else "CN"
