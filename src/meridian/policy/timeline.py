@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from .compiled import CompiledBundle, expand_jurisdictions, window_epochs
+from .model import Window
 
 __all__ = ["Change", "timeline"]
 
@@ -48,60 +50,62 @@ class Change(NamedTuple):
         }
 
 
+def _moments(
+    bundle: CompiledBundle, window: Window, names: tuple[str, ...], only: str | None
+) -> Iterator[tuple[str, str, int, str]]:
+    """(jurisdiction, zone, epoch, "starts"/"ends") for each bound of ``window`` where it applies."""
+    doc = bundle.document
+    if window.from_ is None and window.until is None:
+        return
+    for jur in expand_jurisdictions(doc, names):
+        if only is not None and jur != only:
+            continue
+        start, end = window_epochs(doc, window, jur)
+        for epoch, event in ((start, "starts"), (end, "ends")):
+            if epoch is not None:
+                yield jur, doc.jurisdictions[jur].zone, epoch, event
+
+
 def timeline(bundle: CompiledBundle, jurisdiction: str | None = None) -> list[Change]:
     """Every boundary in the bundle, oldest first; only ``jurisdiction``'s when one is given."""
     doc = bundle.document
     changes: list[Change] = []
     for rule in doc.rules:
-        window = rule.effective
-        if window.from_ is None and window.until is None:
-            continue
-        for jur in expand_jurisdictions(doc, rule.jurisdictions):
-            if jurisdiction is not None and jur != jurisdiction:
-                continue
-            zone = doc.jurisdictions[jur].zone
-            start, end = window_epochs(doc, window, jur)
-            actions = tuple(a.value for a in rule.actions)
-            for epoch, event in ((start, "starts"), (end, "ends")):
-                if epoch is not None:
-                    changes.append(
-                        Change(
-                            epoch,
-                            jur,
-                            zone,
-                            "rule",
-                            rule.id,
-                            event,
-                            rule.effect.value,
-                            actions,
-                            window.approximate,
-                            rule.message,
-                        )
-                    )
+        actions = tuple(a.value for a in rule.actions)
+        for jur, zone, epoch, event in _moments(
+            bundle, rule.effective, rule.jurisdictions, jurisdiction
+        ):
+            changes.append(
+                Change(
+                    epoch,
+                    jur,
+                    zone,
+                    "rule",
+                    rule.id,
+                    event,
+                    rule.effect.value,
+                    actions,
+                    rule.effective.approximate,
+                    rule.message,
+                )
+            )
     for pid, partner in doc.partners.items():
-        window = partner.effective
-        if window.from_ is None and window.until is None:
-            continue
-        for jur in expand_jurisdictions(doc, partner.jurisdictions):
-            if jurisdiction is not None and jur != jurisdiction:
-                continue
-            zone = doc.jurisdictions[jur].zone
-            start, end = window_epochs(doc, window, jur)
-            for epoch, event in ((start, "starts"), (end, "ends")):
-                if epoch is not None:
-                    changes.append(
-                        Change(
-                            epoch,
-                            jur,
-                            zone,
-                            "partner",
-                            pid,
-                            event,
-                            "authorised",
-                            ("purchase", "renew"),
-                            window.approximate,
-                            f"{partner.name} authorised",
-                        )
-                    )
+        for jur, zone, epoch, event in _moments(
+            bundle, partner.effective, partner.jurisdictions, jurisdiction
+        ):
+            changes.append(
+                Change(
+                    epoch,
+                    jur,
+                    zone,
+                    "partner",
+                    pid,
+                    event,
+                    "authorised",
+                    ("purchase", "renew"),
+                    partner.effective.approximate,
+                    f"{partner.name} authorised",
+                )
+            )
     changes.sort(key=lambda c: (c.epoch, c.jurisdiction, c.subject))
     return changes
