@@ -58,15 +58,14 @@ def explain(console: Console, engine: Engine, decision: Decision) -> None:
     if decision.obligations:
         console.print("Obligations: " + ", ".join(decision.obligations))
     if decision.alternatives.partners:
+        offered = decision.alternatives.partners
+        contacts = any(p.contact for p in offered)
+        columns = ["partner", "name", "contact"] if contacts else ["partner", "name"]
         partners = Table(
-            "partner",
-            "name",
-            "contact",
-            title="Buy through an authorised partner instead",
-            title_justify="left",
+            *columns, title="Buy through an authorised partner instead", title_justify="left"
         )
-        for p in decision.alternatives.partners:
-            partners.add_row(p.id, p.name, p.contact or "")
+        for p in offered:
+            partners.add_row(p.id, p.name, *([p.contact or ""] if contacts else []))
         console.print(partners)
     b = decision.bundle
     console.print(f"[dim]bundle {b.name} {b.version} {b.digest}[/]")
