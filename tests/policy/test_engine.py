@@ -87,3 +87,18 @@ def test_memo_quotes_each_organisation_code_in_its_own_message() -> None:
             assert code in decision.reasons[-1].message
     valid = [{"action": "register", "at": "2020-06-01T00:00:00Z", "subject": {"type": "organization", "country": "CN", "org_id": c}} for c in ("91110000600037341L", "91110000600037341L ")]
     assert engine.decide(valid[0]) == engine.decide(valid[1])
+
+
+def test_a_failing_ip_lookup_refuses_and_says_why() -> None:
+    from meridian.geography.ipgeo import IpAddress
+    from meridian.policy import load_bundle
+
+    class BrokenLocator:
+        def country(self, ip: IpAddress) -> str | None:
+            raise OSError("geoip database unreadable")
+
+    engine = Engine(load_bundle(), locator=BrokenLocator())
+    decision = engine.decide({"action": "join", "at": "2020-06-01T00:00:00Z", "subject": {"type": "individual", "country": "US", "ip": "8.8.8.8"}})
+    assert decision.decision == "deny"
+    assert decision.location.country == "unknown"
+    assert "geoip database unreadable" in decision.errors[0]

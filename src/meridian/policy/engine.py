@@ -11,6 +11,9 @@ never lets a request through.
 
 When the counting signals place a subject in several jurisdictions (``resolve: strictest``) the
 request is judged under each, and it is allowed only if every one allows it.
+
+Verdicts are memoised exactly (:meth:`Engine._verdict` says how): the memo changes what a decision
+costs, never what it says.
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ _COMMERCE = frozenset({"purchase", "renew"})
 _UNKNOWN = (UNKNOWN,)
 _MEMO_LIMIT = 1 << 16
 _NOWHERE = Placement([], -1, (False, False, False, False, False), False)
-_QUOTES_ORG_ID = object()
+_QUOTES_ORG_ID = object()  # memo marker: this verdict quotes the organisation code
 #: ``tuple.__new__`` builds a named tuple from a ready tuple without running the class's
-#: Python-level ``__new__``: about 90 ns against 200 ns on this machine, on every decision.
-_new: Any = tuple.__new__  # memo marker: this verdict quotes the organisation code
+#: Python-level ``__new__``: about 90 ns against 200 ns on this machine, on every decision
+#: (bench/decisions.py is the reason).
+_new: Any = tuple.__new__
 
 
 def system_clock() -> datetime:
@@ -242,8 +246,11 @@ class Engine:
             at = self.clock().astimezone(UTC)
             epoch = epoch_seconds(at)
         self.check(request)
-        evidence, candidates = self.locate(request)
         action = request.action
+        try:
+            evidence, candidates = self.locate(request)
+        except Exception as exc:  # noqa: BLE001 - a failed look-up must refuse, never guess
+            return self._unlocated(action, at, exc)
         if len(candidates) == 1:
             v = self._verdict(request, action, candidates[0], epoch)
             # Built with tuple.__new__ on ready tuples: see _new.
@@ -286,6 +293,20 @@ class Engine:
             self.bundle.ref,
             at,
             errors,
+        )
+
+    def _unlocated(self, action: str, at: datetime, exc: Exception) -> Decision:
+        """The refusal when location evidence could not be read (a broken GeoIP database, say)."""
+        return Decision(
+            "deny",
+            action,
+            (),
+            (),
+            Location(UNKNOWN, (), _UNKNOWN),
+            NO_ALTERNATIVES,
+            self._ref,
+            at,
+            (f"location evidence could not be read: {exc!r}",),
         )
 
     def _verdict(self, request: Request, action: str, jurisdiction: str, epoch: int) -> Verdict:
