@@ -249,7 +249,7 @@ class Engine:
         action = request.action
         try:
             evidence, candidates = self.locate(request)
-        except Exception as exc:  # noqa: BLE001 - a failed look-up must refuse, never guess
+        except Exception as exc:
             return self._unlocated(action, at, exc)
         if len(candidates) == 1:
             v = self._verdict(request, action, candidates[0], epoch)
