@@ -274,7 +274,7 @@ def _measure_named(
 ) -> dict[str, Row]:
     try:
         adapter = ADAPTERS[name](bundle)
-    except Exception as exc:  # a missing or broken engine is reported, never fatal
+    except Exception as exc:  # noqa: BLE001 - a missing or broken engine is reported, never fatal
         rows = {name: _unavailable(exc)}
         if name == "cedarpy":
             rows["cedarpy-batch"] = _unavailable(exc)
@@ -293,7 +293,7 @@ def _measure_regorus(
     for name in ("regorus", "regorus-rvm"):
         try:
             adapter = ADAPTERS[name](bundle)
-        except Exception as exc:  # a missing or broken engine is reported, never fatal
+        except Exception as exc:  # noqa: BLE001 - a missing or broken engine is reported, never fatal
             measured[name] = _unavailable(exc)
             continue
         measured[name] = measure(adapter, cases, warm, reference) | {"path": adapter.path}

@@ -71,7 +71,7 @@ def evaluate(bundle: CompiledBundle, action: str, facts: Facts) -> Outcome:
         try:
             if rule.test(facts):
                 fired.append(rule)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of a rule is a forbid, never an allow
             fired.append(rule)
             errors.append(f"rule `{rule.id}` failed to evaluate: {exc!r}")
     permitted: list[CompiledRule] = []
@@ -79,7 +79,7 @@ def evaluate(bundle: CompiledBundle, action: str, facts: Facts) -> Outcome:
         try:
             if rule.test(facts):
                 permitted.append(rule)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - an erroring permit counts as a forbid
             fired.append(rule)
             errors.append(f"rule `{rule.id}` failed to evaluate: {exc!r}")
     # The combining rule, as Cedar's:
@@ -249,7 +249,7 @@ class Engine:
         action = request.action
         try:
             evidence, candidates = self.locate(request)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed look-up must refuse, never guess
             return self._unlocated(action, at, exc)
         if len(candidates) == 1:
             v = self._verdict(request, action, candidates[0], epoch)
