@@ -16,6 +16,7 @@ chained with colons (``unknown jurisdiction `XX`: expected an ISO 3166-1 alpha-2
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 __all__ = [
@@ -26,7 +27,18 @@ __all__ = [
     "MeridianError",
     "NotFoundError",
     "RequestError",
+    "shown",
 ]
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """Client input as it goes between backticks in a message: one line, bounded, no backticks.
+
+    Control characters are escaped as in JSON, so a message stays one line whatever was sent.
+    """
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    text = json.dumps(text, ensure_ascii=False)[1:-1].replace('\\"', '"').replace("`", "'")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class MeridianError(Exception):

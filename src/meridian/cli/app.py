@@ -19,7 +19,7 @@ import typer
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 from rich.console import Console
 
-from ..errors import InputError, MeridianError
+from ..errors import InputError, MeridianError, shown
 from ..geography.ipgeo import default_locator
 from ..policy.engine import Clock, Engine, system_clock
 from ..policy.loader import load_bundle
@@ -97,7 +97,7 @@ def parse_instant(text: str, what: str = "--clock") -> datetime:
         return _INSTANT.validate_python(text)
     except ValidationError:
         raise InputError(
-            f"invalid instant `{text}` for `{what}`: expected ISO 8601 with a zone, such as `2020-08-23T09:00:00+08:00`"
+            f"invalid instant `{shown(text)}` for `{what}`: expected ISO 8601 with a zone, such as `2020-08-23T09:00:00+08:00`"
         ) from None
 
 
@@ -287,7 +287,7 @@ def policy_export(
 ) -> None:
     """Export the bundle to another policy language (Cedar policies and a Cedar schema)."""
     if fmt != "cedar":
-        raise InputError(f"unknown export format `{fmt}`: expected `cedar`")
+        raise InputError(f"unknown export format `{shown(fmt)}`: expected `cedar`")
     from ..policy.cedar import export_cedar
     from ..policy.compiled import compile_bundle
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import ConfigurationError, InputError
+from ..errors import ConfigurationError, InputError, shown
 from .jurisdictions import ALL_JURISDICTIONS
 
 __all__ = [
@@ -49,7 +49,7 @@ def parse_ip(text: str) -> IpAddress:
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
-        raise InputError(f"invalid ip address `{text}`: expected IPv4 or IPv6") from None
+        raise InputError(f"invalid ip address `{shown(text)}`: expected IPv4 or IPv6") from None
     # Multicast groups are "global" to the standard library but locate no one.
     return IpAddress(str(ip), ip.version, int(ip), ip.is_global and not ip.is_multicast)
 

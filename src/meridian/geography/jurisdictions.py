@@ -11,7 +11,7 @@ from functools import cache
 
 import pycountry
 
-from ..errors import InputError
+from ..errors import InputError, shown
 
 __all__ = ["ALL_JURISDICTIONS", "UNKNOWN", "check_jurisdiction", "jurisdiction_name"]
 
@@ -47,7 +47,7 @@ def check_jurisdiction(code: object, *, allow_unknown: bool = False) -> str:
             return code
         if allow_unknown and code == UNKNOWN:
             return code
-    raise InputError(f"unknown jurisdiction `{code}`: expected an ISO 3166-1 alpha-2 code")
+    raise InputError(f"unknown jurisdiction `{shown(code)}`: expected an ISO 3166-1 alpha-2 code")
 
 
 def jurisdiction_name(code: str) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from ..errors import RequestError
+from ..errors import RequestError, shown
 from ..geography.evidence import RESOLVERS, Evidence
 from ..geography.ipgeo import IpLocator, default_locator
 from ..geography.jurisdictions import UNKNOWN
@@ -169,11 +169,11 @@ class Engine:
         bundle = self.bundle
         if plan is not None and plan not in bundle.plans:
             raise RequestError(
-                f"request: unknown plan `{plan}`: expected one of {', '.join(sorted(bundle.plans))}"
+                f"request: unknown plan `{shown(plan)}`: expected one of {', '.join(sorted(bundle.plans))}"
             )
         if channel is not None and channel not in bundle.channels:
             raise RequestError(
-                f"request: unknown channel `{channel}`: expected one of {', '.join(sorted(bundle.channels))}"
+                f"request: unknown channel `{shown(channel)}`: expected one of {', '.join(sorted(bundle.channels))}"
             )
         if partner is None:
             raise RequestError(
@@ -181,10 +181,10 @@ class Engine:
             )
         if partner not in bundle.partners:
             raise RequestError(
-                f"request: unknown partner `{partner}`: expected one of {', '.join(sorted(bundle.partners))}"
+                f"request: unknown partner `{shown(partner)}`: expected one of {', '.join(sorted(bundle.partners))}"
             )
         raise RequestError(
-            f"request: `resource.partner` is `{partner}` but `resource.channel` is `{channel}`: a partner goes with channel `partner`"
+            f"request: `resource.partner` is `{shown(partner)}` but `resource.channel` is `{shown(channel)}`: a partner goes with channel `partner`"
         )
 
     def _values(self, request: Request) -> tuple[str, str, str, str, str]:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import phonenumbers
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import InputError, RequestError
+from ..errors import InputError, RequestError, shown
 from ..geography.ipgeo import IpAddress, parse_ip
 from ..geography.jurisdictions import check_jurisdiction
 from ..geography.uscc import OrgForm, normalise_uscc
@@ -135,11 +135,11 @@ def _phone_country(text: str) -> str:
         number = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException:
         raise RequestError(
-            f"request: invalid phone number `{text}`: expected international form such as `+8610xxxxxxxx`"
+            f"request: invalid phone number `{shown(text)}`: expected international form such as `+8610xxxxxxxx`"
         ) from None
     region = phonenumbers.region_code_for_number(number)
     if not region or region == "001":
-        raise RequestError(f"request: phone number `{text}` belongs to no country")
+        raise RequestError(f"request: phone number `{shown(text)}` belongs to no country")
     return str(region)
 
 
@@ -154,19 +154,19 @@ def format_validation_error(exc: ValidationError, what: str = "request") -> str:
     kind = err["type"]
     given = err.get("input")
     if kind == "missing":
-        return f"{what}: missing field `{path}`"
+        return f"{what}: missing field `{shown(path)}`"
     if kind == "extra_forbidden":
-        return f"{what}: unknown field `{path}`"
+        return f"{what}: unknown field `{shown(path)}`"
     if kind == "timezone_aware":
-        return f"{what}: `{path}` needs a time zone: `{given}` has none, add `Z` or an offset"
+        return f"{what}: `{shown(path)}` needs a time zone: `{shown(given)}` has none, add `Z` or an offset"
     if kind in {"model_type", "model_attributes_type", "dict_type"}:
-        return f"{what}: `{path}` must be an object, got `{json.dumps(given, default=str)[:80]}`"
+        return f"{what}: `{shown(path)}` must be an object, got `{shown(given)}`"
     message = err["msg"]
     message = message[0].lower() + message[1:] if message else "is invalid"
-    shown = json.dumps(given, default=str) if not isinstance(given, str) else given
+    message = message.replace("\n", " ")
     if isinstance(given, dict | list):
-        return f"{what}: `{path}`: {message}"
-    return f"{what}: `{path}` is `{shown}`: {message}"
+        return f"{what}: `{shown(path)}`: {message}"
+    return f"{what}: `{shown(path)}` is `{shown(given)}`: {message}"
 
 
 def parse_request(data: Any) -> Request:
@@ -175,7 +175,9 @@ def parse_request(data: Any) -> Request:
     Raises :class:`RequestError` with one line naming the offending field and input.
     """
     if not isinstance(data, dict):
-        raise RequestError(f"request: expected a JSON object, got `{json.dumps(data)[:80]}`")
+        raise RequestError(
+            f"request: expected a JSON object, got `{shown(json.dumps(data, default=str))}`"
+        )
     try:
         wire = _RequestWire.model_validate(data)
     except ValidationError as exc:
@@ -218,12 +220,6 @@ def parse_request(data: Any) -> Request:
     )
 
 
-def _near(doc: str, pos: int) -> str:
-    """A short piece of ``doc`` around ``pos``, for quoting in an error."""
-    piece = doc[max(0, pos - 10) : pos + 10].replace("`", "'").replace("\n", " ")
-    return piece.strip() or doc[:20].strip()
-
-
 def parse_request_json(text: str | bytes) -> Request:
     """Parse one request from JSON text (UTF-8 when given bytes)."""
     if isinstance(text, bytes):
@@ -237,6 +233,6 @@ def parse_request_json(text: str | bytes) -> Request:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RequestError(
-            f"request: malformed json: {exc.msg.lower()} at line {exc.lineno} column {exc.colno}, near `{_near(exc.doc, exc.pos)}`"
+            f"request: malformed json: {exc.msg.lower()} at line {exc.lineno} column {exc.colno}, near `{shown(exc.doc[max(0, exc.pos - 10) : exc.pos + 10].strip() or exc.doc[:20])}`"
         ) from None
     return parse_request(data)
