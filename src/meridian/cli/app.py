@@ -115,6 +115,8 @@ def build_engine(bundle: Path | None, geoip: Path | None, clock: str | None) -> 
 
 def _read_input(file: Path | None) -> str:
     if file is None:
+        if sys.stdin.isatty():
+            typer.echo("reading JSON from stdin; end with Ctrl-D (or pass --file)", err=True)
         return sys.stdin.read()
     try:
         return file.read_text(encoding="utf-8")
@@ -128,7 +130,15 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
             yield number, line
 
 
-@app.command()
+_DECIDE_EXAMPLE = """Example:
+
+    echo '{"action": "purchase", "at": "2020-08-23T09:00:00+08:00", "subject": {"type": "organization", "country": "CN", "ip": "114.114.114.114"}, "resource": {"channel": "direct"}}' | meridian decide
+
+Exit codes: 0 decided (allow or deny), 2 bad input (one line on stderr), 1 a named file is missing.
+"""
+
+
+@app.command(epilog=_DECIDE_EXAMPLE)
 @door
 def decide(
     file: FileOption = None,
@@ -164,7 +174,7 @@ def decide(
         raise typer.Exit(2)
 
 
-@app.command()
+@app.command(epilog=_DECIDE_EXAMPLE.replace("meridian decide", "meridian explain"))
 @door
 def explain(
     file: FileOption = None,
