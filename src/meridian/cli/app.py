@@ -11,17 +11,16 @@ import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
 import typer
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
 from rich.console import Console
 
+from ..clock import set_clock
 from ..errors import InputError, MeridianError, shown
 from ..geography.ipgeo import default_locator
-from ..policy.engine import Clock, Engine, system_clock
+from ..policy.engine import Engine
 from ..policy.loader import load_bundle
 from ..policy.request import parse_request_json
 from . import render
@@ -67,8 +66,6 @@ FileOption = Annotated[
     Path | None, typer.Option("--file", "-f", help="Read requests from this file instead of stdin.")
 ]
 
-_INSTANT = TypeAdapter(AwareDatetime)
-
 F = TypeVar("F", bound=Callable[..., None])
 
 
@@ -91,26 +88,8 @@ def door(command: F) -> F:
     return cast(F, run)
 
 
-def parse_instant(text: str, what: str = "--clock") -> datetime:
-    """An ISO 8601 instant with a zone, or an :class:`InputError` naming it."""
-    try:
-        return _INSTANT.validate_python(text)
-    except ValidationError:
-        raise InputError(
-            f"invalid instant `{shown(text)}` for `{what}`: expected ISO 8601 with a zone, such as `2020-08-23T09:00:00+08:00`"
-        ) from None
-
-
-def fixed_clock(text: str | None) -> Clock:
-    """The system clock, or a clock stopped at ``text`` (for replaying a past day)."""
-    if not text:
-        return system_clock
-    instant = parse_instant(text)
-    return lambda: instant
-
-
 def build_engine(bundle: Path | None, geoip: Path | None, clock: str | None) -> Engine:
-    return Engine(load_bundle(bundle), locator=default_locator(geoip), clock=fixed_clock(clock))
+    return Engine(load_bundle(bundle), locator=default_locator(geoip), clock=set_clock(clock))
 
 
 def _read_input(file: Path | None) -> str:

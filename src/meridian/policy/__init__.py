@@ -2,7 +2,7 @@
 
 from .compiled import CompiledBundle, compile_bundle
 from .decision import Alternatives, BundleRef, Decision, Location, PartnerRef, Reason
-from .engine import Engine, system_clock
+from .engine import Engine
 from .loader import LoadedBundle, default_bundle_path, load_bundle, load_bundle_text
 from .model import Bundle, bundle_json_schema
 from .request import Action, Request, Resource, Subject, parse_request, parse_request_json
@@ -29,5 +29,4 @@ __all__ = [
     "load_bundle_text",
     "parse_request",
     "parse_request_json",
-    "system_clock",
 ]

@@ -19,10 +19,11 @@ costs, never what it says.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from ..clock import Clock, system_clock
 from ..errors import RequestError, shown
 from ..geography.evidence import RESOLVERS, Evidence
 from ..geography.ipgeo import IpLocator, default_locator
@@ -33,9 +34,7 @@ from .loader import LoadedBundle, load_bundle
 from .model import Resolve
 from .request import OrgForm, Request, Subject, epoch_seconds, parse_request
 
-__all__ = ["Clock", "Engine", "Outcome", "evaluate", "system_clock"]
-
-Clock = Callable[[], datetime]
+__all__ = ["Engine", "Outcome", "evaluate"]
 
 _COMMERCE = frozenset({"purchase", "renew"})
 _UNKNOWN = (UNKNOWN,)
@@ -46,11 +45,6 @@ _QUOTES_ORG_ID = object()  # memo marker: this verdict quotes the organisation c
 #: Python-level ``__new__``: about 90 ns against 200 ns on this machine, on every decision
 #: (bench/decisions.py is the reason).
 _new: Any = tuple.__new__
-
-
-def system_clock() -> datetime:
-    """The wall clock, in UTC."""
-    return datetime.now(UTC)
 
 
 class Outcome(NamedTuple):
