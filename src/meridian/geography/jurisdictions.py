@@ -7,6 +7,7 @@ INVARIANT: a jurisdiction is a country code, never a subdivision. ``CN`` is main
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 
 import pycountry
@@ -30,7 +31,7 @@ class _AllJurisdictions:
     def __contains__(self, code: object) -> bool:
         return code in _all_codes()
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(sorted(_all_codes()))
 
     def __len__(self) -> int:
