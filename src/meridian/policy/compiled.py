@@ -207,11 +207,6 @@ class CompiledBundle:
         bounds, segments = entry
         return segments[bisect_right(bounds, epoch)]
 
-    def segment_number(self, action: str, jurisdiction: str, epoch: int) -> int:
-        """Which segment of time ``epoch`` falls in for ``action`` in ``jurisdiction``."""
-        entry = self.index.get((action, jurisdiction))
-        return 0 if entry is None else bisect_right(entry[0], epoch)
-
     def is_authorised(self, partner: str, jurisdiction: str, epoch: int) -> bool:
         """Whether ``partner`` may sell in ``jurisdiction`` at ``epoch``."""
         for window in self.partner_windows.get((partner, jurisdiction), ()):
