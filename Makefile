@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv with Meridian, its tests' and its benchmarks' dependencies
 
-run: $(STAMP) ## show the bundle in force, the CN timeline and a day-by-day replay of 2020
-	$(BIN)/meridian run
+run: $(STAMP) ## serve the API on 127.0.0.1:8000 with the demo world (SQLite in ./var/)
+	$(BIN)/meridian serve --demo
 
 test: $(STAMP) ## the whole test suite
 	$(BIN)/pytest

@@ -1,10 +1,255 @@
-"""Shared test set-up: one Hypothesis profile for the whole suite."""
+"""Shared test set-up: the Hypothesis profile, databases on both backends, and live servers.
+
+Storage and API tests take the ``database_url`` fixture and so run twice: on SQLite (a new file
+per test) and on PostgreSQL (a new database per test, cloned from a migrated template). The
+PostgreSQL server is the one named by ``MERIDIAN_TEST_POSTGRES_URL`` (``.ci/run`` sets it); when
+that variable is unset, the local default is tried and its tests are skipped if nothing answers.
+When it is set, an unreachable server fails the run instead.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
 from hypothesis import settings
 
 # Deterministic and without timing: examples are the same on every run, no example database is
 # written, and a slow machine (CI shares one) never turns into a "deadline exceeded" failure.
 settings.register_profile("meridian", deadline=None, database=None, derandomize=True)
 settings.load_profile("meridian")
+
+_PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+_PG_ENV = "MERIDIAN_TEST_POSTGRES_URL"
+
+
+# -- clocks ------------------------------------------------------------------------------------
+
+
+class SetClock:
+    """A clock a test moves by hand (a plain callable: the seam the service reads time through)."""
+
+    def __init__(self, at: str | datetime = "2026-01-15T09:00:00Z") -> None:
+        self.at = _instant(at)
+
+    def set(self, at: str | datetime) -> None:
+        self.at = _instant(at)
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def _instant(at: str | datetime) -> datetime:
+    if isinstance(at, datetime):
+        return at.astimezone(UTC)
+    return datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@pytest.fixture
+def clock() -> SetClock:
+    return SetClock()
+
+
+# -- databases ---------------------------------------------------------------------------------
+
+
+class _Postgres:
+    """Creates a migrated template once, then one database per test cloned from it."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        self.base = make_url(url)
+        self.admin = create_engine(
+            self.base.set(database="postgres"), isolation_level="AUTOCOMMIT", pool_size=1
+        )
+        self.template: str | None = None
+
+    def _exec(self, sql: str) -> None:
+        from sqlalchemy import text
+
+        with self.admin.connect() as conn:
+            conn.execute(text(sql))
+
+    def new(self) -> str:
+        if self.template is None:
+            from meridian.storage import Database, migrate
+
+            name = f"meridian_tpl_{os.getpid()}_{secrets.token_hex(3)}"
+            self._exec(f'CREATE DATABASE "{name}"')
+            db = Database(self.base.set(database=name).render_as_string(hide_password=False))
+            migrate(db)
+            db.dispose()
+            self.template = name
+        name = f"meridian_t_{os.getpid()}_{secrets.token_hex(4)}"
+        self._exec(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        return name
+
+    def url(self, name: str) -> str:
+        return self.base.set(database=name).render_as_string(hide_password=False)
+
+    def drop(self, name: str) -> None:
+        self._exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def close(self) -> None:
+        if self.template is not None:
+            self.drop(self.template)
+        self.admin.dispose()
+
+
+def _reachable(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    try:
+        with socket.create_connection((u.host or "127.0.0.1", u.port or 5432), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[_Postgres | None]:
+    url = os.environ.get(_PG_ENV)
+    if url is None:
+        if not _reachable(_PG_DEFAULT):
+            yield None
+            return
+        url = _PG_DEFAULT
+    elif not _reachable(url):
+        pytest.fail(f"{_PG_ENV} is set but nothing answers at {url}")
+    server = _Postgres(url)
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Any, postgres: _Postgres | None
+) -> Iterator[str]:
+    """A fresh, empty database URL: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'meridian.db'}"
+        return
+    if postgres is None:
+        pytest.skip(f"no PostgreSQL at {_PG_DEFAULT} (set {_PG_ENV} to require one)")
+    name = postgres.new()
+    try:
+        yield postgres.url(name)
+    finally:
+        postgres.drop(name)
+
+
+@pytest.fixture
+def runtime(database_url: str, clock: SetClock) -> Iterator[Any]:
+    """A started :class:`Runtime` on a fresh database, its clock in the test's hands."""
+    from meridian.runtime import Runtime
+    from meridian.settings import Settings
+
+    rt = Runtime(Settings(database_url=database_url, renew_interval=0), clock=clock)
+    rt.start()
+    yield rt
+    rt.close()
+
+
+# -- live servers ------------------------------------------------------------------------------
+
+
+@dataclass
+class Live:
+    """A real server on loopback, with tokens for an operator, two partners, and a second operator."""
+
+    url: str
+    runtime: Any
+    clock: SetClock
+    tokens: dict[str, str] = field(default_factory=dict)
+    _clients: list[httpx.Client] = field(default_factory=list)
+
+    def client(self, who: str | None = None, **headers: str) -> httpx.Client:
+        """An HTTP client acting as ``who`` (a key of ``tokens``, or ``None``: no token)."""
+        if who is not None:
+            headers["authorization"] = f"Bearer {self.tokens[who]}"
+        c = httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        self._clients.append(c)
+        return c
+
+    def token(self, name: str, **fields: Any) -> str:
+        """Create and remember a token (``role``, and ``partner_id`` or ``account_id``)."""
+        from meridian.audit import SYSTEM
+        from meridian.identity.tokens import create_token
+
+        with self.runtime.db.write() as session:
+            _, secret = create_token(
+                session,
+                at=self.clock(),
+                actor=SYSTEM,
+                digest=self.runtime.digest,
+                name=name,
+                **fields,
+            )
+        self.tokens[name] = secret
+        return secret
+
+
+def serve(app: Any) -> tuple[str, Callable[[], None]]:
+    """Serve an ASGI app with uvicorn on a loopback port in a thread; returns its URL and a stop."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_level="warning", lifespan="on", access_log=False, proxy_headers=False
+        )
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+@pytest.fixture
+def live(database_url: str, clock: SetClock) -> Iterator[Live]:
+    """The app served on loopback over a fresh database, with operator and partner tokens."""
+    from meridian.api import create_app
+    from meridian.runtime import Runtime
+    from meridian.settings import Settings
+
+    rt = Runtime(
+        Settings(database_url=database_url, renew_interval=0, trusted_proxies=("10.0.0.0/8",)),
+        clock=clock,
+    )
+    rt.start()
+    url, stop = serve(create_app(runtime=rt))
+    server = Live(url, rt, clock)
+    server.token("operator", role="operator")
+    server.token("operator2", role="operator")
+    server.token("bizconf", role="partner", partner_id="bizconf")
+    server.token("suirui", role="partner", partner_id="suirui-zhumu")
+    try:
+        yield server
+    finally:
+        for c in server._clients:
+            c.close()
+        stop()

@@ -7,8 +7,13 @@ CLI uses and the HTTP status the API uses, so each door has exactly one handler:
     ├── InputError                 a request or document a client sent is malformed (exit 2, 422)
     │   ├── RequestError           a decision request does not match the public contract
     │   └── BundleError            a policy bundle is invalid; carries file:line locations
-    ├── NotFoundError              a named thing does not exist (exit 1, 404)
+    ├── NotFoundError              a named thing does not exist, or not for this caller (exit 1, 404)
+    ├── AuthenticationError        no valid API token was given (exit 77, 401)
+    ├── PermissionDenied           the caller's role may not do this at all (exit 77, 403)
+    ├── PolicyDenied               the bundle in force refused the action; carries the decision (exit 3, 403)
+    ├── ConflictError              the action clashes with the current state (exit 1, 409)
     └── ConfigurationError         the operator's configuration cannot be used (exit 78, 500)
+        └── StorageBusy            the database is locked or unreachable (exit 75, 503)
 
 Messages follow one style: lowercase, no final period, the offending input in backticks, context
 chained with colons (``unknown jurisdiction `XX`: expected an ISO 3166-1 alpha-2 code``).
@@ -18,14 +23,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
+    "AuthenticationError",
     "BundleError",
     "BundleProblem",
     "ConfigurationError",
+    "ConflictError",
     "InputError",
     "MeridianError",
     "NotFoundError",
+    "PermissionDenied",
+    "PolicyDenied",
     "RequestError",
     "shown",
 ]
@@ -92,6 +102,38 @@ class NotFoundError(MeridianError):
 
     exit_code = 1
     http_status = 404
+
+
+class AuthenticationError(MeridianError):
+    """Raised when a request carries no API token, or one that is unknown or revoked."""
+
+    exit_code = 77  # EX_NOPERM
+    http_status = 401
+
+
+class PermissionDenied(MeridianError):
+    """Raised when the caller's role may not call an endpoint or command at all."""
+
+    exit_code = 77
+    http_status = 403
+
+
+class PolicyDenied(MeridianError):
+    """Raised when the bundle in force refuses an action; ``decision`` is the public decision."""
+
+    exit_code = 3
+    http_status = 403
+
+    def __init__(self, message: str, decision: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.decision = decision
+
+
+class ConflictError(MeridianError):
+    """Raised when an action clashes with the current state (a review of an active account)."""
+
+    exit_code = 1
+    http_status = 409
 
 
 class ConfigurationError(MeridianError):

@@ -295,3 +295,7 @@ def policy_export(
 def main() -> None:
     """Entry point of the ``meridian`` command and ``python -m meridian``."""
     app()
+
+
+# The service commands register themselves on `app` (serve, policy load, admin, commerce).
+from . import service as _service  # noqa: E402, F401

@@ -181,3 +181,53 @@ def replay(console: Console, engine: Engine, jurisdiction: str) -> None:
             cells.append(mark if decision.allowed else f"{mark}\n[dim]{rule}[/]")
         table.add_row(label, *cells)
     console.print(table)
+
+
+_KIND_TITLES = {
+    "subscription_transfer": "subscriptions to move to a partner (paid time kept)",
+    "open_checkout": "open checkouts that the change refuses",
+    "hosting_lost": "accounts without a paid plan that lose hosting",
+}
+
+
+def transition(console: Console, report: dict[str, Any]) -> None:
+    """The transition report as tables, one per kind of item, and a one-line summary."""
+    console.print(
+        f"[bold]Transition in {report['jurisdiction']} at {report['at']}[/bold]  "
+        f"(bundle {report['bundle']['name']} {report['bundle']['version']})"
+    )
+    for kind, title in _KIND_TITLES.items():
+        items = [i for i in report["items"] if i["kind"] == kind]
+        if not items:
+            continue
+        table = Table(title=title, title_justify="left", show_lines=False)
+        table.add_column("account")
+        table.add_column("name")
+        if kind != "hosting_lost":
+            table.add_column("subscription")
+            table.add_column("plan / channel")
+            table.add_column("paid until")
+        table.add_column("rule")
+        table.add_column("state")
+        for i in items:
+            state = "marked" if i["applied"] else "to mark"
+            if kind == "hosting_lost":
+                state = "notice queued" if i["applied"] else "to notify"
+                table.add_row(i["account"], i["account_name"], ", ".join(i["rules"]), state)
+            else:
+                table.add_row(
+                    i["account"],
+                    i["account_name"],
+                    i["subscription"],
+                    f"{i['plan']} / {i['channel']}",
+                    i["paid_until"][:10],
+                    ", ".join(i["rules"]),
+                    state,
+                )
+        console.print(table)
+    counts = report["counts"]
+    mode = "applied" if report["applied"] else "dry run: nothing changed (--apply to act)"
+    console.print(
+        f"{report['accounts_examined']} accounts examined: {counts['subscription_transfer']} subscriptions to move, "
+        f"{counts['open_checkout']} open checkouts, {counts['hosting_lost']} free hosts losing hosting — {mode}"
+    )

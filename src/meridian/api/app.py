@@ -1,0 +1,123 @@
+"""``create_app(settings)``: the FastAPI app, built when called, never at import.
+
+Start-up (the lifespan) migrates the database, puts the built-in bundle in force on a new one,
+builds the engine, and starts three background jobs: the advisory-decision journal, the renewal
+job (every ``renew_interval`` seconds) and the check for a bundle loaded by another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from .. import __version__
+from ..audit import SYSTEM
+from ..commerce.renewal import renew_due
+from ..runtime import Runtime
+from ..settings import Settings, get_settings
+from .deps import TokenCache
+from .errors import install_error_handlers
+from .idempotency import IdempotencyMiddleware
+from .journal import DecisionJournal
+from .network import TrustedProxies
+from .routes import accounts, admin, commerce, decisions, partners
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("meridian.api")
+
+_DESCRIPTION = """\
+May this person do this, here, now — and why? Meridian decides against the policy bundle in
+force, enforces the answer on sign-up, checkout and renewal, and records every decision and
+change with the bundle digest that decided it.
+
+Authenticate with `Authorization: Bearer <token>`; each endpoint names the roles that may call
+it. Errors are `{"error": {"code", "message"}}`; a policy refusal is 403 `denied` with the
+decision and its alternatives. POSTs that create things accept `Idempotency-Key`.
+"""
+
+
+async def _every(seconds: float, job: Any, name: str) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await asyncio.to_thread(job)
+        except Exception:
+            log.exception("background job %s failed", name)
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app for ``settings`` (default: from the environment) or a ready ``runtime``."""
+    rt = runtime if runtime is not None else Runtime(settings or get_settings())
+    config = rt.settings
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(rt.start)
+        journal = DecisionJournal(rt)
+        journal.start()
+        app.state.journal = journal
+        tasks = [
+            asyncio.create_task(_every(config.policy_poll_interval, rt.refresh, "policy-poll"))
+        ]
+        if config.renew_interval > 0:
+            tasks.append(
+                asyncio.create_task(
+                    _every(
+                        config.renew_interval,
+                        lambda: renew_due(rt, rt.now(), actor=SYSTEM),
+                        "renewal",
+                    )
+                )
+            )
+        # Everything built at start-up lives as long as the process: keep it out of the
+        # collector's way (the engine's tables and memos are large and never garbage).
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            journal.stop()
+            rt.close()
+
+    app = FastAPI(
+        title="Meridian",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = rt
+    app.state.tokens = TokenCache()
+    app.state.trusted_proxies = TrustedProxies(config.trusted_proxies)
+    install_error_handlers(app)
+    app.add_middleware(IdempotencyMiddleware)
+    for module in (admin, decisions, accounts, commerce, partners):
+        app.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                decisions.decision_schemas()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,120 @@
+"""The one error handler of the HTTP door: every error becomes ``{"error": {...}}`` with its status.
+
+Body shape, for every status::
+
+    {"error": {"code": "not_found", "message": "no account `acct_…`"}}
+
+422 adds ``fields`` (each failing field and why); a policy refusal (403 ``denied``) adds
+``decision``, the full decision with its reasons and alternatives.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import (
+    AuthenticationError,
+    ConflictError,
+    InputError,
+    MeridianError,
+    NotFoundError,
+    PermissionDenied,
+    PolicyDenied,
+    shown,
+)
+
+__all__ = ["error_body", "install_error_handlers"]
+
+log = logging.getLogger("meridian.api")
+
+_CODES: list[tuple[type[MeridianError], str]] = [
+    (PolicyDenied, "denied"),
+    (PermissionDenied, "forbidden"),
+    (AuthenticationError, "unauthenticated"),
+    (NotFoundError, "not_found"),
+    (ConflictError, "conflict"),
+    (InputError, "invalid"),
+]
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    503: "unavailable",
+}
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def _code(exc: MeridianError) -> str:
+    for cls, code in _CODES:
+        if isinstance(exc, cls):
+            return code
+    return _STATUS_CODES.get(exc.http_status, "error")
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def validation_fields(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+    out = []
+    for err in errors:
+        msg = str(err.get("msg", "is invalid"))
+        msg = (msg[:1].lower() + msg[1:]).replace("\n", " ")
+        out.append({"field": _field(tuple(err.get("loc", ()))), "message": msg})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(MeridianError)
+    async def meridian_error(_: Request, exc: MeridianError) -> JSONResponse:
+        extra: dict[str, Any] = {}
+        if isinstance(exc, PolicyDenied):
+            extra["decision"] = exc.decision
+        message = exc.message.splitlines()[0] if exc.message else "refused"
+        if exc.http_status >= 500:
+            log.error("%s", exc.message)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return JSONResponse(
+            error_body(_code(exc), message, **extra), status_code=exc.http_status, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = validation_fields(list(exc.errors()))
+        first = fields[0] if fields else {"field": "request", "message": "is invalid"}
+        message = f"invalid request: `{shown(first['field'])}`: {first['message']}"
+        return JSONResponse(error_body("invalid", message, fields=fields), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        detail = detail[:1].lower() + detail[1:]
+        return JSONResponse(
+            error_body(code, detail),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return JSONResponse(
+            error_body("internal", "internal error: the request was not completed"),
+            status_code=500,
+        )

@@ -1,0 +1,1 @@
+"""One router per noun; each endpoint's docstring is its OpenAPI summary and names its roles."""

@@ -1,0 +1,117 @@
+"""Operating the service: health, the bundle in force, tokens, the record."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import func, select
+
+from ...identity.tokens import create_token
+from ...policy.loader import load_bundle_text
+from ...policy.store import activate_bundle
+from ...storage.models import Record
+from ..deps import CallerDep, RuntimeDep, require
+from ..schemas import PolicyLoad, PolicyPublic, TokenCreate, TokenPublic
+from .common import errors
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/v1/health")
+async def health(rt: RuntimeDep) -> dict[str, Any]:
+    """Liveness and the bundle in force. Public."""
+    return {"status": "ok", "bundle": rt.engine.bundle.ref.to_dict(), "now": rt.now().isoformat()}
+
+
+def _policy(rt: Any) -> PolicyPublic:
+    compiled = rt.engine.bundle
+    doc = compiled.document
+    return PolicyPublic(
+        name=doc.bundle,
+        version=doc.version,
+        digest=compiled.ref.digest,
+        rules=len(doc.rules),
+        jurisdictions=sorted(doc.jurisdictions),
+    )
+
+
+@router.get("/v1/policy", responses=errors(401))
+def get_policy(rt: RuntimeDep, caller: CallerDep) -> PolicyPublic:
+    """The bundle in force: name, version, digest. Roles: operator, partner, user."""
+    return _policy(rt)
+
+
+@router.put("/v1/policy", responses=errors(401, 403), dependencies=[require("operator")])
+def load_policy(body: PolicyLoad, rt: RuntimeDep, caller: CallerDep) -> PolicyPublic:
+    """Validate a bundle (YAML) and put it in force; refused whole, with every problem at its line, if invalid. Role: operator."""
+    loaded = load_bundle_text(body.yaml, "<api>")
+    with rt.db.write() as session:
+        activate_bundle(session, loaded, body.yaml, actor=caller.actor, at=rt.now())
+    rt.use(loaded)
+    return _policy(rt)
+
+
+@router.post(
+    "/v1/tokens",
+    status_code=201,
+    responses=errors(401, 403, 404),
+    dependencies=[require("operator")],
+)
+def new_token(body: TokenCreate, rt: RuntimeDep, caller: CallerDep) -> TokenPublic:
+    """Create an api token (shown once). Role: operator."""
+    with rt.db.write() as session:
+        row, secret = create_token(
+            session,
+            role=body.role,
+            name=body.name,
+            partner_id=body.partner,
+            account_id=body.account,
+            at=rt.now(),
+            actor=caller.actor,
+            digest=rt.digest,
+        )
+        return TokenPublic(
+            id=row.id,
+            role=row.role,
+            name=row.name,
+            partner_id=row.partner_id,
+            account_id=row.account_id,
+            token=secret,
+        )
+
+
+@router.get("/v1/records", responses=errors(401, 403), dependencies=[require("operator")])
+def list_records(
+    rt: RuntimeDep,
+    caller: CallerDep,
+    action: Annotated[str | None, Query(max_length=50, pattern=r"^[a-z_.]+$")] = None,
+    subject: Annotated[str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$")] = None,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """The record of decisions and changes, oldest first from `after`. Role: operator."""
+    where = [Record.seq > after]
+    if action:
+        where.append(Record.action == action)
+    if subject:
+        where.append(Record.subject_id == subject)
+    with rt.db.read() as session:
+        count = session.scalar(select(func.count()).select_from(Record).where(*where)) or 0
+        rows = session.scalars(select(Record).where(*where).order_by(Record.seq).limit(limit)).all()
+        data = [
+            {
+                "seq": r.seq,
+                "at": r.at.isoformat(),
+                "recorded_at": r.recorded_at.isoformat(),
+                "actor": r.actor,
+                "action": r.action,
+                "subject_kind": r.subject_kind,
+                "subject_id": r.subject_id,
+                "bundle_digest": r.bundle_digest,
+                "decision": r.decision,
+                "details": r.details,
+            }
+            for r in rows
+        ]
+    return {"data": data, "count": count}

@@ -1,0 +1,267 @@
+"""What the API reads and writes, named by where it is used: ``XCreate``, ``XPublic``, ``XsPublic``.
+
+Every string a client sends is checked before it reaches storage: no control characters and no
+lone surrogates (PostgreSQL refuses NUL; UTF-8 cannot encode a lone surrogate), bounded length.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from ..errors import InputError
+from ..geography.jurisdictions import check_jurisdiction
+
+__all__ = [
+    "AccountCreate",
+    "AccountPublic",
+    "AccountsPublic",
+    "CheckoutCreate",
+    "CheckoutPublic",
+    "ContactUpdate",
+    "EntitlementsPublic",
+    "ErrorPublic",
+    "IdPath",
+    "NoticePublic",
+    "NoticesPublic",
+    "PartnerChoice",
+    "PartnerPublic",
+    "PartnersPublic",
+    "PlanPublic",
+    "PlansPublic",
+    "PolicyLoad",
+    "PolicyPublic",
+    "RegistrationPublic",
+    "RenewalRun",
+    "Review",
+    "SubscriptionPublic",
+    "SubscriptionsPublic",
+    "TokenCreate",
+    "TokenPublic",
+]
+
+
+def _plain(value: str) -> str:
+    for ch in value:
+        code = ord(ch)
+        if code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF:
+            raise ValueError(f"control character U+{code:04X} is not allowed")
+    return value
+
+
+def _country(value: str) -> str:
+    try:
+        return check_jurisdiction(value.upper())
+    except InputError as exc:
+        raise ValueError(exc.message) from None
+
+
+Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_plain)]
+LongText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_plain)]
+Ident = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
+Country = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_country)]
+#: a path parameter naming an object: short, no characters a database would choke on
+IdPath = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    fields: list[dict[str, str]] | None = None
+    decision: dict[str, Any] | None = None
+
+
+class ErrorPublic(BaseModel):
+    """Every error response: a code, one line, and for some the failing fields or the decision."""
+
+    error: ErrorDetail
+
+
+class AccountCreate(_In):
+    """Sign-up: ``type``, ``name`` and ``country`` always; ``org_id`` for an organisation."""
+
+    type: Literal["individual", "organization"]
+    name: Text
+    country: Country
+    org_id: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_plain)] | None = None
+    email: Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+
+
+class AccountPublic(_Out):
+    id: str
+    type: str
+    name: str
+    email: str | None
+    country: str
+    plan: str
+    home_region: str
+    status: Literal["active", "pending_review", "rejected", "suspended"]
+    org_id: str | None
+    org_id_status: str | None
+    partner_id: str | None
+    created_at: datetime
+
+
+class AccountsPublic(BaseModel):
+    data: list[AccountPublic]
+    count: int
+
+
+class RegistrationPublic(BaseModel):
+    """A new account, the decision that admitted it, and for a self sign-up its user token."""
+
+    account: AccountPublic
+    decision: dict[str, Any]
+    token: str | None = Field(description="shown once: the new account's user api token")
+
+
+class Review(_In):
+    approve: bool
+    note: LongText | None = None
+
+
+class CheckoutCreate(_In):
+    account: Ident
+    plan: Ident
+    channel: Ident
+    partner: Ident | None = None
+    term: Literal["month", "year"] = "month"
+    starts_at: AwareDatetime | None = Field(
+        default=None, description="a later start (an open checkout); default: now"
+    )
+
+
+class SubscriptionPublic(_Out):
+    id: str
+    account_id: str
+    plan: str
+    channel: str
+    partner_id: str | None
+    status: Literal["pending", "active", "transfer_required", "transferred", "ended"]
+    term: str
+    period_start: datetime
+    period_end: datetime
+    chosen_partner_id: str | None
+    replaces_id: str | None
+    bundle_digest: str
+    created_at: datetime
+
+
+class SubscriptionsPublic(BaseModel):
+    data: list[SubscriptionPublic]
+    count: int
+
+
+class CheckoutPublic(BaseModel):
+    subscription: SubscriptionPublic
+    decision: dict[str, Any]
+
+
+class PartnerChoice(_In):
+    partner: Ident
+
+
+class PartnerWindowPublic(BaseModel):
+    from_: datetime | None = Field(alias="from")
+    until: datetime | None
+
+
+class PartnerPublic(BaseModel):
+    id: str
+    name: str
+    jurisdictions: list[str]
+    effective: PartnerWindowPublic
+    status: str
+    contact: str | None
+
+
+class PartnersPublic(BaseModel):
+    data: list[PartnerPublic]
+    count: int
+
+
+class ContactUpdate(_In):
+    contact: LongText | None
+
+
+class PlanPublic(BaseModel):
+    id: str
+    name: str
+    paid: bool
+    may_host: bool
+    max_participants: int
+    meeting_minutes: int | None
+
+
+class PlansPublic(BaseModel):
+    data: list[PlanPublic]
+    count: int
+
+
+class EntitlementsPublic(BaseModel):
+    account: str
+    at: str
+    plan: str
+    subscription: str | None
+    may_host: bool
+    may_join: bool
+    max_participants: int
+    meeting_minutes: int | None
+    host_decision: dict[str, Any]
+
+
+class NoticePublic(_Out):
+    id: str
+    account_id: str
+    kind: str
+    message: str
+    subject_id: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class NoticesPublic(BaseModel):
+    data: list[NoticePublic]
+    count: int
+
+
+class TokenCreate(_In):
+    role: Literal["operator", "partner", "user"]
+    name: Text
+    partner: Ident | None = None
+    account: Ident | None = None
+
+
+class TokenPublic(BaseModel):
+    id: str
+    role: str
+    name: str
+    partner_id: str | None
+    account_id: str | None
+    token: str = Field(description="shown once")
+
+
+class PolicyLoad(_In):
+    yaml: Annotated[str, Field(min_length=1, max_length=1_000_000)]
+
+
+class PolicyPublic(BaseModel):
+    name: str
+    version: str
+    digest: str
+    rules: int
+    jurisdictions: list[str]
+
+
+class RenewalRun(_In):
+    at: AwareDatetime | None = Field(default=None, description="default: the service's now")

@@ -1,0 +1,290 @@
+"""The service's commands: ``serve``, ``policy load``, ``admin …`` and ``commerce …``.
+
+They act on the database named by ``MERIDIAN_DATABASE_URL`` (default: SQLite in ``./var/``),
+through the same service functions as the HTTP API, and record who acted as ``cli:<user>``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..audit import Actor
+from ..errors import InputError
+from ..settings import Settings, get_settings
+from .app import ClockOption, app, door, policy_app
+
+__all__ = ["admin_app", "commerce_app"]
+
+admin_app = typer.Typer(help="Tokens and other operator tasks.", no_args_is_help=True)
+commerce_app = typer.Typer(help="Renewals and market transitions.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+app.add_typer(commerce_app, name="commerce")
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        help="SQLAlchemy URL (default: sqlite:///var/meridian.db).",
+        envvar="MERIDIAN_DATABASE_URL",
+        show_envvar=True,
+    ),
+]
+
+
+def _actor() -> Actor:
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    return Actor("cli", who)
+
+
+def _runtime(database: str | None, clock: str | None = None):  # type: ignore[no-untyped-def]
+    from ..runtime import Runtime
+
+    settings = get_settings().with_changes(database_url=database, clock=clock)
+    rt = Runtime(settings)
+    rt.start()
+    return rt
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+@app.command()
+@door
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    database: DatabaseOption = None,
+    clock: ClockOption = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="On a new database, create the demo world (the 2020 case) and print tokens to try it.",
+        ),
+    ] = False,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs) on the database, creating and migrating it if needed."""
+    import uvicorn
+
+    from ..api import create_app
+    from ..runtime import Runtime
+
+    settings: Settings = get_settings().with_changes(
+        host=host, port=port, database_url=database, clock=clock
+    )
+    console = Console()
+    rt = Runtime(settings)
+    rt.start()
+    if demo:
+        _demo(rt, console)
+    url = f"http://{settings.host}:{settings.port}"
+    console.print(
+        f"Meridian {rt.engine.bundle.ref.name} {rt.engine.bundle.ref.version} ({rt.digest[:19]}…)"
+    )
+    console.print(f"database: {settings.database_url}")
+    console.print(f"serving:  [bold]{url}[/bold]   API docs: {url}/docs   stop: Ctrl-C")
+    uvicorn.run(
+        create_app(runtime=rt),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        # Meridian reads X-Forwarded-For itself, only from MERIDIAN_TRUSTED_PROXIES; uvicorn's
+        # own rewriting (on by default for 127.0.0.1) would let any local caller forge its IP.
+        proxy_headers=False,
+    )
+
+
+def _demo(rt, console: Console) -> None:  # type: ignore[no-untyped-def]
+    from ..demo import seed_demo
+    from ..identity.tokens import create_token
+
+    seed_demo(rt, console.print)
+    var = Path("var")
+    var.mkdir(exist_ok=True)
+    with rt.db.write() as session:
+        _, operator = create_token(
+            session, role="operator", name="make run", at=rt.now(), actor=_actor(), digest=rt.digest
+        )
+        _, bizconf = create_token(
+            session,
+            role="partner",
+            name="make run (bizconf)",
+            partner_id="bizconf",
+            at=rt.now(),
+            actor=_actor(),
+            digest=rt.digest,
+        )
+    for name, secret in (("operator", operator), ("bizconf", bizconf)):
+        path = var / f"{name}.token"
+        path.write_text(secret + "\n", encoding="utf-8")
+        path.chmod(0o600)
+    console.print(f"operator token: [bold]{operator}[/bold]  (also in var/operator.token)")
+    console.print(f"bizconf token:  [bold]{bizconf}[/bold]  (also in var/bizconf.token)")
+
+
+@policy_app.command("load")
+@door
+def policy_load(
+    file: Annotated[Path, typer.Argument(help="The bundle YAML to put in force.")],
+    database: DatabaseOption = None,
+) -> None:
+    """Validate a bundle and put it in force; refused whole, with every problem, if invalid.
+
+    A running service picks it up within its poll interval (MERIDIAN_POLICY_POLL_INTERVAL).
+    """
+    from ..policy.loader import load_bundle_text
+    from ..policy.store import activate_bundle
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        from ..errors import NotFoundError
+
+        raise NotFoundError(f"no bundle file at `{file}`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read bundle `{file}`: {exc}") from None
+    loaded = load_bundle_text(text, str(file))
+    rt = _runtime(database)
+    try:
+        with rt.db.write() as session:
+            changed = activate_bundle(session, loaded, text, actor=_actor(), at=rt.now())
+    finally:
+        rt.close()
+    doc = loaded.document
+    state = "now in force" if changed else "already in force"
+    typer.echo(f"ok: bundle `{doc.bundle}` version `{doc.version}` {state}: {loaded.digest}")
+
+
+@admin_app.command("create-token")
+@door
+def create_token_command(
+    role: Annotated[str, typer.Option(help="operator, partner or user.")],
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+    partner: Annotated[
+        str | None, typer.Option(help="The partner a partner token acts for.")
+    ] = None,
+    account: Annotated[str | None, typer.Option(help="The account a user token acts for.")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Create an API token and print it (it is stored only hashed: this is the one time it shows)."""
+    from ..identity.tokens import create_token
+
+    rt = _runtime(database)
+    try:
+        with rt.db.write() as session:
+            row, secret = create_token(
+                session,
+                role=role,
+                name=name,
+                partner_id=partner,
+                account_id=account,
+                at=rt.now(),
+                actor=_actor(),
+                digest=rt.digest,
+            )
+    finally:
+        rt.close()
+    typer.echo(secret)
+    typer.echo(f"created {row.role} token {row.id}", err=True)
+
+
+@commerce_app.command("renew")
+@door
+def renew(
+    at: Annotated[
+        str | None, typer.Option("--at", help="Renew what is due at this instant (default: now).")
+    ] = None,
+    database: DatabaseOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Renew every subscription due at --at through the `renew` decision."""
+    from ..clock import parse_instant
+    from ..commerce.renewal import renew_due
+
+    rt = _runtime(database)
+    console = Console(stderr=True)
+    try:
+        instant = rt.now() if at is None else parse_instant(at, "--at")
+        with _progress(console) as progress:
+            task = progress.add_task("renewing", total=None)
+            summary = renew_due(
+                rt,
+                instant,
+                actor=_actor(),
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    finally:
+        rt.close()
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
+        return
+    typer.echo(
+        f"renewals at {instant.isoformat()}: {summary.renewed} renewed, {summary.started} started, "
+        f"{summary.transfer_required} transfer_required, {summary.ended} ended"
+    )
+
+
+@commerce_app.command("transition")
+@door
+def transition(
+    jurisdiction: Annotated[
+        str, typer.Option("--jurisdiction", "-j", help="The jurisdiction that changes.")
+    ],
+    at: Annotated[
+        str, typer.Option("--at", help="A date (local midnight there) or an ISO 8601 instant.")
+    ],
+    apply: Annotated[
+        bool,
+        typer.Option("--apply", help="Mark what is touched and queue notices (default: dry run)."),
+    ] = False,
+    database: DatabaseOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """List every account and subscription a change at --at touches; --apply to act on it."""
+    from ..commerce.instants import local_instant
+    from ..commerce.transition import plan_transition
+    from ..geography.jurisdictions import check_jurisdiction
+    from . import render
+
+    code = check_jurisdiction(jurisdiction.upper())
+    rt = _runtime(database)
+    console = Console()
+    try:
+        instant = local_instant(rt.engine, code, at, "--at")
+        with _progress(Console(stderr=True)) as progress:
+            task = progress.add_task(f"examining accounts in {code}", total=None)
+            report = plan_transition(
+                rt,
+                jurisdiction=code,
+                at=instant,
+                apply=apply,
+                actor=_actor(),
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    finally:
+        rt.close()
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    render.transition(console, report)

@@ -1,0 +1,1 @@
+"""Selling: plans and their entitlements, checkout, renewal, transitions, and partners."""

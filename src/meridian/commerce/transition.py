@@ -1,0 +1,208 @@
+"""Transition planning: who and what a change of the rules at one instant touches.
+
+The report compares decisions one second before the instant with decisions at it, for every
+account in the jurisdiction, so it follows whatever the bundle says rather than a list of known
+changes:
+
+* ``subscription_transfer`` — a live subscription whose renewal through its channel stops being
+  allowed (a direct subscription when the market goes partner-only); it keeps its paid time;
+* ``open_checkout`` — a checkout made but not started (``pending``) whose purchase would be
+  refused once it starts;
+* ``hosting_lost`` — an account without a paid plan that could host before and cannot after.
+
+Dry-run by default; applying marks subscriptions ``transfer_required`` and queues one notice per
+item, each change recorded, and is idempotent: an item already marked is reported, not redone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from ..audit import Actor, record
+from ..gate import ask, deny_message
+from ..policy.decision import Decision
+from ..policy.engine import Engine
+from ..runtime import Runtime
+from ..storage.models import Account, Notice, Subscription, new_id
+from .plans import LIVE
+
+__all__ = ["plan_transition"]
+
+_SECOND = timedelta(seconds=1)
+
+
+def _subject(account: Account, plan: str) -> dict[str, Any]:
+    return {
+        "type": account.type,
+        "id": account.id,
+        "country": account.country,
+        "plan": plan,
+        "org_id": account.org_id,
+    }
+
+
+def _flip(
+    engine: Engine, action: str, at: datetime, subject: dict[str, Any], resource: dict[str, Any]
+) -> Decision | None:
+    """The decision at ``at`` when it refuses what was allowed a second earlier, else ``None``."""
+    _, before = ask(engine, action=action, at=at - _SECOND, subject=subject, resource=resource)
+    if not before.allowed:
+        return None
+    _, after = ask(engine, action=action, at=at, subject=subject, resource=resource)
+    return None if after.allowed else after
+
+
+def _item(kind: str, account: Account, decision: Decision, **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "account": account.id,
+        "account_name": account.name,
+        "country": account.country,
+        "rules": list(decision.rule_ids),
+        "message": deny_message(decision),
+        "alternatives": decision.alternatives.to_dict(),
+        **extra,
+    }
+
+
+def plan_transition(
+    rt: Runtime,
+    *,
+    jurisdiction: str,
+    at: datetime,
+    apply: bool = False,
+    actor: Actor,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """The transition report for ``jurisdiction`` at ``at``; with ``apply``, act on it too."""
+    engine = rt.engine
+    with rt.db.read() as session:
+        accounts = list(
+            session.scalars(
+                select(Account)
+                .where(Account.country == jurisdiction, Account.status != "rejected")
+                .order_by(Account.id)
+            )
+        )
+        subs: dict[str, list[Subscription]] = {}
+        for sub in session.scalars(
+            select(Subscription)
+            .join(Account, Account.id == Subscription.account_id)
+            .where(
+                Account.country == jurisdiction,
+                Subscription.status.in_((*LIVE, "pending")),
+                Subscription.period_end > at,
+            )
+            .order_by(Subscription.id)
+        ):
+            subs.setdefault(sub.account_id, []).append(sub)
+    items: list[dict[str, Any]] = []
+    for done, account in enumerate(accounts, start=1):
+        paid = False
+        for sub in subs.get(account.id, []):
+            resource = {"channel": sub.channel, "partner": sub.partner_id}
+            subject = _subject(account, sub.plan)
+            if sub.status == "pending" and sub.period_start >= at:
+                decision = _flip(engine, "purchase", at, subject, resource)
+                kind = "open_checkout"
+            else:
+                paid = paid or sub.status == "active"
+                decision = _flip(engine, "renew", at, subject, resource)
+                kind = "subscription_transfer"
+            if decision is not None:
+                items.append(
+                    _item(
+                        kind,
+                        account,
+                        decision,
+                        subscription=sub.id,
+                        plan=sub.plan,
+                        channel=sub.channel,
+                        status=sub.status,
+                        paid_until=sub.period_end.isoformat(),
+                        applied=sub.status == "transfer_required",
+                    )
+                )
+        if not paid:
+            decision = _flip(engine, "host", at, _subject(account, "free"), {})
+            if decision is not None:
+                items.append(_item("hosting_lost", account, decision, applied=False))
+        if progress is not None:
+            progress(done, len(accounts))
+    if apply:
+        _apply(rt, items, at, actor)
+    kinds = ("subscription_transfer", "open_checkout", "hosting_lost")
+    return {
+        "jurisdiction": jurisdiction,
+        "at": at.isoformat(),
+        "bundle": engine.bundle.ref.to_dict(),
+        "applied": apply,
+        "accounts_examined": len(accounts),
+        "counts": {k: sum(1 for i in items if i["kind"] == k) for k in kinds},
+        "items": items,
+    }
+
+
+def _apply(rt: Runtime, items: list[dict[str, Any]], at: datetime, actor: Actor) -> None:
+    now = rt.now()
+    for item in items:
+        if item["applied"]:
+            continue
+        with rt.db.write() as session:
+            if item["kind"] == "hosting_lost":
+                already = session.scalars(
+                    select(Notice.id).where(
+                        Notice.account_id == item["account"],
+                        Notice.kind == "transition.hosting_lost",
+                        Notice.subject_id == at.isoformat()[:40],
+                    )
+                ).first()
+                if already is not None:
+                    continue
+                subject_id, subject_kind = item["account"], "account"
+                text = f"from {at.isoformat()}: {item['message']}"
+                notice_subject = at.isoformat()[:40]
+            else:
+                sub = session.scalars(
+                    select(Subscription)
+                    .where(Subscription.id == item["subscription"])
+                    .with_for_update()
+                ).one()
+                if sub.status == "transfer_required":
+                    continue
+                sub.status = "transfer_required"
+                sub.updated_at = now
+                subject_id, subject_kind = sub.id, "subscription"
+                names = ", ".join(p["name"] for p in item["alternatives"]["partners"])
+                text = (
+                    f"from {at.isoformat()}: {item['message']}. Subscription `{sub.id}` stays paid "
+                    f"until {sub.period_end.date().isoformat()}"
+                    + (f"; choose one of {names} to take it over" if names else "")
+                )
+                notice_subject = sub.id
+            session.add(
+                Notice(
+                    id=new_id("ntc"),
+                    account_id=item["account"],
+                    kind=f"transition.{item['kind']}",
+                    message=text,
+                    subject_id=notice_subject,
+                    created_at=now,
+                    sent_at=None,
+                )
+            )
+            record(
+                session,
+                actor=actor,
+                action=f"transition.{item['kind']}",
+                subject_kind=subject_kind,
+                subject_id=subject_id,
+                at=at,
+                bundle_digest=rt.digest,
+                details={"rules": item["rules"]},
+            )
+            item["applied"] = True

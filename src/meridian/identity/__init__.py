@@ -1,0 +1,1 @@
+"""Who is acting: API tokens with roles, and accounts with their registration decision."""

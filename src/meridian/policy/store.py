@@ -1,0 +1,99 @@
+"""The bundle in force, kept in the database with its digest, and the partner registry it feeds.
+
+Loading a bundle is one transaction: the bundle row, the switch of the active flag, the partner
+registry brought in line, and the record of who did it. A bundle that fails validation never
+reaches this module (:func:`~meridian.policy.loader.load_bundle_text` refuses it whole first).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..audit import Actor, record
+from ..storage.models import Partner, PolicyBundle
+from .compiled import expand_jurisdictions, window_epochs
+from .loader import LoadedBundle, load_bundle_text
+
+__all__ = ["activate_bundle", "active_bundle", "active_digest"]
+
+
+def _instant(epoch: int | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def active_bundle(session: Session) -> LoadedBundle | None:
+    """The bundle in force, validated again from its stored text; ``None`` before the first load."""
+    row = session.scalars(select(PolicyBundle).where(PolicyBundle.active)).first()
+    if row is None:
+        return None
+    return load_bundle_text(row.text, row.source)
+
+
+def active_digest(session: Session) -> str | None:
+    """The digest of the bundle in force (a cheap check for a change made by another process)."""
+    return session.scalars(select(PolicyBundle.digest).where(PolicyBundle.active)).first()
+
+
+def activate_bundle(
+    session: Session, loaded: LoadedBundle, text: str, *, actor: Actor, at: datetime
+) -> bool:
+    """Put ``loaded`` in force (``text`` is its YAML). Returns ``False`` if it already was."""
+    current = active_digest(session)
+    if current == loaded.digest:
+        return False
+    doc = loaded.document
+    row = session.get(PolicyBundle, loaded.digest)
+    session.execute(update(PolicyBundle).where(PolicyBundle.active).values(active=False))
+    if row is None:
+        session.add(
+            PolicyBundle(
+                digest=loaded.digest,
+                name=doc.bundle,
+                version=doc.version,
+                source=loaded.source[:500],
+                text=text,
+                loaded_at=at,
+                loaded_by=str(actor),
+                active=True,
+            )
+        )
+    else:
+        row.active = True
+    _sync_partners(session, loaded, at)
+    record(
+        session,
+        actor=actor,
+        action="policy.load",
+        subject_kind="bundle",
+        subject_id=loaded.digest,
+        at=at,
+        bundle_digest=loaded.digest,
+        details={"bundle": doc.bundle, "version": doc.version, "previous": current},
+    )
+    return True
+
+
+def _sync_partners(session: Session, loaded: LoadedBundle, at: datetime) -> None:
+    doc = loaded.document
+    existing = {p.id: p for p in session.scalars(select(Partner))}
+    for pid, spec in doc.partners.items():
+        jurisdictions = expand_jurisdictions(doc, spec.jurisdictions)
+        start, end = window_epochs(doc, spec.effective, jurisdictions[0])
+        row = existing.pop(pid, None)
+        if row is None:
+            row = Partner(id=pid, contact=spec.contact)
+            session.add(row)
+        elif spec.contact is not None:
+            row.contact = spec.contact
+        row.name = spec.name
+        row.jurisdictions = jurisdictions
+        row.effective_from = _instant(start)
+        row.effective_until = _instant(end)
+        row.status = spec.status
+        row.updated_at = at
+    for row in existing.values():  # no longer in the bundle: kept for history, never authorised
+        row.status = "withdrawn"
+        row.updated_at = at

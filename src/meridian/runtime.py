@@ -1,0 +1,89 @@
+"""What a running Meridian holds: its settings, database, clock, IP locator and the engine in force.
+
+One :class:`Runtime` is built by ``create_app(settings)`` or by a CLI command and handed to the
+service functions; nothing here runs at import.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from .clock import Clock, set_clock
+from .geography.ipgeo import IpLocator, default_locator
+from .policy.engine import Engine
+from .policy.loader import LoadedBundle, default_bundle_path, load_bundle_text
+from .policy.store import activate_bundle, active_bundle, active_digest
+from .settings import Settings
+from .storage import Database, migrate
+
+__all__ = ["Runtime"]
+
+
+class Runtime:
+    """The service's state outside the database: the engine in force can be swapped atomically."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        db: Database | None = None,
+        clock: Clock | None = None,
+        locator: IpLocator | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db if db is not None else Database(settings.database_url)
+        self.clock = clock if clock is not None else set_clock(settings.clock)
+        self.locator = locator if locator is not None else default_locator(settings.geoip)
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @property
+    def engine(self) -> Engine:
+        """The engine for the bundle in force (read once per action: a swap never splits one)."""
+        engine = self._engine
+        if engine is None:
+            raise RuntimeError("Runtime.start() has not run")
+        return engine
+
+    @property
+    def digest(self) -> str:
+        return self.engine.bundle.ref.digest
+
+    def start(self, *, migrate_schema: bool = True) -> None:
+        """Migrate, make sure a bundle is in force (the built-in one on a new database), load it."""
+        from .audit import SYSTEM
+
+        if migrate_schema:
+            migrate(self.db)
+        with self.db.write() as session:
+            loaded = active_bundle(session)
+            if loaded is None:
+                text = default_bundle_path().read_text(encoding="utf-8")
+                loaded = load_bundle_text(text, "default.yaml")
+                activate_bundle(session, loaded, text, actor=SYSTEM, at=self.now())
+        self.use(loaded)
+
+    def use(self, loaded: LoadedBundle) -> None:
+        """Decide with ``loaded`` from now on."""
+        engine = Engine(loaded, locator=self.locator, clock=self.clock)
+        with self._lock:
+            self._engine = engine
+
+    def refresh(self) -> bool:
+        """Pick up a bundle another process put in force; ``True`` if the engine changed."""
+        with self.db.read() as session:
+            digest = active_digest(session)
+            if digest is None or (self._engine is not None and digest == self.digest):
+                return False
+            loaded = active_bundle(session)
+        if loaded is None:
+            return False
+        self.use(loaded)
+        return True
+
+    def close(self) -> None:
+        self.db.dispose()

