@@ -9,11 +9,11 @@ CLI uses and the HTTP status the API uses, so each door has exactly one handler:
     │   └── BundleError            a policy bundle is invalid; carries file:line locations
     ├── NotFoundError              a named thing does not exist, or not for this caller (exit 1, 404)
     ├── AuthenticationError        no valid API token was given (exit 77, 401)
-    ├── PermissionDenied           the caller's role may not do this at all (exit 77, 403)
-    ├── PolicyDenied               the bundle in force refused the action; carries the decision (exit 3, 403)
+    ├── ForbiddenError           the caller's role may not do this at all (exit 77, 403)
+    ├── DeniedError               the bundle in force refused the action; carries the decision (exit 3, 403)
     ├── ConflictError              the action clashes with the current state (exit 1, 409)
     └── ConfigurationError         the operator's configuration cannot be used (exit 78, 500)
-        └── StorageBusy            the database is locked or unreachable (exit 75, 503)
+        └── StorageUnavailableError            the database is locked or unreachable (exit 75, 503)
 
 Messages follow one style: lowercase, no final period, the offending input in backticks, context
 chained with colons (``unknown jurisdiction `XX`: expected an ISO 3166-1 alpha-2 code``).
@@ -31,11 +31,11 @@ __all__ = [
     "BundleProblem",
     "ConfigurationError",
     "ConflictError",
+    "DeniedError",
+    "ForbiddenError",
     "InputError",
     "MeridianError",
     "NotFoundError",
-    "PermissionDenied",
-    "PolicyDenied",
     "RequestError",
     "shown",
 ]
@@ -111,14 +111,14 @@ class AuthenticationError(MeridianError):
     http_status = 401
 
 
-class PermissionDenied(MeridianError):
+class ForbiddenError(MeridianError):
     """Raised when the caller's role may not call an endpoint or command at all."""
 
     exit_code = 77
     http_status = 403
 
 
-class PolicyDenied(MeridianError):
+class DeniedError(MeridianError):
     """Raised when the bundle in force refuses an action; ``decision`` is the public decision."""
 
     exit_code = 3

@@ -1,7 +1,7 @@
 """Asking the engine before acting: build the request from what is stored and what was sent.
 
 Every service function that changes state asks here first; a deny is recorded by the caller and
-raised as :class:`~meridian.errors.PolicyDenied`, with the decision and its alternatives, where
+raised as :class:`~meridian.errors.DeniedError`, with the decision and its alternatives, where
 each partner carries the contact the registry holds for it.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .errors import PolicyDenied
+from .errors import DeniedError
 from .policy.decision import Decision
 from .policy.engine import Engine
 from .policy.request import Request, parse_request
@@ -66,4 +66,4 @@ def deny_message(decision: Decision) -> str:
 
 
 def raise_denied(session: Session, decision: Decision) -> None:
-    raise PolicyDenied(deny_message(decision), public_decision(session, decision))
+    raise DeniedError(deny_message(decision), public_decision(session, decision))

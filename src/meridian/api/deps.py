@@ -12,12 +12,12 @@ revoked token stops working within :data:`TOKEN_CACHE_SECONDS`.
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..errors import AuthenticationError, PermissionDenied
+from ..errors import AuthenticationError, ForbiddenError
 from ..identity.tokens import Caller, Role, authenticate
 from ..runtime import Runtime
 from .network import TrustedProxies, client_ip
@@ -89,12 +89,12 @@ MaybeCallerDep = Annotated[Caller | None, Depends(get_maybe_caller)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def require(*roles: Role) -> object:
+def require(*roles: Role) -> Any:
     """A dependency refusing callers whose role is not one of ``roles`` (403)."""
 
     async def check(caller: CallerDep) -> Caller:
         if caller.role not in roles:
-            raise PermissionDenied(
+            raise ForbiddenError(
                 f"a `{caller.role}` token cannot do this: it needs a {' or '.join(f'`{r}`' for r in roles)} token"
             )
         return caller

@@ -21,11 +21,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import (
     AuthenticationError,
     ConflictError,
+    DeniedError,
+    ForbiddenError,
     InputError,
     MeridianError,
     NotFoundError,
-    PermissionDenied,
-    PolicyDenied,
     shown,
 )
 
@@ -34,8 +34,8 @@ __all__ = ["error_body", "install_error_handlers"]
 log = logging.getLogger("meridian.api")
 
 _CODES: list[tuple[type[MeridianError], str]] = [
-    (PolicyDenied, "denied"),
-    (PermissionDenied, "forbidden"),
+    (DeniedError, "denied"),
+    (ForbiddenError, "forbidden"),
     (AuthenticationError, "unauthenticated"),
     (NotFoundError, "not_found"),
     (ConflictError, "conflict"),
@@ -83,7 +83,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MeridianError)
     async def meridian_error(_: Request, exc: MeridianError) -> JSONResponse:
         extra: dict[str, Any] = {}
-        if isinstance(exc, PolicyDenied):
+        if isinstance(exc, DeniedError):
             extra["decision"] = exc.decision
         message = exc.message.splitlines()[0] if exc.message else "refused"
         if exc.http_status >= 500:
@@ -102,6 +102,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI could not read the body as text: malformed input, like malformed JSON (422)
+            fields = [{"field": "body", "message": "is not utf-8 encoded json"}]
+            message = "invalid request: `body`: is not utf-8 encoded json"
+            return JSONResponse(error_body("invalid", message, fields=fields), status_code=422)
         code = _STATUS_CODES.get(exc.status_code, "error")
         detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         detail = detail[:1].lower() + detail[1:]

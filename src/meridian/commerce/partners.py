@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..audit import record
-from ..errors import NotFoundError, PermissionDenied, shown
+from ..errors import ForbiddenError, NotFoundError, shown
 from ..identity.tokens import Caller
 from ..runtime import Runtime
 from ..storage.models import Partner
@@ -47,7 +47,7 @@ def get_partner(session: Session, partner_id: str) -> Partner:
 def set_contact(rt: Runtime, *, caller: Caller, partner_id: str, contact: str | None) -> Partner:
     """An operator records how customers reach a partner (the bundle's sources give none)."""
     if caller.role != "operator":
-        raise PermissionDenied("only an operator can change a partner's contact")
+        raise ForbiddenError("only an operator can change a partner's contact")
     at = rt.now()
     with rt.db.write() as session:
         row = get_partner(session, partner_id)

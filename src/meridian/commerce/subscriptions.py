@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 from ..audit import record
 from ..errors import (
     ConflictError,
+    DeniedError,
+    ForbiddenError,
     InputError,
     NotFoundError,
-    PermissionDenied,
-    PolicyDenied,
     shown,
 )
 from ..gate import ask, deny_message, public_decision
@@ -116,17 +116,17 @@ def checkout(
     """Buy ``plan`` for an account through ``channel`` if the ``purchase`` decision allows it.
 
     Returns the new subscription and the decision. A refusal is recorded and raised as
-    :class:`PolicyDenied` carrying the decision, whose alternatives name the partners to buy from.
+    :class:`DeniedError` carrying the decision, whose alternatives name the partners to buy from.
     """
     if term not in TERMS:
         raise InputError(f"unknown term `{shown(term)}`: expected `month` or `year`")
     if caller.role == "partner":
         if channel != "partner" or partner != caller.partner_id:
-            raise PermissionDenied(
+            raise ForbiddenError(
                 f"partner `{caller.partner_id}` sells only through its own channel: use `channel: partner`, `partner: {caller.partner_id}`"
             )
     elif caller.role == "user" and channel == "partner":
-        raise PermissionDenied(
+        raise ForbiddenError(
             "a purchase through a partner is made by that partner: ask it to sell you the plan"
         )
     at = rt.now()
@@ -215,7 +215,7 @@ def checkout(
             )
             public = public_decision(session, decision)
     if refusal is not None:
-        raise PolicyDenied(deny_message(decision), refusal)
+        raise DeniedError(deny_message(decision), refusal)
     return sub, public
 
 
@@ -224,7 +224,7 @@ def choose_partner(
 ) -> Subscription:
     """The customer picks the partner that is to take over a ``transfer_required`` subscription."""
     if caller.role == "partner":
-        raise PermissionDenied("the customer chooses the partner, not a partner")
+        raise ForbiddenError("the customer chooses the partner, not a partner")
     at = rt.now()
     engine = rt.engine
     with rt.db.write() as session:
@@ -272,7 +272,7 @@ def take_over(
     ``transferred``. The ``purchase`` decision through the partner's channel must allow it.
     """
     if caller.role != "partner":
-        raise PermissionDenied("only the chosen partner can take over a subscription")
+        raise ForbiddenError("only the chosen partner can take over a subscription")
     at = rt.now()
     engine = rt.engine
     with rt.db.read() as session:
@@ -364,5 +364,5 @@ def take_over(
             )
             public = public_decision(session, decision)
     if refusal is not None:
-        raise PolicyDenied(deny_message(decision), refusal)
+        raise DeniedError(deny_message(decision), refusal)
     return new, public

@@ -27,7 +27,7 @@ from ..gate import ask, deny_message
 from ..policy.decision import Decision
 from ..policy.engine import Engine
 from ..runtime import Runtime
-from ..storage.models import Account, Notice, Subscription, new_id
+from ..storage.models import Account, Notice, Partner, Subscription, new_id
 from .plans import LIVE
 
 __all__ = ["plan_transition"]
@@ -56,7 +56,12 @@ def _flip(
     return None if after.allowed else after
 
 
-def _item(kind: str, account: Account, decision: Decision, **extra: Any) -> dict[str, Any]:
+def _item(
+    kind: str, account: Account, decision: Decision, contacts: dict[str, str | None], **extra: Any
+) -> dict[str, Any]:
+    alternatives = decision.alternatives.to_dict()
+    for partner in alternatives["partners"]:
+        partner["contact"] = partner["contact"] or contacts.get(partner["id"])
     return {
         "kind": kind,
         "account": account.id,
@@ -64,7 +69,7 @@ def _item(kind: str, account: Account, decision: Decision, **extra: Any) -> dict
         "country": account.country,
         "rules": list(decision.rule_ids),
         "message": deny_message(decision),
-        "alternatives": decision.alternatives.to_dict(),
+        "alternatives": alternatives,
         **extra,
     }
 
@@ -100,6 +105,7 @@ def plan_transition(
             .order_by(Subscription.id)
         ):
             subs.setdefault(sub.account_id, []).append(sub)
+        contacts = {p.id: p.contact for p in session.scalars(select(Partner))}
     items: list[dict[str, Any]] = []
     for done, account in enumerate(accounts, start=1):
         paid = False
@@ -110,7 +116,7 @@ def plan_transition(
                 decision = _flip(engine, "purchase", at, subject, resource)
                 kind = "open_checkout"
             else:
-                paid = paid or sub.status == "active"
+                paid = paid or (sub.status == "active" and sub.period_start <= at)
                 decision = _flip(engine, "renew", at, subject, resource)
                 kind = "subscription_transfer"
             if decision is not None:
@@ -119,6 +125,7 @@ def plan_transition(
                         kind,
                         account,
                         decision,
+                        contacts,
                         subscription=sub.id,
                         plan=sub.plan,
                         channel=sub.channel,
@@ -130,7 +137,7 @@ def plan_transition(
         if not paid:
             decision = _flip(engine, "host", at, _subject(account, "free"), {})
             if decision is not None:
-                items.append(_item("hosting_lost", account, decision, applied=False))
+                items.append(_item("hosting_lost", account, decision, contacts, applied=False))
         if progress is not None:
             progress(done, len(accounts))
     if apply:

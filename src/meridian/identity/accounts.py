@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
-from ..errors import ConflictError, InputError, PermissionDenied, PolicyDenied, shown
+from ..errors import ConflictError, DeniedError, ForbiddenError, InputError, shown
 from ..gate import ask, deny_message, public_decision
 from ..geography.regions import home_region
 from ..runtime import Runtime
@@ -110,7 +110,7 @@ def register(
     partner's or an operator's server address says nothing about their customer).
     """
     if caller is not None and caller.role == "user":
-        raise PermissionDenied("a user token cannot register further accounts")
+        raise ForbiddenError("a user token cannot register further accounts")
     if org_id is not None and type != "organization":
         raise InputError("`org_id` is for organisations: an individual has no registration number")
     at = rt.now()
@@ -137,7 +137,7 @@ def register(
             if partner is None or not engine.bundle.is_authorised(
                 partner.id, request.subject.country or "", epoch
             ):
-                raise PermissionDenied(
+                raise ForbiddenError(
                     f"partner `{shown(partner_id)}` is not authorised in `{shown(country)}`: it can create customers only in its own jurisdictions"
                 )
         record(
@@ -198,7 +198,7 @@ def register(
                 )
             result = Registration(account, public_decision(session, decision), secret)
     if refusal is not None:
-        raise PolicyDenied(deny_message(decision), refusal)
+        raise DeniedError(deny_message(decision), refusal)
     return result
 
 
@@ -207,7 +207,7 @@ def review(
 ) -> Account:
     """An operator's verdict on an account waiting for review (a pilot-era company code)."""
     if caller.role != "operator":
-        raise PermissionDenied("only an operator can review an account")
+        raise ForbiddenError("only an operator can review an account")
     at = rt.now()
     with rt.db.write() as session:
         account = get_account(session, caller, account_id)

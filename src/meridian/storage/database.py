@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import ConfigurationError, shown
 
-__all__ = ["Database", "StorageBusy"]
+__all__ = ["Database", "StorageUnavailableError"]
 
 
-class StorageBusy(ConfigurationError):
+class StorageUnavailableError(ConfigurationError):
     """Raised when the database stays locked or unreachable past the wait (HTTP 503)."""
 
     http_status = 503
@@ -93,7 +93,9 @@ class Database:
             with self._writes.begin() as session:
                 yield session
         except OperationalError as exc:
-            raise StorageBusy(f"the database is unavailable: {_first_line(exc)}") from None
+            raise StorageUnavailableError(
+                f"the database is unavailable: {_first_line(exc)}"
+            ) from None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -104,7 +106,9 @@ class Database:
             with self._reads() as session:
                 yield session
         except OperationalError as exc:
-            raise StorageBusy(f"the database is unavailable: {_first_line(exc)}") from None
+            raise StorageUnavailableError(
+                f"the database is unavailable: {_first_line(exc)}"
+            ) from None
 
     def dispose(self) -> None:
         """Close every pooled connection."""
