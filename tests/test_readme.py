@@ -22,3 +22,78 @@ def test_the_worked_example_gives_the_shown_output() -> None:
     result = CliRunner().invoke(app, ["decide"], input=command.group(1))
     assert result.exit_code == 0
     assert json.loads(result.stdout) == json.loads(shown.group(1))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_service_walkthrough_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    """Serve the demo world as `make run` does, run the README's walkthrough, compare its output."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"<!-- walkthrough -->\n```sh\n(.*?)```", text, re.S)
+    assert block is not None, "the README's walkthrough moved"
+    script = block.group(1)
+    expected = [
+        line[2:]
+        for line in script.splitlines()
+        if line.startswith("# ") and not re.match(r"# \d+\. ", line)
+    ]
+    repo = README.parent
+    (tmp_path / ".venv").symlink_to(repo / ".venv")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MERIDIAN_PORT": str(port),
+        "MERIDIAN_URL": f"http://127.0.0.1:{port}",
+        "COLUMNS": "200",
+    }
+    env.pop("MERIDIAN_DATABASE_URL", None)
+    env.pop("MERIDIAN_CLOCK", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "meridian", "serve", "--demo"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.1)
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[: len(expected)] == expected
+    rest = "\n".join(lines[len(expected) :])
+    assert "subscriptions to move to a partner" in rest
+    assert "cn-direct-sales-end" in rest
