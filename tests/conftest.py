@@ -230,26 +230,35 @@ def serve(app: Any) -> tuple[str, Callable[[], None]]:
 
 
 @pytest.fixture
-def live(database_url: str, clock: SetClock) -> Iterator[Live]:
-    """The app served on loopback over a fresh database, with operator and partner tokens."""
+def live_factory(database_url: str, clock: SetClock) -> Iterator[Callable[..., Live]]:
+    """Serve the app on loopback over the test's database, with settings of the test's choosing."""
     from meridian.api import create_app
     from meridian.runtime import Runtime
     from meridian.settings import Settings
 
-    rt = Runtime(
-        Settings(database_url=database_url, renew_interval=0, trusted_proxies=("10.0.0.0/8",)),
-        clock=clock,
-    )
-    rt.start()
-    url, stop = serve(create_app(runtime=rt))
-    server = Live(url, rt, clock)
-    server.token("operator", role="operator")
-    server.token("operator2", role="operator")
-    server.token("bizconf", role="partner", partner_id="bizconf")
-    server.token("suirui", role="partner", partner_id="suirui-zhumu")
-    try:
-        yield server
-    finally:
+    started: list[tuple[Live, Callable[[], None]]] = []
+
+    def start(**settings: Any) -> Live:
+        config = {"renew_interval": 0, "trusted_proxies": ("10.0.0.0/8",), **settings}
+        rt = Runtime(Settings(database_url=database_url, **config), clock=clock)
+        rt.start()
+        url, stop = serve(create_app(runtime=rt))
+        server = Live(url, rt, clock)
+        started.append((server, stop))
+        server.token("operator", role="operator")
+        server.token("operator2", role="operator")
+        server.token("bizconf", role="partner", partner_id="bizconf")
+        server.token("suirui", role="partner", partner_id="suirui-zhumu")
+        return server
+
+    yield start
+    for server, stop in started:
         for c in server._clients:
             c.close()
         stop()
+
+
+@pytest.fixture
+def live(live_factory: Callable[..., Live]) -> Live:
+    """The app served on loopback over a fresh database, with operator and partner tokens."""
+    return live_factory()

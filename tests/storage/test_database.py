@@ -50,20 +50,25 @@ def test_instants_come_back_aware_and_in_utc(db):
 
 def test_naive_instants_are_refused(db):
     migrate(db)
-    with pytest.raises(Exception, match="naive datetime"), db.write() as session:
-        session.add(
-            Partner(id="p", name="P", jurisdictions=[], effective_from=datetime(2020, 1, 1), effective_until=None, status="active", contact=None, updated_at=datetime.now(UTC))
-        )
-        session.flush()
+    row = Partner(id="p", name="P", jurisdictions=[], effective_from=datetime(2020, 1, 1), effective_until=None, status="active", contact=None, updated_at=datetime.now(UTC))
+    with db.write() as session:
+        session.add(row)
+        with pytest.raises(Exception, match="naive datetime"):
+            session.flush()
+        session.rollback()
 
 
 def test_a_write_that_raises_leaves_nothing(db):
     migrate(db)
     now = datetime.now(UTC)
-    with pytest.raises(RuntimeError), db.write() as session:
-        session.add(Partner(id="p", name="P", jurisdictions=[], effective_from=None, effective_until=None, status="active", contact=None, updated_at=now))
-        session.flush()
-        raise RuntimeError("boom")
+    def fail() -> None:
+        with db.write() as session:
+            session.add(Partner(id="p", name="P", jurisdictions=[], effective_from=None, effective_until=None, status="active", contact=None, updated_at=now))
+            session.flush()
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        fail()
     with db.read() as session:
         assert session.scalars(select(Partner)).all() == []
 
@@ -71,9 +76,11 @@ def test_a_write_that_raises_leaves_nothing(db):
 def test_foreign_keys_are_enforced(db):
     migrate(db)
     now = datetime.now(UTC)
-    with pytest.raises(Exception, match="(?i)foreign key"), db.write() as session:
+    with db.write() as session:
         session.add(Notice(id="n", account_id="acct_missing", kind="k", message="m", subject_id=None, created_at=now, sent_at=None))
-        session.flush()
+        with pytest.raises(Exception, match=r"(?i)foreign key"):
+            session.flush()
+        session.rollback()
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path):
