@@ -454,7 +454,6 @@ class Bodies:
 
 def build_bodies(options: Options) -> Bodies:
     from _workload import build_workload
-
     from meridian.policy import Engine, compile_bundle, load_bundle
 
     bundle = compile_bundle(load_bundle())

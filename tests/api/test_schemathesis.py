@@ -1,20 +1,24 @@
 """Never a 500 for anything a client can send: Schemathesis over the whole OpenAPI document.
 
-The real server (uvicorn on loopback, the ``live`` fixture) on both backends; every operation in
-``/openapi.json`` gets the schema's examples, Schemathesis's coverage cases (valid and invalid:
-boundaries, wrong types, missing fields, NUL and other characters a database refuses) and at
-least :data:`EXAMPLES` fuzzed requests. Each response must not be a server error and must
-conform to the document: a declared status code, the declared content type, a body matching the
-declared schema.
+The real server (uvicorn on loopback, the ``live`` fixture) on both backends. Every operation in
+``/openapi.json`` gets the schema's examples, Schemathesis's coverage cases (boundaries, wrong
+types, missing and extra fields, undeclared methods) and :data:`EXAMPLES` fuzzed requests, valid
+and invalid, as an operator. Every response must not be a server error and must be as documented:
+a declared status code, the declared content type, a body matching the declared schema.
 
-Path parameters and the ``account`` / ``partner`` fields of bodies are drawn partly from objects
-that exist (seeded first: accounts in each state, a live subscription, one waiting for transfer
-to a partner), so the fuzzing reaches past "not found" into the code that changes state.
+To get past "not found" and "unknown jurisdiction" into the code that writes, fuzzed values are
+mixed with values that mean something: ids of seeded objects (accounts in each state, live
+subscriptions, one waiting for a partner), the bundle's countries, plans, channels and partners,
+instants at the ends of what a ``datetime`` holds, and strings a database may refuse (NUL and
+other control characters, which PostgreSQL rejects and SQLite stores).
+
+A shorter run does the same as a partner, as an account holder and without a token.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,8 +34,10 @@ from schemathesis.specs.openapi.checks import (
 
 pytestmark = pytest.mark.storage
 
-#: fuzzed requests per operation (on top of the schema's examples and the coverage cases)
+#: fuzzed requests per operation as an operator (on top of the examples and coverage cases)
 EXAMPLES = 100
+#: fuzzed requests per operation for each of the other callers
+OTHER_CALLER_EXAMPLES = 25
 
 CHECKS = [
     not_a_server_error,
@@ -43,50 +49,50 @@ CHECKS = [
 VALID_USCC = "91110000600037341L"
 PILOT_USCC = "91350100M0001TGQXM"
 
+#: values that mean something to the service, mixed into what is generated for these fields
+_DICTIONARIES = {
+    "countries": ["US", "CN", "cn", "HK", "MO", "TW", "DE", "XX"],
+    "plans": ["free", "pro", "business", "enterprise"],
+    "channels": ["direct", "online", "partner"],
+    "partners": ["bizconf", "suirui-zhumu", "systec-umeet"],
+    "jurisdictions": ["CN", "cn", "US", "HK"],
+    # dates and instants, among them the ends of what a datetime holds (which may not survive the
+    # conversion to UTC, or the addition of a term)
+    "instants": [
+        "2020-08-23",
+        "2020-09-02T10:00:00+08:00",
+        "2020-10-01T00:00:00Z",
+        "0001-01-01",
+        "0001-01-01T00:00:00+08:00",
+        "8999-12-31T23:00:00Z",
+        "9999-12-15T00:00:00Z",
+        "9999-12-31",
+        "9999-12-31T23:59:59-08:00",
+    ],
+    # strings a database may refuse or mangle: PostgreSQL rejects NUL in text
+    "awkward": ["\x00", "a\x00b", "x@y\x00", "\x1b[0m", "\x7f", "\u0085", "\u2028", "\ufeff", "😀"],
+}
+_BINDINGS = {
+    "body.country": "countries",
+    "body.plan": "plans",
+    "body.channel": "channels",
+    "body.partner": "partners",
+    "path.partner_id": "partners",
+    "query.jurisdiction": "jurisdictions",
+    "query.country": "countries",
+    "query.at": "instants",
+    "body.at": "instants",
+    "body.starts_at": "instants",
+}
 
-def _seed(live: Any) -> dict[str, list[str]]:
-    """Objects worth reaching: accounts in each state, a live subscription, one to transfer."""
-    ops = live.client("operator")
-
-    def post(path: str, body: dict[str, Any], status: int = 201) -> dict[str, Any]:
-        r = ops.post(path, json=body)
-        assert r.status_code == status, r.text
-        data: dict[str, Any] = r.json()
-        return data
-
-    # Mainland China before direct sales ended: a subscription that renewal moves to a partner.
-    live.clock.set("2020-07-01T10:00:00+08:00")
-    cn = post(
-        "/v1/accounts",
-        {"type": "organization", "name": "Shanghai Co", "country": "CN", "org_id": VALID_USCC},
-    )["account"]["id"]
-    cn_sub = post("/v1/checkout", {"account": cn, "plan": "pro", "channel": "direct"})
-    live.clock.set("2020-09-02T10:00:00+08:00")
-    renewed = post("/v1/renewals", {}, 200)
-    assert renewed["transfer_required"] == 1, renewed
-    pending = post(
-        "/v1/accounts",
-        {"type": "organization", "name": "Fuzhou Co", "country": "CN", "org_id": PILOT_USCC},
-    )["account"]["id"]
-    us = post("/v1/accounts", {"type": "organization", "name": "US Co", "country": "US"})
-    us_sub = post("/v1/checkout", {"account": us["account"]["id"], "plan": "pro", "channel": "direct"})
-    free = post("/v1/accounts", {"type": "individual", "name": "Free", "country": "HK"})
-    return {
-        "account_id": [cn, pending, us["account"]["id"], free["account"]["id"]],
-        "subscription_id": [cn_sub["subscription"]["id"], us_sub["subscription"]["id"]],
-        "partner_id": ["bizconf", "suirui-zhumu", "systec-umeet"],
-    }
-
-
-def _swap(values: Any, names: dict[str, str]) -> st.SearchStrategy[Any]:
-    """Each named key keeps its generated value or takes the id of a seeded object."""
-    if not isinstance(values, dict):
-        return st.just(values)
-    options: dict[str, st.SearchStrategy[Any]] = {}
-    for key, value in values.items():
-        pool = _KNOWN.get(names.get(key, ""), [])
-        options[key] = st.sampled_from([value, *pool]) if pool else st.just(value)
-    return st.fixed_dictionaries(options)
+#: ids of what the test running now seeded, by kind; the hooks below draw from it as they run
+_SEEDED: dict[str, list[str]] = {}
+#: fields that may take a seeded id, and the kind of id
+_ID_FIELDS = {
+    "account_id": "accounts",
+    "account": "accounts",
+    "subscription_id": "subscriptions",
+}
 
 
 def _openapi() -> dict[str, Any]:
@@ -102,38 +108,101 @@ def _openapi() -> dict[str, Any]:
     return document
 
 
-#: ids of the seeded objects of the test running now, read by the hooks below when they draw
-_KNOWN: dict[str, list[str]] = {}
-_PATH_KEYS = {"account_id": "account_id", "subscription_id": "subscription_id", "partner_id": "partner_id"}
-_BODY_KEYS = {"account": "account_id", "partner": "partner_id"}
-
 schema = schemathesis.openapi.from_dict(
     _openapi(),
     config=schemathesis.Config.from_dict(
-        {"generation": {"mode": "all", "deterministic": True, "max-examples": EXAMPLES}}
+        {
+            "dictionaries": {name: {"values": values} for name, values in _DICTIONARIES.items()},
+            "parameters": {
+                key: {"dictionary": name, "probability": 0.6} for key, name in _BINDINGS.items()
+            },
+            "generation": {
+                "mode": "all",
+                "deterministic": True,
+                "max-examples": EXAMPLES,
+                "dictionaries": {"string": {"dictionary": "awkward", "probability": 0.1}},
+            },
+        }
     ),
 )
 
 
+def _with_seeded_ids(values: Any) -> st.SearchStrategy[Any]:
+    """Each id field keeps its generated value or takes a seeded object's id."""
+    if not isinstance(values, dict):
+        return st.just(values)
+    options: dict[str, st.SearchStrategy[Any]] = {}
+    for key, value in values.items():
+        ids = _SEEDED.get(_ID_FIELDS.get(key, ""), [])
+        options[key] = st.sampled_from([value, *ids]) if ids else st.just(value)
+    return st.fixed_dictionaries(options)
+
+
 @schema.hook
 def flatmap_path_parameters(context: Any, path_parameters: Any) -> Any:
-    return _swap(path_parameters, _PATH_KEYS)
+    return _with_seeded_ids(path_parameters)
+
+
+@schema.hook
+def flatmap_query(context: Any, query: Any) -> Any:
+    return _with_seeded_ids(query)
 
 
 @schema.hook
 def flatmap_body(context: Any, body: Any) -> Any:
-    return _swap(body, _BODY_KEYS)
+    return _with_seeded_ids(body)
+
+
+def _seed(live: Any) -> dict[str, list[str]]:
+    """Accounts in each state, live subscriptions, one waiting for a partner; a user token."""
+
+    def post(path: str, body: dict[str, Any], who: str = "operator", status: int = 201) -> Any:
+        r = live.client(who).post(path, json=body)
+        assert r.status_code == status, r.text
+        return r.json()
+
+    def account(name: str, country: str, who: str = "operator", **extra: str) -> str:
+        body = {"type": "organization", "name": name, "country": country, **extra}
+        return str(post("/v1/accounts", body, who)["account"]["id"])
+
+    def subscription(account_id: str, who: str = "operator", **extra: str) -> str:
+        body = {"account": account_id, "plan": "pro", "channel": "direct", **extra}
+        return str(post("/v1/checkout", body, who)["subscription"]["id"])
+
+    # Mainland China before direct sales ended: renewal after 23 August moves it to a partner.
+    live.clock.set("2020-07-01T10:00:00+08:00")
+    cn = account("Shanghai Co", "CN", org_id=VALID_USCC)
+    to_transfer = subscription(cn)
+    live.clock.set("2020-09-02T10:00:00+08:00")
+    assert post("/v1/renewals", {}, status=200)["transfer_required"] == 1
+    pending = account("Fuzhou Co", "CN", org_id=PILOT_USCC)
+    customer = account("Beijing Co", "CN", "bizconf", org_id=VALID_USCC)
+    sold = subscription(customer, "bizconf", channel="partner", partner="bizconf")
+    us = account("US Co", "US")
+    signed_up = post("/v1/accounts", {"type": "individual", "name": "Self", "country": "HK"}, None)
+    live.tokens["user"] = signed_up["token"]
+    # accounts with nothing bought yet, so that checkouts can succeed
+    fresh = [account(f"Buyer {i}", country) for i, country in enumerate(["US", "HK", "TW"] * 3)]
+    return {
+        "accounts": [cn, pending, customer, us, signed_up["account"]["id"], *fresh],
+        "subscriptions": [to_transfer, sold, subscription(us)],
+    }
 
 
 @pytest.fixture
-def seeded(live: Any) -> Any:
-    _KNOWN.clear()
-    _KNOWN.update(_seed(live))
+def seeded(live: Any) -> Iterator[Any]:
+    _SEEDED.clear()
+    _SEEDED.update(_seed(live))
     yield live
-    _KNOWN.clear()
+    _SEEDED.clear()
 
 
-def test_the_document_is_what_the_server_serves(live: Any) -> None:
+def _call(case: Any, live: Any, who: str | None) -> None:
+    headers = {} if who is None else {"Authorization": f"Bearer {live.tokens[who]}"}
+    case.call_and_validate(base_url=live.url, headers=headers, checks=CHECKS, timeout=30)
+
+
+def test_the_document_tested_is_the_one_served(live: Any) -> None:
     assert live.client().get("/openapi.json").json() == schema.raw_schema
 
 
@@ -145,8 +214,40 @@ def test_the_document_is_what_the_server_serves(live: Any) -> None:
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_no_server_error_and_every_response_as_documented(case: Any, seeded: Any) -> None:
-    token = seeded.tokens["operator"]
-    case.call_and_validate(
-        base_url=seeded.url, headers={"Authorization": f"Bearer {token}"}, checks=CHECKS, timeout=30
-    )
+def test_as_an_operator(case: Any, seeded: Any) -> None:
+    _call(case, seeded, "operator")
+
+
+@pytest.mark.parametrize("who", ["bizconf", "user", None], ids=["partner", "user", "anonymous"])
+@schema.parametrize()
+@settings(
+    max_examples=OTHER_CALLER_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_as_another_caller(case: Any, seeded: Any, who: str | None) -> None:
+    _call(case, seeded, who)
+
+
+import collections, atexit, json as _json
+_STATS = collections.Counter()
+
+
+@schema.hook
+def after_call(context: Any, case: Any, response: Any) -> None:
+    _STATS[f"{case.operation.label} {response.status_code}"] += 1
+
+
+atexit.register(lambda: open("/tmp/st_stats.json", "w").write(_json.dumps(sorted(_STATS.items()), indent=0)))
+_MSGS = collections.Counter()
+
+
+@schema.hook("after_call")
+def after_call2(context: Any, case: Any, response: Any) -> None:
+    if case.operation.label == "POST /v1/checkout" and response.status_code == 422:
+        _MSGS[response.json()["error"]["message"][:90]] += 1
+
+
+atexit.register(lambda: open("/tmp/st_msgs.json", "w").write(_json.dumps(_MSGS.most_common(40), indent=0)))

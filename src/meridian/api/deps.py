@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..errors import AuthenticationError, ForbiddenError
@@ -26,6 +26,7 @@ __all__ = [
     "TOKEN_CACHE_SECONDS",
     "CallerDep",
     "ClientIpDep",
+    "IdempotencyKeyHeader",
     "MaybeCallerDep",
     "RuntimeDep",
     "TokenCache",
@@ -109,3 +110,22 @@ async def get_client_ip(request: Request) -> str | None:
 
 
 ClientIpDep = Annotated[str | None, Depends(get_client_ip)]
+
+
+async def _idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[ -~]+$",
+            description="Retry safely: the first response is stored and replayed byte for byte; "
+            "the same key with other parameters is 422, and while the first is in flight, 409",
+        ),
+    ] = None,
+) -> None:
+    """Documents the header on a POST; :class:`~.idempotency.IdempotencyMiddleware` acts on it."""
+
+
+IdempotencyKeyHeader = Depends(_idempotency_key)

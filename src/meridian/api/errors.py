@@ -102,10 +102,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-            # FastAPI could not read the body as text: malformed input, like malformed JSON (422)
-            fields = [{"field": "body", "message": "is not utf-8 encoded json"}]
-            message = "invalid request: `body`: is not utf-8 encoded json"
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI could not read the body (not UTF-8, nested too deeply for the parser): input
+            # as malformed as JSON that does not parse, which is 422
+            fields = [{"field": "body", "message": "cannot be read as json"}]
+            message = "invalid request: `body`: cannot be read as json"
             return JSONResponse(error_body("invalid", message, fields=fields), status_code=422)
         code = _STATUS_CODES.get(exc.status_code, "error")
         detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")

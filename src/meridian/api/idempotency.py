@@ -45,7 +45,7 @@ def _fingerprint(method: str, path: str, body: bytes) -> str:
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"))
         payload = canonical.encode()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON (or too deep to parse): the bytes themselves
         payload = body
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + payload).hexdigest()
 
@@ -180,7 +180,8 @@ async def _claim(
                     message = f"`Idempotency-Key` `{shown(key)}` was already used with different parameters"
                     return 422, json.dumps(error_body("invalid", message)).encode(), False
                 if row.state == "done":
-                    assert row.status_code is not None and row.body is not None
+                    assert row.status_code is not None
+                    assert row.body is not None
                     return row.status_code, row.body, True
                 if row.lease_until > now:
                     message = f"a request with `Idempotency-Key` `{shown(key)}` is still in progress: retry later"

@@ -6,7 +6,7 @@ lone surrogates (PostgreSQL refuses NUL; UTF-8 cannot encode a lone surrogate), 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
@@ -24,6 +24,7 @@ __all__ = [
     "EntitlementsPublic",
     "ErrorPublic",
     "IdPath",
+    "Instant",
     "NoticePublic",
     "NoticesPublic",
     "PartnerChoice",
@@ -58,12 +59,31 @@ def _country(value: str) -> str:
         raise ValueError(exc.message) from None
 
 
+#: instants a client may name: far enough from the ends of :class:`datetime` that converting to
+#: UTC, adding a subscription term or renewing for years never overflows
+EARLIEST = datetime(1000, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def check_instant(value: datetime) -> datetime:
+    """``value`` if it lies in [:data:`EARLIEST`, :data:`LATEST`), else a ``ValueError``."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError("is out of range: expected an instant between the years 1000 and 9000")
+    return value
+
+
 Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_plain)]
 LongText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_plain)]
 Ident = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
+Email = Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"), AfterValidator(_plain)]
 Country = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_country)]
 #: a path parameter naming an object: short, no characters a database would choke on
 IdPath = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
+Instant = Annotated[AwareDatetime, AfterValidator(check_instant)]
 
 
 class _In(BaseModel):
@@ -94,7 +114,7 @@ class AccountCreate(_In):
     name: Text
     country: Country
     org_id: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_plain)] | None = None
-    email: Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    email: Email | None = None
 
 
 class AccountPublic(_Out):
@@ -136,7 +156,7 @@ class CheckoutCreate(_In):
     channel: Ident
     partner: Ident | None = None
     term: Literal["month", "year"] = "month"
-    starts_at: AwareDatetime | None = Field(
+    starts_at: Instant | None = Field(
         default=None, description="a later start (an open checkout); default: now"
     )
 
@@ -264,4 +284,4 @@ class PolicyPublic(BaseModel):
 
 
 class RenewalRun(_In):
-    at: AwareDatetime | None = Field(default=None, description="default: the service's now")
+    at: Instant | None = Field(default=None, description="default: the service's now")

@@ -1,1 +1,3 @@
 """Selling: plans and their entitlements, checkout, renewal, transitions, and partners."""
+
+__all__: list[str] = []

@@ -198,7 +198,12 @@ def parse_request(data: Any) -> Request:
     phone_country = None if not s.phone else _phone_country(s.phone)
     at = epoch = None
     if wire.at is not None:
-        at = wire.at.astimezone(UTC)
+        try:
+            at = wire.at.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise RequestError(
+                f"request: `at` is `{shown(wire.at.isoformat())}`: out of range once converted to UTC"
+            ) from None
         epoch = epoch_seconds(at)
     return Request(
         action=wire.action.value,

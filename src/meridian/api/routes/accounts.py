@@ -10,7 +10,14 @@ from sqlalchemy import func, select
 from ...commerce.plans import entitlements
 from ...identity import accounts
 from ...storage.models import Notice
-from ..deps import CallerDep, ClientIpDep, MaybeCallerDep, RuntimeDep, require
+from ..deps import (
+    CallerDep,
+    ClientIpDep,
+    IdempotencyKeyHeader,
+    MaybeCallerDep,
+    RuntimeDep,
+    require,
+)
 from ..schemas import (
     AccountCreate,
     AccountPublic,
@@ -25,11 +32,17 @@ from ..schemas import (
 from .common import errors
 
 router = APIRouter(tags=["accounts"])
+__all__ = ["router"]
 
 Status = Literal["active", "pending_review", "rejected", "suspended"]
 
 
-@router.post("/v1/accounts", status_code=201, responses=errors(401, 403, 404, 409))
+@router.post(
+    "/v1/accounts",
+    status_code=201,
+    responses=errors(401, 403, 404, 409, 413),
+    dependencies=[IdempotencyKeyHeader],
+)
 def register(
     body: AccountCreate, rt: RuntimeDep, caller: MaybeCallerDep, ip: ClientIpDep
 ) -> RegistrationPublic:
@@ -83,8 +96,8 @@ def get_account(account_id: IdPath, rt: RuntimeDep, caller: CallerDep) -> Accoun
 
 @router.post(
     "/v1/accounts/{account_id}/review",
-    responses=errors(401, 403, 404, 409),
-    dependencies=[require("operator")],
+    responses=errors(401, 403, 404, 409, 413),
+    dependencies=[require("operator"), IdempotencyKeyHeader],
 )
 def review(account_id: IdPath, body: Review, rt: RuntimeDep, caller: CallerDep) -> AccountPublic:
     """Approve or reject an account waiting for review (a pilot-era company code). Role: operator."""

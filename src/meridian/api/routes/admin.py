@@ -11,11 +11,12 @@ from ...identity.tokens import create_token
 from ...policy.loader import load_bundle_text
 from ...policy.store import activate_bundle
 from ...storage.models import Record
-from ..deps import CallerDep, RuntimeDep, require
+from ..deps import CallerDep, IdempotencyKeyHeader, RuntimeDep, require
 from ..schemas import PolicyLoad, PolicyPublic, TokenCreate, TokenPublic
 from .common import errors
 
 router = APIRouter(tags=["operations"])
+__all__ = ["router"]
 
 
 @router.get("/v1/health")
@@ -55,8 +56,8 @@ def load_policy(body: PolicyLoad, rt: RuntimeDep, caller: CallerDep) -> PolicyPu
 @router.post(
     "/v1/tokens",
     status_code=201,
-    responses=errors(401, 403, 404),
-    dependencies=[require("operator")],
+    responses=errors(401, 403, 404, 409, 413),
+    dependencies=[require("operator"), IdempotencyKeyHeader],
 )
 def new_token(body: TokenCreate, rt: RuntimeDep, caller: CallerDep) -> TokenPublic:
     """Create an api token (shown once). Role: operator."""

@@ -10,8 +10,9 @@ from ...commerce import subscriptions as subs
 from ...commerce.plans import plan_catalogue
 from ...commerce.renewal import renew_due
 from ...commerce.transition import plan_transition
+from ...errors import InputError, shown
 from ...geography.jurisdictions import check_jurisdiction
-from ..deps import CallerDep, ClientIpDep, RuntimeDep, require
+from ..deps import CallerDep, ClientIpDep, IdempotencyKeyHeader, RuntimeDep, require
 from ..schemas import (
     CheckoutCreate,
     CheckoutPublic,
@@ -22,10 +23,12 @@ from ..schemas import (
     RenewalRun,
     SubscriptionPublic,
     SubscriptionsPublic,
+    check_instant,
 )
 from .common import errors
 
 router = APIRouter(tags=["commerce"])
+__all__ = ["router"]
 
 SubStatus = Literal["pending", "active", "transfer_required", "transferred", "ended"]
 
@@ -37,7 +40,12 @@ def list_plans(rt: RuntimeDep) -> PlansPublic:
     return PlansPublic(data=plans, count=len(plans))
 
 
-@router.post("/v1/checkout", status_code=201, responses=errors(401, 403, 404, 409))
+@router.post(
+    "/v1/checkout",
+    status_code=201,
+    responses=errors(401, 403, 404, 409, 413),
+    dependencies=[IdempotencyKeyHeader],
+)
 def checkout(
     body: CheckoutCreate, rt: RuntimeDep, caller: CallerDep, ip: ClientIpDep
 ) -> CheckoutPublic:
@@ -90,7 +98,11 @@ def get_subscription(
         )
 
 
-@router.post("/v1/subscriptions/{subscription_id}/partner", responses=errors(401, 403, 404, 409))
+@router.post(
+    "/v1/subscriptions/{subscription_id}/partner",
+    responses=errors(401, 403, 404, 409, 413),
+    dependencies=[IdempotencyKeyHeader],
+)
 def choose_partner(
     subscription_id: IdPath, body: PartnerChoice, rt: RuntimeDep, caller: CallerDep
 ) -> SubscriptionPublic:
@@ -104,7 +116,8 @@ def choose_partner(
 @router.post(
     "/v1/subscriptions/{subscription_id}/takeover",
     status_code=201,
-    responses=errors(401, 403, 404, 409),
+    responses=errors(401, 403, 404, 409, 413),
+    dependencies=[IdempotencyKeyHeader],
 )
 def take_over(subscription_id: IdPath, rt: RuntimeDep, caller: CallerDep) -> CheckoutPublic:
     """The chosen partner takes the subscription over, keeping the paid time. Role: partner."""
@@ -112,7 +125,11 @@ def take_over(subscription_id: IdPath, rt: RuntimeDep, caller: CallerDep) -> Che
     return CheckoutPublic(subscription=SubscriptionPublic.model_validate(sub), decision=decision)
 
 
-@router.post("/v1/renewals", responses=errors(401, 403), dependencies=[require("operator")])
+@router.post(
+    "/v1/renewals",
+    responses=errors(401, 403, 409, 413),
+    dependencies=[require("operator"), IdempotencyKeyHeader],
+)
 def run_renewals(body: RenewalRun, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     """Renew every subscription due at `at` (default now) through the `renew` decision. Role: operator."""
     at = body.at or rt.now()
@@ -138,4 +155,8 @@ def transition_report(
 
     code = check_jurisdiction(jurisdiction.upper())
     instant = local_instant(rt.engine, code, at)
+    try:
+        check_instant(instant)
+    except ValueError as exc:
+        raise InputError(f"invalid `at` `{shown(at)}`: {exc}") from None
     return plan_transition(rt, jurisdiction=code, at=instant, actor=caller.actor)

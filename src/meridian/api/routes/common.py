@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from fastapi import Response
 
 from ..schemas import ErrorPublic
 
-__all__ = ["errors", "json_response"]
+__all__ = ["errors", "json_encode", "json_response"]
 
 _DESCRIPTIONS = {
     401: "no valid api token",
@@ -30,9 +31,34 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
+# orjson writes a decision in 0.4 µs where ``json.dumps`` takes 6.5 µs: a sixth of what a decision
+# costs inside ``POST /v1/decisions:batch`` (bench/api.py; BENCHMARKS.md, "HTTP API"). For the
+# types it serialises natively — str, int, bool, None, list, tuple, dict with str keys — its
+# bytes equal ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``'s, character escapes
+# included (checked over every code point). Subclasses (enum members), datetimes and dataclasses
+# are passed through to ``_fallback``, which raises, and ``json.dumps`` then writes the body (or
+# refuses it) exactly as before; so do ints beyond 64 bits and dicts with non-str keys. What
+# differs: floats (orjson writes ``1e16`` where json writes ``1e+16``, the same number, and NaN as
+# ``null``), and UUIDs and plain ``Enum`` members, which orjson writes and json refuses. No body
+# carries any of these today.
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def _fallback(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def json_encode(body: Any) -> bytes:
+    """``body`` as compact UTF-8 JSON."""
+    try:
+        return orjson.dumps(body, default=_fallback, option=_ORJSON_OPTIONS)
+    except TypeError:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def json_response(body: Any, status_code: int = 200) -> Response:
-    return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
-        status_code=status_code,
-        media_type="application/json",
-    )
+    return Response(json_encode(body), status_code=status_code, media_type="application/json")

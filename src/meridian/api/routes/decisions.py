@@ -8,12 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from ...errors import MeridianError, RequestError
+from ...policy.decision import Decision
 from ...policy.request import _RequestWire, parse_request, parse_request_json
 from ..deps import CallerDep
-from ..journal import DecisionJournal, summary
+from ..journal import DecisionJournal
 from .common import errors, json_response
 
 router = APIRouter(tags=["decisions"])
+__all__ = ["router"]
 
 BATCH_LIMIT = 1000
 
@@ -70,7 +72,7 @@ def decision_schemas() -> dict[str, Any]:
     return {"DecisionRequest": _REQUEST_SCHEMA, **_DEFS}
 
 
-_DECISION_RESPONSE = {
+_DECISION_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "the decision: `allow` or `deny`, with reasons, location evidence, alternatives and the bundle that decided",
         "content": {"application/json": {"schema": {"type": "object"}}},
@@ -90,7 +92,7 @@ async def decide(request: Request, caller: CallerDep) -> Response:
     engine = request.app.state.runtime.engine
     decision = engine.decide(parse_request_json(body))
     journal: DecisionJournal = request.app.state.journal
-    journal.add(caller.actor, decision.at, decision.bundle.digest, [summary(decision)])
+    journal.add(caller.actor, decision.bundle.digest, (decision,))
     return json_response(decision.to_dict())
 
 
@@ -123,21 +125,20 @@ async def decide_batch(request: Request, caller: CallerDep) -> Response:
     if len(items) > BATCH_LIMIT:
         raise RequestError(f"batch: {len(items)} requests: at most {BATCH_LIMIT} per call")
     engine = request.app.state.runtime.engine
+    decide = engine.decide
     out: list[dict[str, Any]] = []
-    kept: list[list[Any]] = []
-    last = None
+    kept: list[Decision] = []
     for index, item in enumerate(items):
         try:
-            decision = engine.decide(parse_request(item))
+            decision = decide(parse_request(item))
         except MeridianError as exc:
             out.append({"error": {"code": "invalid", "message": exc.message}, "index": index})
             continue
-        last = decision
+        kept.append(decision)
         out.append(decision.to_dict())
-        kept.append(summary(decision))
-    if last is not None:
+    if kept:
         journal: DecisionJournal = request.app.state.journal
-        journal.add(caller.actor, last.at, last.bundle.digest, kept)
+        journal.add(caller.actor, kept[-1].bundle.digest, kept)
     return json_response({"decisions": out, "count": len(out)})
 
 

@@ -12,6 +12,7 @@ from ..schemas import ContactUpdate, IdPath, PartnerPublic, PartnersPublic
 from .common import errors
 
 router = APIRouter(tags=["partners"])
+__all__ = ["router"]
 
 
 @router.get("/v1/partners")
