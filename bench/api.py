@@ -577,6 +577,9 @@ def summarise(rounds: list[Round], per_call: int = 1) -> Row:
                 "p50_ms": round(_percentile(ordered, 0.50) / 1e6, 3) if ordered else None,
                 "p99_ms": round(_percentile(ordered, 0.99) / 1e6, 3) if ordered else None,
                 "server_cpu": None if r.server_cpu is None else round(r.server_cpu, 2),
+                "server_cpu_us": None
+                if r.server_cpu is None or not r.requests
+                else round(r.server_cpu * r.seconds / r.requests * 1e6, 1),
                 "client_cpu": round(r.client_cpu, 2),
                 "non_200": {str(k): v for k, v in r.bad.items()},
             }
@@ -586,6 +589,7 @@ def summarise(rounds: list[Round], per_call: int = 1) -> Row:
         "p50_ms": _median_of(each, "p50_ms"),
         "p99_ms": _median_of(each, "p99_ms"),
         "server_cpu": _median_of(each, "server_cpu"),
+        "server_cpu_us": _median_of(each, "server_cpu_us"),
         "client_cpu": _median_of(each, "client_cpu"),
         "requests": sum(e["requests"] for e in each),
         "non_200": sum(sum(e["non_200"].values()) for e in each),

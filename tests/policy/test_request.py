@@ -260,11 +260,9 @@ def test_json_text_and_mapping_decide_alike() -> None:
 
 
 def test_an_instant_out_of_range_in_utc_is_a_request_error() -> None:
-    import pytest as _pytest
-
     from meridian.errors import RequestError
     from meridian.policy.request import parse_request
 
     for at in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
-        with _pytest.raises(RequestError, match="out of range once converted to UTC"):
+        with pytest.raises(RequestError, match="out of range once converted to UTC"):
             parse_request({"action": "join", "at": at, "subject": {"type": "individual"}})

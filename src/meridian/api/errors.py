@@ -10,6 +10,7 @@ Body shape, for every status::
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -29,7 +30,7 @@ from ..errors import (
     shown,
 )
 
-__all__ = ["error_body", "install_error_handlers"]
+__all__ = ["ErrorResponse", "error_body", "install_error_handlers"]
 
 log = logging.getLogger("meridian.api")
 
@@ -53,6 +54,16 @@ _STATUS_CODES = {
     422: "invalid",
     503: "unavailable",
 }
+
+
+class ErrorResponse(JSONResponse):
+    """A JSON error body that always encodes, whatever client input its message quotes."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:  # a lone surrogate the client sent, quoted: escape it
+            return json.dumps(content, separators=(",", ":")).encode()
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -89,7 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.http_status >= 500:
             log.error("%s", exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-        return JSONResponse(
+        return ErrorResponse(
             error_body(_code(exc), message, **extra), status_code=exc.http_status, headers=headers
         )
 
@@ -98,7 +109,7 @@ def install_error_handlers(app: FastAPI) -> None:
         fields = validation_fields(list(exc.errors()))
         first = fields[0] if fields else {"field": "request", "message": "is invalid"}
         message = f"invalid request: `{shown(first['field'])}`: {first['message']}"
-        return JSONResponse(error_body("invalid", message, fields=fields), status_code=422)
+        return ErrorResponse(error_body("invalid", message, fields=fields), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -107,11 +118,11 @@ def install_error_handlers(app: FastAPI) -> None:
             # as malformed as JSON that does not parse, which is 422
             fields = [{"field": "body", "message": "cannot be read as json"}]
             message = "invalid request: `body`: cannot be read as json"
-            return JSONResponse(error_body("invalid", message, fields=fields), status_code=422)
+            return ErrorResponse(error_body("invalid", message, fields=fields), status_code=422)
         code = _STATUS_CODES.get(exc.status_code, "error")
         detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         detail = detail[:1].lower() + detail[1:]
-        return JSONResponse(
+        return ErrorResponse(
             error_body(code, detail),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
@@ -120,7 +131,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
-        return JSONResponse(
+        return ErrorResponse(
             error_body("internal", "internal error: the request was not completed"),
             status_code=500,
         )

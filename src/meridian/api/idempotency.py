@@ -5,21 +5,24 @@
   ``Idempotent-Replayed: true``.
 * The same key with different parameters (method, path or body) is refused: 422.
 * The same key while the first request is still running: 409, retry later.
-* Keys are scoped to the caller (the hash of its ``Authorization`` header, or anonymous).
+* Keys are scoped to the caller: the hash of its ``Authorization`` header, or for an anonymous
+  caller the hash of its address.
 * A response the server could not complete (5xx) is not stored: the key is released and a retry
   runs again. A key left ``in_flight`` by a crashed process is released after its lease
   (:data:`LEASE_SECONDS`).
 
-The key is claimed in one transaction and the response stored in another; the work itself
-commits in between. A crash after the work commits but before the response is stored leaves
-the key to be retried after the lease, which then runs again — for a checkout that is a 409
-(one subscription at a time), never a second charge.
+The key is claimed in one transaction (its row locked, so two retries never both take over a
+stale key) and the response stored in another, before the last of it reaches the client; the
+work itself commits in between. A crash after the work commits but before the response is
+stored leaves the key to be retried after the lease, which then runs again — for a checkout that
+is a 409 (one subscription at a time), never a second charge.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +37,7 @@ from .errors import error_body
 __all__ = ["LEASE_SECONDS", "IdempotencyMiddleware"]
 
 LEASE_SECONDS = 60
+log = logging.getLogger("meridian.api")
 _MAX_BODY = 2_000_000
 
 
@@ -101,7 +105,15 @@ class IdempotencyMiddleware:
                 await _json(send, 413, error_body("too_large", "request body too large"))
                 return
         auth = headers.get(b"authorization", b"")
-        caller = "anonymous" if not auth else hashlib.sha256(auth).hexdigest()[:40]
+        # An anonymous caller (a self sign-up) is scoped by its address as well: a stored sign-up
+        # response holds the new account's token, and must not replay to another client that
+        # happened to pick the same key.
+        peer = (scope.get("client") or ("-", 0))[0]
+        caller = (
+            hashlib.sha256(auth).hexdigest()[:40]
+            if auth
+            else "anonymous:" + hashlib.sha256(str(peer).encode()).hexdigest()[:30]
+        )
         fingerprint = _fingerprint(scope["method"], scope["path"], body)
         runtime = scope["app"].state.runtime
         claim = await _claim(runtime, caller, key, scope, fingerprint)
@@ -134,19 +146,30 @@ class IdempotencyMiddleware:
             return await receive()
 
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": b""}
+        settled = False
 
         async def capture(message: Message) -> None:
+            nonlocal settled
             if message["type"] == "http.response.start":
                 captured["status"] = message["status"]
                 captured["headers"] = message.get("headers", [])
             elif message["type"] == "http.response.body":
                 captured["body"] += message.get("body", b"")
+                if not message.get("more_body", False):
+                    # Stored before the client has the whole response: a client that was
+                    # answered, and retries, is answered the same (never "still in progress").
+                    settled = True
+                    try:
+                        await _settle(runtime, caller, key, captured["status"], captured["body"])
+                    except Exception:  # the answer still goes out; the key waits out its lease
+                        log.exception("could not store the response to an idempotency key")
             await send(message)
 
         try:
             await self.app(scope, replay_receive, capture)
         finally:
-            await _settle(runtime, caller, key, captured["status"], captured["body"])
+            if not settled:  # no complete response: an exception, or the client went away
+                await _settle(runtime, caller, key, captured["status"], captured["body"])
 
 
 async def _claim(
@@ -159,7 +182,8 @@ async def _claim(
         now = _now()
         try:
             with runtime.db.write() as session:
-                row = session.get(IdempotencyKey, (caller, key))
+                # Locked (PostgreSQL): two retries of a stale key must not both take it over.
+                row = session.get(IdempotencyKey, (caller, key), with_for_update=True)
                 if row is None:
                     session.add(
                         IdempotencyKey(

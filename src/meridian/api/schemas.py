@@ -41,6 +41,7 @@ __all__ = [
     "SubscriptionsPublic",
     "TokenCreate",
     "TokenPublic",
+    "check_instant",
 ]
 
 
@@ -211,7 +212,8 @@ class PartnersPublic(BaseModel):
 
 
 class ContactUpdate(_In):
-    contact: LongText | None
+    #: at most 300 characters: the column's size (``partners.contact``)
+    contact: Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_plain)] | None
 
 
 class PlanPublic(BaseModel):

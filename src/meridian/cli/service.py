@@ -92,7 +92,7 @@ def serve(
     settings: Settings = get_settings().with_changes(
         host=host, port=port, database_url=database, clock=clock
     )
-    console = Console()
+    console = Console(soft_wrap=True)
     rt = Runtime(settings)
     rt.start()
     if demo:

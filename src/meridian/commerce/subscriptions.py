@@ -151,6 +151,10 @@ def checkout(
     )
     refusal = None
     with rt.db.write() as session:
+        # Lock the account first: two checkouts for one account then run one after the other,
+        # and the second sees the first's subscription (PostgreSQL; SQLite's BEGIN IMMEDIATE
+        # already serialises writers). test_crash.py caught two live subscriptions without it.
+        session.get(Account, account.id, with_for_update=True)
         live = session.scalars(
             select(Subscription.id).where(
                 Subscription.account_id == account.id,

@@ -236,6 +236,8 @@ def parse_request_json(text: str | bytes) -> Request:
             ) from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise RequestError("request: malformed json: nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise RequestError(
             f"request: malformed json: {exc.msg.lower()} at line {exc.lineno} column {exc.colno}, near `{shown(exc.doc[max(0, exc.pos - 10) : exc.pos + 10].strip() or exc.doc[:20])}`"

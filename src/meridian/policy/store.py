@@ -2,22 +2,26 @@
 
 Loading a bundle is one transaction: the bundle row, the switch of the active flag, the partner
 registry brought in line, and the record of who did it. A bundle that fails validation never
-reaches this module (:func:`~meridian.policy.loader.load_bundle_text` refuses it whole first).
+reaches this module (:func:`~meridian.policy.loader.load_bundle_text` refuses it whole first), and
+one that validates but cannot be stored (:func:`check_storable`) is refused here, for the CLI and
+the API alike.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import String, select, update
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
+from ..errors import BundleError, BundleProblem, shown
 from ..storage.models import Partner, PolicyBundle
 from .compiled import expand_jurisdictions, window_epochs
 from .loader import LoadedBundle, load_bundle_text
 
-__all__ = ["activate_bundle", "active_bundle", "active_digest"]
+__all__ = ["activate_bundle", "active_bundle", "active_digest", "check_storable"]
 
 
 def _instant(epoch: int | None) -> datetime | None:
@@ -37,10 +41,40 @@ def active_digest(session: Session) -> str | None:
     return session.scalars(select(PolicyBundle.digest).where(PolicyBundle.active)).first()
 
 
+def check_storable(loaded: LoadedBundle) -> None:
+    """Refuse what validates as a bundle but cannot be stored: NUL (PostgreSQL refuses it in
+    text), lone surrogates (not UTF-8), partner names and contacts longer than their columns."""
+    problems: list[str] = []
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, str):
+            bad = next((c for c in value if c == "\x00" or "\ud800" <= c <= "\udfff"), None)
+            if bad is not None:
+                problems.append(f"`{shown(where)}`: character U+{ord(bad):04X} is not allowed")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(key, where)
+                walk(item, f"{where}.{key}")
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]")
+
+    walk(loaded.document.model_dump(), "bundle")
+    for pid, spec in loaded.document.partners.items():
+        for name, value in (("name", spec.name), ("contact", spec.contact)):
+            column = Partner.__table__.c[name].type
+            limit = column.length if isinstance(column, String) else None
+            if value is not None and limit is not None and len(value) > limit:
+                problems.append(f"`partners.{pid}.{name}`: longer than {limit} characters")
+    if problems:
+        raise BundleError([BundleProblem(p, loaded.source) for p in problems])
+
+
 def activate_bundle(
     session: Session, loaded: LoadedBundle, text: str, *, actor: Actor, at: datetime
 ) -> bool:
     """Put ``loaded`` in force (``text`` is its YAML). Returns ``False`` if it already was."""
+    check_storable(loaded)
     current = active_digest(session)
     if current == loaded.digest:
         return False
@@ -62,7 +96,12 @@ def activate_bundle(
         )
     else:
         row.active = True
-    _sync_partners(session, loaded, at)
+    try:
+        _sync_partners(session, loaded, at)
+    except (OverflowError, ValueError) as exc:  # a partner window beyond what an instant holds
+        raise BundleError(
+            [BundleProblem(f"the bundle cannot be put in force: {exc}", loaded.source)]
+        ) from None
     record(
         session,
         actor=actor,

@@ -53,11 +53,19 @@ def _fallback(value: Any) -> Any:
 
 
 def json_encode(body: Any) -> bytes:
-    """``body`` as compact UTF-8 JSON."""
+    """``body`` as compact UTF-8 JSON.
+
+    A string UTF-8 cannot carry (a lone surrogate a client sent as ``"\\ud800"``, quoted back
+    in an error message) is written as a ``\\u`` escape, as the error handlers do.
+    """
     try:
         return orjson.dumps(body, default=_fallback, option=_ORJSON_OPTIONS)
     except TypeError:
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 def json_response(body: Any, status_code: int = 200) -> Response:

@@ -113,7 +113,7 @@ async def decide_batch(request: Request, caller: CallerDep) -> Response:
     body = await request.body()
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise RequestError('batch: malformed json: expected `{"requests": [...]}`') from None
     if (
         not isinstance(data, dict)
