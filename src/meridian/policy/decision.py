@@ -151,5 +151,7 @@ def _instant(at: datetime) -> str:
     if text.endswith("+00:00") and at.year >= 1000:
         return text[:-6] + "Z"
     return (
-        at.strftime("%Y-%m-%dT%H:%M:%S") + (f".{at.microsecond:06d}" if at.microsecond else "") + "Z"
+        at.strftime("%Y-%m-%dT%H:%M:%S")
+        + (f".{at.microsecond:06d}" if at.microsecond else "")
+        + "Z"
     )
