@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from ...errors import MeridianError, RequestError
@@ -112,7 +112,9 @@ async def decide_batch(request: Request, caller: CallerDep) -> Response:
     """Decide up to 1,000 requests in one call; a bad request fails alone. Roles: operator, partner, user."""
     body = await request.body()
     try:
-        data = json.loads(body)
+        # orjson reads a batch in a fifth of json's time (bench/api.py); it is also stricter
+        # (no NaN, no lone surrogates), which only refuses more.
+        data = orjson.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise RequestError('batch: malformed json: expected `{"requests": [...]}`') from None
     if (
