@@ -10,7 +10,7 @@ import threading
 from datetime import datetime
 
 from .clock import Clock, set_clock
-from .geography.ipgeo import IpLocator, default_locator
+from .geography.ipgeo import IpLocator, default_locator, parse_ip
 from .policy.engine import Engine
 from .policy.loader import LoadedBundle, default_bundle_path, load_bundle_text
 from .policy.store import activate_bundle, active_bundle, active_digest
@@ -66,6 +66,8 @@ class Runtime:
                 loaded = load_bundle_text(text, "default.yaml")
                 activate_bundle(session, loaded, text, actor=SYSTEM, at=self.now())
         self.use(loaded)
+        # Load the IP table now rather than on the first request that carries an address.
+        self.locator.country(parse_ip("1.1.1.1"))
 
     def use(self, loaded: LoadedBundle) -> None:
         """Decide with ``loaded`` from now on."""

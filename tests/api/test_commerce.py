@@ -243,3 +243,33 @@ def test_renewal_of_an_allowed_subscription_extends_it_judged_when_due(live):
     records = live.client("operator").get("/v1/records", params={"action": "subscription.renew"}).json()["data"]
     assert [r["at"][:10] for r in records] == ["2020-02-29", "2020-03-29"]
     assert all(r["decision"]["decision"] == "allow" for r in records)
+
+
+def test_an_open_checkout_starting_after_the_cutover_is_listed_and_starts_when_due(live):
+    live.clock.set("2020-08-01T10:00:00+08:00")
+    reg = sign_up(live, org_id=OTHER_USCC)
+    user = as_user(live, reg)
+    r = user.post(
+        "/v1/checkout",
+        json={
+            "account": reg["account"]["id"],
+            "plan": "pro",
+            "channel": "direct",
+            "starts_at": "2020-09-01T00:00:00+08:00",
+        },
+    )
+    assert r.status_code == 201, r.text
+    sub = r.json()["subscription"]
+    assert sub["status"] == "pending"
+    ops = live.client("operator")
+    report = ops.get("/v1/transitions", params={"jurisdiction": "CN", "at": "2020-08-23"}).json()
+    assert report["counts"]["open_checkout"] == 1
+    assert report["items"][0]["subscription"] == sub["id"]
+    past = user.post(
+        "/v1/checkout",
+        json={"account": reg["account"]["id"], "plan": "pro", "channel": "direct", "starts_at": "2020-07-01T00:00:00Z"},
+    )
+    assert past.status_code == 422
+    live.clock.set("2020-09-01T00:00:01+08:00")
+    assert ops.post("/v1/renewals", json={}).json()["started"] == 1
+    assert user.get(f"/v1/subscriptions/{sub['id']}").json()["status"] == "active"

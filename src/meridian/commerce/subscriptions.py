@@ -14,10 +14,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, true
+from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
 
-from ..audit import record
+from ..audit import Actor, record
 from ..errors import (
     ConflictError,
     DeniedError,
@@ -29,8 +29,10 @@ from ..errors import (
 from ..gate import ask, deny_message, public_decision
 from ..identity.accounts import get_account
 from ..identity.tokens import Caller
+from ..policy.decision import Decision
 from ..runtime import Runtime
 from ..storage.models import Account, Notice, Subscription, new_id
+from ..storage.paging import page
 from .plans import LIVE
 from .terms import TERMS, add_term
 
@@ -79,15 +81,14 @@ def list_subscriptions(
         where.append(Subscription.account_id == account_id)
     if status:
         where.append(Subscription.status == status)
-    total = session.scalar(select(func.count()).select_from(Subscription).where(*where)) or 0
-    rows = session.scalars(
-        select(Subscription)
-        .where(*where)
-        .order_by(Subscription.created_at.desc(), Subscription.id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(rows), total
+    return page(
+        session,
+        Subscription,
+        where,
+        (Subscription.created_at.desc(), Subscription.id),
+        limit=limit,
+        offset=offset,
+    )
 
 
 def _subject(account: Account, plan: str, ip: str | None) -> dict[str, Any]:
@@ -99,6 +100,59 @@ def _subject(account: Account, plan: str, ip: str | None) -> dict[str, Any]:
         "org_id": account.org_id,
         "ip": ip,
     }
+
+
+def _open(
+    session: Session,
+    *,
+    actor: Actor,
+    decision: Decision,
+    at: datetime,
+    account_id: str,
+    plan: str,
+    channel: str,
+    partner_id: str | None,
+    term: str,
+    start: datetime,
+    end: datetime,
+    replaces_id: str | None = None,
+) -> Subscription:
+    """Add a subscription (``pending`` until ``start``) and the record of its creation."""
+    sub = Subscription(
+        id=new_id("sub"),
+        account_id=account_id,
+        plan=plan,
+        channel=channel,
+        partner_id=partner_id,
+        status="pending" if start > at else "active",
+        term=term,
+        period_start=start,
+        period_end=end,
+        chosen_partner_id=None,
+        replaces_id=replaces_id,
+        bundle_digest=decision.bundle.digest,
+        created_at=at,
+        updated_at=at,
+    )
+    session.add(sub)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="subscription.create",
+        subject_kind="subscription",
+        subject_id=sub.id,
+        at=at,
+        bundle_digest=decision.bundle.digest,
+        details={
+            "account": account_id,
+            "status": sub.status,
+            "period_start": start.isoformat(),
+            "period_end": end.isoformat(),
+            "replaces": replaces_id,
+        },
+    )
+    return sub
 
 
 def checkout(
@@ -180,43 +234,23 @@ def checkout(
         if not decision.allowed:
             refusal = public_decision(session, decision)
         else:
-            sub = Subscription(
-                id=new_id("sub"),
+            sub = _open(
+                session,
+                actor=caller.actor,
+                decision=decision,
+                at=at,
                 account_id=account.id,
                 plan=plan,
                 channel=channel,
                 partner_id=partner if channel == "partner" else None,
-                status="pending" if start > at else "active",
                 term=term,
-                period_start=start,
-                period_end=add_term(start, term),
-                chosen_partner_id=None,
-                replaces_id=None,
-                bundle_digest=decision.bundle.digest,
-                created_at=at,
-                updated_at=at,
+                start=start,
+                end=add_term(start, term),
             )
-            session.add(sub)
             stored = session.get(Account, account.id)
             assert stored is not None
             stored.plan = plan
             stored.updated_at = at
-            session.flush()
-            record(
-                session,
-                actor=caller.actor,
-                action="subscription.create",
-                subject_kind="subscription",
-                subject_id=sub.id,
-                at=at,
-                bundle_digest=decision.bundle.digest,
-                details={
-                    "account": account.id,
-                    "status": sub.status,
-                    "period_start": sub.period_start.isoformat(),
-                    "period_end": sub.period_end.isoformat(),
-                },
-            )
             public = public_decision(session, decision)
     if refusal is not None:
         raise DeniedError(deny_message(decision), refusal)
@@ -317,23 +351,20 @@ def take_over(
         if not decision.allowed:
             refusal = public_decision(session, decision)
         else:
-            new = Subscription(
-                id=new_id("sub"),
+            new = _open(
+                session,
+                actor=caller.actor,
+                decision=decision,
+                at=at,
                 account_id=old.account_id,
                 plan=old.plan,
                 channel="partner",
                 partner_id=caller.partner_id,
-                status="active",
                 term=old.term,
-                period_start=at,
-                period_end=max(old.period_end, at),
-                chosen_partner_id=None,
+                start=at,
+                end=max(old.period_end, at),
                 replaces_id=old.id,
-                bundle_digest=decision.bundle.digest,
-                created_at=at,
-                updated_at=at,
             )
-            session.add(new)
             old.status = "transferred"
             old.updated_at = at
             stored = session.get(Account, old.account_id)
@@ -350,21 +381,6 @@ def take_over(
                     created_at=at,
                     sent_at=None,
                 )
-            )
-            session.flush()
-            record(
-                session,
-                actor=caller.actor,
-                action="subscription.create",
-                subject_kind="subscription",
-                subject_id=new.id,
-                at=at,
-                bundle_digest=decision.bundle.digest,
-                details={
-                    "account": new.account_id,
-                    "replaces": old.id,
-                    "period_end": new.period_end.isoformat(),
-                },
             )
             public = public_decision(session, decision)
     if refusal is not None:

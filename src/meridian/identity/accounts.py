@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
@@ -24,6 +24,7 @@ from ..gate import ask, deny_message, public_decision
 from ..geography.regions import home_region
 from ..runtime import Runtime
 from ..storage.models import Account, Partner, new_id
+from ..storage.paging import page
 from .tokens import Caller, create_token
 
 __all__ = [
@@ -81,15 +82,14 @@ def list_accounts(
         where.append(Account.country == country)
     if status:
         where.append(Account.status == status)
-    total = session.scalar(select(func.count()).select_from(Account).where(*where)) or 0
-    rows = session.scalars(
-        select(Account)
-        .where(*where)
-        .order_by(Account.created_at.desc(), Account.id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(rows), total
+    return page(
+        session,
+        Account,
+        where,
+        (Account.created_at.desc(), Account.id),
+        limit=limit,
+        offset=offset,
+    )
 
 
 def register(

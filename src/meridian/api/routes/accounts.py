@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from sqlalchemy import func, select
 
 from ...commerce.plans import entitlements
 from ...identity import accounts
 from ...storage.models import Notice
+from ...storage.paging import page
 from ..deps import (
     CallerDep,
     ClientIpDep,
@@ -128,13 +128,12 @@ def list_notices(
     """Notices queued for the account (transitions, refused renewals). Roles: operator, partner, user."""
     with rt.db.read() as session:
         account = accounts.get_account(session, caller, account_id)
-        where = Notice.account_id == account.id
-        count = session.scalar(select(func.count()).select_from(Notice).where(where)) or 0
-        rows = session.scalars(
-            select(Notice)
-            .where(where)
-            .order_by(Notice.created_at.desc(), Notice.id)
-            .limit(limit)
-            .offset(offset)
-        ).all()
+        rows, count = page(
+            session,
+            Notice,
+            [Notice.account_id == account.id],
+            (Notice.created_at.desc(), Notice.id),
+            limit=limit,
+            offset=offset,
+        )
         return NoticesPublic(data=[NoticePublic.model_validate(r) for r in rows], count=count)
