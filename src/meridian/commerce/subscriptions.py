@@ -30,6 +30,7 @@ from ..gate import ask, deny_message, public_decision
 from ..identity.accounts import get_account
 from ..identity.tokens import Caller
 from ..policy.decision import Decision
+from ..policy.request import epoch_seconds
 from ..runtime import Runtime
 from ..storage.models import Account, Notice, Subscription, new_id
 from ..storage.paging import page
@@ -273,8 +274,6 @@ def choose_partner(
             )
         account = session.get(Account, sub.account_id)
         assert account is not None
-        from ..policy.request import epoch_seconds
-
         if partner_id not in engine.bundle.partners:
             raise NotFoundError(f"no partner `{shown(partner_id)}`")
         if not engine.bundle.is_authorised(partner_id, account.country, epoch_seconds(at)):

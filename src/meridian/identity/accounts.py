@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
-from ..errors import ConflictError, DeniedError, ForbiddenError, InputError, shown
+from ..errors import ConflictError, DeniedError, ForbiddenError, InputError, NotFoundError, shown
 from ..gate import ask, deny_message, public_decision
 from ..geography.regions import home_region
 from ..runtime import Runtime
@@ -57,8 +57,6 @@ def account_filter(caller: Caller) -> ColumnElement[bool]:
 
 def get_account(session: Session, caller: Caller, account_id: str) -> Account:
     """One account the caller may see, or :class:`NotFoundError`."""
-    from ..errors import NotFoundError
-
     row = session.scalars(
         select(Account).where(Account.id == account_id, account_filter(caller))
     ).first()
