@@ -131,3 +131,19 @@ def test_tokens_are_stored_hashed(live):
     for secret in live.tokens.values():
         assert secret not in hashes
         assert all(secret not in h for h in hashes)
+
+
+def test_a_revoked_token_stops_working(live):
+    ops = live.client("operator")
+    made = ops.post("/v1/tokens", json={"role": "partner", "name": "temp", "partner": "bizconf"})
+    assert made.status_code == 201
+    token = made.json()
+    temp = live.client(None, authorization=f"Bearer {token['token']}")
+    assert temp.get("/v1/accounts").status_code == 200
+    revoked = ops.delete(f"/v1/tokens/{token['id']}")
+    assert revoked.status_code == 200
+    assert temp.get("/v1/accounts").status_code == 401
+    assert ops.delete("/v1/tokens/tok_nope").status_code == 404
+    assert live.client("bizconf").delete(f"/v1/tokens/{token['id']}").status_code == 403
+    records = ops.get("/v1/records", params={"action": "token.revoke"}).json()["data"]
+    assert [r["subject_id"] for r in records] == [token["id"]]

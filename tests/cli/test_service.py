@@ -118,3 +118,14 @@ def test_help_lists_the_service_commands():
     result = runner.invoke(app, ["--help"])
     for name in ("serve", "admin", "commerce", "policy"):
         assert name in result.stdout
+
+
+def test_revoke_token(database_url):
+    made = run(database_url, "admin", "create-token", "--role", "operator")
+    token_id = made.stderr.split("token ")[-1].strip()
+    revoked = run(database_url, "admin", "revoke-token", token_id)
+    assert revoked.exit_code == 0, revoked.stderr
+    assert revoked.stdout.startswith(f"revoked {token_id} at ")
+    missing = run(database_url, "admin", "revoke-token", "tok_nope")
+    assert missing.exit_code == 1
+    assert missing.stderr.strip() == "error: no token `tok_nope`"

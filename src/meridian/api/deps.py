@@ -44,6 +44,10 @@ class TokenCache:
         self._entries: dict[str, tuple[float, Caller]] = {}
         self._limit = limit
 
+    def clear(self) -> None:
+        """Forget every cached caller (after a revocation through this process)."""
+        self._entries.clear()
+
     def get(self, rt: Runtime, secret: str) -> Caller:
         now = time.monotonic()
         hit = self._entries.get(secret)

@@ -209,6 +209,29 @@ def create_token_command(
     typer.echo(f"created {row.role} token {row.id}", err=True)
 
 
+@admin_app.command("revoke-token")
+@door
+def revoke_token_command(
+    token_id: Annotated[
+        str, typer.Argument(help="The token's id (tok_…), as create-token printed it.")
+    ],
+    database: DatabaseOption = None,
+) -> None:
+    """Revoke an API token; a running service stops accepting it within a few seconds."""
+    from ..identity.tokens import revoke_token
+
+    rt = _runtime(database)
+    try:
+        with rt.db.write() as session:
+            row = revoke_token(
+                session, token_id=token_id, at=rt.now(), actor=_actor(), digest=rt.digest
+            )
+            when = row.revoked_at
+    finally:
+        rt.close()
+    typer.echo(f"revoked {token_id} at {when.isoformat() if when else '?'}")
+
+
 @commerce_app.command("renew")
 @door
 def renew(

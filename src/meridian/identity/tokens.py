@@ -25,7 +25,15 @@ from ..audit import Actor, record
 from ..errors import InputError, NotFoundError, shown
 from ..storage.models import Account, Partner, Token, new_id
 
-__all__ = ["ROLES", "Caller", "Role", "authenticate", "create_token", "hash_token"]
+__all__ = [
+    "ROLES",
+    "Caller",
+    "Role",
+    "authenticate",
+    "create_token",
+    "hash_token",
+    "revoke_token",
+]
 
 Role = Literal["operator", "partner", "user"]
 ROLES: tuple[Role, ...] = ("operator", "partner", "user")
@@ -102,6 +110,28 @@ def create_token(
         details={"role": role, "name": name, "partner": partner_id, "account": account_id},
     )
     return row, secret
+
+
+def revoke_token(
+    session: Session, *, token_id: str, at: datetime, actor: Actor, digest: str
+) -> Token:
+    """Revoke a token; it stops working at once for new look-ups (and within the API's cache)."""
+    row = session.get(Token, token_id)
+    if row is None:
+        raise NotFoundError(f"no token `{shown(token_id)}`")
+    if row.revoked_at is None:
+        row.revoked_at = at
+        record(
+            session,
+            actor=actor,
+            action="token.revoke",
+            subject_kind="token",
+            subject_id=row.id,
+            at=at,
+            bundle_digest=digest,
+            details={"role": row.role, "name": row.name},
+        )
+    return row
 
 
 def authenticate(session: Session, secret: str) -> Caller | None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import func, select
 
-from ...identity.tokens import create_token
+from ...identity.tokens import create_token, revoke_token
 from ...policy.loader import load_bundle_text
 from ...policy.store import activate_bundle
 from ...storage.models import Record
 from ..deps import CallerDep, IdempotencyKeyHeader, RuntimeDep, require
-from ..schemas import PolicyLoad, PolicyPublic, TokenCreate, TokenPublic
+from ..schemas import IdPath, PolicyLoad, PolicyPublic, TokenCreate, TokenPublic
 from .common import errors
 
 router = APIRouter(tags=["operations"])
@@ -80,6 +80,25 @@ def new_token(body: TokenCreate, rt: RuntimeDep, caller: CallerDep) -> TokenPubl
             account_id=row.account_id,
             token=secret,
         )
+
+
+@router.delete(
+    "/v1/tokens/{token_id}",
+    responses=errors(401, 403, 404),
+    dependencies=[require("operator")],
+)
+def delete_token(
+    token_id: IdPath, request: Request, rt: RuntimeDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Revoke an api token: at once here, within a few seconds in other processes. Role: operator."""
+    with rt.db.write() as session:
+        row = revoke_token(
+            session, token_id=token_id, at=rt.now(), actor=caller.actor, digest=rt.digest
+        )
+        revoked = row.revoked_at
+    request.app.state.tokens.clear()
+    assert revoked is not None
+    return {"id": token_id, "revoked_at": revoked.isoformat()}
 
 
 @router.get("/v1/records", responses=errors(401, 403), dependencies=[require("operator")])
