@@ -230,7 +230,9 @@ def serve(app: Any) -> tuple[str, Callable[[], None]]:
 
 
 @pytest.fixture
-def live_factory(database_url: str, clock: SetClock) -> Iterator[Callable[..., Live]]:
+def live_factory(
+    database_url: str, clock: SetClock, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Live]]:
     """Serve the app on loopback over the test's database, with settings of the test's choosing."""
     from meridian.api import create_app
     from meridian.runtime import Runtime
@@ -239,7 +241,12 @@ def live_factory(database_url: str, clock: SetClock) -> Iterator[Callable[..., L
     started: list[tuple[Live, Callable[[], None]]] = []
 
     def start(**settings: Any) -> Live:
-        config = {"renew_interval": 0, "trusted_proxies": ("10.0.0.0/8",), **settings}
+        config = {
+            "renew_interval": 0,
+            "trusted_proxies": ("10.0.0.0/8",),
+            "grant_key": tmp_path_factory.mktemp("grant") / "grant.key",
+            **settings,
+        }
         rt = Runtime(Settings(database_url=database_url, **config), clock=clock)
         rt.start()
         url, stop = serve(create_app(runtime=rt))

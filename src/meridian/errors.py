@@ -9,9 +9,12 @@ CLI uses and the HTTP status the API uses, so each door has exactly one handler:
     │   └── BundleError            a policy bundle is invalid; carries file:line locations
     ├── NotFoundError              a named thing does not exist, or not for this caller (exit 1, 404)
     ├── AuthenticationError        no valid API token was given (exit 77, 401)
+    │   └── GrantError             a signed grant (relay or key) is missing, forged or expired
     ├── ForbiddenError           the caller's role may not do this at all (exit 77, 403)
+    │   └── FenceError             a region node refuses a meeting its allowed set keeps out
     ├── DeniedError               the bundle in force refused the action; carries the decision (exit 3, 403)
     ├── ConflictError              the action clashes with the current state (exit 1, 409)
+    ├── UnwrapError                a wrapped key or sealed frame does not open (exit 1, 400)
     └── ConfigurationError         the operator's configuration cannot be used (exit 78, 500)
         └── StorageUnavailableError            the database is locked or unreachable (exit 75, 503)
 
@@ -32,11 +35,14 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DeniedError",
+    "FenceError",
     "ForbiddenError",
+    "GrantError",
     "InputError",
     "MeridianError",
     "NotFoundError",
     "RequestError",
+    "UnwrapError",
     "shown",
 ]
 
@@ -116,6 +122,21 @@ class ForbiddenError(MeridianError):
 
     exit_code = 77
     http_status = 403
+
+
+class GrantError(AuthenticationError):
+    """Raised when a signed grant (a relay or key grant) is missing, forged, expired or misdirected."""
+
+
+class FenceError(ForbiddenError):
+    """Raised by a region node asked to carry or key a meeting whose allowed set excludes it."""
+
+
+class UnwrapError(MeridianError):
+    """Raised when a wrapped key or a sealed frame fails to open: wrong key, context or bytes."""
+
+    exit_code = 1
+    http_status = 400
 
 
 class DeniedError(MeridianError):

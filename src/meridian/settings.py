@@ -31,6 +31,11 @@ _ENV = {
     "renew_interval": "MERIDIAN_RENEW_INTERVAL",
     "policy_poll_interval": "MERIDIAN_POLICY_POLL_INTERVAL",
     "mode": "MERIDIAN_MODE",
+    "grant_key": "MERIDIAN_GRANT_KEY",
+    "node_urls": "MERIDIAN_NODE_URLS",
+    "nodes": "MERIDIAN_NODES",
+    "node_port": "MERIDIAN_NODE_PORT",
+    "node_store": "MERIDIAN_NODE_STORE",
 }
 
 
@@ -55,6 +60,51 @@ class Settings(BaseModel):
     #: seconds between checks for a bundle loaded by another process (``meridian policy load``)
     policy_poll_interval: float = Field(default=2.0, gt=0)
     mode: Literal["development", "production"] = "development"
+    #: the Ed25519 key (PEM) that signs relay and key grants; created on first use in
+    #: development, required in production
+    grant_key: Path = Path("var/grant.key")
+    #: region nodes the control plane talks to, by region (``US=https://us.example,…`` in the
+    #: environment); ``meridian serve`` fills it with the nodes it starts
+    node_urls: dict[str, str] = {}
+    #: region nodes ``meridian serve`` starts on loopback when ``node_urls`` is empty: ``all``,
+    #: ``none`` or a list such as ``US,DE,CN``
+    nodes: tuple[str, ...] = ("all",)
+    #: the first of the loopback ports given to local region nodes (one each, in region order)
+    node_port: int = Field(default=9100, ge=1, le=65400)
+    #: where local region nodes keep their master keys (one directory per region)
+    node_store: Path = Path("var/regions")
+
+    @field_validator("node_urls", mode="before")
+    @classmethod
+    def _pairs(cls, value: object) -> object:
+        if isinstance(value, str):
+            out: dict[str, str] = {}
+            for item in (p.strip() for p in value.split(",")):
+                if not item:
+                    continue
+                region, sep, url = item.partition("=")
+                if not sep or not url.strip():
+                    raise ValueError(f"`{shown(item)}` is not `REGION=URL`")
+                out[region.strip()] = url.strip().rstrip("/")
+            return out
+        return value
+
+    @field_validator("node_urls")
+    @classmethod
+    def _urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for region, url in value.items():
+            if not (len(region) == 2 and region.isalpha() and region.isupper()):
+                raise ValueError(f"`{shown(region)}` is not a data-centre region code")
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"node url `{shown(url)}` must start with http:// or https://")
+        return value
+
+    @field_validator("nodes", mode="before")
+    @classmethod
+    def _regions(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip()) or ("none",)
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

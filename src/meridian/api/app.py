@@ -1,7 +1,8 @@
 """``create_app(settings)``: the FastAPI app, built when called, never at import.
 
 Start-up (the lifespan) migrates the database, puts the built-in bundle in force on a new one,
-builds the engine, and starts three background jobs: the advisory-decision journal, the renewal
+builds the engine, loads the grant-signing key (creating it in development mode only), and
+starts three background jobs: the advisory-decision journal, the renewal
 job (every ``renew_interval`` seconds) and the check for a bundle loaded by another process.
 """
 
@@ -20,6 +21,9 @@ from fastapi.openapi.utils import get_openapi
 from .. import __version__
 from ..audit import SYSTEM
 from ..commerce.renewal import renew_due
+from ..meetings.grants import GrantSigner, load_or_create_signing_key
+from ..meetings.live import Signalling, check_nodes
+from ..meetings.regions import region_table
 from ..runtime import Runtime
 from ..settings import Settings, get_settings
 from .deps import TokenCache
@@ -27,7 +31,7 @@ from .errors import install_error_handlers
 from .idempotency import IdempotencyMiddleware
 from .journal import DecisionJournal
 from .network import TrustedProxies
-from .routes import accounts, admin, commerce, decisions, partners
+from .routes import accounts, admin, commerce, decisions, meetings, partners
 
 __all__ = ["create_app"]
 
@@ -61,6 +65,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(rt.start)
+        signer = GrantSigner(
+            load_or_create_signing_key(config.grant_key, create=config.mode == "development")
+        )
+        check_nodes(config.node_urls, region_table(rt.engine.bundle).codes)
+        signalling = Signalling(rt, signer, config.node_urls)
+        app.state.signalling = signalling
         journal = DecisionJournal(rt)
         journal.start()
         app.state.journal = journal
@@ -87,6 +97,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             for task in tasks:
                 task.cancel()
             journal.stop()
+            await signalling.aclose()
             rt.close()
 
     app = FastAPI(
@@ -102,7 +113,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.trusted_proxies = TrustedProxies(config.trusted_proxies)
     install_error_handlers(app)
     app.add_middleware(IdempotencyMiddleware)
-    for module in (admin, decisions, accounts, commerce, partners):
+    for module in (admin, decisions, accounts, commerce, partners, meetings):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

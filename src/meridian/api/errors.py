@@ -70,7 +70,7 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
-def _code(exc: MeridianError) -> str:
+def error_code(exc: MeridianError) -> str:
     for cls, code in _CODES:
         if isinstance(exc, cls):
             return code
@@ -101,7 +101,9 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("%s", exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
         return ErrorResponse(
-            error_body(_code(exc), message, **extra), status_code=exc.http_status, headers=headers
+            error_body(error_code(exc), message, **extra),
+            status_code=exc.http_status,
+            headers=headers,
         )
 
     @app.exception_handler(RequestValidationError)

@@ -21,10 +21,15 @@ __all__ = [
     "CheckoutCreate",
     "CheckoutPublic",
     "ContactUpdate",
+    "CountryListIn",
     "EntitlementsPublic",
     "ErrorPublic",
     "IdPath",
     "Instant",
+    "MeetingCreate",
+    "MeetingCreated",
+    "MeetingPublic",
+    "MeetingsPublic",
     "NoticePublic",
     "NoticesPublic",
     "PartnerChoice",
@@ -34,6 +39,9 @@ __all__ = [
     "PlansPublic",
     "PolicyLoad",
     "PolicyPublic",
+    "Region",
+    "RegionSettingPublic",
+    "RegionsUpdate",
     "RegistrationPublic",
     "RenewalRun",
     "Review",
@@ -287,3 +295,70 @@ class PolicyPublic(BaseModel):
 
 class RenewalRun(_In):
     at: Instant | None = Field(default=None, description="default: the service's now")
+
+
+Region = Annotated[str, Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")]
+
+
+class CountryListIn(_In):
+    """An approve list or a deny list of participant countries (give one, not both)."""
+
+    approve: list[Country] | None = Field(default=None, max_length=300)
+    deny: list[Country] | None = Field(default=None, max_length=300)
+
+    def as_dict(self) -> dict[str, list[str]] | None:
+        if self.approve is not None and self.deny is not None:
+            raise InputError("`countries`: give `approve` or `deny`, not both")
+        if self.approve is not None:
+            return {"approve": self.approve}
+        if self.deny is not None:
+            return {"deny": self.deny}
+        return None
+
+
+class MeetingCreate(_In):
+    topic: Text = "Meeting"
+    #: the hosting account; a user token hosts for its own account and may leave it out
+    host: IdPath | None = None
+    countries: CountryListIn | None = None
+
+
+class MeetingPublic(_Out):
+    id: str
+    host_account_id: str
+    topic: str
+    host_country: str
+    regions: list[str]
+    key_region: str
+    countries: dict[str, list[str]] | None
+    status: Literal["live", "ended"]
+    created_at: datetime
+    ended_at: datetime | None
+
+
+class MeetingsPublic(BaseModel):
+    data: list[MeetingPublic]
+    count: int
+
+
+class MeetingCreated(BaseModel):
+    meeting: MeetingPublic
+    decision: dict[str, Any]
+    signal: str = Field(description="the WebSocket path participants join through")
+
+
+class RegionsUpdate(_In):
+    """The regions an account's meetings may use; ``null`` returns to the default set."""
+
+    regions: list[Region] | None = Field(max_length=64)
+    opt_in: list[Region] = Field(default=[], max_length=64)
+
+
+class RegionSettingPublic(BaseModel):
+    account: str
+    plan: str
+    home_region: str
+    chosen: list[str] | None
+    opt_in: list[str]
+    default: list[str]
+    regions: list[str]

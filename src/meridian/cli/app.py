@@ -153,6 +153,36 @@ def decide(
         raise typer.Exit(2)
 
 
+_ROUTE_EXAMPLE = """\
+Example:
+
+  echo '{"at": "2021-03-01T10:00:00Z",
+         "meeting": {"host": {"country": "US", "plan": "pro"}, "regions": ["US", "DE", "HK"],
+                     "countries": {"deny": ["KP"]}},
+         "participants": [{"id": "p1", "ip": "8.8.8.8"}, {"id": "p2", "country": "CN"}],
+         "load": {"HK": 0.5}}' | meridian route
+"""
+
+
+@app.command(epilog=_ROUTE_EXAMPLE)
+@door
+def route(
+    file: FileOption = None,
+    bundle: BundleOption = None,
+    geoip: GeoipOption = None,
+    clock: ClockOption = None,
+) -> None:
+    """Place a meeting's participants (JSON on stdin or --file): data centres, key region, links."""
+    from ..meetings.route import route as place_meeting
+
+    engine = build_engine(bundle, geoip, clock)
+    try:
+        data = json.loads(_read_input(file))
+    except ValueError as exc:
+        raise InputError(f"placement request is not JSON: {exc}") from None
+    typer.echo(json.dumps(place_meeting(engine, data), ensure_ascii=False))
+
+
 @app.command(epilog=_DECIDE_EXAMPLE.replace("meridian decide", "meridian explain"))
 @door
 def explain(
@@ -298,4 +328,5 @@ def main() -> None:
 
 
 # The service commands register themselves on `app` (serve, policy load, admin, commerce).
+from . import client, node  # noqa: E402, F401
 from . import service as _service  # noqa: E402, F401

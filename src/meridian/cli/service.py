@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..audit import Actor
-from ..errors import InputError
+from ..errors import InputError, shown
+from ..node.cluster import LocalCluster
 from ..settings import Settings, get_settings
 from .app import ClockOption, app, door, policy_app
 
@@ -93,26 +94,73 @@ def serve(
         host=host, port=port, database_url=database, clock=clock
     )
     console = Console(soft_wrap=True)
+    if demo and not settings.trusted_proxies:
+        # The demo places loopback clients in countries the way production places clients
+        # behind a load balancer: through X-Forwarded-For from a trusted proxy (this machine).
+        settings = settings.with_changes(trusted_proxies=("127.0.0.1/32",))
     rt = Runtime(settings)
     rt.start()
-    if demo:
-        _demo(rt, console)
-    url = f"http://{settings.host}:{settings.port}"
-    console.print(
-        f"Meridian {rt.engine.bundle.ref.name} {rt.engine.bundle.ref.version} ({rt.digest[:19]}…)"
+    cluster = _start_nodes(settings, sorted(rt.engine.bundle.document.datacentres), console)
+    try:
+        if cluster is not None:
+            settings = settings.with_changes(
+                node_urls={region: node.url for region, node in cluster.nodes.items()}
+            )
+            rt.settings = settings
+        if demo:
+            _demo(rt, console)
+        url = f"http://{settings.host}:{settings.port}"
+        console.print(
+            f"Meridian {rt.engine.bundle.ref.name} {rt.engine.bundle.ref.version} ({rt.digest[:19]}…)"
+        )
+        console.print(f"database: {settings.database_url}")
+        if settings.trusted_proxies:
+            console.print(f"trusted proxies (X-Forwarded-For): {', '.join(settings.trusted_proxies)}")
+        console.print(f"serving:  [bold]{url}[/bold]   API docs: {url}/docs   stop: Ctrl-C")
+        uvicorn.run(
+            create_app(runtime=rt),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            # Meridian reads X-Forwarded-For itself, only from MERIDIAN_TRUSTED_PROXIES; uvicorn's
+            # own rewriting (on by default for 127.0.0.1) would let any local caller forge its IP.
+            proxy_headers=False,
+        )
+    finally:
+        if cluster is not None:
+            console.print("stopping region nodes…")
+            cluster.stop()
+
+
+def _start_nodes(settings: Settings, codes: list[str], console: Console) -> LocalCluster | None:
+    """Start the local region nodes ``settings.nodes`` names, unless nodes are known by URL."""
+    from ..meetings.grants import load_or_create_signing_key, public_key_b64
+
+    if settings.node_urls or settings.nodes in (("none",), ()):
+        return None
+    if settings.nodes == ("all",):
+        regions = codes
+    else:
+        unknown = [r for r in settings.nodes if r not in codes]
+        if unknown:
+            raise InputError(
+                f"unknown data-centre region `{shown(unknown[0])}` in MERIDIAN_NODES: "
+                f"expected `all`, `none` or some of {', '.join(codes)}"
+            )
+        regions = sorted(set(settings.nodes))
+    key = load_or_create_signing_key(settings.grant_key, create=settings.mode == "development")
+    cluster = LocalCluster(
+        regions,
+        control_key=public_key_b64(key.public_key()),
+        directory=settings.node_store,
+        trusted_proxies=settings.trusted_proxies,
     )
-    console.print(f"database: {settings.database_url}")
-    console.print(f"serving:  [bold]{url}[/bold]   API docs: {url}/docs   stop: Ctrl-C")
-    uvicorn.run(
-        create_app(runtime=rt),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        # Meridian reads X-Forwarded-For itself, only from MERIDIAN_TRUSTED_PROXIES; uvicorn's
-        # own rewriting (on by default for 127.0.0.1) would let any local caller forge its IP.
-        proxy_headers=False,
-    )
+    with console.status(f"starting {len(regions)} region nodes ({', '.join(regions)})…"):
+        cluster.start()
+    for region, node in cluster.nodes.items():
+        console.print(f"region node {region}: {node.url}   (metrics: {node.url}/metrics)")
+    return cluster
 
 
 def _demo(rt, console: Console) -> None:  # type: ignore[no-untyped-def]

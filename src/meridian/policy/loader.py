@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from importlib import resources
@@ -233,12 +233,54 @@ def _check(doc: Bundle, lines: dict[tuple[Any, ...], int], source: str) -> list[
                             (*path, "in", i),
                             f"unknown value `{value}` for `{cond.attribute.value}`: expected one of {', '.join(allowed)}",
                         )
+    _check_routing(doc, problem, code, expand)
     for action in ("register", "purchase", "renew", "host", "join"):
         if action not in {a.value for a in doc.location}:
             problem(
                 ("location",), f"no location rule for action `{action}`: say which signals count"
             )
     return problems
+
+
+def _check_routing(
+    doc: Bundle,
+    problem: Callable[[tuple[Any, ...], str], None],
+    code: Callable[[tuple[Any, ...], str], bool],
+    expand: Callable[[tuple[Any, ...], tuple[str, ...]], list[str] | None],
+) -> None:
+    """Data centres and routing: codes well formed, every region named is listed."""
+    if doc.datacentres and doc.routing is None:
+        problem(("datacentres",), "data centres are listed but `routing` is missing")
+    if doc.routing is not None and not doc.datacentres:
+        problem(("routing",), "`routing` needs data centres under `datacentres`")
+    for region, dc in doc.datacentres.items():
+        if not re.fullmatch(r"[A-Z]{2}", region):
+            problem(
+                ("datacentres", region),
+                f"invalid region code `{region}`: use two capital letters, such as `US`",
+            )
+        code(("datacentres", region, "jurisdiction"), dc.jurisdiction)
+
+    def regions(path: tuple[Any, ...], names: tuple[str, ...]) -> None:
+        for i, name in enumerate(names):
+            if name not in doc.datacentres:
+                problem(
+                    (*path, i),
+                    f"unknown data-centre region `{name}`: expected one of {', '.join(doc.datacentres)}",
+                )
+
+    if doc.routing is None:
+        return
+    for i, entry in enumerate(doc.routing.defaults):
+        base: tuple[Any, ...] = ("routing", "defaults", i)
+        expand((*base, "hosts"), entry.hosts)
+        spec = entry.regions
+        if spec.all_except is not None and spec.include:
+            problem((*base, "regions"), "give `include` or `all_except`, not both")
+        regions((*base, "regions", "include"), spec.include)
+        regions((*base, "regions", "all_except"), spec.all_except or ())
+    regions(("routing", "opt_in"), doc.routing.opt_in)
+    regions(("routing", "notices"), tuple(doc.routing.notices))
 
 
 def _as_dt(value: date | datetime) -> datetime:

@@ -11,6 +11,10 @@ A bundle is YAML. Its shape (every model forbids unknown keys)::
     partners: {bizconf: {name: ..., jurisdictions: [CN], effective: {from: ...}}}
     location: {purchase: {signals: [country, ip], resolve: strictest}, ...}
     uscc: {pilot_divisions: ["350100"]}
+    datacentres: {US: {name: ..., jurisdiction: US, coordinates: [37.3, -121.9], capacity: 50000,
+                       group: americas}, ...}
+    routing: {defaults: [{hosts: [CN], regions: {include: [CN]}}, ...], opt_in: [CN],
+              notices: {CN: ...}}
     rules: [{id, description, message, effect, actions, jurisdictions, when, effective,
              obligations}, ...]
 
@@ -38,6 +42,7 @@ __all__ = [
     "Bundle",
     "Channel",
     "Condition",
+    "DataCentre",
     "Effect",
     "GroupSpec",
     "JurisdictionInfo",
@@ -46,7 +51,10 @@ __all__ = [
     "PartnerAuthorised",
     "PartnerSpec",
     "Plan",
+    "RegionSet",
     "Resolve",
+    "Routing",
+    "RoutingDefault",
     "RuleSpec",
     "UsccSettings",
     "Window",
@@ -208,6 +216,47 @@ class UsccSettings(_Doc):
     pilot_divisions: tuple[Annotated[str, Field(pattern=r"^[0-9]{2,6}$")], ...] = ()
 
 
+class DataCentre(_Doc):
+    """One data-centre region: where it is, whose law it sits under, and how many it can carry."""
+
+    name: str
+    jurisdiction: str
+    #: latitude and longitude in degrees, of the metro area the region serves from
+    coordinates: tuple[
+        Annotated[float, Field(ge=-90, le=90)], Annotated[float, Field(ge=-180, le=180)]
+    ]
+    capacity: int = Field(ge=1, description="participants it can carry at once")
+    #: placement prefers a data centre the meeting already uses within the same group
+    group: str = Field(pattern=_ID)
+    #: the day it opened (UTC); before it, placement does not use it
+    opened: date | None = None
+
+
+class RegionSet(_Doc):
+    """A set of data-centre regions: the listed ones, or all but the listed ones."""
+
+    include: tuple[str, ...] = ()
+    all_except: tuple[str, ...] | None = None
+
+
+class RoutingDefault(_Doc):
+    """The regions a host in one of ``hosts`` (jurisdictions or groups) gets by default."""
+
+    hosts: tuple[str, ...] = Field(min_length=1)
+    regions: RegionSet
+
+
+class Routing(_Doc):
+    """How meetings are placed: default region sets, opt-in regions and notices."""
+
+    #: the first entry whose ``hosts`` names the host's jurisdiction gives its default set
+    defaults: tuple[RoutingDefault, ...] = Field(min_length=1)
+    #: regions a host outside the region's own jurisdiction may use only by explicit opt-in
+    opt_in: tuple[str, ...] = ()
+    #: what a participant outside a region's jurisdiction is told before connecting to it
+    notices: dict[str, str] = {}
+
+
 class RuleSpec(_Doc):
     id: str = Field(pattern=_ID)
     description: str
@@ -233,6 +282,8 @@ class Bundle(_Doc):
     partners: dict[str, PartnerSpec] = {}
     location: dict[Action, LocationRule]
     uscc: UsccSettings = UsccSettings()
+    datacentres: dict[str, DataCentre] = {}
+    routing: Routing | None = None
     rules: tuple[RuleSpec, ...]
 
     @field_validator("channels", "plans", "partners")

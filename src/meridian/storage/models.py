@@ -32,7 +32,9 @@ __all__ = [
     "Account",
     "Base",
     "IdempotencyKey",
+    "Meeting",
     "Notice",
+    "Participation",
     "Partner",
     "PolicyBundle",
     "Record",
@@ -134,8 +136,50 @@ class Account(Base):
     org_id_status: Mapped[str | None] = mapped_column(String(20))
     #: the partner that manages this customer; ``None`` for a direct customer
     partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"), index=True)
+    #: the data-centre regions chosen for meetings it hosts; ``None`` means the default set
+    meeting_regions: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    #: the opt-in regions explicitly added (each also recorded with who added it)
+    regions_opt_in: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class Meeting(Base):
+    """A meeting: its host, and where it may go, fixed when it was created."""
+
+    __tablename__ = "meetings"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    host_account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    host_country: Mapped[str] = mapped_column(String(8))
+    #: the allowed regions and the key region, as placement computed them at creation
+    regions: Mapped[list[Any]]
+    key_region: Mapped[str] = mapped_column(String(4))
+    #: ``{"approve": [...]}``, ``{"deny": [...]}`` or ``None``
+    countries: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: live | ended
+    status: Mapped[str] = mapped_column(String(10), index=True)
+    bundle_digest: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class Participation(Base):
+    """One participant's time in a meeting: where it joined from and which region carried it."""
+
+    __tablename__ = "participations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    meeting_id: Mapped[str] = mapped_column(ForeignKey("meetings.id"), index=True)
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    #: the country the join was judged under, at join time
+    country: Mapped[str] = mapped_column(String(8), index=True)
+    dc: Mapped[str] = mapped_column(String(4))
+    joined_at: Mapped[datetime]
+    left_at: Mapped[datetime | None]
 
 
 class Token(Base):

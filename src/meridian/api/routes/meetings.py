@@ -1,0 +1,256 @@
+"""Meetings: placement, data centres, the account's region setting, meetings and joining them."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+
+from ...errors import AuthenticationError, InputError, MeridianError, shown
+from ...identity.accounts import get_account
+from ...meetings import service
+from ...meetings.live import Signalling
+from ...meetings.regions import region_table
+from ...meetings.route import PlacementRequest, route_request
+from ..deps import CallerDep, ClientIpDep, IdempotencyKeyHeader, RuntimeDep, TokenCache
+from ..errors import error_code
+from ..network import TrustedProxies, client_ip
+from ..schemas import (
+    IdPath,
+    MeetingCreate,
+    MeetingCreated,
+    MeetingPublic,
+    MeetingsPublic,
+    RegionSettingPublic,
+    RegionsUpdate,
+)
+from .common import errors, json_response
+
+router = APIRouter(tags=["meetings"])
+__all__ = ["router"]
+
+log = logging.getLogger("meridian.api.meetings")
+
+
+@router.post("/v1/placements", responses=errors(401))
+def placements(body: PlacementRequest, rt: RuntimeDep, _: CallerDep) -> Any:
+    """Place a described meeting's participants: data centre per participant, key region, links. Roles: operator, partner, user.
+
+    Changes nothing. `regions` omitted means the host's default set; `load` is each data
+    centre's fraction of capacity in use. A refused participant has `decision: deny`, no `dc`,
+    and the reasons (a blocked country, no allowed data centre with room, an unknown location).
+    """
+    return json_response(route_request(rt.engine, body))
+
+
+@router.get("/v1/datacentres", responses=errors(401))
+async def datacentres(request: Request, rt: RuntimeDep, _: CallerDep) -> Any:
+    """The data-centre regions of the bundle in force, with the live load the control plane sees. Roles: operator, partner, user."""
+    table = region_table(rt.engine.bundle)
+    signalling: Signalling | None = getattr(request.app.state, "signalling", None)
+    live = signalling.live_load() if signalling is not None else {}
+    out = []
+    for code, dc in sorted(table.datacentres.items()):
+        entry: dict[str, Any] = {
+            "region": code,
+            "name": dc.name,
+            "jurisdiction": dc.jurisdiction,
+            "group": dc.group,
+            "capacity": dc.capacity,
+            "opened": None if dc.opened is None else dc.opened.date().isoformat(),
+            "notice": table.notices.get(code),
+            "opt_in": code in table.opt_in,
+        }
+        entry.update(live.get(code, {}))
+        out.append(entry)
+    return json_response({"data": out, "count": len(out)})
+
+
+@router.get("/v1/accounts/{account_id}/regions", responses=errors(401, 404))
+def get_regions(account_id: IdPath, rt: RuntimeDep, caller: CallerDep) -> RegionSettingPublic:
+    """The account's data-centre regions for the meetings it hosts: chosen, default, in effect. Roles: operator, partner (its customers), user (its own)."""
+
+    def read() -> dict[str, Any]:
+        with rt.db.read() as session:
+            account = get_account(session, caller, account_id)
+            return service.region_setting(session, rt, account)
+
+    return RegionSettingPublic(**read())
+
+
+@router.put("/v1/accounts/{account_id}/regions", responses=errors(401, 403, 404))
+def put_regions(
+    account_id: IdPath, body: RegionsUpdate, rt: RuntimeDep, caller: CallerDep
+) -> RegionSettingPublic:
+    """Choose the regions the account's meetings may use (paid plans). Roles: operator, user (its own).
+
+    The home region is always kept. A region outside the account's jurisdiction that needs an
+    explicit opt-in (CN, for accounts outside mainland China) must also be listed in `opt_in`;
+    the opt-in is recorded with who made it. `regions: null` returns to the default set.
+    """
+    return RegionSettingPublic(
+        **service.set_regions(
+            rt, caller=caller, account_id=account_id, regions=body.regions, opt_in=body.opt_in
+        )
+    )
+
+
+@router.post(
+    "/v1/meetings",
+    status_code=201,
+    responses=errors(401, 403, 404, 409),
+    dependencies=[IdempotencyKeyHeader],
+)
+def create_meeting(
+    body: MeetingCreate, rt: RuntimeDep, caller: CallerDep, ip: ClientIpDep
+) -> MeetingCreated:
+    """Create a meeting. Roles: user (hosts for its own account), operator or partner (names `host`).
+
+    The `host` decision runs now (free accounts in mainland China cannot host after
+    2020-05-20). The meeting's allowed regions and key region are fixed from the account's
+    region setting; `countries` is an approve list or a deny list of participant countries.
+    """
+    meeting, decision = service.create_meeting(
+        rt,
+        caller=caller,
+        host_account_id=body.host,
+        topic=body.topic,
+        countries=None if body.countries is None else body.countries.as_dict(),
+        client_ip=ip,
+    )
+    return MeetingCreated(
+        meeting=MeetingPublic.model_validate(meeting),
+        decision=decision,
+        signal=f"/v1/meetings/{meeting.id}/signal",
+    )
+
+
+@router.get("/v1/meetings", responses=errors(401))
+def list_meetings(
+    rt: RuntimeDep,
+    caller: CallerDep,
+    status: Literal["live", "ended"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> MeetingsPublic:
+    """The meetings the caller may see, newest first. Roles: operator (all), partner (its customers'), user (its own)."""
+    with rt.db.read() as session:
+        rows, count = service.list_meetings(
+            session, caller, status=status, limit=limit, offset=offset
+        )
+        return MeetingsPublic(data=[MeetingPublic.model_validate(r) for r in rows], count=count)
+
+
+@router.get("/v1/meetings/{meeting_id}", responses=errors(401, 404))
+def get_meeting(meeting_id: IdPath, rt: RuntimeDep, caller: CallerDep) -> MeetingPublic:
+    """One meeting. Roles: operator, partner (its customers'), user (its own)."""
+    with rt.db.read() as session:
+        return MeetingPublic.model_validate(service.get_meeting(session, caller, meeting_id))
+
+
+@router.post("/v1/meetings/{meeting_id}/end", responses=errors(401, 404, 409))
+async def end_meeting(
+    meeting_id: IdPath, request: Request, rt: RuntimeDep, caller: CallerDep
+) -> MeetingPublic:
+    """End a live meeting; everyone in it is told. Roles: operator, partner (its customers'), user (its own)."""
+    meeting = await run_in_threadpool(
+        service.end_meeting, rt, caller=caller, meeting_id=meeting_id, actor=caller.actor
+    )
+    signalling: Signalling | None = getattr(request.app.state, "signalling", None)
+    if signalling is not None:
+        await signalling.end(meeting.id)
+    return MeetingPublic.model_validate(meeting)
+
+
+# -- joining ----------------------------------------------------------------------------------
+
+_CLOSE_REFUSED = 4403
+_CLOSE_BAD = 4400
+_CLOSE_AUTH = 4401
+
+
+def _public_key(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise InputError("`public_key` must be a base64url X25519 public key")
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise InputError(f"`public_key` `{shown(value)}` is not base64url") from None
+    if len(raw) != 32:
+        raise InputError(f"`public_key` must be 32 bytes, got {len(raw)}")
+    return raw
+
+
+@router.websocket("/v1/meetings/{meeting_id}/signal")
+async def signal(websocket: WebSocket, meeting_id: str) -> None:
+    """Join a meeting: send `{"type": "join", "name", "public_key"}`; see docs/data-plane.md."""
+    app = websocket.app
+    rt = app.state.runtime
+    signalling: Signalling = app.state.signalling
+    trusted: TrustedProxies = app.state.trusted_proxies
+    peer = websocket.client.host if websocket.client else None
+    ip = client_ip(peer, websocket.headers.get("x-forwarded-for"), trusted)
+    await websocket.accept()
+    participant: str | None = None
+
+    async def send(message: dict[str, Any]) -> None:
+        await websocket.send_text(json.dumps(message))
+
+    try:
+        caller = None
+        auth = websocket.headers.get("authorization")
+        if auth:
+            scheme, _, secret = auth.partition(" ")
+            if scheme.lower() != "bearer" or not secret.strip():
+                raise AuthenticationError(
+                    "malformed `Authorization` header: expected `Bearer <token>`"
+                )
+            cache: TokenCache = app.state.tokens
+            caller = await run_in_threadpool(cache.get, rt, secret.strip())
+        try:
+            first = json.loads(await asyncio.wait_for(websocket.receive_text(), timeout=30))
+        except (ValueError, TimeoutError):
+            raise InputError('expected `{"type": "join", "name", "public_key"}` first') from None
+        if not isinstance(first, dict) or first.get("type") != "join":
+            raise InputError('expected `{"type": "join", "name", "public_key"}` first')
+        name = first.get("name") or "guest"
+        if not isinstance(name, str) or len(name) > 200 or not name.isprintable():
+            raise InputError("`name` must be printable text of at most 200 characters")
+        public_key = _public_key(first.get("public_key"))
+        message = await signalling.join(
+            meeting_id,
+            name=name,
+            public_key=public_key,
+            caller=caller,
+            client_ip=ip,
+            send=send,
+        )
+        await send(message)
+        if message["type"] != "admitted":
+            await websocket.close(code=_CLOSE_REFUSED)
+            return
+        participant = message["participant"]
+        while True:  # nothing more is expected; closing the socket is leaving
+            await websocket.receive_text()
+    except WebSocketDisconnect:
+        pass
+    except MeridianError as exc:
+        code = (
+            _CLOSE_AUTH
+            if isinstance(exc, AuthenticationError)
+            else (_CLOSE_BAD if isinstance(exc, InputError) else _CLOSE_REFUSED)
+        )
+        try:
+            await send({"type": "refused", "code": error_code(exc), "message": exc.message})
+            await websocket.close(code=code)
+        except (RuntimeError, WebSocketDisconnect):
+            pass
+    finally:
+        if participant is not None:
+            await signalling.leave(meeting_id, participant)

@@ -1,0 +1,275 @@
+"""``meridian client join``: take part in a meeting from a terminal or a script.
+
+Scripted (any of --say, --media, --expect, --stay): send what was asked, wait for what was
+expected, leave. Interactive (none of them): each line on stdin is sent as chat, each line from
+others is printed as ``[sender] text``, end of input leaves. Status lines (notices, joined, left)
+go to stderr and chat to stdout, or everything to stdout as JSON lines with --json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ..errors import InputError, MeridianError
+from .app import app, door
+
+if TYPE_CHECKING:
+    from ..client import Participant, Received
+
+__all__ = ["client_app", "join"]
+
+client_app = typer.Typer(help="Take part in meetings as a participant.", no_args_is_help=True)
+app.add_typer(client_app, name="client")
+
+_EPILOG = """Examples:
+
+    meridian client join mtg_123 --name alice --say "hello" --expect 1
+    meridian client join mtg_123 --name bob            # interactive: type lines, Ctrl-D leaves
+
+Exit codes: 0 done, 3 refused by the policy in force (the reason on stderr), 77 a grant or token
+refused, 78 the control plane or relay cannot be reached, 1 fewer lines than --expect arrived.
+"""
+
+
+class _Events:
+    """Prints what happens: JSON lines on stdout, or text (chat on stdout, the rest on stderr)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def emit(self, event: str, line: str | None = None, /, **fields: Any) -> None:
+        """One event: ``fields`` as a JSON line, or ``line`` as text (none: not shown as text)."""
+        if self.as_json:
+            typer.echo(json.dumps({"event": event, **fields}, ensure_ascii=False))
+        elif line is not None:
+            typer.echo(line, err=event != "chat")
+
+    def notice(self, notice: str) -> None:
+        self.emit("notice", f"notice: {notice}", text=notice)
+
+    def key(self, epoch: int) -> None:
+        self.emit("key", f"key rotated: epoch {epoch}", epoch=epoch)
+
+
+async def _run(
+    control: str,
+    meeting: str,
+    *,
+    name: str,
+    token: str | None,
+    forwarded_for: str | None,
+    say: list[str],
+    media: int,
+    size: int,
+    expect: int | None,
+    stay: float | None,
+    events: _Events,
+) -> None:
+    from ..client import Participant
+
+    p = await Participant.join(
+        control,
+        meeting,
+        name=name,
+        token=token,
+        forwarded_for=forwarded_for,
+        on_notice=events.notice,
+        on_key=events.key,
+    )
+    events.emit(
+        "joined",
+        f"joined {p.meeting} as {p.participant} via relay {p.dc} (key epoch {p.epoch})",
+        meeting=p.meeting,
+        participant=p.participant,
+        dc=p.dc,
+        epoch=p.epoch,
+    )
+    tally = {"chat": 0, "media": 0, "media_bytes": 0}
+    try:
+        if say or media or expect is not None or stay is not None:
+            await _scripted(p, say, media, size, expect, stay, events, tally)
+        else:
+            await _interactive(p, events, tally)
+    finally:
+        await p.leave()
+        events.emit(
+            "left",
+            f"left: {tally['chat']} chat lines, {tally['media']} media frames "
+            f"({tally['media_bytes']} bytes), {p.undecryptable} undecryptable",
+            received_chat=tally["chat"],
+            received_media=tally["media"],
+            undecryptable=p.undecryptable,
+        )
+
+
+def _show(received: Received, events: _Events, tally: dict[str, int]) -> None:
+    from ..keys import FrameKind
+
+    if received.kind == FrameKind.CHAT:
+        tally["chat"] += 1
+        events.emit(
+            "chat",
+            f"[{received.sender}] {received.text}",
+            sender=received.sender,
+            epoch=received.epoch,
+            text=received.text,
+        )
+    else:
+        tally["media"] += 1
+        tally["media_bytes"] += len(received.payload)
+        events.emit(
+            "media", None, sender=received.sender, epoch=received.epoch, bytes=len(received.payload)
+        )
+
+
+async def _scripted(
+    p: Participant,
+    say: list[str],
+    media: int,
+    size: int,
+    expect: int | None,
+    stay: float | None,
+    events: _Events,
+    tally: dict[str, int],
+) -> None:
+    for line in say:
+        await p.send_chat(line)
+        events.emit("sent", None, text=line)
+    for _ in range(media):
+        await p.send_media(size)
+    if media:
+        events.emit("sent_media", None, frames=media, bytes=size)
+    deadline = None if stay is None else time.monotonic() + stay
+    while expect is None or tally["chat"] < expect:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        try:
+            received = await p.receive(left)
+        except (TimeoutError, EOFError):
+            break
+        _show(received, events, tally)
+    if expect is not None and tally["chat"] < expect:
+        why = p.ended or (f"within {stay:g} s" if stay is not None else "")
+        raise MeridianError(f"received {tally['chat']} of {expect} chat lines: {why}")
+
+
+async def _interactive(p: Participant, events: _Events, tally: dict[str, int]) -> None:
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def read() -> None:  # a daemon thread: a blocked read never holds the process open
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\n"))
+        loop.call_soon_threadsafe(lines.put_nowait, None)
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+
+    async def show_all() -> None:
+        while True:
+            try:
+                received = await p.receive()
+            except EOFError:
+                return
+            _show(received, events, tally)
+
+    shower = asyncio.create_task(show_all())
+    try:
+        while True:
+            getter = asyncio.create_task(lines.get())
+            done, _ = await asyncio.wait({getter, shower}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:  # the meeting ended under us
+                getter.cancel()
+                return
+            line = getter.result()
+            if line is None:
+                return
+            if line.strip():
+                await p.send_chat(line)
+    finally:
+        shower.cancel()
+
+
+@client_app.command("join", epilog=_EPILOG)
+@door
+def join(
+    meeting: Annotated[str, typer.Argument(help="The meeting to join.")],
+    control: Annotated[
+        str,
+        typer.Option("--control", help="The control plane's URL.", envvar="MERIDIAN_CONTROL_URL"),
+    ] = "http://127.0.0.1:8000",
+    name: Annotated[
+        str | None, typer.Option(help="The name others see (default: your user name).")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="An API token to join as.", envvar="MERIDIAN_TOKEN", show_default=False),
+    ] = None,
+    forwarded_for: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-for",
+            metavar="IP",
+            help="Send X-Forwarded-For: IP; only believed when the control plane and relay "
+            "trust this machine as a proxy.",
+        ),
+    ] = None,
+    say: Annotated[
+        list[str] | None,
+        typer.Option("--say", help="Send this chat line after joining (repeatable)."),
+    ] = None,
+    media: Annotated[
+        int, typer.Option("--media", min=0, help="Send this many synthetic media frames.")
+    ] = 0,
+    size: Annotated[
+        int, typer.Option("--size", min=1, help="Bytes of each synthetic media frame.")
+    ] = 1200,
+    expect: Annotated[
+        int | None,
+        typer.Option("--expect", min=1, help="Wait until this many chat lines from others arrive."),
+    ] = None,
+    stay: Annotated[
+        float | None,
+        typer.Option(
+            "--stay", min=0, help="Stay this many seconds (with --expect: at most this long)."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per event line.")
+    ] = False,
+) -> None:
+    """Join a meeting through the control plane, then chat and send media through its relay."""
+    if size > 16 * 1024 * 1024 - 1024:
+        raise InputError(f"--size {size} is more than a relay carries in one frame")
+    who = name
+    if who is None:
+        try:
+            who = getpass.getuser()
+        except (KeyError, OSError):
+            who = "participant"
+    try:
+        asyncio.run(
+            _run(
+                control,
+                meeting,
+                name=who,
+                token=token,
+                forwarded_for=forwarded_for,
+                say=list(say or ()),
+                media=media,
+                size=size,
+                expect=expect,
+                stay=stay,
+                events=_Events(as_json),
+            )
+        )
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None

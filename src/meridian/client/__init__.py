@@ -1,0 +1,7 @@
+"""Participants: join a meeting through the control plane, then send and receive sealed frames."""
+
+from __future__ import annotations
+
+from .participant import Admission, Participant, Received, signal_url
+
+__all__ = ["Admission", "Participant", "Received", "signal_url"]

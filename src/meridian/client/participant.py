@@ -1,0 +1,485 @@
+"""A real participant: signalling with the control plane, its key, and sealed frames over a relay.
+
+Joining follows docs/data-plane.md §Signalling::
+
+    participant ──{"type": "join", "name", "public_key"}──▶ control plane
+                ◀──{"type": "refused", …}  (DeniedError, with the decision)
+                ◀──{"type": "admitted", "participant", "dc", "relay", "grant", "notices", "key"}
+    participant ──{"grant"}──▶ relay ──{"type": "ready"}──▶ participant
+
+The key arrives wrapped to a fresh X25519 key pair made for this join; it is unwrapped for the
+exact context (meeting, participant, key region, epoch). The signalling socket stays open: later
+``key`` messages (rotations) and ``ended`` arrive on it, and closing it is leaving.
+
+The relay part stands alone (:meth:`Participant.connect_relay`), so it can be driven with
+hand-made grants and keys, without a control plane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from ..errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DeniedError,
+    FenceError,
+    ForbiddenError,
+    GrantError,
+    InputError,
+    MeridianError,
+    NotFoundError,
+    UnwrapError,
+    shown,
+)
+from ..keys import (
+    FrameKind,
+    KeyContext,
+    SenderKeys,
+    WrappedKey,
+    b64url,
+    parse_header,
+    public_bytes,
+    unwrap_key,
+)
+
+__all__ = ["MAX_FRAME_BYTES", "Admission", "Participant", "Received", "signal_url"]
+
+log = logging.getLogger("meridian.client")
+
+#: the largest frame accepted from a relay (a relay's own limit)
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+#: frames of an epoch whose key has not arrived yet, held for when it does
+_EARLY_FRAMES = 256
+_TIMEOUT_SECONDS = 10.0
+_END = object()  # queued when the relay connection ends
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One frame from another participant, opened."""
+
+    kind: FrameKind
+    sender: str
+    epoch: int
+    payload: bytes
+
+    @property
+    def text(self) -> str:
+        """A chat frame's line (undecodable bytes shown as U+FFFD)."""
+        return self.payload.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What the control plane said when it admitted this participant."""
+
+    participant: str
+    meeting: str
+    dc: str
+    relay: str
+    grant: str
+    notices: tuple[str, ...]
+    key_region: str
+    epoch: int
+    placement: dict[str, Any] = field(default_factory=dict)
+
+
+def _ws_base(url: str) -> str:
+    url = url.rstrip("/")
+    for http, ws in (("https://", "wss://"), ("http://", "ws://")):
+        if url.startswith(http):
+            return ws + url[len(http) :]
+    return url
+
+
+def signal_url(control_url: str, meeting: str) -> str:
+    """The signalling WebSocket of ``meeting`` on the control plane at ``control_url``."""
+    return f"{_ws_base(control_url)}/v1/meetings/{quote(meeting, safe='')}/signal"
+
+
+def _headers(token: str | None, forwarded_for: str | None) -> dict[str, str]:
+    headers = {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
+    return headers
+
+
+async def _connect(url: str, what: str, headers: dict[str, str]) -> ClientConnection:
+    """A WebSocket to ``url``; refusals of the handshake become Meridian errors."""
+    try:
+        return await connect(
+            url,
+            additional_headers=headers,
+            compression=None,  # sealed frames do not compress
+            max_size=MAX_FRAME_BYTES,
+            open_timeout=_TIMEOUT_SECONDS,
+            proxy=None,
+        )
+    except InvalidStatus as exc:
+        raise _status_error(exc, what) from None
+    except InvalidURI as exc:
+        raise InputError(f"{what} address `{shown(url)}` is not a ws:// or http:// URL") from exc
+    except (OSError, TimeoutError, InvalidHandshake) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigurationError(f"cannot reach the {what} at `{url}`: {why.lower()}") from None
+
+
+def _status_error(exc: InvalidStatus, what: str) -> MeridianError:
+    status = exc.response.status_code
+    message = f"the {what} refused the connection: HTTP {status}"
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        message = str(json.loads(exc.response.body or b"")["error"]["message"])
+    if status == 401:
+        return AuthenticationError(message)
+    if status == 403:
+        return ForbiddenError(message)
+    if status == 404:
+        return NotFoundError(message)
+    if status == 422:
+        return InputError(message)
+    return ConfigurationError(message)
+
+
+def _closed_error(exc: ConnectionClosed, what: str) -> MeridianError:
+    """The refusal a close of the ``what``'s socket stands for (close codes 44xx mirror HTTP)."""
+    code = exc.rcvd.code if exc.rcvd else 1006
+    reason = exc.rcvd.reason if exc.rcvd and exc.rcvd.reason else ""
+    message = reason or f"the {what} closed the connection (code {code})"
+    if what == "relay" and code == 4401:
+        return GrantError(message)
+    if what == "relay" and code == 4403:
+        return FenceError(message)
+    by_code: dict[int, type[MeridianError]] = {
+        4400: InputError,
+        4401: AuthenticationError,
+        4403: ForbiddenError,
+        4404: NotFoundError,
+        4422: InputError,
+    }
+    return by_code.get(code, ConfigurationError)(message)
+
+
+def _refusal(message: dict[str, Any]) -> MeridianError:
+    """The error a ``refused`` message stands for."""
+    text = str(message.get("message") or "refused by the control plane")
+    code = message.get("code")
+    decision = message.get("decision")
+    if code == "denied" or isinstance(decision, dict):
+        return DeniedError(text, decision if isinstance(decision, dict) else {})
+    by_code: dict[str, type[MeridianError]] = {
+        "unauthenticated": AuthenticationError,
+        "forbidden": ForbiddenError,
+        "not_found": NotFoundError,
+        "invalid": InputError,
+    }
+    error = by_code.get(str(code))
+    return DeniedError(text, {}) if error is None else error(text)
+
+
+def _admission(message: dict[str, Any]) -> tuple[Admission, dict[str, Any]]:
+    """The admission and its ``key`` message; :class:`InputError` if either is malformed."""
+    try:
+        key = message["key"]
+        admission = Admission(
+            participant=str(message["participant"]),
+            meeting=str(message["meeting"]),
+            dc=str(message["dc"]),
+            relay=str(message["relay"]),
+            grant=str(message["grant"]),
+            notices=tuple(str(n) for n in message.get("notices") or ()),
+            key_region=str(key["region"]),
+            epoch=int(key["epoch"]),
+            placement=dict(message.get("placement") or {}),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"the control plane's `admitted` message is malformed: missing or bad {exc}"
+        ) from None
+    return admission, key
+
+
+class Participant:
+    """One participant of one meeting: its relay connection, keys and (when joined) signalling."""
+
+    def __init__(self, meeting: str, participant: str, keys: SenderKeys) -> None:
+        self.meeting = meeting
+        self.participant = participant
+        self.keys = keys
+        self.dc: str | None = None
+        self.admission: Admission | None = None
+        #: frames that did not open (wrong key, unknown epoch, malformed): counted, never raised
+        self.undecryptable = 0
+        #: why the participant is no longer in the meeting, once it is not
+        self.ended: str | None = None
+        self.on_key: Callable[[int], None] | None = None
+        self._relay: ClientConnection | None = None
+        self._signal: ClientConnection | None = None
+        self._private: X25519PrivateKey | None = None
+        self._inbox: asyncio.Queue[Received | object] = asyncio.Queue()
+        self._early: deque[bytes] = deque(maxlen=_EARLY_FRAMES)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def __repr__(self) -> str:
+        return f"Participant(meeting={self.meeting!r}, participant={self.participant!r}, dc={self.dc!r})"
+
+    @property
+    def epoch(self) -> int | None:
+        """The newest key epoch held: the one frames are sealed with."""
+        return self.keys.latest
+
+    # -- joining --------------------------------------------------------------------------
+
+    @classmethod
+    async def join(
+        cls,
+        control_url: str,
+        meeting: str,
+        *,
+        name: str,
+        token: str | None = None,
+        forwarded_for: str | None = None,
+        on_notice: Callable[[str], None] | None = None,
+        on_key: Callable[[int], None] | None = None,
+    ) -> Participant:
+        """Join ``meeting`` through the control plane at ``control_url`` and connect to its relay.
+
+        Notices are given to ``on_notice`` before the relay is connected; ``on_key`` hears of each
+        key rotation. Raises :class:`DeniedError` (with the decision) when the control plane
+        refuses, and the relay's refusal (:class:`GrantError`, :class:`FenceError`) if it refuses.
+        """
+        private = X25519PrivateKey.generate()
+        headers = _headers(token, forwarded_for)
+        signal = await _connect(signal_url(control_url, meeting), "control plane", headers)
+        try:
+            await signal.send(
+                json.dumps(
+                    {"type": "join", "name": name, "public_key": b64url(public_bytes(private))}
+                )
+            )
+            answer = await _next_message(signal, "control plane")
+            if answer.get("type") == "refused":
+                raise _refusal(answer)
+            if answer.get("type") != "admitted":
+                raise InputError(
+                    f"the control plane answered `{shown(answer.get('type'))}` to a join: "
+                    "expected `admitted` or `refused`"
+                )
+            admission, key = _admission(answer)
+            keys = SenderKeys(admission.meeting)
+            joined = cls(admission.meeting, admission.participant, keys)
+            joined._private = private
+            joined.admission = admission
+            joined.on_key = on_key
+            joined._add_key(key)
+            for notice in admission.notices:
+                if on_notice is not None:
+                    on_notice(notice)
+            # forwarded_for only: the bearer token is the control plane's, never a relay's
+            await joined._attach_relay(admission.relay, admission.grant, forwarded_for)
+        except BaseException:
+            await signal.close()
+            raise
+        joined._signal = signal
+        joined._tasks.append(asyncio.get_running_loop().create_task(joined._listen(signal)))
+        return joined
+
+    @classmethod
+    async def connect_relay(
+        cls,
+        relay_url: str,
+        grant: str,
+        meeting: str,
+        participant_id: str,
+        keys: SenderKeys,
+        *,
+        forwarded_for: str | None = None,
+    ) -> Participant:
+        """Connect to a relay with a grant and keys obtained elsewhere (no signalling)."""
+        joined = cls(meeting, participant_id, keys)
+        await joined._attach_relay(relay_url, grant, forwarded_for)
+        return joined
+
+    async def _attach_relay(self, url: str, grant: str, forwarded_for: str | None) -> None:
+        relay = await _connect(url, "relay", _headers(None, forwarded_for))
+        try:
+            await relay.send(json.dumps({"grant": grant}))
+            ready = await _next_message(relay, "relay")
+            if ready.get("type") != "ready":
+                raise InputError(
+                    f"the relay answered `{shown(ready.get('type'))}` to a grant: expected `ready`"
+                )
+        except BaseException:
+            await relay.close()
+            raise
+        self.dc = str(ready.get("dc"))
+        self._relay = relay
+        self._tasks.append(asyncio.get_running_loop().create_task(self._read(relay)))
+
+    # -- frames ---------------------------------------------------------------------------
+
+    async def send_chat(self, text: str) -> None:
+        """Send one chat line to everyone else in the meeting."""
+        await self._send(FrameKind.CHAT, text.encode("utf-8"))
+
+    async def send_media(self, size: int) -> None:
+        """Send one synthetic media frame of ``size`` random bytes."""
+        await self._send(FrameKind.MEDIA, os.urandom(size))
+
+    async def _send(self, kind: FrameKind, payload: bytes) -> None:
+        await self.send_frame(self.keys.seal(sender=self.participant, kind=kind, payload=payload))
+
+    async def send_frame(self, frame: bytes) -> None:
+        """Send a frame that is already sealed, as it is (the relay forwards it unchanged)."""
+        if self._relay is None or self.ended is not None:
+            raise InputError(f"not in meeting `{shown(self.meeting)}`: {self.ended or 'no relay'}")
+        try:
+            await self._relay.send(frame)
+        except ConnectionClosed as exc:
+            raise _closed_error(exc, "relay") from None
+
+    async def receive(self, timeout: float | None = None) -> Received:
+        """The next frame from another participant, opened.
+
+        :class:`TimeoutError` if none arrives within ``timeout`` seconds; :class:`EOFError` once
+        the relay connection has ended (:attr:`ended` says why) and every frame was received.
+        """
+        item = await asyncio.wait_for(self._inbox.get(), timeout)
+        if item is _END:
+            self._inbox.put_nowait(_END)  # every later call ends too
+            raise EOFError(self.ended or "the relay connection ended")
+        assert isinstance(item, Received)
+        return item
+
+    def _open(self, frame: bytes) -> None:
+        try:
+            header, payload = self.keys.open(frame)
+        except UnwrapError:
+            if self._is_early(frame):
+                self._early.append(frame)
+            else:
+                self.undecryptable += 1
+            return
+        self._inbox.put_nowait(Received(header.kind, header.sender, header.epoch, payload))
+
+    def _is_early(self, frame: bytes) -> bool:
+        """Whether ``frame`` is of an epoch newer than any held (its key may be on its way)."""
+        try:
+            epoch = parse_header(frame).epoch
+        except InputError:
+            return False
+        latest = self.keys.latest
+        return latest is not None and epoch > latest
+
+    async def _read(self, relay: ClientConnection) -> None:
+        try:
+            async for frame in relay:
+                if isinstance(frame, bytes):
+                    self._open(frame)
+        except ConnectionClosed as exc:
+            if self.ended is None:
+                self.ended = _closed_error(exc, "relay").message
+        finally:
+            if self.ended is None:
+                code = relay.close_code
+                self.ended = f"the relay closed the connection (code {code})"
+            self._inbox.put_nowait(_END)
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def _add_key(self, key: dict[str, Any]) -> None:
+        """Unwrap a ``key`` message (admission or rotation) and hold its epoch."""
+        if self._private is None:
+            raise UnwrapError("no key pair to unwrap with: this participant did not join")
+        try:
+            region, epoch = str(key["region"]), int(key["epoch"])
+            wrapped = WrappedKey.from_json(key["wrapped"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed key message: missing or bad {exc}") from None
+        context = KeyContext(self.meeting, self.participant, region, epoch)
+        self.keys.add_epoch(epoch, unwrap_key(wrapped, self._private, context))
+        # frames that came before their key: open what now opens, count the rest
+        held, self._early = list(self._early), deque(maxlen=_EARLY_FRAMES)
+        for frame in held:
+            self._open(frame)
+
+    async def _listen(self, signal: ClientConnection) -> None:
+        """Key rotations and the end of the meeting, from the signalling socket."""
+        try:
+            async for text in signal:
+                try:
+                    message = json.loads(text)
+                except ValueError:
+                    continue
+                if not isinstance(message, dict):
+                    continue
+                if message.get("type") == "key":
+                    try:
+                        self._add_key(message)
+                    except MeridianError as exc:
+                        log.warning("key rotation not applied: %s", exc)
+                        continue
+                    if self.on_key is not None:
+                        self.on_key(int(message["epoch"]))
+                elif message.get("type") == "ended":
+                    self.ended = "the meeting ended"
+                    break
+        except ConnectionClosed:
+            pass
+        if self.ended is None:
+            self.ended = "the control plane closed the signalling connection"
+        if self._relay is not None:
+            await self._relay.close()
+
+    # -- leaving --------------------------------------------------------------------------
+
+    async def leave(self) -> None:
+        """Leave: close the relay connection and the signalling socket (which is leaving)."""
+        if self.ended is None:
+            self.ended = "left"
+        for conn in (self._relay, self._signal):
+            if conn is not None:
+                await conn.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> Participant:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.leave()
+
+
+async def _next_message(conn: ClientConnection, what: str) -> dict[str, Any]:
+    """The next JSON object from ``conn``; a close is the refusal its close code stands for."""
+    try:
+        text = await asyncio.wait_for(conn.recv(), _TIMEOUT_SECONDS)
+    except ConnectionClosed as exc:
+        raise _closed_error(exc, what) from None
+    except TimeoutError:
+        raise ConfigurationError(
+            f"the {what} did not answer within {_TIMEOUT_SECONDS:g} s"
+        ) from None
+    try:
+        message = json.loads(text)
+    except ValueError:
+        message = None
+    if not isinstance(message, dict):
+        raise InputError(f"the {what} sent `{shown(text)}`: expected a JSON object")
+    return message

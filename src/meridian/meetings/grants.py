@@ -1,0 +1,190 @@
+"""Grants: short-lived Ed25519-signed JWTs by which the control plane admits to a region node.
+
+A region node holds the control plane's public key and nothing else of it; a grant says which
+meeting, participant, region, allowed set and links it covers (docs/data-plane.md). Signing and
+checking are PyJWT's (``alg: EdDSA``); this module only fixes the claims and the refusals.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ..errors import ConfigurationError, FenceError, GrantError, shown
+
+__all__ = [
+    "GRANT_SECONDS",
+    "Grant",
+    "GrantSigner",
+    "GrantVerifier",
+    "load_or_create_signing_key",
+    "public_key_b64",
+    "public_key_from_b64",
+]
+
+#: how long a grant is good for after it is issued
+GRANT_SECONDS = 60
+_ALG = "EdDSA"
+_ISSUER = "meridian-control"
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """The claims of one grant, checked."""
+
+    typ: Literal["relay", "key"]
+    meeting: str
+    participant: str
+    dc: str
+    regions: tuple[str, ...]
+    key_region: str
+    links: tuple[tuple[str, str], ...] = ()
+    ip: str | None = None
+    epoch: int = 0
+    expires: int = 0
+
+    def claims(self, now: int) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "iss": _ISSUER,
+            "typ": self.typ,
+            "mtg": self.meeting,
+            "sub": self.participant,
+            "dc": self.dc,
+            "regions": sorted(self.regions),
+            "key_region": self.key_region,
+            "iat": now,
+            "exp": now + GRANT_SECONDS,
+        }
+        if self.typ == "relay":
+            out["links"] = [sorted(pair) for pair in self.links]
+            out["ip"] = self.ip
+        else:
+            out["epoch"] = self.epoch
+        return out
+
+
+class GrantSigner:
+    """The control plane's side: mints grants with its Ed25519 private key."""
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self._key = key
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._key.public_key()
+
+    def sign(self, grant: Grant, *, now: float | None = None) -> str:
+        issued = int(time.time() if now is None else now)
+        return jwt.encode(grant.claims(issued), self._key, algorithm=_ALG)
+
+
+class GrantVerifier:
+    """A region node's side: checks a grant against the control plane's public key."""
+
+    def __init__(self, public_key: Ed25519PublicKey, region: str) -> None:
+        self._key = public_key
+        self.region = region
+
+    def verify(self, token: object, *, typ: str, for_region: str | None = None) -> Grant:
+        """The grant's claims, or :class:`GrantError` / :class:`FenceError` with the reason.
+
+        ``for_region`` is the region the grant must be addressed to (``dc``); by default this
+        node's own. Whatever it is, this node's own region must be in the allowed set.
+        """
+        if not isinstance(token, str) or not token:
+            raise GrantError('missing grant: send `{"grant": "<token>"}` first')
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[_ALG],
+                issuer=_ISSUER,
+                options={"require": ["exp", "iat", "iss", "typ", "mtg", "sub", "dc", "regions"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise GrantError("expired grant: ask the control plane for a new one") from exc
+        except jwt.PyJWTError as exc:
+            raise GrantError(f"invalid grant: {str(exc).lower().rstrip('.')}") from exc
+        try:
+            grant = Grant(
+                typ=claims["typ"],
+                meeting=str(claims["mtg"]),
+                participant=str(claims["sub"]),
+                dc=str(claims["dc"]),
+                regions=tuple(str(r) for r in claims["regions"]),
+                key_region=str(claims.get("key_region", "")),
+                links=tuple((str(a), str(b)) for a, b in claims.get("links", ())),
+                ip=claims.get("ip"),
+                epoch=int(claims.get("epoch", 0)),
+                expires=int(claims["exp"]),
+            )
+        except (TypeError, ValueError) as exc:
+            raise GrantError("invalid grant: malformed claims") from exc
+        if grant.typ != typ:
+            raise GrantError(f"wrong grant: a `{shown(grant.typ)}` grant where `{typ}` is needed")
+        target = self.region if for_region is None else for_region
+        if grant.dc != target:
+            raise GrantError(f"grant for region `{shown(grant.dc)}` presented to region `{target}`")
+        if self.region not in grant.regions:
+            raise FenceError(
+                f"region `{self.region}` refuses meeting `{shown(grant.meeting)}`: its allowed "
+                f"regions `{', '.join(grant.regions)}` do not include `{self.region}`"
+            )
+        return grant
+
+
+def public_key_b64(key: Ed25519PublicKey) -> str:
+    """The raw 32-byte public key as unpadded base64url (how nodes are told the key)."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def public_key_from_b64(text: str) -> Ed25519PublicKey:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"control-plane public key `{shown(text)}` is not a base64url Ed25519 key"
+        ) from exc
+
+
+def load_or_create_signing_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
+    """The control plane's grant-signing key from ``path`` (PEM, PKCS#8).
+
+    With ``create`` (development mode) a missing key is generated and written with mode 0600;
+    otherwise a missing key is a :class:`ConfigurationError`: production never invents one.
+    """
+    if path.exists():
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(
+                f"grant signing key `{path}` is not a PEM private key"
+            ) from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigurationError(f"grant signing key `{path}` is not an Ed25519 key")
+        return key
+    if not create:
+        raise ConfigurationError(
+            f"grant signing key `{path}` does not exist: set MERIDIAN_GRANT_KEY to an Ed25519 PEM"
+        )
+    key = Ed25519PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pem)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return key

@@ -1,0 +1,292 @@
+"""Live meetings in the control plane: admitting joiners, handing out grants and keys, rotating.
+
+:class:`Signalling` is what the ``/v1/meetings/{id}/signal`` WebSocket talks to. A join is
+judged and placed (and recorded) by :func:`~meridian.meetings.service.admit`; the participant
+then gets a relay grant for its data centre and its meeting key, wrapped by the key server of
+the meeting's key region to the participant's own X25519 public key. When a participant leaves,
+the meeting's key epoch moves on and every remaining participant gets the new key.
+
+Joins are placed one at a time (one lock for the control plane) so capacity is counted exactly;
+each meeting's joins, leaves and rotations are serialised by the meeting's own lock, so a key
+epoch never goes to a participant out of order.
+
+Fail closed: a region whose node is not configured has no room; a key region whose key server
+cannot be reached refuses the join (and the participation is closed again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ..errors import ConfigurationError, MeridianError, shown
+from ..identity.tokens import Caller
+from ..runtime import Runtime
+from .grants import Grant, GrantSigner
+from .placement import MeetingPlan, Occupancy, links_between
+from .regions import region_table
+from .service import admit, leave
+
+__all__ = ["KeyServerError", "LiveMeeting", "LiveParticipant", "Signalling"]
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class KeyServerError(MeridianError):
+    """Raised when the key server of a meeting's key region cannot give a key: the join fails."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+    http_status = 503
+
+
+@dataclass
+class LiveParticipant:
+    id: str
+    name: str
+    dc: str
+    country: str
+    public_key: bytes
+    send: Send
+
+
+@dataclass
+class LiveMeeting:
+    id: str
+    plan: MeetingPlan
+    uses: dict[str, int] = field(default_factory=dict)
+    participants: dict[str, LiveParticipant] = field(default_factory=dict)
+    epoch: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Signalling:
+    """The control plane's live meetings, and its way to the region nodes."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        signer: GrantSigner,
+        node_urls: dict[str, str],
+        *,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.rt = rt
+        self.signer = signer
+        self.node_urls = dict(node_urls)
+        self.http = http or httpx.AsyncClient(timeout=10.0)
+        self.meetings: dict[str, LiveMeeting] = {}
+        self._place_lock = asyncio.Lock()
+        self._occupancy: Occupancy | None = None
+        self._digest: str | None = None
+
+    def occupancy(self) -> Occupancy:
+        """Participants per data centre across live meetings (capacity from the bundle in force)."""
+        table = region_table(self.rt.engine.bundle)
+        digest = self.rt.digest
+        if self._occupancy is None or self._digest != digest:
+            fresh = Occupancy(table, down=table.codes - set(self.node_urls))
+            if self._occupancy is not None:
+                for code, used in self._occupancy.used.items():
+                    if code in fresh.used:
+                        fresh.used[code] = used
+            self._occupancy, self._digest = fresh, digest
+        return self._occupancy
+
+    def relay_url(self, region: str) -> str:
+        base = self.node_urls[region]
+        return "ws" + base.removeprefix("http") + "/v1/relay"
+
+    def live_load(self) -> dict[str, dict[str, Any]]:
+        """Per region: participants carried, capacity, and the meetings using it."""
+        occ = self.occupancy()
+        out: dict[str, dict[str, Any]] = {}
+        for code in sorted(occ.capacity):
+            meetings = sorted(m.id for m in self.meetings.values() if m.uses.get(code))
+            out[code] = {
+                "participants": occ.used[code],
+                "capacity": occ.capacity[code],
+                "load": round(occ.load(code), 4),
+                "node": code in self.node_urls,
+                "meetings": meetings,
+            }
+        return out
+
+    async def wrapped_key(
+        self, meeting: LiveMeeting, participant: LiveParticipant
+    ) -> dict[str, Any]:
+        """The meeting key of the current epoch, wrapped for ``participant`` by the key server."""
+        region = meeting.plan.key_region
+        base = self.node_urls.get(region)
+        if base is None:
+            raise KeyServerError(f"no key server for region `{region}` is configured")
+        grant = Grant(
+            typ="key",
+            meeting=meeting.id,
+            participant=participant.id,
+            dc=region,
+            regions=tuple(sorted(meeting.plan.regions)),
+            key_region=region,
+            epoch=meeting.epoch,
+        )
+        body = {"grant": self.signer.sign(grant), "public_key": _b64(participant.public_key)}
+        try:
+            response = await self.http.post(f"{base}/v1/keys", json=body)
+        except httpx.HTTPError as exc:
+            raise KeyServerError(f"key server `{region}` is unreachable: {exc}") from exc
+        if response.status_code != 200:
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = f"status {response.status_code}"
+            raise KeyServerError(f"key server `{region}` refused: {message}")
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def join(
+        self,
+        meeting_id: str,
+        *,
+        name: str,
+        public_key: bytes,
+        caller: Caller | None,
+        client_ip: str | None,
+        send: Send,
+    ) -> dict[str, Any]:
+        """Admit one participant: the ``admitted`` message, or a ``refused`` one."""
+        async with self._place_lock:
+            occupancy = self.occupancy()
+            live = self.meetings.get(meeting_id)
+            uses = dict(live.uses) if live is not None else {}
+            admission = await asyncio.to_thread(
+                admit,
+                self.rt,
+                meeting_id=meeting_id,
+                name=name,
+                caller=caller,
+                client_ip=client_ip,
+                occupancy=occupancy,
+                uses=uses,
+            )
+            placement = admission.placement
+            if not placement.allowed:
+                return {
+                    "type": "refused",
+                    "code": "denied",
+                    "message": placement.reasons[0].message
+                    if placement.reasons
+                    else "no rule allows this join",
+                    "decision": admission.decision,
+                }
+            assert placement.dc is not None
+            assert admission.participation is not None
+            live = self.meetings.get(meeting_id)
+            if live is None:
+                live = self.meetings[meeting_id] = LiveMeeting(meeting_id, admission.plan)
+            live.uses = uses
+        participant = LiveParticipant(
+            admission.participation.id, name, placement.dc, placement.country, public_key, send
+        )
+        async with live.lock:
+            live.participants[participant.id] = participant
+            try:
+                key = await self.wrapped_key(live, participant)
+            except KeyServerError:
+                await self._forget(live, participant)
+                raise
+            links = links_between(live.uses)
+            grant = Grant(
+                typ="relay",
+                meeting=meeting_id,
+                participant=participant.id,
+                dc=placement.dc,
+                regions=tuple(sorted(live.plan.regions)),
+                key_region=live.plan.key_region,
+                links=tuple(links),
+                ip=client_ip,
+            )
+            return {
+                "type": "admitted",
+                "participant": participant.id,
+                "meeting": meeting_id,
+                "dc": placement.dc,
+                "country": placement.country,
+                "relay": self.relay_url(placement.dc),
+                "grant": self.signer.sign(grant),
+                "notices": list(placement.notices),
+                "key": key,
+                "meeting_regions": sorted(live.plan.regions),
+                "key_region": live.plan.key_region,
+                "links": [list(pair) for pair in links],
+                "placement": placement.to_dict(),
+            }
+
+    async def _forget(self, live: LiveMeeting, participant: LiveParticipant) -> None:
+        live.participants.pop(participant.id, None)
+        async with self._place_lock:
+            self.occupancy().release(participant.dc)
+            left = live.uses.get(participant.dc, 0) - 1
+            if left > 0:
+                live.uses[participant.dc] = left
+            else:
+                live.uses.pop(participant.dc, None)
+            if not live.participants and self.meetings.get(live.id) is live:
+                del self.meetings[live.id]
+        await asyncio.to_thread(leave, self.rt, participation_id=participant.id)
+
+    async def leave(self, meeting_id: str, participant_id: str) -> None:
+        """A participant left: free its place and give everyone else a new key epoch."""
+        live = self.meetings.get(meeting_id)
+        if live is None:
+            return
+        async with live.lock:
+            participant = live.participants.get(participant_id)
+            if participant is None:
+                return
+            await self._forget(live, participant)
+            if not live.participants:
+                return
+            live.epoch += 1
+            await asyncio.gather(
+                *(self._rekey(live, p) for p in list(live.participants.values())),
+            )
+
+    async def _rekey(self, live: LiveMeeting, participant: LiveParticipant) -> None:
+        try:
+            key = await self.wrapped_key(live, participant)
+            await participant.send({"type": "key", **key})
+        except (KeyServerError, ConnectionError, RuntimeError):
+            # The participant is gone or the key server failed: it cannot read on; its own
+            # socket closing removes it.
+            return
+
+    async def end(self, meeting_id: str) -> None:
+        """Tell everyone in a meeting that it ended."""
+        live = self.meetings.pop(meeting_id, None)
+        if live is None:
+            return
+        for p in list(live.participants.values()):
+            try:
+                await p.send({"type": "ended"})
+            except (ConnectionError, RuntimeError):
+                continue
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def check_nodes(node_urls: dict[str, str], codes: frozenset[str]) -> None:
+    """Refuse node URLs for regions the bundle does not list (a typo must not go unnoticed)."""
+    for region in node_urls:
+        if region not in codes:
+            raise ConfigurationError(
+                f"node url given for `{shown(region)}`, which is not a data-centre region"
+            )

@@ -1,0 +1,412 @@
+"""Meetings in the database: the region setting, creating and ending meetings, admitting joiners.
+
+Who sees what (enforced here, not in the HTTP layer)::
+
+    operator   every meeting and account setting
+    partner    meetings hosted by accounts it manages
+    user       meetings its own account hosts; its own account's setting
+
+Every change and every join decision is recorded in the transaction that makes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.orm import Session
+
+from ..audit import Actor, record
+from ..commerce.plans import current_subscription
+from ..errors import ConflictError, DeniedError, ForbiddenError, InputError, NotFoundError, shown
+from ..gate import ask, deny_message, public_decision
+from ..identity.accounts import get_account
+from ..identity.tokens import Caller
+from ..runtime import Runtime
+from ..storage.models import Account, Meeting, Participation, new_id
+from ..storage.paging import page
+from .placement import CountryList, MeetingPlan, Occupancy, Placement, place, plan_meeting
+from .regions import RegionTable, region_table
+
+__all__ = [
+    "Admission",
+    "account_plan",
+    "admit",
+    "create_meeting",
+    "end_meeting",
+    "get_meeting",
+    "leave",
+    "list_meetings",
+    "meeting_filter",
+    "meeting_plan",
+    "region_setting",
+    "set_regions",
+]
+
+
+def account_plan(session: Session, rt: Runtime, account: Account, at: datetime) -> tuple[str, bool]:
+    """The plan ``account`` holds at ``at`` and whether it is paid (a plan the bundle no longer
+    lists counts as free: fail closed)."""
+    sub = current_subscription(session, account.id, at)
+    plan_id = sub.plan if sub is not None else "free"
+    plan = rt.engine.bundle.document.plans.get(plan_id)
+    return plan_id, bool(plan is not None and plan.paid)
+
+
+def region_setting(session: Session, rt: Runtime, account: Account) -> dict[str, Any]:
+    """The account's region setting as the API shows it: chosen, opted in, and what applies now."""
+    at = rt.now()
+    table = region_table(rt.engine.bundle)
+    plan_id, paid = account_plan(session, rt, account, at)
+    allowed = table.allowed_set(
+        account.country,
+        paid=paid,
+        chosen=account.meeting_regions,
+        opted_in=account.regions_opt_in or (),
+    )
+    return {
+        "account": account.id,
+        "plan": plan_id,
+        "home_region": table.home(account.country),
+        "chosen": account.meeting_regions,
+        "opt_in": account.regions_opt_in or [],
+        "default": sorted(table.default_set(account.country)),
+        "regions": sorted(allowed),
+    }
+
+
+def set_regions(
+    rt: Runtime,
+    *,
+    caller: Caller,
+    account_id: str,
+    regions: Sequence[str] | None,
+    opt_in: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Choose the regions the account's meetings may use (``None``: back to the default set).
+
+    Operators and the account's own users only; paid plans only. The home region is always
+    kept. An opt-in region outside the account's jurisdiction (CN for everyone outside mainland
+    China) must be named in ``opt_in`` as well: that opt-in is recorded with who made it.
+    """
+    if caller.role == "partner":
+        raise ForbiddenError("a partner cannot change an account's data-centre regions")
+    at = rt.now()
+    table = region_table(rt.engine.bundle)
+    with rt.db.write() as session:
+        account = get_account(session, caller, account_id)
+        _, paid = account_plan(session, rt, account, at)
+        if not paid:
+            raise ForbiddenError(
+                f"account `{account.id}` is on a free plan: its meetings use the default regions"
+            )
+        opted = table.check_regions(opt_in, field="opt_in")
+        for region in opted:
+            if regions is None or region not in regions:
+                raise InputError(f"`opt_in` names `{region}`, which is not in `regions`")
+            if not table.needs_opt_in(region, account.country):
+                raise InputError(
+                    f"region `{region}` needs no opt-in for an account in `{account.country}`"
+                )
+        chosen = None if regions is None else table.check_regions(regions)
+        allowed = table.allowed_set(account.country, paid=True, chosen=chosen, opted_in=opted)
+        before = {"chosen": account.meeting_regions, "opt_in": account.regions_opt_in}
+        newly = sorted(set(opted) - set(account.regions_opt_in or ()))
+        account.meeting_regions = None if chosen is None else sorted(allowed)
+        account.regions_opt_in = [r for r in opted if r in allowed] or None
+        account.updated_at = at
+        record(
+            session,
+            actor=caller.actor,
+            action="account.regions",
+            subject_kind="account",
+            subject_id=account.id,
+            at=at,
+            bundle_digest=rt.digest,
+            details={
+                "before": before,
+                "chosen": account.meeting_regions,
+                "opt_in": account.regions_opt_in,
+                "opted_in_now": newly,
+                "by": str(caller.actor),
+            },
+        )
+        return region_setting(session, rt, account)
+
+
+def meeting_filter(caller: Caller) -> ColumnElement[bool]:
+    """The SQL condition for the meetings ``caller`` may see."""
+    if caller.role == "operator":
+        return true()
+    if caller.role == "partner":
+        return Meeting.host_account_id.in_(
+            select(Account.id).where(Account.partner_id == caller.partner_id)
+        )
+    return Meeting.host_account_id == caller.account_id
+
+
+def get_meeting(session: Session, caller: Caller | None, meeting_id: str) -> Meeting:
+    """One meeting the caller may see (``None``: the control plane itself), or 404."""
+    query = select(Meeting).where(Meeting.id == meeting_id)
+    if caller is not None:
+        query = query.where(meeting_filter(caller))
+    row = session.scalars(query).first()
+    if row is None:
+        raise NotFoundError(f"no meeting `{shown(meeting_id)}`")
+    return row
+
+
+def list_meetings(
+    session: Session,
+    caller: Caller,
+    *,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Meeting], int]:
+    where = [meeting_filter(caller)]
+    if status:
+        where.append(Meeting.status == status)
+    order = (Meeting.created_at.desc(), Meeting.id)
+    return page(session, Meeting, where, order, limit=limit, offset=offset)
+
+
+def meeting_plan(meeting: Meeting) -> MeetingPlan:
+    """The plan stored with a meeting (fixed when it was created)."""
+    return MeetingPlan(
+        meeting.host_country,
+        frozenset(meeting.regions),
+        meeting.key_region,
+        CountryList.parse(meeting.countries),
+    )
+
+
+def create_meeting(
+    rt: Runtime,
+    *,
+    caller: Caller,
+    host_account_id: str | None,
+    topic: str,
+    countries: dict[str, Any] | None,
+    client_ip: str | None,
+) -> tuple[Meeting, dict[str, Any]]:
+    """Create a meeting hosted by an account, if the ``host`` decision allows it now.
+
+    A user hosts for its own account; an operator (or a partner, for a customer) names the
+    account. The meeting's allowed regions and key region are fixed now from the account's
+    setting and the bundle in force.
+    """
+    at = rt.now()
+    engine = rt.engine
+    table = region_table(engine.bundle)
+    country_list = CountryList.parse(countries)
+    account_id = host_account_id or caller.account_id
+    if account_id is None:
+        raise InputError("missing field `host`: name the account that hosts the meeting")
+    with rt.db.write() as session:
+        account = get_account(session, caller, account_id)
+        plan_id, paid = account_plan(session, rt, account, at)
+        _, decision = ask(
+            engine,
+            action="host",
+            at=at,
+            subject={
+                "type": account.type,
+                "id": account.id,
+                "country": account.country,
+                "plan": plan_id,
+                "org_id": account.org_id,
+                "ip": client_ip if caller.role == "user" else None,
+            },
+        )
+        plan = engine.bundle.document.plans.get(plan_id)
+        refused = not decision.allowed or plan is None or not plan.may_host
+        if account.status != "active":
+            raise ConflictError(f"account `{account.id}` is `{account.status}`: it cannot host")
+        record(
+            session,
+            actor=caller.actor,
+            action="meeting.host",
+            subject_kind="account",
+            subject_id=account.id,
+            at=at,
+            bundle_digest=decision.bundle.digest,
+            decision=decision,
+            details={"plan": plan_id, "topic": topic},
+        )
+        public = public_decision(session, decision)
+        if refused:
+            failure: DeniedError | None = DeniedError(deny_message(decision), public)
+        else:
+            failure = None
+            mplan = plan_meeting(
+                table,
+                host_country=account.country,
+                paid=paid,
+                at=at,
+                chosen=account.meeting_regions,
+                opted_in=account.regions_opt_in or (),
+                countries=country_list,
+            )
+            meeting = Meeting(
+                id=new_id("mtg"),
+                host_account_id=account.id,
+                topic=topic,
+                host_country=account.country,
+                regions=sorted(mplan.regions),
+                key_region=mplan.key_region,
+                countries=country_list.to_dict(),
+                status="live",
+                bundle_digest=decision.bundle.digest,
+                created_at=at,
+                ended_at=None,
+            )
+            session.add(meeting)
+            session.flush()
+            record(
+                session,
+                actor=caller.actor,
+                action="meeting.create",
+                subject_kind="meeting",
+                subject_id=meeting.id,
+                at=at,
+                bundle_digest=decision.bundle.digest,
+                details={
+                    "host": account.id,
+                    "regions": meeting.regions,
+                    "key_region": meeting.key_region,
+                    "countries": meeting.countries,
+                },
+            )
+    if failure is not None:
+        raise failure
+    return meeting, public
+
+
+def end_meeting(rt: Runtime, *, caller: Caller | None, meeting_id: str, actor: Actor) -> Meeting:
+    """End a live meeting (its host, an operator, or the control plane)."""
+    at = rt.now()
+    with rt.db.write() as session:
+        meeting = get_meeting(session, caller, meeting_id)
+        if meeting.status != "live":
+            raise ConflictError(f"meeting `{meeting.id}` has already ended")
+        meeting.status = "ended"
+        meeting.ended_at = at
+        for p in session.scalars(
+            select(Participation).where(
+                Participation.meeting_id == meeting.id, Participation.left_at.is_(None)
+            )
+        ):
+            p.left_at = at
+        record(
+            session,
+            actor=actor,
+            action="meeting.end",
+            subject_kind="meeting",
+            subject_id=meeting.id,
+            at=at,
+            bundle_digest=rt.digest,
+        )
+    return meeting
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The outcome of one join: the placement and, when admitted, the participation."""
+
+    meeting: Meeting
+    plan: MeetingPlan
+    placement: Placement
+    participation: Participation | None
+    decision: dict[str, Any] | None
+
+
+def admit(
+    rt: Runtime,
+    *,
+    meeting_id: str,
+    name: str,
+    caller: Caller | None,
+    client_ip: str | None,
+    occupancy: Occupancy,
+    uses: dict[str, int],
+    table: RegionTable | None = None,
+) -> Admission:
+    """Judge and place one joiner of a live meeting, and record it (allowed or refused).
+
+    The participant's location is its connection address (``client_ip``) and nothing else. The
+    caller's account, when a token was sent, gives the subject's type and plan.
+    """
+    at = rt.now()
+    engine = rt.engine
+    table = table or region_table(engine.bundle)
+    with rt.db.write() as session:
+        meeting = get_meeting(session, None, meeting_id)
+        if meeting.status != "live":
+            raise ConflictError(f"meeting `{meeting.id}` has ended")
+        subject: dict[str, Any] = {"ip": client_ip}
+        account_id = caller.account_id if caller is not None else None
+        if account_id is not None:
+            account = session.get(Account, account_id)
+            if account is not None:
+                subject["type"] = account.type
+                subject["plan"] = account_plan(session, rt, account, at)[0]
+        mplan = meeting_plan(meeting)
+        pid = new_id("p")
+        placement = place(engine, table, mplan, pid, subject, at, occupancy, uses)
+        assert placement.join is not None
+        record(
+            session,
+            actor=caller.actor if caller is not None else Actor("anonymous", client_ip or "-"),
+            action="meeting.join",
+            subject_kind="meeting",
+            subject_id=meeting.id,
+            at=at,
+            bundle_digest=placement.join.bundle.digest,
+            decision=placement.join,
+            details={**placement.to_dict(), "name": name},
+        )
+        participation = None
+        public = None
+        if placement.allowed:
+            assert placement.dc is not None
+            participation = Participation(
+                id=pid,
+                meeting_id=meeting.id,
+                account_id=account_id,
+                name=name,
+                ip=client_ip,
+                country=placement.country,
+                dc=placement.dc,
+                joined_at=at,
+                left_at=None,
+            )
+            session.add(participation)
+        else:
+            public = public_decision(session, placement.join)
+            public["decision"] = "deny"
+            public["reasons"] = [r.to_dict() for r in placement.reasons]
+    return Admission(meeting, mplan, placement, participation, public)
+
+
+def leave(rt: Runtime, *, participation_id: str) -> None:
+    """Mark a participant as gone (its signalling socket closed)."""
+    at = rt.now()
+    with rt.db.write() as session:
+        p = session.get(Participation, participation_id)
+        if p is None or p.left_at is not None:
+            return
+        p.left_at = at
+        record(
+            session,
+            actor=Actor("participant", p.id),
+            action="meeting.leave",
+            subject_kind="meeting",
+            subject_id=p.meeting_id,
+            at=at,
+            bundle_digest=rt.digest,
+            details={"participant": p.id, "dc": p.dc},
+        )

@@ -1,0 +1,166 @@
+"""The HTTP door of a region node: health, metrics, stats, the key server and the relay.
+
+``create_node_app(config)`` builds everything from its configuration when called: importing
+this module opens no store and reads no key. Errors are Meridian's error bodies
+(``{"error": {"code", "message"}}``) through the same handler as the control plane's API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, ConfigDict
+
+from ..api.errors import install_error_handlers
+from ..api.network import TrustedProxies
+from ..errors import ConfigurationError, shown
+from ..geography.regions import REGIONS
+from ..keys import KeyServer, MasterKeyStore, from_b64url
+from ..meetings.grants import GrantVerifier, public_key_from_b64
+from .counters import NodeCollector, NodeCounters
+from .relay import Relay
+
+__all__ = ["IssuedKeyPublic", "KeyRequest", "NodeConfig", "WrappedKeyPublic", "create_node_app"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything a region node runs on; it trusts nothing else."""
+
+    region: str
+    store: Path
+    #: the control plane's Ed25519 public key, raw 32 bytes as unpadded base64url
+    control_key: str
+    host: str = "127.0.0.1"
+    port: int = 9113
+    #: networks whose ``X-Forwarded-For`` the relay believes
+    trusted_proxies: tuple[str, ...] = ()
+    #: base URL of each peer region's node (``http://host:port``), for cascades
+    peers: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "peers", MappingProxyType(dict(self.peers)))
+        if self.region not in REGIONS:
+            raise ConfigurationError(
+                f"unknown region `{shown(self.region)}`: expected one of {', '.join(REGIONS)}"
+            )
+        for peer in self.peers:
+            if peer not in REGIONS or peer == self.region:
+                raise ConfigurationError(
+                    f"peer `{shown(peer)}` of region `{self.region}` is not another region"
+                )
+        try:
+            TrustedProxies(self.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigurationError(f"trusted proxy: {exc}") from exc
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class KeyRequest(BaseModel):
+    """The body of ``POST /v1/keys``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grant: str
+    public_key: str
+
+
+class WrappedKeyPublic(BaseModel):
+    """A meeting key wrapped to one participant, each field unpadded base64url."""
+
+    epk: str
+    nonce: str
+    ct: str
+
+
+class IssuedKeyPublic(BaseModel):
+    """The answer of ``POST /v1/keys``."""
+
+    region: str
+    epoch: int
+    wrapped: WrappedKeyPublic
+
+
+def create_node_app(config: NodeConfig) -> FastAPI:
+    """A region node for ``config``: opens (or creates) its key store now, serves when run."""
+    verifier = GrantVerifier(public_key_from_b64(config.control_key), config.region)
+    keys = KeyServer(config.region, MasterKeyStore.open(config.store), verifier)
+    counters = NodeCounters(config.region, keys_wrapped=keys.keys_issued)
+    relay = Relay(
+        config.region,
+        verifier,
+        counters,
+        trusted=TrustedProxies(config.trusted_proxies),
+        peers=config.peers,
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(counters))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await relay.close()
+
+    app = FastAPI(
+        title=f"Meridian region node {config.region}",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.config = config
+    app.state.relay = relay
+    app.state.counters = counters
+    install_error_handlers(app)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Whether the node is up, and which region it is."""
+        return {"region": config.region, "status": "ok"}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Per-meeting counters in Prometheus text format."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/stats")
+    async def all_stats() -> dict[str, Any]:
+        """Every meeting's counters on this node."""
+        return {
+            "region": config.region,
+            "meetings": [counters.stats(m).to_dict() for m in counters.meetings()],
+        }
+
+    @app.get("/v1/stats/{meeting}")
+    async def meeting_stats(meeting: str) -> dict[str, Any]:
+        """One meeting's counters on this node (zeros for a meeting never seen)."""
+        return counters.stats(meeting).to_dict()
+
+    @app.post("/v1/keys")
+    async def issue_key(body: KeyRequest) -> IssuedKeyPublic:
+        """Wrap the meeting key a key grant names to the participant's X25519 public key."""
+        # on the event loop, not a worker thread: the counters are the loop's (a wrap is ~0.1 ms)
+        issued = keys.issue(body.grant, from_b64url(body.public_key, "public key"))
+        return IssuedKeyPublic.model_validate(issued)
+
+    @app.websocket("/v1/relay")
+    async def relay_socket(ws: WebSocket) -> None:
+        """A participant's relay connection: a relay grant first, then sealed frames."""
+        await relay.serve_participant(ws)
+
+    @app.websocket("/v1/cascade")
+    async def cascade_socket(ws: WebSocket) -> None:
+        """A peer relay's cascade link for one meeting: the participant's grant, then frames."""
+        await relay.serve_cascade(ws)
+
+    return app

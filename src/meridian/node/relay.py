@@ -1,0 +1,521 @@
+"""The relay of a region node: rooms of participant sockets, and cascade links between regions.
+
+A room is one meeting on this relay: its local participants and its cascade links, at most one
+link used per peer region (docs/data-plane.md §Relay). Forwarding::
+
+    frame from a local participant ──▶ every other local participant
+                                   └─▶ each linked peer region, once
+    frame from a cascade link      ──▶ every local participant (never another link: the links
+                                       of a meeting form a full mesh, no second hop is needed)
+
+Frames are sealed by participants and forwarded unchanged; the relay reads nothing but their
+length and holds no meeting key. Every socket has its own :class:`Outbox` and writer task, so a
+slow receiver delays only itself; one that falls :data:`BACKLOG_LIMIT` bytes behind is closed.
+
+Refusals close the socket with the code of the error's class: 4400 malformed (:class:`InputError`),
+4401 grant problems (:class:`GrantError`), 4403 fenced out (:class:`FenceError`).
+
+INVARIANT: rooms, outboxes and counters are touched only from the node's event-loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from ..api.network import TrustedProxies, client_ip
+from ..errors import FenceError, GrantError, InputError, MeridianError, shown
+from ..meetings.grants import Grant, GrantVerifier
+from .counters import MeetingCounters, NodeCounters
+
+__all__ = [
+    "BACKLOG_LIMIT",
+    "CLOSE_FENCE",
+    "CLOSE_GRANT",
+    "CLOSE_MALFORMED",
+    "CLOSE_TOO_SLOW",
+    "MAX_FRAME_BYTES",
+    "Link",
+    "Outbox",
+    "Relay",
+    "Room",
+    "close_code",
+]
+
+log = logging.getLogger("meridian.node")
+
+CLOSE_MALFORMED = 4400
+CLOSE_GRANT = 4401
+CLOSE_FENCE = 4403
+#: "try again later": the receiver fell too far behind the meeting
+CLOSE_TOO_SLOW = 1013
+#: the largest frame a relay accepts, from a participant or a peer
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+#: bytes waiting for one socket before it is closed as too slow
+BACKLOG_LIMIT = 32 * 1024 * 1024
+#: how long a new socket has to send its grant, and a peer to answer a cascade
+GRANT_WAIT_SECONDS = 10.0
+CASCADE_TIMEOUT_SECONDS = 5.0
+_REASON_BYTES = 123  # the most a WebSocket close reason can carry
+
+SendBytes = Callable[[bytes], Awaitable[None]]
+
+
+def close_code(exc: MeridianError) -> int:
+    """The WebSocket close code of a refusal."""
+    if isinstance(exc, FenceError):
+        return CLOSE_FENCE
+    if isinstance(exc, GrantError):
+        return CLOSE_GRANT
+    return CLOSE_MALFORMED
+
+
+def _reason(message: str) -> str:
+    raw = message.encode("utf-8")
+    if len(raw) <= _REASON_BYTES:
+        return message
+    return raw[: _REASON_BYTES - 3].decode("utf-8", "ignore") + "…"
+
+
+class Outbox:
+    """Frames waiting to go out on one socket, written in order by :meth:`run` (one task)."""
+
+    __slots__ = ("_backlog", "_counters", "_frames", "_on_overflow", "_ready", "_send", "closed")
+
+    def __init__(
+        self, send: SendBytes, counters: MeetingCounters, on_overflow: Callable[[], None]
+    ) -> None:
+        self._send = send
+        self._counters = counters
+        self._on_overflow = on_overflow
+        self._frames: deque[bytes] = deque()
+        self._ready = asyncio.Event()
+        self._backlog = 0
+        self.closed = False
+
+    def put(self, frame: bytes) -> None:
+        """Queue ``frame`` (the hot path: no await, no lock)."""
+        if self.closed:
+            return
+        self._frames.append(frame)
+        self._backlog += len(frame)
+        if self._backlog > BACKLOG_LIMIT:
+            self.closed = True
+            self._frames.clear()
+            self._on_overflow()
+            return
+        self._ready.set()
+
+    async def run(self) -> None:
+        """Write queued frames until cancelled or the socket fails."""
+        frames, counters = self._frames, self._counters
+        try:
+            while not self.closed:
+                await self._ready.wait()
+                self._ready.clear()
+                while frames:
+                    frame = frames.popleft()
+                    self._backlog -= len(frame)
+                    await self._send(frame)
+                    counters.bytes_out += len(frame)
+                    counters.frames_out += 1
+        except (OSError, RuntimeError, WebSocketDisconnect, ConnectionClosed):
+            pass  # the socket is gone; its reader sees that and leaves
+        finally:
+            self.closed = True
+
+
+@dataclass(eq=False)
+class Link:
+    """One cascade link of a room to a peer region's relay, opened by either side."""
+
+    peer: str
+    outbox: Outbox
+    close: Callable[[], Coroutine[Any, Any, None]]
+    inbound: bool
+
+
+@dataclass(eq=False)
+class Room:
+    """One meeting on this relay."""
+
+    meeting: str
+    counters: MeetingCounters
+    locals: list[Outbox] = field(default_factory=list)
+    #: the link each frame goes out on, per peer region: the first one this room had
+    links: dict[str, Link] = field(default_factory=dict)
+    every_link: list[Link] = field(default_factory=list)
+    opening: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    def from_local(self, source: Outbox, frame: bytes) -> None:
+        counters = self.counters
+        counters.bytes_in += len(frame)
+        counters.frames_in += 1
+        for out in self.locals:
+            if out is not source:
+                out.put(frame)
+        for link in self.links.values():
+            link.outbox.put(frame)
+
+    def from_cascade(self, frame: bytes) -> None:
+        counters = self.counters
+        counters.bytes_in += len(frame)
+        counters.frames_in += 1
+        for out in self.locals:
+            out.put(frame)
+
+    def add_link(self, link: Link) -> None:
+        self.every_link.append(link)
+        self.links.setdefault(link.peer, link)
+
+    def remove_link(self, link: Link) -> None:
+        if link in self.every_link:
+            self.every_link.remove(link)
+        if self.links.get(link.peer) is link:
+            del self.links[link.peer]
+            for other in self.every_link:
+                if other.peer == link.peer:
+                    self.links[link.peer] = other
+                    break
+
+    def detach_links(self) -> list[Link]:
+        """Every link of the room, which forgets them all."""
+        links, self.every_link = self.every_link, []
+        self.links = {}
+        return links
+
+
+def _same_address(granted: str | None, seen: str | None) -> bool:
+    if granted is None or seen is None:
+        return False
+    try:
+        a, b = ipaddress.ip_address(granted), ipaddress.ip_address(seen)
+    except ValueError:
+        return False
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
+        a = a.ipv4_mapped
+    if isinstance(b, ipaddress.IPv6Address) and b.ipv4_mapped is not None:
+        b = b.ipv4_mapped
+    return a == b
+
+
+def _claimed_region(token: object) -> str:
+    """The ``dc`` a token claims, read without checking it (the verifier checks it next)."""
+    if not isinstance(token, str):
+        return ""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ""
+    dc = claims.get("dc")
+    return dc if isinstance(dc, str) else ""
+
+
+def cascade_url(base: str) -> str:
+    """The cascade endpoint of a peer whose base URL is ``base`` (``http(s)://`` or ``ws(s)://``)."""
+    base = base.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    return base + "/v1/cascade"
+
+
+class Relay:
+    """The rooms of one region's relay, and its cascade links to peer regions."""
+
+    def __init__(
+        self,
+        region: str,
+        verifier: GrantVerifier,
+        counters: NodeCounters,
+        *,
+        trusted: TrustedProxies,
+        peers: Mapping[str, str],
+    ) -> None:
+        self.region = region
+        self.verifier = verifier
+        self.counters = counters
+        self.trusted = trusted
+        self.peers = dict(peers)
+        self.rooms: dict[str, Room] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- participants ---------------------------------------------------------------------
+
+    async def serve_participant(self, ws: WebSocket) -> None:
+        """``/v1/relay``: admit one participant with its grant, then forward its frames."""
+        await ws.accept()
+        try:
+            token = await _first_grant(ws)
+            grant = self.verifier.verify(token, typ="relay")
+            self._check_address(ws, grant)
+        except MeridianError as exc:
+            await _refuse(ws, exc)
+            return
+        except _GoneError:
+            return
+        room = self._room(grant.meeting)
+        outbox = Outbox(ws.send_bytes, room.counters, lambda: self._too_slow(ws))
+        writer = self._spawn(outbox.run())
+        room.locals.append(outbox)
+        room.counters.participants += 1
+        try:
+            await self._open_links(room, grant, str(token))
+            await ws.send_text(json.dumps({"type": "ready", "dc": self.region}))
+            receive = ws.receive
+            while True:
+                message = await receive()
+                frame = message.get("bytes")
+                if frame is not None:
+                    room.from_local(outbox, frame)
+                elif message["type"] == "websocket.disconnect":
+                    break
+                else:
+                    await _refuse(ws, InputError("expected binary frames after `ready`"))
+                    break
+        except (OSError, RuntimeError, WebSocketDisconnect):
+            pass  # the participant went away mid-send
+        finally:
+            writer.cancel()
+            self._leave(room, outbox)
+
+    def _check_address(self, ws: WebSocket, grant: Grant) -> None:
+        peer = ws.client.host if ws.client else None
+        forwarded = ", ".join(ws.headers.getlist("x-forwarded-for")) or None
+        seen = client_ip(peer, forwarded, self.trusted)
+        if not _same_address(grant.ip, seen):
+            raise GrantError(
+                f"grant for address `{shown(grant.ip)}` presented from `{shown(seen)}`"
+            )
+
+    def _leave(self, room: Room, outbox: Outbox) -> None:
+        if outbox in room.locals:
+            room.locals.remove(outbox)
+            room.counters.participants -= 1
+        if room.locals:
+            return
+        # the last local participant left: the meeting's cascades go with it
+        for link in room.detach_links():
+            self._spawn(_quietly(link.close()))
+        self._forget(room)
+
+    def _too_slow(self, ws: WebSocket) -> None:
+        self._spawn(
+            _quietly(ws.close(CLOSE_TOO_SLOW, "too slow: the relay's backlog for you is full"))
+        )
+
+    # -- cascades -------------------------------------------------------------------------
+
+    async def serve_cascade(self, ws: WebSocket) -> None:
+        """``/v1/cascade``: accept a link from a peer relay for one meeting, then carry frames."""
+        await ws.accept()
+        try:
+            token = await _first_grant(ws)
+            # the opener presents its participant's grant, addressed to the opener's region
+            opener = _claimed_region(token)
+            grant = self.verifier.verify(token, typ="relay", for_region=opener)
+            pair = tuple(sorted((opener, self.region)))
+            if opener == self.region or pair not in {tuple(sorted(p)) for p in grant.links}:
+                raise FenceError(
+                    f"region `{self.region}` refuses a cascade from `{shown(opener)}` for meeting "
+                    f"`{shown(grant.meeting)}`: the link is not one of the meeting's"
+                )
+        except MeridianError as exc:
+            await _refuse(ws, exc)
+            return
+        except _GoneError:
+            return
+        room = self._room(grant.meeting)
+        link = Link(
+            peer=opener,
+            outbox=Outbox(ws.send_bytes, room.counters, lambda: self._too_slow(ws)),
+            close=lambda: ws.close(1000, "no participants left"),
+            inbound=True,
+        )
+        room.add_link(link)
+        writer = self._spawn(link.outbox.run())
+        try:
+            await ws.send_text(json.dumps({"type": "ready", "dc": self.region}))
+            receive = ws.receive
+            while True:
+                message = await receive()
+                frame = message.get("bytes")
+                if frame is not None:
+                    room.from_cascade(frame)
+                elif message["type"] == "websocket.disconnect":
+                    break
+        except (OSError, RuntimeError, WebSocketDisconnect):
+            pass
+        finally:
+            writer.cancel()
+            room.remove_link(link)
+            self._forget_if_idle(room)
+
+    async def _open_links(self, room: Room, grant: Grant, token: str) -> None:
+        """Open the links the grant lists for this region that the room does not have yet."""
+        peers = sorted(
+            {b if a == self.region else a for a, b in grant.links if self.region in (a, b)}
+            - {self.region}
+        )
+        waits = [self._link_to(room, peer, token) for peer in peers if peer not in room.links]
+        if waits:
+            await asyncio.gather(*waits)
+
+    async def _link_to(self, room: Room, peer: str, token: str) -> None:
+        task = room.opening.get(peer)
+        if task is None:
+            task = room.opening[peer] = self._spawn(self._open_link(room, peer, token))
+            task.add_done_callback(lambda _: room.opening.pop(peer, None))
+        # shielded: a participant leaving mid-open must not cancel the link others wait for
+        await asyncio.shield(task)
+
+    async def _open_link(self, room: Room, peer: str, token: str) -> None:
+        base = self.peers.get(peer)
+        if base is None:
+            log.warning(
+                "meeting %s: no address for peer region %s: frames will not reach it",
+                room.meeting,
+                peer,
+            )
+            return
+        try:
+            conn = await connect(
+                cascade_url(base),
+                open_timeout=CASCADE_TIMEOUT_SECONDS,
+                compression=None,  # sealed frames do not compress
+                max_size=MAX_FRAME_BYTES,
+                proxy=None,
+                user_agent_header=f"meridian-relay/{self.region}",
+            )
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            log.warning("meeting %s: cannot open a cascade to %s: %s", room.meeting, peer, exc)
+            return
+        try:
+            await conn.send(json.dumps({"grant": token}))
+            reply = json.loads(await asyncio.wait_for(conn.recv(), CASCADE_TIMEOUT_SECONDS))
+            if not isinstance(reply, dict) or reply.get("type") != "ready":
+                raise ValueError(f"unexpected answer {shown(reply)}")
+        except ConnectionClosed as exc:
+            why = exc.rcvd.reason if exc.rcvd else "closed"
+            log.warning("meeting %s: region %s refused the cascade: %s", room.meeting, peer, why)
+            return
+        except (OSError, TimeoutError, ValueError) as exc:
+            log.warning("meeting %s: cascade to %s failed: %s", room.meeting, peer, exc)
+            await conn.close()
+            return
+        if self.rooms.get(room.meeting) is not room:  # everyone left while the link opened
+            await conn.close()
+            return
+        link = Link(
+            peer=peer,
+            outbox=Outbox(conn.send, room.counters, lambda: self._close_slow_link(conn)),
+            close=conn.close,
+            inbound=False,
+        )
+        room.add_link(link)
+        self._spawn(self._carry(room, link, conn))
+
+    def _close_slow_link(self, conn: ClientConnection) -> None:
+        self._spawn(
+            _quietly(conn.close(CLOSE_TOO_SLOW, "too slow: the relay's backlog for you is full"))
+        )
+
+    async def _carry(self, room: Room, link: Link, conn: ClientConnection) -> None:
+        """Forward what a link this relay opened brings in, until it closes."""
+        writer = self._spawn(link.outbox.run())
+        try:
+            async for frame in conn:
+                if isinstance(frame, bytes):
+                    room.from_cascade(frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            writer.cancel()
+            room.remove_link(link)
+            self._forget_if_idle(room)
+
+    # -- rooms and tasks ------------------------------------------------------------------
+
+    def _room(self, meeting: str) -> Room:
+        room = self.rooms.get(meeting)
+        if room is None:
+            room = self.rooms[meeting] = Room(meeting, self.counters.meeting(meeting))
+        return room
+
+    def _forget(self, room: Room) -> None:
+        if self.rooms.get(room.meeting) is room:
+            del self.rooms[room.meeting]
+
+    def _forget_if_idle(self, room: Room) -> None:
+        if not room.locals and not room.every_link and not room.opening:
+            self._forget(room)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        """Close every cascade link and stop every task (the node is shutting down)."""
+        for room in list(self.rooms.values()):
+            for link in room.detach_links():
+                await _quietly(link.close())
+        self.rooms.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class _GoneError(Exception):
+    """The socket closed before it said anything."""
+
+
+async def _first_grant(ws: WebSocket) -> object:
+    """The ``grant`` of the first message, ``{"grant": "<jwt>"}``."""
+    try:
+        message = await asyncio.wait_for(ws.receive(), GRANT_WAIT_SECONDS)
+    except TimeoutError:
+        raise InputError(
+            f'no grant within {GRANT_WAIT_SECONDS:g} s: send `{{"grant": "<token>"}}` first'
+        ) from None
+    if message["type"] == "websocket.disconnect":
+        raise _GoneError
+    text = message.get("text")
+    if text is None:
+        raise InputError('the first message must be the text `{"grant": "<token>"}`')
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise InputError(
+            f'the first message `{shown(text)}` is not JSON: send `{{"grant": "<token>"}}`'
+        ) from None
+    if not isinstance(body, dict):
+        raise InputError(
+            f'the first message `{shown(text)}` is not an object: send `{{"grant": "<token>"}}`'
+        )
+    return body.get("grant")
+
+
+async def _quietly(closing: Awaitable[None]) -> None:
+    """Close a socket that may already be gone."""
+    with contextlib.suppress(OSError, RuntimeError, WebSocketDisconnect, ConnectionClosed):
+        await closing
+
+
+async def _refuse(ws: WebSocket, exc: MeridianError) -> None:
+    with contextlib.suppress(OSError, RuntimeError, WebSocketDisconnect):
+        await ws.close(close_code(exc), _reason(exc.message))

@@ -1,0 +1,139 @@
+"""``meridian client join`` and ``meridian node`` from the outside: output and exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from meridian.cli.app import app
+from meridian.client import Participant
+
+runner = CliRunner()
+WAIT = 30  # seconds: a safety net against hanging, never an assertion
+
+
+def join_args(control, meeting: str, *args: str) -> list[str]:
+    return ["client", "join", meeting, "--control", control.url, *args]
+
+
+def listener(control, meeting: str, *args: str) -> subprocess.Popen[str]:
+    """A ``client join`` in its own process, started once it has joined."""
+    cmd = [sys.executable, "-m", "meridian", *join_args(control, meeting, *args)]
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    first = json.loads(proc.stdout.readline())
+    assert first["event"] == "joined", first
+    return proc
+
+
+def test_say_and_expect_between_two_clients(control, meeting):
+    bob = listener(control, meeting, "--name", "bob", "--expect", "2", "--json")
+    alice = runner.invoke(
+        app, join_args(control, meeting, "--name", "alice", "--say", "hi bob", "--say", "bye")
+    )
+    out, err = bob.communicate(timeout=WAIT)
+    assert alice.exit_code == 0, alice.stderr
+    assert alice.stderr.startswith(f"joined {meeting} as p_alice_")
+    assert "via relay US (key epoch 0)" in alice.stderr
+    assert alice.stderr.splitlines()[-1].startswith("left: 0 chat lines")
+    assert bob.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    chat = [(e["text"], e["epoch"]) for e in events if e["event"] == "chat"]
+    assert chat == [("hi bob", 0), ("bye", 0)]
+    assert events[-1] == {
+        "event": "left",
+        "received_chat": 2,
+        "received_media": 0,
+        "undecryptable": 0,
+    }
+
+
+def test_media_frames_are_counted_by_the_receiver(control, meeting):
+    bob = listener(control, meeting, "--name", "bob", "--expect", "1", "--json")
+    alice = runner.invoke(
+        app,
+        join_args(
+            control, meeting, "--name", "alice", "--media", "5", "--size", "2000", "--say", "done"
+        ),
+    )
+    out, err = bob.communicate(timeout=WAIT)
+    assert alice.exit_code == 0, alice.stderr
+    assert bob.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["bytes"] for e in events if e["event"] == "media"] == [2000] * 5
+    assert events[-1]["received_media"] == 5
+
+
+def test_notices_are_shown_before_anything_else_is_done(control, meeting):
+    control.notices = ["recording is on"]
+    result = runner.invoke(app, join_args(control, meeting, "--name", "alice", "--stay", "0"))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == "notice: recording is on"
+    assert lines[1].startswith(f"joined {meeting} as p_alice_")
+
+
+def test_a_refusal_prints_the_reason_and_exits_3(control, meeting):
+    result = runner.invoke(app, join_args(control, meeting, "--name", "mallory", "--say", "hi"))
+    assert result.exit_code == 3
+    assert result.stderr == "error: mallory may not join this meeting\n"
+
+
+def test_an_unreachable_control_plane_exits_78(meeting):
+    result = runner.invoke(
+        app, ["client", "join", meeting, "--control", "http://127.0.0.1:9", "--say", "x"]
+    )
+    assert result.exit_code == 78
+    assert result.stderr.startswith("error: cannot reach the control plane at `ws://127.0.0.1:9/")
+
+
+def test_interactive_sends_each_line_and_leaves_at_end_of_input(control, meeting):
+    async def scenario():
+        bob = await Participant.join(control.url, meeting, name="bob")
+        cmd = [sys.executable, "-m", "meridian", *join_args(control, meeting, "--name", "alice")]
+        alice = await asyncio.create_subprocess_exec(
+            *cmd,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert alice.stdin is not None
+        assert alice.stdout is not None
+        assert alice.stderr is not None
+        joined = await asyncio.wait_for(alice.stderr.readline(), WAIT)
+        assert joined.startswith(b"joined ")
+        alice.stdin.write(b"first line\n\nsecond line\n")
+        await alice.stdin.drain()
+        heard = [(await bob.receive(WAIT)).text for _ in range(2)]
+        await bob.send_chat("hello alice")
+        printed = await asyncio.wait_for(alice.stdout.readline(), WAIT)
+        alice.stdin.close()
+        code = await asyncio.wait_for(alice.wait(), WAIT)
+        await bob.leave()
+        return heard, printed.decode(), code
+
+    heard, printed, code = asyncio.run(scenario())
+    assert heard == ["first line", "second line"]  # the empty line is not sent
+    assert printed.startswith("[p_bob_")
+    assert printed.endswith("] hello alice\n")
+    assert code == 0
+
+
+def test_node_refuses_a_bad_configuration_with_exit_78(tmp_path):
+    bad_key = runner.invoke(
+        app, ["node", "--region", "US", "--control-key", "!!", "--store", str(tmp_path)]
+    )
+    assert bad_key.exit_code == 78
+    assert bad_key.stderr.startswith("error: control-plane public key `!!` is not")
+    region = runner.invoke(app, ["node", "--region", "XX", "--control-key", "x"])
+    assert region.exit_code == 78
+    assert region.stderr.startswith("error: unknown region `XX`")
+    peer = runner.invoke(app, ["node", "--region", "US", "--control-key", "x", "--peer", "DE"])
+    assert peer.exit_code == 2
+    assert peer.stderr.startswith("error: peer `DE` is not REGION=URL")

@@ -1,0 +1,42 @@
+"""The public surface of ``meridian.keys``: exactly the intended names, nothing done at import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import meridian.keys
+
+
+def test_the_package_exports_exactly_the_intended_names() -> None:
+    assert sorted(meridian.keys.__all__) == [
+        "FrameHeader",
+        "FrameKind",
+        "IssuedKey",
+        "KeyContext",
+        "KeyServer",
+        "MasterKeyStore",
+        "SenderKeys",
+        "WrappedKey",
+        "b64url",
+        "from_b64url",
+        "meeting_key_from_master",
+        "open_frame",
+        "parse_header",
+        "public_bytes",
+        "seal_frame",
+        "sender_key",
+        "unwrap_key",
+        "wrap_key",
+    ]
+    for name in meridian.keys.__all__:
+        assert getattr(meridian.keys, name).__module__.startswith("meridian.keys.")
+
+
+def test_importing_the_package_reads_and_writes_nothing(tmp_path: object) -> None:
+    code = "import os, meridian.keys; print(sorted(os.listdir('.')))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=str(tmp_path)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
