@@ -20,13 +20,19 @@ from .identity.tokens import Caller
 from .runtime import Runtime
 from .storage.models import Account, Partner
 
-__all__ = ["DEMO_CONTACTS", "seed_demo"]
+__all__ = ["DEMO_CONTACTS", "DEMO_HOSTS", "seed_demo"]
 
 #: Placeholder contacts on reserved example domains (RFC 2606): the public record gives none.
 DEMO_CONTACTS = {
     "bizconf": "https://bizconf.example/meridian (demo contact)",
     "suirui-zhumu": "https://zhumu.example/meridian (demo contact)",
     "systec-umeet": "https://umeet.example/meridian (demo contact)",
+}
+
+#: the demo's paid hosts, by the name of the token file ``make run`` writes for each
+DEMO_HOSTS = {
+    "us-host": "Riverside Clinic LLC",
+    "cn-host": "Shenzhen Harbour Robotics Ltd.",
 }
 
 _OPERATOR = Caller("tok_demo_seed", "operator")
@@ -58,7 +64,14 @@ def seed_demo(rt: Runtime, say: Callable[[str], None] = lambda _: None) -> bool:
         )
         return reg.account.id
 
-    def buy(when: str, account_id: str, plan: str, channel: str, term: str = "month") -> None:
+    def buy(
+        when: str,
+        account_id: str,
+        plan: str,
+        channel: str,
+        term: str = "month",
+        partner: str | None = None,
+    ) -> None:
         sub, _ = checkout(
             _at(rt, when),
             caller=_OPERATOR,
@@ -66,8 +79,10 @@ def seed_demo(rt: Runtime, say: Callable[[str], None] = lambda _: None) -> bool:
             plan=plan,
             channel=channel,
             term=term,
+            partner=partner,
         )
-        say(f"  {when[:10]}  {sub.id}  {plan} via {channel}, paid until {sub.period_end.date()}")
+        via = channel if partner is None else f"{partner}"
+        say(f"  {when[:10]}  {sub.id}  {plan} via {via}, paid until {sub.period_end.date()}")
 
     say("demo world (each step decided on the day it happened):")
     cn_direct = account(
@@ -78,13 +93,14 @@ def seed_demo(rt: Runtime, say: Callable[[str], None] = lambda _: None) -> bool:
         org_id="91330100MA27XL0R42",
     )
     buy("2020-07-15T10:00:00+08:00", cn_direct, "business", "direct", "year")
-    account(
+    cn_partner = account(
         "2020-06-10T10:00:00+08:00",
         type="organization",
         name="Shenzhen Harbour Robotics Ltd.",
         country="CN",
         org_id="91440300MA5G2YJ775",
     )
+    buy("2020-09-01T10:00:00+08:00", cn_partner, "business", "partner", "year", "bizconf")
     account(
         "2020-06-12T10:00:00+08:00",
         type="organization",

@@ -34,8 +34,10 @@ _EPILOG = """Examples:
     meridian client join mtg_123 --name alice --say "hello" --expect 1
     meridian client join mtg_123 --name bob            # interactive: type lines, Ctrl-D leaves
 
-Exit codes: 0 done, 3 refused by the policy in force (the reason on stderr), 77 a grant or token
-refused, 78 the control plane or relay cannot be reached, 1 fewer lines than --expect arrived.
+It is interactive when none of --say, --media, --expect and --stay is given.
+
+Exit codes: 0 done; 1 fewer lines than --expect arrived; 3 refused by the policy in force
+(the reason on stderr); 77 a token or grant refused; 78 the control plane or relay unreachable.
 """
 
 
@@ -140,13 +142,16 @@ async def _scripted(
     events: _Events,
     tally: dict[str, int],
 ) -> None:
-    for line in say:
-        await p.send_chat(line)
-        events.emit("sent", None, text=line)
+    # media first: a chat line after it can tell the others that the media is all sent
     for _ in range(media):
         await p.send_media(size)
     if media:
         events.emit("sent_media", None, frames=media, bytes=size)
+    for line in say:
+        await p.send_chat(line)
+        events.emit("sent", None, text=line)
+    if expect is None and stay is None:
+        return  # said what there was to say: leave
     deadline = None if stay is None else time.monotonic() + stay
     while expect is None or tally["chat"] < expect:
         left = None if deadline is None else deadline - time.monotonic()
@@ -224,7 +229,9 @@ def join(
     ] = None,
     say: Annotated[
         list[str] | None,
-        typer.Option("--say", help="Send this chat line after joining (repeatable)."),
+        typer.Option(
+            "--say", help="Send this chat line after joining, after any media (repeatable)."
+        ),
     ] = None,
     media: Annotated[
         int, typer.Option("--media", min=0, help="Send this many synthetic media frames.")
@@ -247,7 +254,9 @@ def join(
     ] = False,
 ) -> None:
     """Join a meeting through the control plane, then chat and send media through its relay."""
-    if size > 16 * 1024 * 1024 - 1024:
+    from ..client.participant import MAX_FRAME_BYTES
+
+    if size > MAX_FRAME_BYTES - 1024:  # room for the header and tag
         raise InputError(f"--size {size} is more than a relay carries in one frame")
     who = name
     if who is None:

@@ -164,8 +164,11 @@ def _start_nodes(settings: Settings, codes: list[str], console: Console) -> Loca
 
 
 def _demo(rt, console: Console) -> None:  # type: ignore[no-untyped-def]
-    from ..demo import seed_demo
+    from sqlalchemy import select
+
+    from ..demo import DEMO_HOSTS, seed_demo
     from ..identity.tokens import create_token
+    from ..storage.models import Account
 
     seed_demo(rt, console.print)
     var = Path("var")
@@ -183,12 +186,29 @@ def _demo(rt, console: Console) -> None:  # type: ignore[no-untyped-def]
             actor=_actor(),
             digest=rt.digest,
         )
-    for name, secret in (("operator", operator), ("bizconf", bizconf)):
+        hosts = {}
+        for name, account_name in DEMO_HOSTS.items():
+            account_id = session.scalars(
+                select(Account.id).where(Account.name == account_name)
+            ).first()
+            if account_id is not None:
+                _, hosts[name] = create_token(
+                    session,
+                    role="user",
+                    name=f"make run ({name})",
+                    account_id=account_id,
+                    at=rt.now(),
+                    actor=_actor(),
+                    digest=rt.digest,
+                )
+    for name, secret in (("operator", operator), ("bizconf", bizconf), *hosts.items()):
         path = var / f"{name}.token"
         path.write_text(secret + "\n", encoding="utf-8")
         path.chmod(0o600)
     console.print(f"operator token: [bold]{operator}[/bold]  (also in var/operator.token)")
     console.print(f"bizconf token:  [bold]{bizconf}[/bold]  (also in var/bizconf.token)")
+    for name in hosts:
+        console.print(f"{name} token: {DEMO_HOSTS[name]} in var/{name}.token")
 
 
 @policy_app.command("load")

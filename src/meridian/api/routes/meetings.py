@@ -200,7 +200,10 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
     participant: str | None = None
 
     async def send(message: dict[str, Any]) -> None:
-        await websocket.send_text(json.dumps(message))
+        try:
+            await websocket.send_text(json.dumps(message))
+        except WebSocketDisconnect as exc:
+            raise ConnectionError("the participant is gone") from exc
 
     try:
         caller = None
@@ -238,7 +241,7 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
         participant = message["participant"]
         while True:  # nothing more is expected; closing the socket is leaving
             await websocket.receive_text()
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, ConnectionError):
         pass
     except MeridianError as exc:
         code = (
@@ -249,7 +252,7 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
         try:
             await send({"type": "refused", "code": error_code(exc), "message": exc.message})
             await websocket.close(code=code)
-        except (RuntimeError, WebSocketDisconnect):
+        except (RuntimeError, ConnectionError, WebSocketDisconnect):
             pass
     finally:
         if participant is not None:

@@ -1,0 +1,279 @@
+"""The fence, end to end: a real control plane, real region-node processes, real participants.
+
+Participants join from loopback through the test harness acting as a trusted proxy: the control
+plane and the relays believe ``X-Forwarded-For`` from 127.0.0.1 and from nothing else, exactly
+as production believes its load balancer. What each region carried is read back from the nodes'
+own counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from meridian.errors import DeniedError
+from meridian.meetings.grants import load_or_create_signing_key, public_key_b64
+from meridian.node.cluster import LocalCluster
+from meridian.policy.loader import default_bundle_path
+
+pytestmark = pytest.mark.storage
+
+US_IP, DE_IP, CN_IP, HK_IP, FR_IP = "8.8.8.8", "80.81.192.1", "114.114.114.114", "1.64.0.1", "2.0.0.1"
+REGIONS = ["CN", "DE", "HK", "US"]
+
+
+@pytest.fixture(scope="module")
+def grant_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("control") / "grant.key"
+    load_or_create_signing_key(path, create=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory, grant_key: Path) -> Iterator[LocalCluster]:
+    key = load_or_create_signing_key(grant_key, create=False)
+    cluster = LocalCluster(
+        REGIONS,
+        control_key=public_key_b64(key.public_key()),
+        directory=tmp_path_factory.mktemp("nodes"),
+        trusted_proxies=["127.0.0.1/32"],
+    )
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture
+def plane(live_factory, nodes, grant_key):
+    live = live_factory(
+        grant_key=grant_key,
+        node_urls={r: n.url for r, n in nodes.nodes.items()},
+        trusted_proxies=("127.0.0.1/32",),
+    )
+    live.clock.set("2021-03-01T10:00:00Z")
+    return live
+
+
+def stats(nodes: LocalCluster, meeting: str) -> dict[str, dict[str, Any]]:
+    with httpx.Client(timeout=10) as http:
+        return {r: http.get(f"{n.url}/v1/stats/{meeting}").json() for r, n in nodes.nodes.items()}
+
+
+def host(live, *, country="US", plan="pro", name="Host", partner=None) -> str:
+    ops = live.client("operator")
+    body = {"type": "organization", "name": name, "country": country}
+    if country == "CN":
+        body["org_id"] = "91110000600037341L"
+    account = ops.post("/v1/accounts", json=body).json()["account"]
+    checkout = {"account": account["id"], "plan": plan, "channel": "direct"}
+    if partner:
+        checkout.update(channel="partner", partner=partner)
+    assert ops.post("/v1/checkout", json=checkout).status_code == 201
+    live.token(account["id"], role="user", account_id=account["id"])
+    return account["id"]
+
+
+def create_meeting(live, account: str, **body: Any) -> dict[str, Any]:
+    r = live.client(account).post("/v1/meetings", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()["meeting"]
+
+
+async def join(live, meeting: str, name: str, ip: str, notices: list[str] | None = None):
+    from meridian.client.participant import Participant
+
+    return await Participant.join(
+        live.url,
+        meeting,
+        name=name,
+        forwarded_for=ip,
+        on_notice=None if notices is None else notices.append,
+    )
+
+
+async def exchange(people) -> dict[str, set[str]]:
+    """Each participant says one line; returns what each heard."""
+    for p in people:
+        await p.send_chat(f"hello from {p.participant}")
+    heard: dict[str, set[str]] = {p.participant: set() for p in people}
+    for p in people:
+        while len(heard[p.participant]) < len(people) - 1:
+            got = await p.receive(timeout=10)
+            heard[p.participant].add(got.text)
+    return heard
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_us_meeting_with_a_cn_participant_never_touches_cn(plane, nodes):
+    meeting = create_meeting(plane, host(plane))
+    assert "CN" not in meeting["regions"]
+
+    async def scenario():
+        people = [
+            await join(plane, meeting["id"], "us", US_IP),
+            await join(plane, meeting["id"], "de", DE_IP),
+            await join(plane, meeting["id"], "cn", CN_IP),
+        ]
+        try:
+            heard = await exchange(people)
+            return [p.admission.dc for p in people], heard, people
+        finally:
+            for p in people:
+                await p.leave()
+
+    dcs, heard, people = run(scenario())
+    assert dcs == ["US", "DE", "HK"]
+    for p in people:
+        others = {f"hello from {q.participant}" for q in people if q is not p}
+        assert heard[p.participant] == others
+    counted = stats(nodes, meeting["id"])
+    assert counted["CN"]["bytes_in"] == counted["CN"]["bytes_out"] == 0
+    assert counted["CN"]["frames_in"] == counted["CN"]["keys"] == 0
+    # the key region made every key: three joins, then 2 + 1 rotated keys as they left one by one
+    assert counted["US"]["keys"] == 6
+    assert counted["DE"]["keys"] == counted["HK"]["keys"] == 0
+    for region in ("US", "DE", "HK"):
+        assert counted[region]["bytes_in"] > 0 and counted[region]["bytes_out"] > 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_full_regions_refuse_rather_than_spill(plane, nodes):
+    text = default_bundle_path().read_text(encoding="utf-8")
+    for region in ("US", "DE", "HK"):
+        text = re.sub(rf"(  {region}: \{{.*?capacity: )\d+", r"\g<1>1", text)
+    r = plane.client("operator").put("/v1/policy", json={"yaml": text})
+    assert r.status_code == 200, r.text
+    plane.runtime.refresh()
+    account = host(plane)
+    plane.client("operator").put(f"/v1/accounts/{account}/regions", json={"regions": ["US", "DE", "HK"]})
+    meeting = create_meeting(plane, account)
+    assert meeting["regions"] == ["DE", "HK", "US"]
+
+    async def scenario():
+        # US and DE full (one participant each); the CN participant still only gets HK
+        us = await join(plane, meeting["id"], "us", US_IP)
+        de = await join(plane, meeting["id"], "de", DE_IP)
+        cn = await join(plane, meeting["id"], "cn", CN_IP)
+        placed = [us.admission.dc, de.admission.dc, cn.admission.dc]
+        heard = await exchange([us, de, cn])
+        # now every allowed region is full: the next joiner is refused, nothing spills
+        with pytest.raises(DeniedError) as refused:
+            await join(plane, meeting["id"], "fr", FR_IP)
+        for p in (us, de, cn):
+            await p.leave()
+        return placed, heard, refused.value
+
+    placed, heard, refused = run(scenario())
+    assert placed == ["US", "DE", "HK"]
+    assert all(len(v) == 2 for v in heard.values())
+    assert "every data centre this meeting may use is full" in refused.message
+    assert refused.decision["reasons"][0]["rule"] == "capacity"
+    counted = stats(nodes, meeting["id"])
+    assert counted["CN"] == {**counted["CN"], "bytes_in": 0, "bytes_out": 0, "keys": 0, "frames_in": 0}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_opted_in_host_may_use_cn_and_the_opt_in_is_on_record(plane, nodes):
+    account = host(plane)
+    r = plane.client(account).put(
+        f"/v1/accounts/{account}/regions", json={"regions": ["US", "DE", "CN"], "opt_in": ["CN"]}
+    )
+    assert r.status_code == 200, r.text
+    records = plane.client("operator").get("/v1/records", params={"action": "account.regions"}).json()
+    (entry,) = [e for e in records["data"] if e["subject_id"] == account]
+    assert entry["details"]["opted_in_now"] == ["CN"]
+    assert entry["actor"].startswith("user:")
+    meeting = create_meeting(plane, account)
+
+    async def scenario():
+        people = [await join(plane, meeting["id"], "us", US_IP), await join(plane, meeting["id"], "cn", CN_IP)]
+        heard = await exchange(people)
+        placed = [p.admission.dc for p in people]
+        for p in people:
+            await p.leave()
+        return placed, heard
+
+    placed, heard = run(scenario())
+    assert placed == ["US", "CN"]
+    assert all(len(v) == 1 for v in heard.values())
+    counted = stats(nodes, meeting["id"])
+    assert counted["CN"]["bytes_in"] > 0
+    # keys still come from home: two joins, one rotation when the first left
+    assert counted["CN"]["keys"] == 0 and counted["US"]["keys"] == 3
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_cn_hosted_meeting_stays_in_cn_and_tells_others_first(plane, nodes):
+    account = host(plane, country="CN", partner="bizconf", name="CN host")
+    meeting = create_meeting(plane, account)
+    assert (meeting["regions"], meeting["key_region"]) == (["CN"], "CN")
+
+    async def scenario():
+        told: list[str] = []
+        cn = await join(plane, meeting["id"], "cn", CN_IP)
+        de = await join(plane, meeting["id"], "de", DE_IP, told)
+        hk = await join(plane, meeting["id"], "hk", HK_IP, told)
+        heard = await exchange([cn, de, hk])
+        placed = [p.admission.dc for p in (cn, de, hk)]
+        for p in (cn, de, hk):
+            await p.leave()
+        return placed, heard, told, cn.admission.notices
+
+    placed, heard, told, cn_notices = run(scenario())
+    assert placed == ["CN", "CN", "CN"]
+    assert all(len(v) == 2 for v in heard.values())
+    assert cn_notices == ()
+    assert len(told) == 2 and all("processed in mainland China" in n for n in told)
+    counted = stats(nodes, meeting["id"])
+    assert counted["CN"]["keys"] == 3 + 2 + 1  # three joins, then rotations as they left
+    for region in ("US", "DE", "HK"):
+        assert counted[region]["bytes_in"] == counted[region]["keys"] == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_key_rotates_when_someone_leaves(plane, nodes):
+    meeting = create_meeting(plane, host(plane))
+
+    async def scenario():
+        a = await join(plane, meeting["id"], "a", US_IP)
+        b = await join(plane, meeting["id"], "b", DE_IP)
+        c = await join(plane, meeting["id"], "c", US_IP)
+        assert a.epoch == b.epoch == c.epoch == 0
+        await c.leave()
+        for _ in range(200):
+            if a.epoch == 1 and b.epoch == 1:
+                break
+            await asyncio.sleep(0.05)
+        heard = await exchange([a, b])
+        epochs = (a.epoch, b.epoch)
+        await a.leave()
+        await b.leave()
+        return epochs, heard
+
+    epochs, heard = run(scenario())
+    assert epochs == (1, 1)
+    assert all(len(v) == 1 for v in heard.values())
+    # three joins, two keys when c left, one when a left
+    assert stats(nodes, meeting["id"])["US"]["keys"] == 3 + 2 + 1
+
+
+def test_a_blocked_country_is_told_the_meeting_is_not_reachable(plane, nodes):
+    meeting = create_meeting(plane, host(plane), countries={"deny": ["CN"]})
+
+    async def scenario():
+        with pytest.raises(DeniedError) as refused:
+            await join(plane, meeting["id"], "cn", CN_IP)
+        return refused.value
+
+    refused = run(scenario())
+    assert refused.message == "this meeting is not reachable from CN: its host blocks it"
+    assert stats(nodes, meeting["id"])["HK"]["bytes_in"] == 0
