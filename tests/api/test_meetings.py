@@ -19,7 +19,9 @@ def paid_account(live, *, country="US", name="Acme"):
     if country == "CN":
         body["org_id"] = VALID_USCC
     account = ops.post("/v1/accounts", json=body).json()["account"]
-    r = ops.post("/v1/checkout", json={"account": account["id"], "plan": "pro", "channel": "direct"})
+    r = ops.post(
+        "/v1/checkout", json={"account": account["id"], "plan": "pro", "channel": "direct"}
+    )
     assert r.status_code == 201, r.text
     live.token(account["id"], role="user", account_id=account["id"])
     return account
@@ -44,7 +46,8 @@ def test_the_default_set_excludes_cn_and_keeps_home(live):
     setting = r.json()
     assert setting["home_region"] == "US"
     assert setting["chosen"] is None
-    assert "CN" not in setting["regions"] and "US" in setting["regions"]
+    assert "CN" not in setting["regions"]
+    assert "US" in setting["regions"]
 
 
 def test_an_account_admin_chooses_regions_and_the_home_region_stays(live):
@@ -63,28 +66,41 @@ def test_cn_needs_an_explicit_opt_in_recorded_with_who_made_it(live):
     path = f"/v1/accounts/{account['id']}/regions"
     r = ops.put(path, json={"regions": ["US", "CN"]})
     assert r.status_code == 422
-    assert r.json()["error"]["message"] == "region `CN` needs an explicit opt-in for a host in `US`: add `CN` to `opt_in`"
+    assert (
+        r.json()["error"]["message"]
+        == "region `CN` needs an explicit opt-in for a host in `US`: add `CN` to `opt_in`"
+    )
     r = ops.put(path, json={"regions": ["US", "CN"], "opt_in": ["CN"]})
     assert r.status_code == 200, r.text
-    assert r.json()["regions"] == ["CN", "US"] and r.json()["opt_in"] == ["CN"]
+    assert r.json()["regions"] == ["CN", "US"]
+    assert r.json()["opt_in"] == ["CN"]
     with live.runtime.db.read() as session:
         entry = session.scalars(
-            select(Record).where(Record.action == "account.regions", Record.subject_id == account["id"])
+            select(Record).where(
+                Record.action == "account.regions", Record.subject_id == account["id"]
+            )
         ).one()
         assert entry.details["opted_in_now"] == ["CN"]
-        assert entry.actor.startswith("operator:tok_") and entry.details["by"] == entry.actor
-    meeting = live.client(account["id"]).post("/v1/meetings", json={"topic": "with CN"}).json()["meeting"]
+        assert entry.actor.startswith("operator:tok_")
+        assert entry.details["by"] == entry.actor
+    meeting = (
+        live.client(account["id"]).post("/v1/meetings", json={"topic": "with CN"}).json()["meeting"]
+    )
     assert meeting["regions"] == ["CN", "US"]
 
 
 def test_free_accounts_and_partners_cannot_choose(live):
     live.clock.set("2021-03-01T10:00:00Z")
     account = free_account(live)
-    r = live.client(account["id"]).put(f"/v1/accounts/{account['id']}/regions", json={"regions": ["DE"]})
+    r = live.client(account["id"]).put(
+        f"/v1/accounts/{account['id']}/regions", json={"regions": ["DE"]}
+    )
     assert r.status_code == 403
     assert "free plan" in r.json()["error"]["message"]
     other = paid_account(live, name="Other")
-    r = live.client(account["id"]).put(f"/v1/accounts/{other['id']}/regions", json={"regions": ["DE"]})
+    r = live.client(account["id"]).put(
+        f"/v1/accounts/{other['id']}/regions", json={"regions": ["DE"]}
+    )
     assert r.status_code == 404
 
 
@@ -102,17 +118,25 @@ def test_a_cn_paid_host_gets_cn_only_and_a_us_host_everything_but_cn(live):
     cn = free_account(live, country="CN", name="CN org")
     ops = live.client("operator")
     r = ops.post(
-        "/v1/checkout", json={"account": cn["id"], "plan": "pro", "channel": "partner", "partner": "bizconf"}
+        "/v1/checkout",
+        json={"account": cn["id"], "plan": "pro", "channel": "partner", "partner": "bizconf"},
     )
     assert r.status_code == 201, r.text
-    r = live.client(cn["id"]).post("/v1/meetings", json={"topic": "CN", "countries": {"deny": ["KP"]}})
+    r = live.client(cn["id"]).post(
+        "/v1/meetings", json={"topic": "CN", "countries": {"deny": ["KP"]}}
+    )
     assert r.status_code == 201, r.text
     meeting = r.json()["meeting"]
-    assert (meeting["regions"], meeting["key_region"], meeting["countries"]) == (["CN"], "CN", {"deny": ["KP"]})
+    assert (meeting["regions"], meeting["key_region"], meeting["countries"]) == (
+        ["CN"],
+        "CN",
+        {"deny": ["KP"]},
+    )
     assert r.json()["signal"] == f"/v1/meetings/{meeting['id']}/signal"
     us = free_account(live, name="US free")
     meeting = live.client(us["id"]).post("/v1/meetings", json={}).json()["meeting"]
-    assert "CN" not in meeting["regions"] and meeting["key_region"] == "US"
+    assert "CN" not in meeting["regions"]
+    assert meeting["key_region"] == "US"
     # scoping: the US user does not see the CN meeting
     assert live.client(us["id"]).get("/v1/meetings").json()["count"] == 1
     assert ops.get("/v1/meetings").json()["count"] == 2
@@ -148,8 +172,23 @@ def test_datacentres_lists_every_region(live):
     r = live.client("operator").get("/v1/datacentres")
     assert r.status_code == 200
     regions = {d["region"]: d for d in r.json()["data"]}
-    assert set(regions) == {"AU", "LA", "CA", "CN", "DE", "HK", "IN", "IE", "TY", "MX", "NL", "SG", "US"}
-    assert regions["CN"]["opt_in"] is True and "mainland China" in regions["CN"]["notice"]
+    assert set(regions) == {
+        "AU",
+        "LA",
+        "CA",
+        "CN",
+        "DE",
+        "HK",
+        "IN",
+        "IE",
+        "TY",
+        "MX",
+        "NL",
+        "SG",
+        "US",
+    }
+    assert regions["CN"]["opt_in"] is True
+    assert "mainland China" in regions["CN"]["notice"]
     assert regions["SG"]["opened"] == "2020-08-18"
     # no node is configured in this test server: every region is shown without one
     assert regions["US"]["node"] is False

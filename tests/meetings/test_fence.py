@@ -24,7 +24,13 @@ from meridian.policy.loader import default_bundle_path
 
 pytestmark = pytest.mark.storage
 
-US_IP, DE_IP, CN_IP, HK_IP, FR_IP = "8.8.8.8", "80.81.192.1", "114.114.114.114", "1.64.0.1", "2.0.0.1"
+US_IP, DE_IP, CN_IP, HK_IP, FR_IP = (
+    "8.8.8.8",
+    "80.81.192.1",
+    "114.114.114.114",
+    "1.64.0.1",
+    "2.0.0.1",
+)
 REGIONS = ["CN", "DE", "HK", "US"]
 
 
@@ -142,7 +148,8 @@ def test_a_us_meeting_with_a_cn_participant_never_touches_cn(plane, nodes):
     assert counted["US"]["keys"] == 6
     assert counted["DE"]["keys"] == counted["HK"]["keys"] == 0
     for region in ("US", "DE", "HK"):
-        assert counted[region]["bytes_in"] > 0 and counted[region]["bytes_out"] > 0
+        assert counted[region]["bytes_in"] > 0
+        assert counted[region]["bytes_out"] > 0
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -154,7 +161,9 @@ def test_full_regions_refuse_rather_than_spill(plane, nodes):
     assert r.status_code == 200, r.text
     plane.runtime.refresh()
     account = host(plane)
-    plane.client("operator").put(f"/v1/accounts/{account}/regions", json={"regions": ["US", "DE", "HK"]})
+    plane.client("operator").put(
+        f"/v1/accounts/{account}/regions", json={"regions": ["US", "DE", "HK"]}
+    )
     meeting = create_meeting(plane, account)
     assert meeting["regions"] == ["DE", "HK", "US"]
 
@@ -178,7 +187,13 @@ def test_full_regions_refuse_rather_than_spill(plane, nodes):
     assert "every data centre this meeting may use is full" in refused.message
     assert refused.decision["reasons"][0]["rule"] == "capacity"
     counted = stats(nodes, meeting["id"])
-    assert counted["CN"] == {**counted["CN"], "bytes_in": 0, "bytes_out": 0, "keys": 0, "frames_in": 0}
+    assert counted["CN"] == {
+        **counted["CN"],
+        "bytes_in": 0,
+        "bytes_out": 0,
+        "keys": 0,
+        "frames_in": 0,
+    }
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -188,14 +203,19 @@ def test_an_opted_in_host_may_use_cn_and_the_opt_in_is_on_record(plane, nodes):
         f"/v1/accounts/{account}/regions", json={"regions": ["US", "DE", "CN"], "opt_in": ["CN"]}
     )
     assert r.status_code == 200, r.text
-    records = plane.client("operator").get("/v1/records", params={"action": "account.regions"}).json()
+    records = (
+        plane.client("operator").get("/v1/records", params={"action": "account.regions"}).json()
+    )
     (entry,) = [e for e in records["data"] if e["subject_id"] == account]
     assert entry["details"]["opted_in_now"] == ["CN"]
     assert entry["actor"].startswith("user:")
     meeting = create_meeting(plane, account)
 
     async def scenario():
-        people = [await join(plane, meeting["id"], "us", US_IP), await join(plane, meeting["id"], "cn", CN_IP)]
+        people = [
+            await join(plane, meeting["id"], "us", US_IP),
+            await join(plane, meeting["id"], "cn", CN_IP),
+        ]
         heard = await exchange(people)
         placed = [p.admission.dc for p in people]
         for p in people:
@@ -208,7 +228,8 @@ def test_an_opted_in_host_may_use_cn_and_the_opt_in_is_on_record(plane, nodes):
     counted = stats(nodes, meeting["id"])
     assert counted["CN"]["bytes_in"] > 0
     # keys still come from home: two joins, one rotation when the first left
-    assert counted["CN"]["keys"] == 0 and counted["US"]["keys"] == 3
+    assert counted["CN"]["keys"] == 0
+    assert counted["US"]["keys"] == 3
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -232,7 +253,8 @@ def test_a_cn_hosted_meeting_stays_in_cn_and_tells_others_first(plane, nodes):
     assert placed == ["CN", "CN", "CN"]
     assert all(len(v) == 2 for v in heard.values())
     assert cn_notices == ()
-    assert len(told) == 2 and all("processed in mainland China" in n for n in told)
+    assert len(told) == 2
+    assert all("processed in mainland China" in n for n in told)
     counted = stats(nodes, meeting["id"])
     assert counted["CN"]["keys"] == 3 + 2 + 1  # three joins, then rotations as they left
     for region in ("US", "DE", "HK"):

@@ -32,7 +32,17 @@ def small_engine() -> Engine:
     return Engine(load_bundle_text(text, "small.yaml"))
 
 
-def body(participants, *, host="US", plan="pro", regions=None, opt_in=(), countries=None, load=None, at=AT):
+def body(
+    participants,
+    *,
+    host="US",
+    plan="pro",
+    regions=None,
+    opt_in=(),
+    countries=None,
+    load=None,
+    at=AT,
+):
     meeting: dict = {"host": {"country": host, "plan": plan}}
     if opt_in:
         meeting["host"]["opt_in"] = list(opt_in)
@@ -68,7 +78,9 @@ def test_the_contract_example(engine):
 
 
 def test_a_us_host_by_default_never_uses_cn_and_cn_participants_go_to_hong_kong(engine):
-    result = route(engine, body([{"id": "cn", "country": "CN"}, {"id": "us", "country": "US"}], plan="free"))
+    result = route(
+        engine, body([{"id": "cn", "country": "CN"}, {"id": "us", "country": "US"}], plan="free")
+    )
     assert "CN" not in result["meeting"]["regions"]
     assert placed(result) == {"cn": "HK", "us": "US"}
 
@@ -83,11 +95,15 @@ def test_hong_kong_macao_and_taiwan_are_not_mainland_china(engine, country):
     (p,) = cn_hosted["placements"]
     assert p["dc"] == "CN"
     assert p["country"] == country
-    assert p["notices"] == ["this meeting is processed in mainland China, under the law of mainland China"]
+    assert p["notices"] == [
+        "this meeting is processed in mainland China, under the law of mainland China"
+    ]
 
 
 def test_a_cn_hosted_meeting_tells_only_participants_from_elsewhere(engine):
-    result = route(engine, body([{"id": "cn", "country": "CN"}, {"id": "de", "country": "DE"}], host="CN"))
+    result = route(
+        engine, body([{"id": "cn", "country": "CN"}, {"id": "de", "country": "DE"}], host="CN")
+    )
     by_id = {p["participant"]: p for p in result["placements"]}
     assert "notices" not in by_id["cn"]
     assert "mainland China" in by_id["de"]["notices"][0]
@@ -97,7 +113,9 @@ def test_a_cn_hosted_meeting_tells_only_participants_from_elsewhere(engine):
 def test_cn_needs_an_explicit_opt_in_and_then_carries_cn_participants(engine):
     with pytest.raises(InputError, match="region `CN` needs an explicit opt-in"):
         route(engine, body([], regions=["US", "CN"]))
-    result = route(engine, body([{"id": "cn", "country": "CN"}], regions=["US", "CN"], opt_in=["CN"]))
+    result = route(
+        engine, body([{"id": "cn", "country": "CN"}], regions=["US", "CN"], opt_in=["CN"])
+    )
     assert placed(result) == {"cn": "CN"}
     assert result["meeting"]["key_region"] == "US"
 
@@ -120,7 +138,10 @@ def test_a_full_region_spills_only_to_another_allowed_one_and_never_outside(smal
 
 
 def test_every_allowed_region_full_refuses_everyone(small_engine):
-    result = route(small_engine, body([{"id": "p", "country": "DE"}], regions=["US", "DE"], load={"US": 1, "DE": 1}))
+    result = route(
+        small_engine,
+        body([{"id": "p", "country": "DE"}], regions=["US", "DE"], load={"US": 1, "DE": 1}),
+    )
     (p,) = result["placements"]
     assert (p["decision"], "dc" in p, p["reasons"][0]["rule"]) == ("deny", False, "capacity")
     assert result["links"] == []
@@ -136,7 +157,10 @@ def test_a_region_the_meeting_uses_in_the_same_group_is_preferred(engine):
 def test_country_lists(engine):
     approve = route(
         engine,
-        body([{"id": "de", "country": "DE"}, {"id": "fr", "country": "FR"}], countries={"approve": ["DE"]}),
+        body(
+            [{"id": "de", "country": "DE"}, {"id": "fr", "country": "FR"}],
+            countries={"approve": ["DE"]},
+        ),
     )
     assert placed(approve) == {"de": "DE", "fr": None}
     refusal = approve["placements"][1]["reasons"][0]
@@ -149,12 +173,20 @@ def test_country_lists(engine):
 def test_an_unplaceable_location_is_refused(engine):
     result = route(engine, body([{"id": "p", "ip": "10.0.0.1"}]))
     (p,) = result["placements"]
-    assert (p["decision"], p["country"], p["reasons"][0]["rule"]) == ("deny", "unknown", "location-unknown")
+    assert (p["decision"], p["country"], p["reasons"][0]["rule"]) == (
+        "deny",
+        "unknown",
+        "location-unknown",
+    )
 
 
 def test_singapore_carries_nothing_before_it_opened(engine):
-    before = route(engine, body([{"id": "sg", "country": "SG"}], host="SG", at="2020-08-01T00:00:00Z"))
-    after = route(engine, body([{"id": "sg", "country": "SG"}], host="SG", at="2020-09-01T00:00:00Z"))
+    before = route(
+        engine, body([{"id": "sg", "country": "SG"}], host="SG", at="2020-08-01T00:00:00Z")
+    )
+    after = route(
+        engine, body([{"id": "sg", "country": "SG"}], host="SG", at="2020-09-01T00:00:00Z")
+    )
     assert "SG" not in before["meeting"]["regions"]
     assert before["meeting"]["key_region"] in before["meeting"]["regions"]
     assert placed(after) == {"sg": "SG"}
@@ -167,13 +199,25 @@ def test_singapore_carries_nothing_before_it_opened(engine):
         ({"meeting": {"host": {"country": "US", "plan": "free"}, "regions": ["US"]}}, "is free"),
         ({"load": {"ZZ": 0.5}}, "unknown data-centre region `ZZ`"),
         ({"load": {"US": 1.5}}, "expected a fraction from 0 to 1"),
-        ({"participants": [{"id": "a", "country": "US"}, {"id": "a", "country": "US"}]}, "listed twice"),
+        (
+            {"participants": [{"id": "a", "country": "US"}, {"id": "a", "country": "US"}]},
+            "listed twice",
+        ),
         ({"meeting": {"host": {"country": "XX"}}}, "unknown jurisdiction `XX`"),
         ({"meeting": {"host": {"country": "US", "plan": "gold"}}}, "unknown plan `gold`"),
         ({"at": "2021-03-01T10:00:00"}, "needs a time zone"),
         ({"extra": 1}, "unknown field `extra`"),
     ],
-    ids=["free-plan-regions", "unknown-region", "load-range", "duplicate", "bad-country", "bad-plan", "naive-at", "extra"],
+    ids=[
+        "free-plan-regions",
+        "unknown-region",
+        "load-range",
+        "duplicate",
+        "bad-country",
+        "bad-plan",
+        "naive-at",
+        "extra",
+    ],
 )
 def test_bad_requests_are_one_line_errors(engine, change, message):
     data = body([])
@@ -183,7 +227,32 @@ def test_bad_requests_are_one_line_errors(engine, change, message):
     assert "\n" not in str(err.value)
 
 
-COUNTRIES = ["US", "CN", "HK", "MO", "TW", "DE", "FR", "GB", "IE", "NL", "JP", "SG", "IN", "AU", "BR", "MX", "CA", "KP", "RU", "ZA", "NG", "EG", "NZ", "FJ"]
+COUNTRIES = [
+    "US",
+    "CN",
+    "HK",
+    "MO",
+    "TW",
+    "DE",
+    "FR",
+    "GB",
+    "IE",
+    "NL",
+    "JP",
+    "SG",
+    "IN",
+    "AU",
+    "BR",
+    "MX",
+    "CA",
+    "KP",
+    "RU",
+    "ZA",
+    "NG",
+    "EG",
+    "NZ",
+    "FJ",
+]
 REGIONS = ["AU", "LA", "CA", "CN", "DE", "HK", "IN", "IE", "TY", "MX", "NL", "SG", "US"]
 
 
@@ -204,10 +273,17 @@ def meetings(draw):
         data["meeting"]["regions"] = chosen
     mode = draw(st.sampled_from([None, "approve", "deny"]))
     if mode:
-        data["meeting"]["countries"] = {mode: draw(st.lists(st.sampled_from(COUNTRIES), max_size=5, unique=True))}
-    data["load"] = draw(st.dictionaries(st.sampled_from(REGIONS), st.sampled_from([0.0, 0.34, 0.67, 1.0]), max_size=13))
+        data["meeting"]["countries"] = {
+            mode: draw(st.lists(st.sampled_from(COUNTRIES), max_size=5, unique=True))
+        }
+    data["load"] = draw(
+        st.dictionaries(
+            st.sampled_from(REGIONS), st.sampled_from([0.0, 0.34, 0.67, 1.0]), max_size=13
+        )
+    )
     data["participants"] = [
-        {"id": f"p{i}", "country": c} for i, c in enumerate(draw(st.lists(st.sampled_from(COUNTRIES), max_size=12)))
+        {"id": f"p{i}", "country": c}
+        for i, c in enumerate(draw(st.lists(st.sampled_from(COUNTRIES), max_size=12)))
     ]
     return data, opted
 
@@ -242,5 +318,7 @@ def test_every_placement_and_link_lies_inside_the_allowed_set(small_engine, case
     for region, n in used.items():
         assert -(-data["load"].get(region, 0.0) * 3 // 1) + n <= 3
     for a, b in result["links"]:
-        assert a in allowed and b in allowed and a < b
+        assert a in allowed
+        assert b in allowed
+        assert a < b
     assert {x for pair in result["links"] for x in pair} <= set(used)

@@ -115,7 +115,9 @@ def serve(
         )
         console.print(f"database: {settings.database_url}")
         if settings.trusted_proxies:
-            console.print(f"trusted proxies (X-Forwarded-For): {', '.join(settings.trusted_proxies)}")
+            console.print(
+                f"trusted proxies (X-Forwarded-For): {', '.join(settings.trusted_proxies)}"
+            )
         console.print(f"serving:  [bold]{url}[/bold]   API docs: {url}/docs   stop: Ctrl-C")
         uvicorn.run(
             create_app(runtime=rt),

