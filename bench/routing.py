@@ -286,7 +286,6 @@ async def _live(url: str, token: str, clients: int, concurrency: int) -> dict[st
 def measure_live(clients: int, concurrency: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="meridian-bench-") as tmp:
         service = Service(Path(tmp))
-        service.meridian("policy", "validate")  # the CLI works before the service starts
         service.start()
         try:
             token = service.meridian(

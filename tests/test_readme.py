@@ -15,7 +15,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_the_worked_example_gives_the_shown_output() -> None:
     text = README.read_text(encoding="utf-8")
-    command = re.search(r"echo '(\{.*?\})' \| \.venv/bin/meridian decide", text, re.S)
+    command = re.search(r"echo '(\{[^']*?\})' \| \.venv/bin/meridian decide", text, re.S)
     assert command is not None, "the README's example command moved"
     shown = re.search(r"```json\n(.*?)```", text, re.S)
     assert shown is not None
@@ -50,6 +50,9 @@ def test_the_service_walkthrough_prints_what_the_readme_shows(tmp_path: Path) ->
         for line in script.splitlines()
         if line.startswith("# ") and not re.match(r"# \d+\. ", line)
     ]
+    meetings_block = re.search(r"<!-- meetings -->\n```sh\n(.*?)```", text, re.S)
+    assert meetings_block is not None, "the README's meetings walkthrough moved"
+    meetings_script = meetings_block.group(1)
     repo = README.parent
     (tmp_path / ".venv").symlink_to(repo / ".venv")
     port = _free_port()
@@ -69,7 +72,7 @@ def test_the_service_walkthrough_prints_what_the_readme_shows(tmp_path: Path) ->
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # thirteen region nodes start first
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/v1/health").status_code == 200:
@@ -88,6 +91,15 @@ def test_the_service_walkthrough_prints_what_the_readme_shows(tmp_path: Path) ->
             timeout=120,
             check=False,
         )
+        meetings = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", meetings_script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -97,3 +109,11 @@ def test_the_service_walkthrough_prints_what_the_readme_shows(tmp_path: Path) ->
     rest = "\n".join(lines[len(expected) :])
     assert "subscriptions to move to a partner" in rest
     assert "cn-direct-sales-end" in rest
+    # the meetings walkthrough: three real participants through real region nodes, twice
+    assert meetings.returncode == 0, meetings.stderr
+    shown = [
+        line[2:]
+        for line in meetings_script.splitlines()
+        if line.startswith("# ") and not re.match(r"# \d+\. ", line)
+    ]
+    assert meetings.stdout.splitlines() == shown

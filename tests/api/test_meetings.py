@@ -191,4 +191,4 @@ def test_datacentres_lists_every_region(live):
     assert "mainland China" in regions["CN"]["notice"]
     assert regions["SG"]["opened"] == "2020-08-18"
     # no node is configured in this test server: every region is shown without one
-    assert regions["US"]["node"] is False
+    assert regions["US"]["node"] is None

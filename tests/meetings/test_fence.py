@@ -120,7 +120,8 @@ def run(coro):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_us_meeting_with_a_cn_participant_never_touches_cn(plane, nodes):
-    meeting = create_meeting(plane, host(plane))
+    account = host(plane)
+    meeting = create_meeting(plane, account)
     assert "CN" not in meeting["regions"]
 
     async def scenario():
@@ -150,6 +151,11 @@ def test_a_us_meeting_with_a_cn_participant_never_touches_cn(plane, nodes):
     for region in ("US", "DE", "HK"):
         assert counted[region]["bytes_in"] > 0
         assert counted[region]["bytes_out"] > 0
+    # the control plane's view is the nodes' own counters, region by region
+    carried = plane.client(account).get(f"/v1/meetings/{meeting['id']}/carried").json()["regions"]
+    skip = ("region", "meeting")
+    assert carried == {r: {k: v for k, v in c.items() if k not in skip} for r, c in counted.items()}
+    assert plane.client("bizconf").get(f"/v1/meetings/{meeting['id']}/carried").status_code == 404
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

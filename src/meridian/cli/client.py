@@ -73,6 +73,7 @@ async def _run(
     size: int,
     expect: int | None,
     stay: float | None,
+    wait_for: int | None,
     events: _Events,
 ) -> None:
     from ..client import Participant
@@ -96,6 +97,15 @@ async def _run(
     )
     tally = {"chat": 0, "media": 0, "media_bytes": 0}
     try:
+        if wait_for:
+            events.emit("waiting", f"waiting for {wait_for} others to connect…", others=wait_for)
+            try:
+                await p.wait_for_others(wait_for, stay)
+            except (TimeoutError, EOFError):
+                why = p.ended or f"within {stay:g} s"
+                raise MeridianError(
+                    f"{len(p.roster)} of {wait_for} others connected: {why}"
+                ) from None
         if say or media or expect is not None or stay is not None:
             await _scripted(p, say, media, size, expect, stay, events, tally)
         else:
@@ -112,15 +122,16 @@ async def _run(
         )
 
 
-def _show(received: Received, events: _Events, tally: dict[str, int]) -> None:
+def _show(p: Participant, received: Received, events: _Events, tally: dict[str, int]) -> None:
     from ..keys import FrameKind
 
     if received.kind == FrameKind.CHAT:
         tally["chat"] += 1
         events.emit(
             "chat",
-            f"[{received.sender}] {received.text}",
+            f"[{p.name_of(received.sender)}] {received.text}",
             sender=received.sender,
+            name=p.name_of(received.sender),
             epoch=received.epoch,
             text=received.text,
         )
@@ -161,7 +172,7 @@ async def _scripted(
             received = await p.receive(left)
         except (TimeoutError, EOFError):
             break
-        _show(received, events, tally)
+        _show(p, received, events, tally)
     if expect is not None and tally["chat"] < expect:
         why = p.ended or (f"within {stay:g} s" if stay is not None else "")
         raise MeridianError(f"received {tally['chat']} of {expect} chat lines: {why}")
@@ -184,7 +195,7 @@ async def _interactive(p: Participant, events: _Events, tally: dict[str, int]) -
                 received = await p.receive()
             except EOFError:
                 return
-            _show(received, events, tally)
+            _show(p, received, events, tally)
 
     shower = asyncio.create_task(show_all())
     try:
@@ -249,6 +260,16 @@ def join(
             "--stay", min=0, help="Stay this many seconds (with --expect: at most this long)."
         ),
     ] = None,
+    wait_for: Annotated[
+        int | None,
+        typer.Option(
+            "--wait-for",
+            min=1,
+            metavar="N",
+            help="Before sending, wait until N others are connected (with --stay: at most "
+            "that long).",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per event line.")
     ] = False,
@@ -277,6 +298,7 @@ def join(
                 size=size,
                 expect=expect,
                 stay=stay,
+                wait_for=wait_for,
                 events=_Events(as_json),
             )
         )

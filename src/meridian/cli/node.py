@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -64,6 +68,14 @@ def node(
         list[str] | None,
         typer.Option("--peer", help="A peer region's node, REGION=URL, for cascades (repeatable)."),
     ] = None,
+    exit_with_parent: Annotated[
+        bool,
+        typer.Option(
+            "--exit-with-parent",
+            help="Stop when the process that started this node is gone (how `meridian serve` "
+            "runs local nodes: none outlives it, even if it is killed).",
+        ),
+    ] = False,
 ) -> None:
     """Run a region node: the relay (/v1/relay, /v1/cascade) and key server (/v1/keys)."""
     import uvicorn
@@ -84,6 +96,8 @@ def node(
     node_app = create_node_app(config)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(name)s: %(message)s")
     typer.echo(f"region node {code} listening on {config.url}")
+    if exit_with_parent:
+        _watch_parent()
     uvicorn.run(
         node_app,
         host=host,
@@ -96,3 +110,15 @@ def node(
         ws_max_size=MAX_FRAME_BYTES,
         ws_per_message_deflate=False,  # sealed frames do not compress
     )
+
+
+def _watch_parent() -> None:
+    """Send this process SIGTERM (a graceful stop) once its parent has gone."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -234,6 +234,36 @@ class Participant:
         self._inbox: asyncio.Queue[Received | object] = asyncio.Queue()
         self._early: deque[bytes] = deque(maxlen=_EARLY_FRAMES)
         self._tasks: list[asyncio.Task[None]] = []
+        #: the others connected to the meeting, by participant id: their names
+        self.roster: dict[str, str] = {}
+        self._roster_changed = asyncio.Event()
+
+    def name_of(self, participant: str) -> str:
+        """The name a participant gave, or its id when it is not (or no longer) in the roster."""
+        return self.roster.get(participant, participant)
+
+    async def wait_for_others(self, count: int, timeout: float | None = None) -> None:
+        """Wait until at least ``count`` others are connected (:class:`TimeoutError` if not)."""
+
+        async def wait() -> None:
+            while len(self.roster) < count:
+                if self.ended is not None:
+                    raise EOFError(self.ended)
+                self._roster_changed.clear()
+                await self._roster_changed.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+    def _update_roster(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        who = message.get("participant")
+        if not isinstance(who, str):
+            return
+        if kind == "joined":
+            self.roster[who] = str(message.get("name") or who)
+        elif kind == "left":
+            self.roster.pop(who, None)
+        self._roster_changed.set()
 
     def __repr__(self) -> str:
         return f"Participant(meeting={self.meeting!r}, participant={self.participant!r}, dc={self.dc!r})"
@@ -290,8 +320,13 @@ class Participant:
             for notice in admission.notices:
                 if on_notice is not None:
                     on_notice(notice)
+            for entry in answer.get("roster") or ():
+                if isinstance(entry, dict):
+                    joined._update_roster({"type": "joined", **entry})
             # forwarded_for only: the bearer token is the control plane's, never a relay's
             await joined._attach_relay(admission.relay, admission.grant, forwarded_for)
+            # now others may count on this participant hearing them
+            await signal.send(json.dumps({"type": "connected"}))
         except BaseException:
             await signal.close()
             raise
@@ -436,13 +471,21 @@ class Participant:
                         continue
                     if self.on_key is not None:
                         self.on_key(int(message["epoch"]))
+                elif message.get("type") in ("joined", "left"):
+                    self._update_roster(message)
+                elif message.get("type") == "roster":
+                    for entry in message.get("participants") or ():
+                        if isinstance(entry, dict):
+                            self._update_roster({"type": "joined", **entry})
                 elif message.get("type") == "ended":
                     self.ended = "the meeting ended"
+                    self._roster_changed.set()
                     break
         except ConnectionClosed:
             pass
         if self.ended is None:
             self.ended = "the control plane closed the signalling connection"
+        self._roster_changed.set()
         if self._relay is not None:
             await self._relay.close()
 

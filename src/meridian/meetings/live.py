@@ -52,6 +52,8 @@ class LiveParticipant:
     country: str
     public_key: bytes
     send: Send
+    #: connected to its relay (it said so): only then is it in the roster others see
+    connected: bool = False
 
 
 @dataclass
@@ -115,7 +117,7 @@ class Signalling:
                 "participants": occ.used[code],
                 "capacity": occ.capacity[code],
                 "load": round(occ.load(code), 4),
-                "node": code in self.node_urls,
+                "node": self.node_urls.get(code),
                 "meetings": meetings,
             }
         return out
@@ -223,11 +225,49 @@ class Signalling:
                 "grant": self.signer.sign(grant),
                 "notices": list(placement.notices),
                 "key": key,
+                "roster": self.roster(live, exclude=participant.id),
                 "meeting_regions": sorted(live.plan.regions),
                 "key_region": live.plan.key_region,
                 "links": [list(pair) for pair in links],
                 "placement": placement.to_dict(),
             }
+
+    @staticmethod
+    def roster(live: LiveMeeting, *, exclude: str | None = None) -> list[dict[str, str]]:
+        """The participants connected to their relays, as others see them: id and name."""
+        return [
+            {"participant": p.id, "name": p.name}
+            for p in live.participants.values()
+            if p.connected and p.id != exclude
+        ]
+
+    async def _tell(self, live: LiveMeeting, message: dict[str, Any], *, exclude: str) -> None:
+        for p in list(live.participants.values()):
+            if p.connected and p.id != exclude:
+                try:
+                    await p.send(message)
+                except (ConnectionError, RuntimeError):
+                    continue
+
+    async def connected(self, meeting_id: str, participant_id: str) -> None:
+        """A participant says it is connected to its relay: everyone else is told it joined."""
+        live = self.meetings.get(meeting_id)
+        if live is None:
+            return
+        async with live.lock:
+            participant = live.participants.get(participant_id)
+            if participant is None or participant.connected:
+                return
+            participant.connected = True
+            # Under the meeting's lock: whoever connected before is in this roster, whoever
+            # connects after hears `joined`; no one is missed either way.
+            roster = {"type": "roster", "participants": self.roster(live, exclude=participant.id)}
+            try:
+                await participant.send(roster)
+            except (ConnectionError, RuntimeError):
+                return
+            joined = {"type": "joined", "participant": participant.id, "name": participant.name}
+            await self._tell(live, joined, exclude=participant.id)
 
     async def _forget(self, live: LiveMeeting, participant: LiveParticipant) -> None:
         live.participants.pop(participant.id, None)
@@ -254,6 +294,9 @@ class Signalling:
             await self._forget(live, participant)
             if not live.participants:
                 return
+            if participant.connected:
+                left = {"type": "left", "participant": participant.id}
+                await self._tell(live, left, exclude=participant.id)
             live.epoch += 1
             await asyncio.gather(
                 *(self._rekey(live, p) for p in list(live.participants.values())),
@@ -278,6 +321,27 @@ class Signalling:
                 await p.send({"type": "ended"})
             except (ConnectionError, RuntimeError):
                 continue
+
+    async def carried(self, meeting_id: str) -> dict[str, dict[str, Any]]:
+        """What every region node counted for a meeting: bytes, frames, keys, participants.
+
+        Read from the nodes themselves; a node that does not answer is reported as such, with
+        no figures (never as zeros).
+        """
+
+        async def one(region: str, base: str) -> tuple[str, dict[str, Any]]:
+            try:
+                response = await self.http.get(f"{base}/v1/stats/{meeting_id}")
+                response.raise_for_status()
+                data: dict[str, Any] = response.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                return region, {"error": f"region node `{region}` did not answer: {exc}"}
+            data.pop("meeting", None)
+            data.pop("region", None)
+            return region, data
+
+        pairs = await asyncio.gather(*(one(r, u) for r, u in sorted(self.node_urls.items())))
+        return dict(pairs)
 
     async def aclose(self) -> None:
         await self.http.aclose()

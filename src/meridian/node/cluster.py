@@ -114,6 +114,7 @@ class LocalCluster:
             str(store / "keys"),
             "--control-key",
             self.control_key,
+            "--exit-with-parent",
         ]
         for network in self.trusted(region):
             args += ["--trusted-proxy", network]

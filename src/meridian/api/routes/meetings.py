@@ -154,6 +154,24 @@ def get_meeting(meeting_id: IdPath, rt: RuntimeDep, caller: CallerDep) -> Meetin
         return MeetingPublic.model_validate(service.get_meeting(session, caller, meeting_id))
 
 
+@router.get("/v1/meetings/{meeting_id}/carried", responses=errors(401, 404))
+async def carried(meeting_id: IdPath, request: Request, rt: RuntimeDep, caller: CallerDep) -> Any:
+    """What each region node carried for the meeting, read from the nodes' own counters. Roles: operator, partner (its customers'), user (its own).
+
+    Per region: bytes and frames in and out through its relay, keys its key server wrapped,
+    participants connected now. A region that carried nothing shows zeros; a node that did not
+    answer shows an `error` and no figures.
+    """
+
+    def check() -> None:
+        with rt.db.read() as session:
+            service.get_meeting(session, caller, meeting_id)
+
+    await run_in_threadpool(check)
+    signalling: Signalling = request.app.state.signalling
+    return json_response({"meeting": meeting_id, "regions": await signalling.carried(meeting_id)})
+
+
 @router.post("/v1/meetings/{meeting_id}/end", responses=errors(401, 404, 409))
 async def end_meeting(
     meeting_id: IdPath, request: Request, rt: RuntimeDep, caller: CallerDep
@@ -239,8 +257,13 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
             await websocket.close(code=_CLOSE_REFUSED)
             return
         participant = message["participant"]
-        while True:  # nothing more is expected; closing the socket is leaving
-            await websocket.receive_text()
+        while True:  # `connected` once the relay said ready; closing the socket is leaving
+            try:
+                said = json.loads(await websocket.receive_text())
+            except ValueError:
+                continue
+            if isinstance(said, dict) and said.get("type") == "connected":
+                await signalling.connected(meeting_id, participant)
     except (WebSocketDisconnect, ConnectionError):
         pass
     except MeridianError as exc:
