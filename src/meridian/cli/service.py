@@ -7,8 +7,8 @@ through the same service functions as the HTTP API, and record who acted as ``cl
 from __future__ import annotations
 
 import getpass
-import signal
 import json
+import signal
 from pathlib import Path
 from typing import Annotated
 
