@@ -28,6 +28,7 @@ lint: $(STAMP) ## ruff and mypy (strict) on src/
 bench: $(STAMP) ## the benchmarks, as recorded in BENCHMARKS.md
 	$(BIN)/python bench/decisions.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/routing.py
 
 clean:

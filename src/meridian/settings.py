@@ -34,7 +34,6 @@ _ENV = {
     "grant_key": "MERIDIAN_GRANT_KEY",
     "node_urls": "MERIDIAN_NODE_URLS",
     "nodes": "MERIDIAN_NODES",
-    "node_port": "MERIDIAN_NODE_PORT",
     "node_store": "MERIDIAN_NODE_STORE",
 }
 
@@ -69,8 +68,6 @@ class Settings(BaseModel):
     #: region nodes ``meridian serve`` starts on loopback when ``node_urls`` is empty: ``all``,
     #: ``none`` or a list such as ``US,DE,CN``
     nodes: tuple[str, ...] = ("all",)
-    #: the first of the loopback ports given to local region nodes (one each, in region order)
-    node_port: int = Field(default=9100, ge=1, le=65400)
     #: where local region nodes keep their master keys (one directory per region)
     node_store: Path = Path("var/regions")
 

@@ -305,3 +305,32 @@ def test_a_blocked_country_is_told_the_meeting_is_not_reachable(plane, nodes):
     refused = run(scenario())
     assert refused.message == "this meeting is not reachable from CN: its host blocks it"
     assert stats(nodes, meeting["id"])["HK"]["bytes_in"] == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_ending_a_meeting_tells_everyone_and_frees_their_places(plane, nodes):
+    account = host(plane)
+    meeting = create_meeting(plane, account)
+
+    async def scenario():
+        people = [await join(plane, meeting["id"], "a", US_IP), await join(plane, meeting["id"], "b", DE_IP)]
+        load = {d["region"]: d["participants"] for d in plane.client("operator").get("/v1/datacentres").json()["data"]}
+        r = plane.client(account).post(f"/v1/meetings/{meeting['id']}/end")
+        assert r.status_code == 200, r.text
+        for _ in range(200):
+            if all(p.ended for p in people):
+                break
+            await asyncio.sleep(0.05)
+        ended = [p.ended for p in people]
+        with pytest.raises(Exception, match="has ended"):
+            await join(plane, meeting["id"], "c", US_IP)
+        for p in people:
+            await p.leave()
+        return load, ended
+
+    load, ended = run(scenario())
+    assert (load["US"], load["DE"]) == (1, 1)
+    assert ended == ["the meeting ended", "the meeting ended"]
+    after = {d["region"]: d["participants"] for d in plane.client("operator").get("/v1/datacentres").json()["data"]}
+    assert (after["US"], after["DE"]) == (0, 0)
+    assert plane.client(account).get(f"/v1/meetings/{meeting['id']}").json()["status"] == "ended"

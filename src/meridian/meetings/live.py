@@ -316,6 +316,11 @@ class Signalling:
         live = self.meetings.pop(meeting_id, None)
         if live is None:
             return
+        async with self._place_lock:  # their places are free again
+            occupancy = self.occupancy()
+            for p in live.participants.values():
+                occupancy.release(p.dc)
+            live.uses.clear()
         for p in list(live.participants.values()):
             try:
                 await p.send({"type": "ended"})
