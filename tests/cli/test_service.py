@@ -129,3 +129,21 @@ def test_revoke_token(database_url):
     missing = run(database_url, "admin", "revoke-token", "tok_nope")
     assert missing.exit_code == 1
     assert missing.stderr.strip() == "error: no token `tok_nope`"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_grant_key_is_made_in_development_and_required_in_production(tmp_path, database_url):
+    from meridian.meetings.grants import load_or_create_signing_key, public_key_b64
+
+    key_path = tmp_path / "grant.key"
+    made = runner.invoke(app, ["admin", "grant-key"], env={"MERIDIAN_GRANT_KEY": str(key_path)})
+    assert made.exit_code == 0, made.stderr
+    key = load_or_create_signing_key(key_path, create=False)
+    assert made.stdout.strip() == public_key_b64(key.public_key())
+    missing = runner.invoke(
+        app,
+        ["admin", "grant-key"],
+        env={"MERIDIAN_GRANT_KEY": str(tmp_path / "none.key"), "MERIDIAN_MODE": "production"},
+    )
+    assert missing.exit_code == 78
+    assert "does not exist" in missing.stderr

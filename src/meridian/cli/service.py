@@ -287,6 +287,21 @@ def create_token_command(
     typer.echo(f"created {row.role} token {row.id}", err=True)
 
 
+@admin_app.command("grant-key")
+@door
+def grant_key() -> None:
+    """Print the public key region nodes need (`meridian node --control-key`) to check grants.
+
+    It is the public half of MERIDIAN_GRANT_KEY (default var/grant.key), which is made on first
+    use in development mode and must be provided in production.
+    """
+    from ..meetings.grants import load_or_create_signing_key, public_key_b64
+
+    settings = get_settings()
+    key = load_or_create_signing_key(settings.grant_key, create=settings.mode == "development")
+    typer.echo(public_key_b64(key.public_key()))
+
+
 @admin_app.command("revoke-token")
 @door
 def revoke_token_command(
