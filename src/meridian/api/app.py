@@ -24,6 +24,7 @@ from ..commerce.renewal import renew_due
 from ..meetings.grants import GrantSigner, load_or_create_signing_key
 from ..meetings.live import Signalling, check_nodes
 from ..meetings.regions import region_table
+from ..meetings.service import close_stale
 from ..runtime import Runtime
 from ..settings import Settings, get_settings
 from .deps import TokenCache
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             load_or_create_signing_key(config.grant_key, create=config.mode == "development")
         )
         check_nodes(config.node_urls, region_table(rt.engine.bundle).codes)
+        await asyncio.to_thread(close_stale, rt)
         signalling = Signalling(rt, signer, config.node_urls)
         app.state.signalling = signalling
         journal = DecisionJournal(rt)

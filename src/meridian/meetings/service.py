@@ -38,6 +38,7 @@ __all__ = [
     "create_meeting",
     "end_meeting",
     "get_meeting",
+    "close_stale",
     "leave",
     "list_meetings",
     "meeting_filter",
@@ -410,3 +411,28 @@ def leave(rt: Runtime, *, participation_id: str) -> None:
             bundle_digest=rt.digest,
             details={"participant": p.id, "dc": p.dc},
         )
+
+
+def close_stale(rt: Runtime) -> int:
+    """At start-up: participations still open belong to a control plane that stopped; their
+    signalling sockets are gone, so they are closed now (and recorded). Returns how many."""
+    at = rt.now()
+    with rt.db.write() as session:
+        stale = list(session.scalars(select(Participation).where(Participation.left_at.is_(None))))
+        for p in stale:
+            p.left_at = at
+        if stale:
+            record(
+                session,
+                actor=Actor("system", "meridian"),
+                action="meeting.leave",
+                subject_kind="participation",
+                subject_id=None,
+                at=at,
+                bundle_digest=rt.digest,
+                details={
+                    "reason": "the control plane restarted: its live connections were lost",
+                    "participations": [p.id for p in stale],
+                },
+            )
+    return len(stale)

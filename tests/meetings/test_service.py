@@ -1,0 +1,47 @@
+"""Meetings in the database: admitting through the service functions, and start-up clean-up."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from meridian.identity.accounts import register
+from meridian.identity.tokens import Caller
+from meridian.meetings.placement import Occupancy
+from meridian.meetings.regions import region_table
+from meridian.meetings.service import admit, close_stale, create_meeting
+from meridian.storage.models import Participation, Record
+
+pytestmark = pytest.mark.storage
+
+OPERATOR = Caller("tok_test", "operator")
+
+
+def test_admitted_and_refused_joins_are_recorded_and_stale_ones_closed_at_start(runtime, clock):
+    clock.set("2021-03-01T10:00:00Z")
+    account = register(runtime, caller=OPERATOR, type="organization", name="Acme", country="US").account
+    meeting, _ = create_meeting(
+        runtime,
+        caller=OPERATOR,
+        host_account_id=account.id,
+        topic="t",
+        countries={"deny": ["FR"]},
+        client_ip=None,
+    )
+    occupancy = Occupancy(region_table(runtime.engine.bundle))
+    uses: dict[str, int] = {}
+    ok = admit(runtime, meeting_id=meeting.id, name="a", caller=None, client_ip="8.8.8.8", occupancy=occupancy, uses=uses)
+    no = admit(runtime, meeting_id=meeting.id, name="b", caller=None, client_ip="2.0.0.1", occupancy=occupancy, uses=uses)
+    assert (ok.placement.dc, ok.participation is not None) == ("US", True)
+    assert (no.placement.decision, no.participation) == ("deny", None)
+    assert no.decision["reasons"][0]["rule"] == "meeting-countries"
+    assert uses == {"US": 1} and occupancy.used["US"] == 1
+    with runtime.db.read() as session:
+        joins = session.scalars(select(Record).where(Record.action == "meeting.join")).all()
+        assert [j.details["decision"] for j in joins] == ["allow", "deny"]
+        assert [j.details["country"] for j in joins] == ["US", "FR"]
+    assert close_stale(runtime) == 1
+    assert close_stale(runtime) == 0
+    with runtime.db.read() as session:
+        (row,) = session.scalars(select(Participation)).all()
+        assert row.left_at is not None and row.country == "US" and row.dc == "US"
