@@ -35,7 +35,8 @@ def test_admitted_and_refused_joins_are_recorded_and_stale_ones_closed_at_start(
     assert (ok.placement.dc, ok.participation is not None) == ("US", True)
     assert (no.placement.decision, no.participation) == ("deny", None)
     assert no.decision["reasons"][0]["rule"] == "meeting-countries"
-    assert uses == {"US": 1} and occupancy.used["US"] == 1
+    assert uses == {"US": 1}
+    assert occupancy.used["US"] == 1
     with runtime.db.read() as session:
         joins = session.scalars(select(Record).where(Record.action == "meeting.join")).all()
         assert [j.details["decision"] for j in joins] == ["allow", "deny"]
@@ -44,4 +45,6 @@ def test_admitted_and_refused_joins_are_recorded_and_stale_ones_closed_at_start(
     assert close_stale(runtime) == 0
     with runtime.db.read() as session:
         (row,) = session.scalars(select(Participation)).all()
-        assert row.left_at is not None and row.country == "US" and row.dc == "US"
+        assert row.left_at is not None
+        assert row.country == "US"
+        assert row.dc == "US"
