@@ -831,11 +831,11 @@ def summarise(rounds: list[Round]) -> Row:
 
 def _saturated(server_cpu: float | None, client_cpu: float | None) -> str:
     """Which side set the pace: the one near a full core (neither: the machine was busy)."""
-    if server_cpu is not None and server_cpu >= SATURATED:
-        return "server"
-    if client_cpu is not None and client_cpu >= SATURATED:
-        return "client"
-    return "neither"
+    server = server_cpu is not None and server_cpu >= SATURATED
+    client = client_cpu is not None and client_cpu >= SATURATED
+    if server and client:
+        return "both"
+    return "server" if server else "client" if client else "neither"
 
 
 def _median_of(rows: list[Row], key: str) -> float | None:
@@ -1131,11 +1131,13 @@ def render_table(report: dict[str, Any]) -> None:
                 console.print(
                     f"{name} {server}: the forwarder used {s['server_cpu']:.0%} of a core and "
                     f"this process {s['client_cpu']:.0%}: "
-                    + (
-                        "the client set the pace"
-                        if s["saturated"] == "client"
-                        else "neither saturated; was the machine busy? "
-                        f"(load average {load['loadavg_before']} → {load['loadavg_after']})"
+                    + {
+                        "client": "the client set the pace",
+                        "both": "both sides were near a full core",
+                    }.get(
+                        s["saturated"],
+                        "neither saturated; was the machine busy? "
+                        f"(load average {load['loadavg_before']} → {load['loadavg_after']})",
                     )
                 )
     for label, met in targets(report):
