@@ -663,8 +663,12 @@ def run_benchmark(options: Options) -> dict[str, Any]:
 # -- the machine -------------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    """Where and with what the figures were measured."""
+#: the packages whose versions the HTTP benchmark reports
+PACKAGES = ("meridian", "fastapi", "starlette", "pydantic", "uvicorn", "uvloop", "httptools", "orjson")
+
+
+def machine_info(packages: tuple[str, ...] = PACKAGES) -> dict[str, Any]:
+    """Where and with what the figures were measured (the service benchmarks share it)."""
     from decisions import _cpu_model, _ram_gb, _version
 
     return {
@@ -674,19 +678,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
-        "packages": {
-            p: _version(p)
-            for p in (
-                "meridian",
-                "fastapi",
-                "starlette",
-                "pydantic",
-                "uvicorn",
-                "uvloop",
-                "httptools",
-                "orjson",
-            )
-        },
+        "packages": {p: _version(p) for p in packages},
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 

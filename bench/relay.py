@@ -72,7 +72,6 @@ import contextlib
 import functools
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -81,7 +80,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -1011,21 +1009,9 @@ def _run_client(coroutine: Any) -> Any:
 
 def machine_info() -> dict[str, Any]:
     """Where and with what the figures were measured."""
-    from decisions import _cpu_model, _ram_gb, _version
+    from api import machine_info as shared
 
-    return {
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "ram_gb": _ram_gb(),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "packages": {
-            p: _version(p)
-            for p in ("meridian", "fastapi", "starlette", "uvicorn", "uvloop", "websockets")
-        },
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+    return shared(("meridian", "fastapi", "starlette", "uvicorn", "uvloop", "websockets"))
 
 
 # -- output ------------------------------------------------------------------------------------

@@ -300,7 +300,7 @@ def measure_live(clients: int, concurrency: int) -> dict[str, Any]:
 
 
 def run(rounds: int, clients: int, concurrency: int) -> dict[str, Any]:
-    from decisions import _cpu_model, _ram_gb
+    from api import machine_info
 
     placement = measure_placement(rounds)
     live = measure_live(clients, concurrency) if clients else None
@@ -309,12 +309,9 @@ def run(rounds: int, clients: int, concurrency: int) -> dict[str, Any]:
     return {
         "benchmark": "routing",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": _cpu_model(),
-            "cores": os.cpu_count(),
-            "ram_gb": _ram_gb(),
-            "python": sys.version.split()[0],
-        },
+        "machine": machine_info(
+            ("meridian", "pydantic", "fastapi", "uvicorn", "websockets", "cryptography")
+        ),
         "placement": placement,
         "live": live,
         "targets": {
