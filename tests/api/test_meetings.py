@@ -192,3 +192,36 @@ def test_datacentres_lists_every_region(live):
     assert regions["SG"]["opened"] == "2020-08-18"
     # no node is configured in this test server: every region is shown without one
     assert regions["US"]["node"] is None
+
+
+@pytest.mark.parametrize(
+    ("first", "message"),
+    [
+        (b"\x00binary", "expected `{\"type\": \"join\", \"name\", \"public_key\"}` first"),
+        ("not json", "expected `{\"type\": \"join\", \"name\", \"public_key\"}` first"),
+        ('{"type": "join", "public_key": "!!"}', "`public_key` `!!` is not unpadded base64url"),
+        ('{"type": "join", "public_key": "AAAA"}', "public key must be 32 bytes of X25519, not `3`"),
+        ('{"type": "join", "name": "a\\nb", "public_key": "' + "A" * 43 + '"}', "`name` must be printable"),
+        ('{"type": "join", "public_key": "' + "A" * 43 + '"}', "no meeting `mtg_nope`"),
+    ],
+    ids=["binary", "not-json", "bad-base64", "short-key", "name", "unknown-meeting"],
+)
+def test_bad_signalling_input_gets_a_one_line_refusal(live, first, message):
+    import asyncio
+    import json
+
+    from websockets.asyncio.client import connect
+
+    async def talk():
+        url = live.url.replace("http://", "ws://") + "/v1/meetings/mtg_nope/signal"
+        async with connect(url) as ws:
+            await ws.send(first)
+            answer = json.loads(await ws.recv())
+            await ws.wait_closed()
+            return answer, ws.close_code
+
+    answer, code = asyncio.run(talk())
+    assert answer["type"] == "refused"
+    assert message in answer["message"]
+    assert "\n" not in answer["message"]
+    assert code in (4400, 4403)

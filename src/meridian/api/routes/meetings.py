@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 from typing import Annotated, Any, Literal
@@ -12,8 +10,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
-from ...errors import AuthenticationError, InputError, MeridianError, shown
+from ...errors import AuthenticationError, InputError, MeridianError
 from ...identity.accounts import get_account
+from ...keys.wrap import check_public_key, from_b64url
 from ...meetings import service
 from ...meetings.live import Signalling
 from ...meetings.regions import region_table
@@ -193,18 +192,6 @@ _CLOSE_BAD = 4400
 _CLOSE_AUTH = 4401
 
 
-def _public_key(value: object) -> bytes:
-    if not isinstance(value, str):
-        raise InputError("`public_key` must be a base64url X25519 public key")
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError):
-        raise InputError(f"`public_key` `{shown(value)}` is not base64url") from None
-    if len(raw) != 32:
-        raise InputError(f"`public_key` must be 32 bytes, got {len(raw)}")
-    return raw
-
-
 @router.websocket("/v1/meetings/{meeting_id}/signal")
 async def signal(websocket: WebSocket, meeting_id: str) -> None:
     """Join a meeting: send `{"type": "join", "name", "public_key"}`; see docs/data-plane.md."""
@@ -216,6 +203,14 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
     ip = client_ip(peer, websocket.headers.get("x-forwarded-for"), trusted)
     await websocket.accept()
     participant: str | None = None
+
+    async def next_text() -> str | None:
+        """The next text message (``None`` for a binary one); a disconnect raises."""
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        text: str | None = message.get("text")
+        return text
 
     async def send(message: dict[str, Any]) -> None:
         try:
@@ -235,7 +230,8 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
             cache: TokenCache = app.state.tokens
             caller = await run_in_threadpool(cache.get, rt, secret.strip())
         try:
-            first = json.loads(await asyncio.wait_for(websocket.receive_text(), timeout=30))
+            text = await asyncio.wait_for(next_text(), timeout=30)
+            first = json.loads(text or "null")
         except (ValueError, TimeoutError):
             raise InputError('expected `{"type": "join", "name", "public_key"}` first') from None
         if not isinstance(first, dict) or first.get("type") != "join":
@@ -243,7 +239,7 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
         name = first.get("name") or "guest"
         if not isinstance(name, str) or len(name) > 200 or not name.isprintable():
             raise InputError("`name` must be printable text of at most 200 characters")
-        public_key = _public_key(first.get("public_key"))
+        public_key = check_public_key(from_b64url(first.get("public_key"), "`public_key`"))
         message = await signalling.join(
             meeting_id,
             name=name,
@@ -252,14 +248,15 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
             client_ip=ip,
             send=send,
         )
+        if message["type"] == "admitted":
+            participant = message["participant"]  # from here on, leaving must be handled
         await send(message)
-        if message["type"] != "admitted":
+        if participant is None:
             await websocket.close(code=_CLOSE_REFUSED)
             return
-        participant = message["participant"]
         while True:  # `connected` once the relay said ready; closing the socket is leaving
             try:
-                said = json.loads(await websocket.receive_text())
+                said = json.loads(await next_text() or "null")
             except ValueError:
                 continue
             if isinstance(said, dict) and said.get("type") == "connected":
