@@ -150,7 +150,12 @@ class Signalling:
             except (ValueError, KeyError, TypeError):
                 message = f"status {response.status_code}"
             raise KeyServerError(f"key server `{region}` refused: {message}")
-        data: dict[str, Any] = response.json()
+        try:
+            data = response.json()
+            if not isinstance(data, dict) or "wrapped" not in data:
+                raise ValueError("no `wrapped` key")
+        except ValueError as exc:
+            raise KeyServerError(f"key server `{region}` sent a malformed answer: {exc}") from exc
         return data
 
     async def join(
@@ -278,7 +283,8 @@ class Signalling:
                 live.uses[participant.dc] = left
             else:
                 live.uses.pop(participant.dc, None)
-            if not live.participants and self.meetings.get(live.id) is live:
+            # a joiner placed but not yet registered already counts in `uses`: keep the meeting
+            if not live.participants and not live.uses and self.meetings.get(live.id) is live:
                 del self.meetings[live.id]
         await asyncio.to_thread(leave, self.rt, participation_id=participant.id)
 

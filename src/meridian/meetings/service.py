@@ -240,7 +240,12 @@ def create_meeting(
         )
         public = public_decision(session, decision)
         if refused:
-            failure: DeniedError | None = DeniedError(deny_message(decision), public)
+            message = (
+                deny_message(decision)
+                if not decision.allowed
+                else f"plan `{plan_id}` does not include hosting in the bundle in force"
+            )
+            failure: DeniedError | None = DeniedError(message, public)
         else:
             failure = None
             mplan = plan_meeting(
