@@ -21,6 +21,7 @@ from fastapi.openapi.utils import get_openapi
 from .. import __version__
 from ..audit import SYSTEM
 from ..commerce.renewal import renew_due
+from ..geography.positions import country_position
 from ..meetings.grants import GrantSigner, load_or_create_signing_key
 from ..meetings.live import Signalling, check_nodes
 from ..meetings.regions import region_table
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         )
         check_nodes(config.node_urls, region_table(rt.engine.bundle).codes)
         await asyncio.to_thread(close_stale, rt)
+        # Read the city table placement measures distance from now, not on the first join.
+        await asyncio.to_thread(country_position, "US")
         signalling = Signalling(rt, signer, config.node_urls)
         app.state.signalling = signalling
         journal = DecisionJournal(rt)
