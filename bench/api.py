@@ -197,17 +197,24 @@ def serve_raw(directory: Path) -> None:
     """The calibration server: no framework, fixed answers."""
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
         sock = _listen()
-        server = await loop.create_server(_RawServer, sock=sock)
-        _announce(directory, {"port": sock.getsockname()[1], "token": "-", "loop": _loop_name()})
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with server:
-            await stop.wait()
+        server = await asyncio.get_running_loop().create_server(_RawServer, sock=sock)
+        await serve_until_signalled(server, sock, directory)
 
     _run(main())
+
+
+async def serve_until_signalled(
+    server: asyncio.AbstractServer, sock: socket.socket, directory: Path
+) -> None:
+    """Announce a calibration server's port in ``directory`` and serve until SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    _announce(directory, {"port": sock.getsockname()[1], "token": "-", "loop": _loop_name()})
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
 
 
 def _run(coroutine: Any) -> Any:

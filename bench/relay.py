@@ -188,7 +188,7 @@ def serve_bare(directory: Path) -> None:
 
 def serve_tcp(directory: Path) -> None:
     """The ceiling: length-prefixed frames over asyncio streams, no WebSocket, no framework."""
-    from api import _announce, _listen, _loop_name, _run
+    from api import _listen, _run, serve_until_signalled
 
     rooms: dict[bytes, list[asyncio.StreamWriter]] = {}
 
@@ -213,15 +213,9 @@ def serve_tcp(directory: Path) -> None:
             writer.close()
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
         sock = _listen()
         server = await asyncio.start_server(handle, sock=sock)
-        _announce(directory, {"port": sock.getsockname()[1], "token": "-", "loop": _loop_name()})
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with server:
-            await stop.wait()
+        await serve_until_signalled(server, sock, directory)
 
     _run(main())
 
