@@ -39,8 +39,10 @@ __all__ = [
     "ForbiddenError",
     "GrantError",
     "InputError",
+    "LogIntegrityError",
     "MeridianError",
     "NotFoundError",
+    "ProofError",
     "RequestError",
     "UnwrapError",
     "shown",
@@ -162,3 +164,27 @@ class ConfigurationError(MeridianError):
 
     exit_code = 78  # EX_CONFIG from sysexits.h
     http_status = 500
+
+
+class ProofError(MeridianError):
+    """Raised when a Merkle proof, a checkpoint or its signature does not verify."""
+
+    exit_code = 1
+    http_status = 400
+
+
+class LogIntegrityError(MeridianError):
+    """Raised when a log (live or exported) is not what its signed checkpoints commit to.
+
+    ``problems`` lists each finding as one line, located at the entry index or checkpoint it is
+    about, with what was expected and what was found.
+    """
+
+    exit_code = 1
+    http_status = 500
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        first = self.problems[0] if self.problems else "log does not verify"
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        super().__init__(first + more)
