@@ -151,12 +151,13 @@ def database_url(
 
 
 @pytest.fixture
-def runtime(database_url: str, clock: SetClock) -> Iterator[Any]:
+def runtime(database_url: str, clock: SetClock, tmp_path: Any) -> Iterator[Any]:
     """A started :class:`Runtime` on a fresh database, its clock in the test's hands."""
     from meridian.runtime import Runtime
     from meridian.settings import Settings
 
-    rt = Runtime(Settings(database_url=database_url, renew_interval=0), clock=clock)
+    settings = Settings(database_url=database_url, renew_interval=0, log_key=tmp_path / "log.key")
+    rt = Runtime(settings, clock=clock)
     rt.start()
     yield rt
     rt.close()
@@ -239,12 +240,15 @@ def live_factory(
     from meridian.settings import Settings
 
     started: list[tuple[Live, Callable[[], None]]] = []
+    # One log key per test: servers sharing a database share the log, and so its signing key.
+    log_key = tmp_path_factory.mktemp("log") / "log.key"
 
     def start(**settings: Any) -> Live:
         config = {
             "renew_interval": 0,
             "trusted_proxies": ("10.0.0.0/8",),
             "grant_key": tmp_path_factory.mktemp("grant") / "grant.key",
+            "log_key": log_key,
             **settings,
         }
         rt = Runtime(Settings(database_url=database_url, **config), clock=clock)

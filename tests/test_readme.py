@@ -53,6 +53,9 @@ def test_the_service_walkthrough_prints_what_the_readme_shows(tmp_path: Path) ->
     meetings_block = re.search(r"<!-- meetings -->\n```sh\n(.*?)```", text, re.S)
     assert meetings_block is not None, "the README's meetings walkthrough moved"
     meetings_script = meetings_block.group(1)
+    legal_block = re.search(r"<!-- legal -->\n```sh\n(.*?)```", text, re.S)
+    assert legal_block is not None, "the README's government-request walkthrough moved"
+    legal_script = legal_block.group(1)
     repo = README.parent
     (tmp_path / ".venv").symlink_to(repo / ".venv")
     port = _free_port()
@@ -100,6 +103,15 @@ def test_the_service_walkthrough_prints_what_the_readme_shows(tmp_path: Path) ->
             timeout=180,
             check=False,
         )
+        legal = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", legal_script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -117,3 +129,11 @@ def test_the_service_walkthrough_prints_what_the_readme_shows(tmp_path: Path) ->
         if line.startswith("# ") and not re.match(r"# \d+\. ", line)
     ]
     assert meetings.stdout.splitlines() == shown
+    # the government-request walkthrough: live participants, two operators, the report, the log
+    assert legal.returncode == 0, legal.stderr
+    shown = [
+        line[2:]
+        for line in legal_script.splitlines()
+        if line.startswith("# ") and not re.match(r"# \d+\. ", line)
+    ]
+    assert legal.stdout.splitlines() == shown

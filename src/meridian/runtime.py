@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from .clock import Clock, set_clock
 from .geography.ipgeo import IpLocator, default_locator, parse_ip
@@ -16,6 +17,9 @@ from .policy.loader import LoadedBundle, default_bundle_path, load_bundle_text
 from .policy.store import activate_bundle, active_bundle, active_digest
 from .settings import Settings
 from .storage import Database, migrate
+
+if TYPE_CHECKING:
+    from .audit.log import AuditLog
 
 __all__ = ["Runtime"]
 
@@ -36,6 +40,7 @@ class Runtime:
         self.clock = clock if clock is not None else set_clock(settings.clock)
         self.locator = locator if locator is not None else default_locator(settings.geoip)
         self._engine: Engine | None = None
+        self._log: AuditLog | None = None
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -52,6 +57,24 @@ class Runtime:
     @property
     def digest(self) -> str:
         return self.engine.bundle.ref.digest
+
+    @property
+    def log(self) -> AuditLog:
+        """The tamper-evident log, with the checkpoint signer (built on first use).
+
+        The signing key comes from ``settings.log_key``: created there in development mode,
+        a :class:`~meridian.errors.ConfigurationError` in production when it is missing.
+        """
+        with self._lock:
+            if self._log is None:
+                from .audit.log import AuditLog
+                from .audit.note import NoteSigner, load_or_create_log_key
+
+                key = load_or_create_log_key(
+                    self.settings.log_key, create=self.settings.mode == "development"
+                )
+                self._log = AuditLog(self.db, NoteSigner(self.settings.log_origin, key))
+            return self._log
 
     def start(self, *, migrate_schema: bool = True) -> None:
         """Migrate, make sure a bundle is in force (the built-in one on a new database), load it."""

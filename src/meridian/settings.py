@@ -35,6 +35,9 @@ _ENV = {
     "node_urls": "MERIDIAN_NODE_URLS",
     "nodes": "MERIDIAN_NODES",
     "node_store": "MERIDIAN_NODE_STORE",
+    "log_key": "MERIDIAN_LOG_KEY",
+    "log_origin": "MERIDIAN_LOG_ORIGIN",
+    "checkpoint_interval": "MERIDIAN_CHECKPOINT_INTERVAL",
 }
 
 
@@ -70,6 +73,15 @@ class Settings(BaseModel):
     nodes: tuple[str, ...] = ("all",)
     #: where local region nodes keep their master keys (one directory per region)
     node_store: Path = Path("var/regions")
+    #: the Ed25519 key (PEM) that signs the log's checkpoints; created on first use in
+    #: development, required in production
+    log_key: Path = Path("var/log.key")
+    #: the log's name in its checkpoints and its verifier key (C2SP "origin"): name your
+    #: deployment, e.g. ``meridian.example.com/log``
+    log_origin: str = Field(default="meridian.localhost/log", min_length=1, max_length=200)
+    #: seconds between signed checkpoints (issued only when the log grew); 0 turns the schedule
+    #: off (checkpoints are then issued on demand only)
+    checkpoint_interval: float = Field(default=60.0, ge=0)
 
     @field_validator("node_urls", mode="before")
     @classmethod
@@ -118,6 +130,15 @@ class Settings(BaseModel):
                 ipaddress.ip_network(net, strict=False)
             except ValueError:
                 raise ValueError(f"`{shown(net)}` is not an IP network") from None
+        return value
+
+    @field_validator("log_origin")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        if not value.isprintable() or any(c.isspace() for c in value) or "+" in value:
+            raise ValueError(
+                f"log origin `{shown(value)}` must be printable, without spaces or `+`"
+            )
         return value
 
     @field_validator("database_url")

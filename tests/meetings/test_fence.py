@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,24 @@ def plane(live_factory, nodes, grant_key):
     return live
 
 
-def stats(nodes: LocalCluster, meeting: str) -> dict[str, dict[str, Any]]:
+def stats(
+    nodes: LocalCluster, meeting: str, *, keys: tuple[str, int] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every node's counters for ``meeting``.
+
+    With ``keys=(region, n)``, read until that region has made ``n`` keys (for up to 10 s):
+    a participant's ``leave()`` returns when its socket closes, and the rotation its leaving
+    causes on the server may still be under way.
+    """
+    deadline = time.monotonic() + 10
     with httpx.Client(timeout=10) as http:
-        return {r: http.get(f"{n.url}/v1/stats/{meeting}").json() for r, n in nodes.nodes.items()}
+        while True:
+            got = {
+                r: http.get(f"{n.url}/v1/stats/{meeting}").json() for r, n in nodes.nodes.items()
+            }
+            if keys is None or got[keys[0]]["keys"] >= keys[1] or time.monotonic() > deadline:
+                return got
+            time.sleep(0.05)
 
 
 def host(live, *, country="US", plan="pro", name="Host", partner=None) -> str:
@@ -142,7 +158,7 @@ def test_a_us_meeting_with_a_cn_participant_never_touches_cn(plane, nodes):
     for p in people:
         others = {f"hello from {q.participant}" for q in people if q is not p}
         assert heard[p.participant] == others
-    counted = stats(nodes, meeting["id"])
+    counted = stats(nodes, meeting["id"], keys=("US", 6))
     assert counted["CN"]["bytes_in"] == counted["CN"]["bytes_out"] == 0
     assert counted["CN"]["frames_in"] == counted["CN"]["keys"] == 0
     # the key region made every key: three joins, then 2 + 1 rotated keys as they left one by one
@@ -231,7 +247,7 @@ def test_an_opted_in_host_may_use_cn_and_the_opt_in_is_on_record(plane, nodes):
     placed, heard = run(scenario())
     assert placed == ["US", "CN"]
     assert all(len(v) == 1 for v in heard.values())
-    counted = stats(nodes, meeting["id"])
+    counted = stats(nodes, meeting["id"], keys=("US", 3))
     assert counted["CN"]["bytes_in"] > 0
     # keys still come from home: two joins, one rotation when the first left
     assert counted["CN"]["keys"] == 0
@@ -261,7 +277,7 @@ def test_a_cn_hosted_meeting_stays_in_cn_and_tells_others_first(plane, nodes):
     assert cn_notices == ()
     assert len(told) == 2
     assert all("processed in mainland China" in n for n in told)
-    counted = stats(nodes, meeting["id"])
+    counted = stats(nodes, meeting["id"], keys=("CN", 6))
     assert counted["CN"]["keys"] == 3 + 2 + 1  # three joins, then rotations as they left
     for region in ("US", "DE", "HK"):
         assert counted[region]["bytes_in"] == counted[region]["keys"] == 0
@@ -291,7 +307,7 @@ def test_the_key_rotates_when_someone_leaves(plane, nodes):
     assert epochs == (1, 1)
     assert all(len(v) == 1 for v in heard.values())
     # three joins, two keys when c left, one when a left
-    assert stats(nodes, meeting["id"])["US"]["keys"] == 3 + 2 + 1
+    assert stats(nodes, meeting["id"], keys=("US", 6))["US"]["keys"] == 3 + 2 + 1
 
 
 def test_a_blocked_country_is_told_the_meeting_is_not_reachable(plane, nodes):
@@ -313,8 +329,14 @@ def test_ending_a_meeting_tells_everyone_and_frees_their_places(plane, nodes):
     meeting = create_meeting(plane, account)
 
     async def scenario():
-        people = [await join(plane, meeting["id"], "a", US_IP), await join(plane, meeting["id"], "b", DE_IP)]
-        load = {d["region"]: d["participants"] for d in plane.client("operator").get("/v1/datacentres").json()["data"]}
+        people = [
+            await join(plane, meeting["id"], "a", US_IP),
+            await join(plane, meeting["id"], "b", DE_IP),
+        ]
+        load = {
+            d["region"]: d["participants"]
+            for d in plane.client("operator").get("/v1/datacentres").json()["data"]
+        }
         r = plane.client(account).post(f"/v1/meetings/{meeting['id']}/end")
         assert r.status_code == 200, r.text
         for _ in range(200):
@@ -331,6 +353,68 @@ def test_ending_a_meeting_tells_everyone_and_frees_their_places(plane, nodes):
     load, ended = run(scenario())
     assert (load["US"], load["DE"]) == (1, 1)
     assert ended == ["the meeting ended", "the meeting ended"]
-    after = {d["region"]: d["participants"] for d in plane.client("operator").get("/v1/datacentres").json()["data"]}
+    after = {
+        d["region"]: d["participants"]
+        for d in plane.client("operator").get("/v1/datacentres").json()["data"]
+    }
     assert (after["US"], after["DE"]) == (0, 0)
     assert plane.client(account).get(f"/v1/meetings/{meeting['id']}").json()["status"] == "ended"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_government_request_drops_only_the_cn_participants_of_a_live_meeting(plane, nodes):
+    """The June 2020 promise on a live meeting: a CN request against a US-hosted meeting with
+    participants in the US, Hong Kong and mainland China is recorded by one operator, refused
+    to that operator's approval, approved by a second; the CN participant is dropped by its
+    relay, the others go on talking under a new key, and CN cannot join again."""
+    account = host(plane)
+    meeting = create_meeting(plane, account)
+    ops, ops2 = plane.client("operator"), plane.client("operator2")
+
+    async def scenario():
+        us = await join(plane, meeting["id"], "us", US_IP)
+        hk = await join(plane, meeting["id"], "hk", HK_IP)
+        cn = await join(plane, meeting["id"], "cn", CN_IP)
+        before = await exchange([us, hk, cn])
+        recorded = await asyncio.to_thread(
+            ops.post,
+            "/v1/legal-requests",
+            json={
+                "authority": "Beijing Municipal Public Security Bureau",
+                "jurisdiction": "CN",
+                "legal_type": "court_order",
+                "reference": "2020-06-0001",
+                "target": {"kind": "meeting", "id": meeting["id"]},
+                "action": "end_meeting",
+            },
+        )
+        assert recorded.status_code == 201, recorded.text
+        request = recorded.json()
+        own = await asyncio.to_thread(ops.post, f"/v1/legal-requests/{request['id']}/approve")
+        assert own.status_code == 403
+        assert us.removed is hk.removed is cn.removed is None  # nothing applied yet
+        approved = await asyncio.to_thread(ops2.post, f"/v1/legal-requests/{request['id']}/approve")
+        assert approved.status_code == 200, approved.text
+        for _ in range(200):
+            if cn.removed is not None and us.epoch == hk.epoch == 1:
+                break
+            await asyncio.sleep(0.05)
+        after = await exchange([us, hk])
+        with pytest.raises(DeniedError) as refused:
+            await join(plane, meeting["id"], "cn-again", CN_IP)
+        hk2 = await join(plane, meeting["id"], "hk2", HK_IP)
+        for p in (us, hk, hk2):
+            await p.leave()
+        return request, approved.json(), before, after, cn, (us.epoch, hk.epoch), refused.value
+
+    request, approved, before, after, cn, epochs, refused = run(scenario())
+    assert all(len(heard) == 2 for heard in before.values())
+    effects = {e["country"]: e for e in request["scope"]["effects"] if e["kind"] == "participant"}
+    assert {c: e["in_scope"] for c, e in effects.items()} == {"US": False, "HK": False, "CN": True}
+    assert request["scope"]["outcome"] == "narrowed"
+    assert approved["disconnected"] == [cn.participant]
+    assert cn.removed is not None
+    assert request["id"] in cn.removed
+    assert epochs == (1, 1)
+    assert all(len(heard) == 1 for heard in after.values())
+    assert request["id"] in str(refused)

@@ -3,7 +3,9 @@
 Start-up (the lifespan) migrates the database, puts the built-in bundle in force on a new one,
 builds the engine, loads the grant-signing key (creating it in development mode only), and
 starts three background jobs: the advisory-decision journal, the renewal
-job (every ``renew_interval`` seconds) and the check for a bundle loaded by another process.
+job (every ``renew_interval`` seconds; lawful-request notices whose delayed-notice order has
+ended go out on the same cadence, and at start-up) and the check for a bundle loaded by another
+process.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .. import __version__
 from ..audit import SYSTEM
 from ..commerce.renewal import renew_due
 from ..geography.positions import country_position
+from ..legal.workflow import notify_due
 from ..meetings.grants import GrantSigner, load_or_create_signing_key
 from ..meetings.live import Signalling, check_nodes
 from ..meetings.regions import region_table
@@ -33,7 +36,8 @@ from .errors import install_error_handlers
 from .idempotency import IdempotencyMiddleware
 from .journal import DecisionJournal
 from .network import TrustedProxies
-from .routes import accounts, admin, commerce, decisions, meetings, partners
+from .routes import accounts, admin, commerce, decisions, legal, meetings, partners, reports
+from .routes import log as log_routes
 
 __all__ = ["create_app"]
 
@@ -67,11 +71,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(rt.start)
+        # The log's key is read (or, in development, created) now, and the tree built from the
+        # database: a service that cannot sign its log does not start.
+        await asyncio.to_thread(rt.log.checkpoint)
         signer = GrantSigner(
             load_or_create_signing_key(config.grant_key, create=config.mode == "development")
         )
         check_nodes(config.node_urls, region_table(rt.engine.bundle).codes)
         await asyncio.to_thread(close_stale, rt)
+        # lawful-request notices whose delayed-notice order ended while the service was down
+        await asyncio.to_thread(notify_due, rt)
         # Read the city table placement measures distance from now, not on the first join.
         await asyncio.to_thread(country_position, "US")
         signalling = Signalling(rt, signer, config.node_urls)
@@ -82,6 +91,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         tasks = [
             asyncio.create_task(_every(config.policy_poll_interval, rt.refresh, "policy-poll"))
         ]
+        if config.checkpoint_interval > 0:
+            tasks.append(
+                asyncio.create_task(
+                    _every(config.checkpoint_interval, rt.log.checkpoint, "checkpoint")
+                )
+            )
         if config.renew_interval > 0:
             tasks.append(
                 asyncio.create_task(
@@ -90,6 +105,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                         lambda: renew_due(rt, rt.now(), actor=SYSTEM),
                         "renewal",
                     )
+                )
+            )
+            # ... and on the same cadence, notices whose delayed-notice order has ended
+            tasks.append(
+                asyncio.create_task(
+                    _every(config.renew_interval, lambda: notify_due(rt), "legal-notices")
                 )
             )
         # Everything built at start-up lives as long as the process: keep it out of the
@@ -118,7 +139,17 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.trusted_proxies = TrustedProxies(config.trusted_proxies)
     install_error_handlers(app)
     app.add_middleware(IdempotencyMiddleware)
-    for module in (admin, decisions, accounts, commerce, partners, meetings):
+    for module in (
+        admin,
+        decisions,
+        accounts,
+        commerce,
+        partners,
+        meetings,
+        log_routes,
+        legal,
+        reports,
+    ):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

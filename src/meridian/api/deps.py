@@ -6,7 +6,9 @@ indexed lookup per token every few seconds.
 
 Authentication is a bearer token (``Authorization: Bearer mrd_…``). A token's caller is cached
 for a few seconds so a busy decision endpoint does not read the token table on every call; a
-revoked token stops working within :data:`TOKEN_CACHE_SECONDS`.
+revoked token stops working within :data:`TOKEN_CACHE_SECONDS`. A user token of a suspended
+account is refused (403); the process that suspends an account (an approved lawful request)
+clears the cache, so there the refusal is immediate, and elsewhere within the same few seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..errors import AuthenticationError, ForbiddenError
 from ..identity.tokens import Caller, Role, authenticate
 from ..runtime import Runtime
+from ..storage.models import Account
 from .network import TrustedProxies, client_ip
 
 __all__ = [
@@ -55,9 +58,18 @@ class TokenCache:
             return hit[1]
         with rt.db.read() as session:
             caller = authenticate(session, secret)
+            account = (
+                session.get(Account, caller.account_id)
+                if caller is not None and caller.account_id is not None
+                else None
+            )
         if caller is None:
             self._entries.pop(secret, None)
             raise AuthenticationError("invalid or revoked api token")
+        if account is not None and account.status == "suspended":
+            # not cached: the refusal lasts as long as the suspension, and no longer
+            self._entries.pop(secret, None)
+            raise ForbiddenError(f"account `{account.id}` is suspended")
         if len(self._entries) >= self._limit:
             self._entries.clear()
         self._entries[secret] = (now + TOKEN_CACHE_SECONDS, caller)

@@ -328,5 +328,6 @@ def main() -> None:
 
 
 # The service commands register themselves on `app` (serve, policy load, admin, commerce).
-from . import client, node  # noqa: E402, F401
+from . import audit as _audit  # noqa: E402, F401
+from . import client, node, report  # noqa: E402, F401
 from . import service as _service  # noqa: E402, F401

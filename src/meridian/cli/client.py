@@ -122,16 +122,17 @@ async def _run(
         )
 
 
-def _show(p: Participant, received: Received, events: _Events, tally: dict[str, int]) -> None:
+async def _show(p: Participant, received: Received, events: _Events, tally: dict[str, int]) -> None:
     from ..keys import FrameKind
 
     if received.kind == FrameKind.CHAT:
         tally["chat"] += 1
+        name = await p.sender_name(received.sender)
         events.emit(
             "chat",
-            f"[{p.name_of(received.sender)}] {received.text}",
+            f"[{name}] {received.text}",
             sender=received.sender,
-            name=p.name_of(received.sender),
+            name=name,
             epoch=received.epoch,
             text=received.text,
         )
@@ -172,7 +173,7 @@ async def _scripted(
             received = await p.receive(left)
         except (TimeoutError, EOFError):
             break
-        _show(p, received, events, tally)
+        await _show(p, received, events, tally)
     if expect is not None and tally["chat"] < expect:
         why = p.ended or (f"within {stay:g} s" if stay is not None else "")
         raise MeridianError(f"received {tally['chat']} of {expect} chat lines: {why}")
@@ -195,7 +196,7 @@ async def _interactive(p: Participant, events: _Events, tally: dict[str, int]) -
                 received = await p.receive()
             except EOFError:
                 return
-            _show(p, received, events, tally)
+            await _show(p, received, events, tally)
 
     shower = asyncio.create_task(show_all())
     try:

@@ -187,6 +187,15 @@ def _demo(rt, console: Console) -> None:  # type: ignore[no-untyped-def]
         _, operator = create_token(
             session, role="operator", name="make run", at=rt.now(), actor=_actor(), digest=rt.digest
         )
+        # a second operator: a government request needs two people, one to record, one to approve
+        _, operator2 = create_token(
+            session,
+            role="operator",
+            name="make run (second operator)",
+            at=rt.now(),
+            actor=_actor(),
+            digest=rt.digest,
+        )
         _, bizconf = create_token(
             session,
             role="partner",
@@ -211,11 +220,16 @@ def _demo(rt, console: Console) -> None:  # type: ignore[no-untyped-def]
                     actor=_actor(),
                     digest=rt.digest,
                 )
-    for name, secret in (("operator", operator), ("bizconf", bizconf), *hosts.items()):
+    tokens = (("operator", operator), ("operator2", operator2), ("bizconf", bizconf))
+    for name, secret in (*tokens, *hosts.items()):
         path = var / f"{name}.token"
         path.write_text(secret + "\n", encoding="utf-8")
         path.chmod(0o600)
     console.print(f"operator token: [bold]{operator}[/bold]  (also in var/operator.token)")
+    console.print(
+        f"second operator: [bold]{operator2}[/bold]  (also in var/operator2.token; approves "
+        "what the first records)"
+    )
     console.print(f"bizconf token:  [bold]{bizconf}[/bold]  (also in var/bizconf.token)")
     for name in hosts:
         console.print(f"{name} token: {DEMO_HOSTS[name]} in var/{name}.token")

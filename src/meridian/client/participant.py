@@ -11,6 +11,11 @@ The key arrives wrapped to a fresh X25519 key pair made for this join; it is unw
 exact context (meeting, participant, key region, epoch). The signalling socket stays open: later
 ``key`` messages (rotations) and ``ended`` arrive on it, and closing it is leaving.
 
+A participant the control plane removes gets ``{"type": "removed", "reason"}`` and both its
+sockets closed with code 4451: :attr:`Participant.removed` holds the reason, :attr:`ended` says
+``removed from the meeting: <reason>``, and the ``on_notice`` given to :meth:`Participant.join`
+hears that one line.
+
 The relay part stands alone (:meth:`Participant.connect_relay`), so it can be driven with
 hand-made grants and keys, without a control plane.
 """
@@ -66,6 +71,8 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024
 _EARLY_FRAMES = 256
 _TIMEOUT_SECONDS = 10.0
 _END = object()  # queued when the relay connection ends
+#: the close code of both sockets of a removed participant (docs/data-plane.md)
+_CLOSE_REMOVED = 4451
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +167,8 @@ def _closed_error(exc: ConnectionClosed, what: str) -> MeridianError:
     """The refusal a close of the ``what``'s socket stands for (close codes 44xx mirror HTTP)."""
     code = exc.rcvd.code if exc.rcvd else 1006
     reason = exc.rcvd.reason if exc.rcvd and exc.rcvd.reason else ""
+    if code == _CLOSE_REMOVED:
+        return ForbiddenError(_removed(reason or "no reason given"))
     message = reason or f"the {what} closed the connection (code {code})"
     if what == "relay" and code == 4401:
         return GrantError(message)
@@ -173,6 +182,10 @@ def _closed_error(exc: ConnectionClosed, what: str) -> MeridianError:
         4422: InputError,
     }
     return by_code.get(code, ConfigurationError)(message)
+
+
+def _removed(reason: str) -> str:
+    return f"removed from the meeting: {reason}"
 
 
 def _refusal(message: dict[str, Any]) -> MeridianError:
@@ -227,7 +240,10 @@ class Participant:
         self.undecryptable = 0
         #: why the participant is no longer in the meeting, once it is not
         self.ended: str | None = None
+        #: the reason the control plane gave when it removed this participant
+        self.removed: str | None = None
         self.on_key: Callable[[int], None] | None = None
+        self.on_notice: Callable[[str], None] | None = None
         self._relay: ClientConnection | None = None
         self._signal: ClientConnection | None = None
         self._private: X25519PrivateKey | None = None
@@ -241,6 +257,22 @@ class Participant:
     def name_of(self, participant: str) -> str:
         """The name a participant gave, or its id when it is not (or no longer) in the roster."""
         return self.roster.get(participant, participant)
+
+    async def sender_name(self, participant: str, wait: float = 2.0) -> str:
+        """The name of a frame's sender, waiting up to ``wait`` seconds for the roster to name it.
+
+        A newcomer's first frame comes through the relay, its name through signalling: the frame
+        can arrive first.
+        """
+        deadline = asyncio.get_running_loop().time() + wait
+        while participant not in self.roster and self.ended is None:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            self._roster_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._roster_changed.wait(), left)
+        return self.name_of(participant)
 
     async def wait_for_others(self, count: int, timeout: float | None = None) -> None:
         """Wait until at least ``count`` others are connected (:class:`TimeoutError` if not)."""
@@ -289,9 +321,10 @@ class Participant:
     ) -> Participant:
         """Join ``meeting`` through the control plane at ``control_url`` and connect to its relay.
 
-        Notices are given to ``on_notice`` before the relay is connected; ``on_key`` hears of each
-        key rotation. Raises :class:`DeniedError` (with the decision) when the control plane
-        refuses, and the relay's refusal (:class:`GrantError`, :class:`FenceError`) if it refuses.
+        Notices are given to ``on_notice`` before the relay is connected, and a removal when it
+        happens (one line with its reason); ``on_key`` hears of each key rotation. Raises
+        :class:`DeniedError` (with the decision) when the control plane refuses, and the relay's
+        refusal (:class:`GrantError`, :class:`FenceError`) if it refuses.
         """
         private = X25519PrivateKey.generate()
         headers = _headers(token, forwarded_for)
@@ -316,6 +349,7 @@ class Participant:
             joined._private = private
             joined.admission = admission
             joined.on_key = on_key
+            joined.on_notice = on_notice
             joined._add_key(key)
             for notice in admission.notices:
                 if on_notice is not None:
@@ -427,7 +461,9 @@ class Participant:
                 if isinstance(frame, bytes):
                     self._open(frame)
         except ConnectionClosed as exc:
-            if self.ended is None:
+            if exc.rcvd is not None and exc.rcvd.code == _CLOSE_REMOVED:
+                self._was_removed(exc.rcvd.reason or "no reason given")
+            elif self.ended is None:
                 self.ended = _closed_error(exc, "relay").message
         finally:
             if self.ended is None:
@@ -481,13 +517,28 @@ class Participant:
                     self.ended = "the meeting ended"
                     self._roster_changed.set()
                     break
-        except ConnectionClosed:
-            pass
+                elif message.get("type") == "removed":
+                    self._was_removed(str(message.get("reason") or "no reason given"))
+                    break
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == _CLOSE_REMOVED:
+                self._was_removed(exc.rcvd.reason or "no reason given")
         if self.ended is None:
             self.ended = "the control plane closed the signalling connection"
         self._roster_changed.set()
         if self._relay is not None:
             await self._relay.close()
+
+    def _was_removed(self, reason: str) -> None:
+        """The control plane removed this participant (its relay or signalling says so first):
+        say why, once."""
+        first = self.removed is None
+        # a close reason may have been cut short (123 bytes): the `removed` message has it all
+        if first or len(reason) > len(self.removed or ""):
+            self.removed = reason
+            self.ended = _removed(reason)
+        if first and self.on_notice is not None:
+            self.on_notice(_removed(reason))
 
     # -- leaving --------------------------------------------------------------------------
 

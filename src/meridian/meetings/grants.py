@@ -3,6 +3,10 @@
 A region node holds the control plane's public key and nothing else of it; a grant says which
 meeting, participant, region, allowed set and links it covers (docs/data-plane.md). Signing and
 checking are PyJWT's (``alg: EdDSA``); this module only fixes the claims and the refusals.
+
+Three kinds (``typ``), each checked for by name, so one kind is never taken for another:
+``relay`` admits a participant to one relay, ``key`` lets a key server wrap one key, ``drop``
+orders a relay to disconnect participants of a meeting and refuse them from then on.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ _ISSUER = "meridian-control"
 class Grant:
     """The claims of one grant, checked."""
 
-    typ: Literal["relay", "key"]
+    typ: Literal["relay", "key", "drop"]
     meeting: str
     participant: str
     dc: str
@@ -48,6 +52,9 @@ class Grant:
     links: tuple[tuple[str, str], ...] = ()
     ip: str | None = None
     epoch: int = 0
+    #: ``drop`` only: the participants to disconnect, and why (what they are told)
+    drop: tuple[str, ...] = ()
+    reason: str = ""
     expires: int = 0
 
     def claims(self, now: int) -> dict[str, Any]:
@@ -65,8 +72,11 @@ class Grant:
         if self.typ == "relay":
             out["links"] = [sorted(pair) for pair in self.links]
             out["ip"] = self.ip
-        else:
+        elif self.typ == "key":
             out["epoch"] = self.epoch
+        else:
+            out["drop"] = sorted(self.drop)
+            out["reason"] = self.reason
         return out
 
 
@@ -113,6 +123,9 @@ class GrantVerifier:
         except jwt.PyJWTError as exc:
             raise GrantError(f"invalid grant: {str(exc).lower().rstrip('.')}") from exc
         try:
+            drop = claims.get("drop", [])
+            if not isinstance(drop, list):
+                raise TypeError("`drop` is not a list")
             grant = Grant(
                 typ=claims["typ"],
                 meeting=str(claims["mtg"]),
@@ -123,6 +136,8 @@ class GrantVerifier:
                 links=tuple((str(a), str(b)) for a, b in claims.get("links", ())),
                 ip=claims.get("ip"),
                 epoch=int(claims.get("epoch", 0)),
+                drop=tuple(str(p) for p in drop),
+                reason=str(claims.get("reason", "")),
                 expires=int(claims["exp"]),
             )
         except (TypeError, ValueError) as exc:

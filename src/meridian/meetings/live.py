@@ -6,23 +6,35 @@ then gets a relay grant for its data centre and its meeting key, wrapped by the 
 the meeting's key region to the participant's own X25519 public key. When a participant leaves,
 the meeting's key epoch moves on and every remaining participant gets the new key.
 
+:meth:`Signalling.remove` takes participants out against their will (an approved lawful
+request): the region nodes of the meeting are ordered to drop them (a ``drop`` grant; their
+relay closes their connection with :data:`CLOSE_REMOVED` and refuses them from then on), their
+signalling socket gets ``removed`` and is closed with the same code, and the rest of the
+meeting is left exactly as when someone leaves: told ``left``, given a new key epoch.
+
 Joins are placed one at a time (one lock for the control plane) so capacity is counted exactly;
 each meeting's joins, leaves and rotations are serialised by the meeting's own lock, so a key
 epoch never goes to a participant out of order.
 
 Fail closed: a region whose node is not configured has no room; a key region whose key server
-cannot be reached refuses the join (and the participation is closed again).
+cannot be reached refuses the join (and the participation is closed again); a relay that cannot
+be reached to drop a removed participant does not stop the removal (the new key epoch keeps the
+participant out of what follows), and is logged and recorded with the removal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Awaitable, Callable
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
+from starlette.websockets import WebSocketDisconnect
 
 from ..errors import ConfigurationError, MeridianError, shown
 from ..identity.tokens import Caller
@@ -32,9 +44,20 @@ from .placement import MeetingPlan, Occupancy, links_between
 from .regions import region_table
 from .service import admit, leave
 
-__all__ = ["KeyServerError", "LiveMeeting", "LiveParticipant", "Signalling"]
+__all__ = ["CLOSE_REMOVED", "KeyServerError", "LiveMeeting", "LiveParticipant", "Signalling"]
+
+log = logging.getLogger("meridian.meetings.live")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+#: closes a participant's signalling socket with a close code and reason
+Close = Callable[[int, str], Awaitable[None]]
+
+#: the close code of a removed participant's sockets, signalling and relay alike (HTTP 451,
+#: unavailable for legal reasons; 44xx codes mirror HTTP statuses)
+CLOSE_REMOVED = 4451
+#: how long a region node has to answer a drop order before the removal goes on without it
+DROP_TIMEOUT_SECONDS = 5.0
+_REASON_BYTES = 123  # the most a WebSocket close reason can carry
 
 
 class KeyServerError(MeridianError):
@@ -52,6 +75,8 @@ class LiveParticipant:
     country: str
     public_key: bytes
     send: Send
+    #: closes its signalling socket (``None``: the door gave no way to, it is only told)
+    close: Close | None = None
     #: connected to its relay (it said so): only then is it in the roster others see
     connected: bool = False
 
@@ -68,6 +93,21 @@ class LiveMeeting:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _close_reason(message: str) -> str:
+    raw = message.encode("utf-8")
+    if len(raw) <= _REASON_BYTES:
+        return message
+    return raw[: _REASON_BYTES - 3].decode("utf-8", "ignore") + "…"
+
+
+def _refusal(response: httpx.Response) -> str:
+    """What a region node said when it refused (Meridian's error body), or its status."""
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"status {response.status_code}"
 
 
 class Signalling:
@@ -145,11 +185,7 @@ class Signalling:
         except httpx.HTTPError as exc:
             raise KeyServerError(f"key server `{region}` is unreachable: {exc}") from exc
         if response.status_code != 200:
-            try:
-                message = response.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = f"status {response.status_code}"
-            raise KeyServerError(f"key server `{region}` refused: {message}")
+            raise KeyServerError(f"key server `{region}` refused: {_refusal(response)}")
         try:
             data = response.json()
             if not isinstance(data, dict) or "wrapped" not in data:
@@ -167,8 +203,14 @@ class Signalling:
         caller: Caller | None,
         client_ip: str | None,
         send: Send,
+        close: Close | None = None,
     ) -> dict[str, Any]:
-        """Admit one participant: the ``admitted`` message, or a ``refused`` one."""
+        """Admit one participant: the ``admitted`` message, or a ``refused`` one.
+
+        ``send`` and ``close`` reach its signalling socket; once it is gone, ``send`` raises
+        :class:`ConnectionError` or :class:`RuntimeError`, and ``close`` (Starlette's
+        ``WebSocket.close``) may also raise ``WebSocketDisconnect``.
+        """
         async with self._place_lock:
             occupancy = self.occupancy()
             live = self.meetings.get(meeting_id)
@@ -200,7 +242,13 @@ class Signalling:
                 live = self.meetings[meeting_id] = LiveMeeting(meeting_id, admission.plan)
             live.uses = uses
         participant = LiveParticipant(
-            admission.participation.id, name, placement.dc, placement.country, public_key, send
+            admission.participation.id,
+            name,
+            placement.dc,
+            placement.country,
+            public_key,
+            send,
+            close,
         )
         async with live.lock:
             live.participants[participant.id] = participant
@@ -274,7 +322,13 @@ class Signalling:
             joined = {"type": "joined", "participant": participant.id, "name": participant.name}
             await self._tell(live, joined, exclude=participant.id)
 
-    async def _forget(self, live: LiveMeeting, participant: LiveParticipant) -> None:
+    async def _forget(
+        self,
+        live: LiveMeeting,
+        participant: LiveParticipant,
+        *,
+        removal: dict[str, Any] | None = None,
+    ) -> None:
         live.participants.pop(participant.id, None)
         async with self._place_lock:
             self.occupancy().release(participant.dc)
@@ -286,7 +340,7 @@ class Signalling:
             # a joiner placed but not yet registered already counts in `uses`: keep the meeting
             if not live.participants and not live.uses and self.meetings.get(live.id) is live:
                 del self.meetings[live.id]
-        await asyncio.to_thread(leave, self.rt, participation_id=participant.id)
+        await asyncio.to_thread(leave, self.rt, participation_id=participant.id, removal=removal)
 
     async def leave(self, meeting_id: str, participant_id: str) -> None:
         """A participant left: free its place and give everyone else a new key epoch."""
@@ -297,16 +351,126 @@ class Signalling:
             participant = live.participants.get(participant_id)
             if participant is None:
                 return
-            await self._forget(live, participant)
-            if not live.participants:
-                return
+            await self._depart(live, [participant])
+
+    async def _depart(
+        self,
+        live: LiveMeeting,
+        gone: list[LiveParticipant],
+        *,
+        removals: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Forget ``gone`` (recorded), tell the rest ``left`` and move them to a new key epoch.
+
+        One epoch for all of ``gone``: none of them holds it. Called under the meeting's lock.
+        """
+        for participant in gone:
+            removal = None if removals is None else removals.get(participant.id)
+            await self._forget(live, participant, removal=removal)
+        if not live.participants:
+            return
+        for participant in gone:
             if participant.connected:
                 left = {"type": "left", "participant": participant.id}
                 await self._tell(live, left, exclude=participant.id)
-            live.epoch += 1
-            await asyncio.gather(
-                *(self._rekey(live, p) for p in list(live.participants.values())),
+        live.epoch += 1
+        await asyncio.gather(
+            *(self._rekey(live, p) for p in list(live.participants.values())),
+        )
+
+    async def remove(
+        self, meeting_id: str, participant_ids: Collection[str], *, reason: str
+    ) -> list[str]:
+        """Disconnect these live participants: their relay drops them, their signalling socket
+        is closed with ``reason``, everyone else gets ``left`` and a new key epoch (so the
+        removed ones cannot read what follows); their participations are marked left.
+
+        Returns the ids actually removed (unknown or already gone ids are skipped). A region
+        node that cannot be reached or refuses the drop order does not stop the removal: it is
+        logged (warning) and recorded in each participation's ``meeting.leave`` record under
+        ``removal.relay`` (``{"region", "error"}`` instead of ``{"region", "closed"}``).
+        """
+        if isinstance(participant_ids, str):
+            raise TypeError("participant_ids must be a collection of ids, not one id")
+        live = self.meetings.get(meeting_id)
+        if live is None:
+            return []
+        async with live.lock:
+            wanted = dict.fromkeys(participant_ids)
+            gone = [p for p in live.participants.values() if p.id in wanted]
+            if not gone:
+                return []
+            # relays first: from here on the removed receive nothing more, not even ciphertext
+            relays = await self._drop(live, gone, reason)
+            for participant in gone:
+                await self._dismiss(participant, reason)
+            removals = {p.id: {"reason": reason, "relay": relays[p.id]} for p in gone}
+            await self._depart(live, gone, removals=removals)
+        return [p.id for p in gone]
+
+    async def _drop(
+        self, live: LiveMeeting, gone: list[LiveParticipant], reason: str
+    ) -> dict[str, dict[str, Any]]:
+        """Order each region node that could admit ``gone`` to drop them; per participant, what
+        its own relay answered: ``{"region", "closed"}``, or ``{"region", "error"}``.
+
+        Every node of the meeting's allowed set is told, not only the relays ``gone`` use: any of
+        them would accept their grants (as a relay, or as a cascade opened with them).
+        """
+        ids = tuple(sorted(p.id for p in gone))
+        regions = tuple(sorted(live.plan.regions))
+        targets = sorted((set(regions) | {p.dc for p in gone}) & set(self.node_urls))
+
+        async def one(region: str) -> tuple[str, set[str] | str]:
+            grant = Grant(
+                typ="drop",
+                meeting=live.id,
+                participant="",
+                dc=region,
+                regions=regions,
+                key_region=live.plan.key_region,
+                drop=ids,
+                reason=reason,
             )
+            url = f"{self.node_urls[region]}/v1/relay/{quote(live.id, safe='')}/drop"
+            try:
+                response = await self.http.post(
+                    url, json={"grant": self.signer.sign(grant)}, timeout=DROP_TIMEOUT_SECONDS
+                )
+            except httpx.HTTPError as exc:
+                return (
+                    region,
+                    f"region node `{region}` is unreachable: {str(exc) or type(exc).__name__}",
+                )
+            if response.status_code != 200:
+                return region, f"region node `{region}` refused the drop: {_refusal(response)}"
+            try:
+                closed = response.json()["dropped"]
+                return region, {str(p) for p in closed}
+            except (ValueError, KeyError, TypeError):
+                return region, f"region node `{region}` sent a malformed answer to the drop"
+
+        answers = dict(await asyncio.gather(*(one(r) for r in targets)))
+        for answer in answers.values():
+            if isinstance(answer, str):
+                log.warning("meeting %s: dropping %s: %s", live.id, ", ".join(ids), answer)
+        out: dict[str, dict[str, Any]] = {}
+        for p in gone:
+            answer = answers.get(p.dc, f"no region node for `{p.dc}` is configured")
+            if isinstance(answer, str):
+                out[p.id] = {"region": p.dc, "error": answer}
+            else:
+                out[p.id] = {"region": p.dc, "closed": p.id in answer}
+        return out
+
+    @staticmethod
+    async def _dismiss(participant: LiveParticipant, reason: str) -> None:
+        """Tell a removed participant why, and close its signalling socket."""
+        # a Starlette socket already gone raises WebSocketDisconnect on close: nothing to close
+        with contextlib.suppress(ConnectionError, RuntimeError, WebSocketDisconnect):
+            await participant.send({"type": "removed", "reason": reason})
+            if participant.close is not None:
+                await participant.close(CLOSE_REMOVED, _close_reason(reason))
 
     async def _rekey(self, live: LiveMeeting, participant: LiveParticipant) -> None:
         try:

@@ -25,6 +25,7 @@ from ..errors import ConflictError, DeniedError, ForbiddenError, InputError, Not
 from ..gate import ask, deny_message, public_decision
 from ..identity.accounts import get_account
 from ..identity.tokens import Caller
+from ..legal.blocks import refuse_blocked
 from ..runtime import Runtime
 from ..storage.models import Account, Meeting, Participation, new_id
 from ..storage.paging import page
@@ -35,6 +36,7 @@ __all__ = [
     "Admission",
     "account_plan",
     "admit",
+    "close_meeting",
     "close_stale",
     "create_meeting",
     "end_meeting",
@@ -299,24 +301,38 @@ def end_meeting(rt: Runtime, *, caller: Caller | None, meeting_id: str, actor: A
         meeting = get_meeting(session, caller, meeting_id)
         if meeting.status != "live":
             raise ConflictError(f"meeting `{meeting.id}` has already ended")
-        meeting.status = "ended"
-        meeting.ended_at = at
-        for p in session.scalars(
-            select(Participation).where(
-                Participation.meeting_id == meeting.id, Participation.left_at.is_(None)
-            )
-        ):
-            p.left_at = at
-        record(
-            session,
-            actor=actor,
-            action="meeting.end",
-            subject_kind="meeting",
-            subject_id=meeting.id,
-            at=at,
-            bundle_digest=rt.digest,
-        )
+        close_meeting(session, meeting, at=at, actor=actor, digest=rt.digest)
     return meeting
+
+
+def close_meeting(
+    session: Session,
+    meeting: Meeting,
+    *,
+    at: datetime,
+    actor: Actor,
+    digest: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Mark a live ``meeting`` ended, with everyone in it gone, in ``session``'s transaction."""
+    meeting.status = "ended"
+    meeting.ended_at = at
+    for p in session.scalars(
+        select(Participation).where(
+            Participation.meeting_id == meeting.id, Participation.left_at.is_(None)
+        )
+    ):
+        p.left_at = at
+    record(
+        session,
+        actor=actor,
+        action="meeting.end",
+        subject_kind="meeting",
+        subject_id=meeting.id,
+        at=at,
+        bundle_digest=digest,
+        details=details,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +379,8 @@ def admit(
         mplan = meeting_plan(meeting)
         pid = new_id("p")
         placement = place(engine, table, mplan, pid, subject, at, occupancy, uses)
+        # a block left by a lawful request refuses joiners from its jurisdiction, naming it
+        placement = refuse_blocked(session, meeting.id, placement, occupancy, uses)
         assert placement.join is not None
         record(
             session,
@@ -398,14 +416,18 @@ def admit(
     return Admission(meeting, mplan, placement, participation, public)
 
 
-def leave(rt: Runtime, *, participation_id: str) -> None:
-    """Mark a participant as gone (its signalling socket closed)."""
+def leave(rt: Runtime, *, participation_id: str, removal: dict[str, Any] | None = None) -> None:
+    """Mark a participant as gone (its signalling socket closed, or ``removal`` says why it was
+    removed: recorded in the details under ``removal``)."""
     at = rt.now()
     with rt.db.write() as session:
         p = session.get(Participation, participation_id)
         if p is None or p.left_at is not None:
             return
         p.left_at = at
+        details: dict[str, Any] = {"participant": p.id, "dc": p.dc}
+        if removal is not None:
+            details["removal"] = removal
         record(
             session,
             actor=Actor("participant", p.id),
@@ -414,7 +436,7 @@ def leave(rt: Runtime, *, participation_id: str) -> None:
             subject_id=p.meeting_id,
             at=at,
             bundle_digest=rt.digest,
-            details={"participant": p.id, "dc": p.dc},
+            details=details,
         )
 
 

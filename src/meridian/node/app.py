@@ -1,4 +1,4 @@
-"""The HTTP door of a region node: health, metrics, stats, the key server and the relay.
+"""The HTTP door of a region node: health, metrics, stats, the key server, the relay and its drops.
 
 ``create_node_app(config)`` builds everything from its configuration when called: importing
 this module opens no store and reads no key. Errors are Meridian's error bodies
@@ -21,14 +21,22 @@ from pydantic import BaseModel, ConfigDict
 
 from ..api.errors import install_error_handlers
 from ..api.network import TrustedProxies
-from ..errors import ConfigurationError, shown
+from ..errors import ConfigurationError, GrantError, shown
 from ..geography.regions import REGIONS
 from ..keys import KeyServer, MasterKeyStore, from_b64url
 from ..meetings.grants import GrantVerifier, public_key_from_b64
 from .counters import NodeCollector, NodeCounters
 from .relay import Relay
 
-__all__ = ["IssuedKeyPublic", "KeyRequest", "NodeConfig", "WrappedKeyPublic", "create_node_app"]
+__all__ = [
+    "DropRequest",
+    "DroppedPublic",
+    "IssuedKeyPublic",
+    "KeyRequest",
+    "NodeConfig",
+    "WrappedKeyPublic",
+    "create_node_app",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,24 @@ class IssuedKeyPublic(BaseModel):
     wrapped: WrappedKeyPublic
 
 
+class DropRequest(BaseModel):
+    """The body of ``POST /v1/relay/{meeting}/drop``: a ``drop`` grant naming who and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: empty is refused as a missing grant (401), like a relay's first message without one
+    grant: str = ""
+
+
+class DroppedPublic(BaseModel):
+    """The answer of ``POST /v1/relay/{meeting}/drop``."""
+
+    region: str
+    meeting: str
+    #: the participants whose connection to this relay was closed (the others had none here)
+    dropped: list[str]
+
+
 def create_node_app(config: NodeConfig) -> FastAPI:
     """A region node for ``config``: opens (or creates) its key store now, serves when run."""
     verifier = GrantVerifier(public_key_from_b64(config.control_key), config.region)
@@ -152,6 +178,19 @@ def create_node_app(config: NodeConfig) -> FastAPI:
         # on the event loop, not a worker thread: the counters are the loop's (a wrap is ~0.1 ms)
         issued = keys.issue(body.grant, from_b64url(body.public_key, "public key"))
         return IssuedKeyPublic.model_validate(issued)
+
+    @app.post("/v1/relay/{meeting}/drop")
+    async def drop_participants(meeting: str, body: DropRequest) -> DroppedPublic:
+        """Disconnect participants of a meeting from this relay and refuse them from now on."""
+        grant = verifier.verify(body.grant, typ="drop")
+        if grant.meeting != meeting:
+            raise GrantError(
+                f"grant for meeting `{shown(grant.meeting)}` presented for meeting `{shown(meeting)}`"
+            )
+        if not grant.drop:
+            raise GrantError("invalid grant: it names no participant to drop")
+        dropped = await relay.drop(grant)
+        return DroppedPublic(region=config.region, meeting=meeting, dropped=dropped)
 
     @app.websocket("/v1/relay")
     async def relay_socket(ws: WebSocket) -> None:

@@ -13,7 +13,13 @@ length and holds no meeting key. Every socket has its own :class:`Outbox` and wr
 slow receiver delays only itself; one that falls :data:`BACKLOG_LIMIT` bytes behind is closed.
 
 Refusals close the socket with the code of the error's class: 4400 malformed (:class:`InputError`),
-4401 grant problems (:class:`GrantError`), 4403 fenced out (:class:`FenceError`).
+4401 grant problems (:class:`GrantError`), 4403 fenced out (:class:`FenceError`), 4451 removed
+(:class:`RemovedError`).
+
+A drop order (a ``drop`` grant, :meth:`Relay.drop`) closes the named participants' sockets with
+:data:`CLOSE_REMOVED`, takes them out of the room so nothing more reaches them and nothing they
+send is forwarded, and remembers them: their grants are refused afterwards, as a participant
+and as the opener of a cascade.
 
 INVARIANT: rooms, outboxes and counters are touched only from the node's event-loop thread.
 """
@@ -25,6 +31,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -36,8 +43,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ..api.network import TrustedProxies, client_ip
-from ..errors import FenceError, GrantError, InputError, MeridianError, shown
-from ..meetings.grants import Grant, GrantVerifier
+from ..errors import FenceError, ForbiddenError, GrantError, InputError, MeridianError, shown
+from ..meetings.grants import GRANT_SECONDS, Grant, GrantVerifier
 from .counters import MeetingCounters, NodeCounters
 
 __all__ = [
@@ -45,11 +52,14 @@ __all__ = [
     "CLOSE_FENCE",
     "CLOSE_GRANT",
     "CLOSE_MALFORMED",
+    "CLOSE_REMOVED",
     "CLOSE_TOO_SLOW",
     "MAX_FRAME_BYTES",
     "Link",
+    "Member",
     "Outbox",
     "Relay",
+    "RemovedError",
     "Room",
     "close_code",
 ]
@@ -59,6 +69,9 @@ log = logging.getLogger("meridian.node")
 CLOSE_MALFORMED = 4400
 CLOSE_GRANT = 4401
 CLOSE_FENCE = 4403
+#: removed by the control plane (HTTP 451, unavailable for legal reasons): dropped, or refused
+#: after being dropped; the reason is the removal's
+CLOSE_REMOVED = 4451
 #: "try again later": the receiver fell too far behind the meeting
 CLOSE_TOO_SLOW = 1013
 #: the largest frame a relay accepts, from a participant or a peer
@@ -73,8 +86,14 @@ _REASON_BYTES = 123  # the most a WebSocket close reason can carry
 SendBytes = Callable[[bytes], Awaitable[None]]
 
 
+class RemovedError(ForbiddenError):
+    """Raised when a participant this relay was ordered to drop presents its grant again."""
+
+
 def close_code(exc: MeridianError) -> int:
     """The WebSocket close code of a refusal."""
+    if isinstance(exc, RemovedError):
+        return CLOSE_REMOVED
     if isinstance(exc, FenceError):
         return CLOSE_FENCE
     if isinstance(exc, GrantError):
@@ -118,6 +137,13 @@ class Outbox:
             return
         self._ready.set()
 
+    def shut(self) -> None:
+        """Take no more frames and drop those waiting; :meth:`run` ends after its current write."""
+        self.closed = True
+        self._frames.clear()
+        self._backlog = 0
+        self._ready.set()
+
     async def run(self) -> None:
         """Write queued frames until cancelled or the socket fails."""
         frames, counters = self._frames, self._counters
@@ -148,12 +174,24 @@ class Link:
 
 
 @dataclass(eq=False)
+class Member:
+    """One participant's socket in a room."""
+
+    participant: str
+    outbox: Outbox
+    ws: WebSocket
+    #: dropped by order of the control plane: what it still sends is not forwarded
+    dropped: bool = False
+
+
+@dataclass(eq=False)
 class Room:
     """One meeting on this relay."""
 
     meeting: str
     counters: MeetingCounters
     locals: list[Outbox] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)
     #: the link each frame goes out on, per peer region: the first one this room had
     links: dict[str, Link] = field(default_factory=dict)
     every_link: list[Link] = field(default_factory=list)
@@ -251,6 +289,8 @@ class Relay:
         self.trusted = trusted
         self.peers = dict(peers)
         self.rooms: dict[str, Room] = {}
+        #: per meeting, the participants dropped by order: until when they are refused, and why
+        self.dropped: dict[str, dict[str, tuple[float, str]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- participants ---------------------------------------------------------------------
@@ -262,15 +302,20 @@ class Relay:
             token = await _first_grant(ws)
             grant = self.verifier.verify(token, typ="relay")
             self._check_address(ws, grant)
+            self._check_not_dropped(grant)
         except MeridianError as exc:
             await _refuse(ws, exc)
             return
         except _GoneError:
             return
+        # INVARIANT: no await from the check above to joining the room, so a drop order either
+        # finds this member or was remembered before the check
         room = self._room(grant.meeting)
         outbox = Outbox(ws.send_bytes, room.counters, lambda: self._too_slow(ws))
+        member = Member(grant.participant, outbox, ws)
         writer = self._spawn(outbox.run())
         room.locals.append(outbox)
+        room.members.append(member)
         room.counters.participants += 1
         try:
             await self._open_links(room, grant, str(token))
@@ -278,6 +323,8 @@ class Relay:
             receive = ws.receive
             while True:
                 message = await receive()
+                if member.dropped:
+                    break
                 frame = message.get("bytes")
                 if frame is not None:
                     room.from_local(outbox, frame)
@@ -290,7 +337,7 @@ class Relay:
             pass  # the participant went away mid-send
         finally:
             writer.cancel()
-            self._leave(room, outbox)
+            self._leave(room, member)
 
     def _check_address(self, ws: WebSocket, grant: Grant) -> None:
         peer = ws.client.host if ws.client else None
@@ -301,9 +348,62 @@ class Relay:
                 f"grant for address `{shown(grant.ip)}` presented from `{shown(seen)}`"
             )
 
-    def _leave(self, room: Room, outbox: Outbox) -> None:
-        if outbox in room.locals:
-            room.locals.remove(outbox)
+    def _check_not_dropped(self, grant: Grant) -> None:
+        dropped = self.dropped.get(grant.meeting, {}).get(grant.participant)
+        if dropped is not None and time.time() < dropped[0]:
+            raise RemovedError(dropped[1])
+
+    async def drop(self, grant: Grant) -> list[str]:
+        """Carry out a drop order (a checked ``drop`` grant): close the named participants'
+        sockets here with :data:`CLOSE_REMOVED` and refuse their grants from now on. Returns
+        the ids that had a socket here.
+
+        They are remembered until one grant lifetime after the order expires. INVARIANT: the
+        control plane signs the order after every grant of theirs (a participant id is never
+        granted again once removed), so by then each of their grants has expired.
+        """
+        now = time.time()
+        self._prune(now)
+        reason = grant.reason or "removed from the meeting"
+        until = float(grant.expires + GRANT_SECONDS)
+        remembered = self.dropped.setdefault(grant.meeting, {})
+        for participant in grant.drop:
+            before = remembered.get(participant, (0.0, reason))[0]
+            remembered[participant] = (max(before, until), reason)
+        room = self.rooms.get(grant.meeting)
+        if room is None:
+            return []
+        targets = set(grant.drop)
+        members = [m for m in room.members if m.participant in targets]
+        for member in members:
+            member.dropped = True
+            member.outbox.shut()
+            self._leave(room, member)
+        await asyncio.gather(
+            *(_quietly(m.ws.close(CLOSE_REMOVED, _reason(reason))) for m in members)
+        )
+        for member in members:
+            log.warning(
+                "meeting %s: participant %s dropped by order: %s",
+                grant.meeting,
+                member.participant,
+                reason,
+            )
+        return sorted({m.participant for m in members})
+
+    def _prune(self, now: float) -> None:
+        for meeting, remembered in list(self.dropped.items()):
+            for participant, (until, _) in list(remembered.items()):
+                if until <= now:
+                    del remembered[participant]
+            if not remembered:
+                del self.dropped[meeting]
+
+    def _leave(self, room: Room, member: Member) -> None:
+        if member in room.members:
+            room.members.remove(member)
+        if member.outbox in room.locals:
+            room.locals.remove(member.outbox)
             room.counters.participants -= 1
         if room.locals:
             return
@@ -327,6 +427,7 @@ class Relay:
             # the opener presents its participant's grant, addressed to the opener's region
             opener = _claimed_region(token)
             grant = self.verifier.verify(token, typ="relay", for_region=opener)
+            self._check_not_dropped(grant)
             pair = tuple(sorted((opener, self.region)))
             if opener == self.region or pair not in {tuple(sorted(p)) for p in grant.links}:
                 raise FenceError(

@@ -84,6 +84,12 @@ class Database:
                 f"unsupported database `{shown(self.dialect)}`: expected sqlite or postgresql"
             )
         self._writes = sessionmaker(self.engine, expire_on_commit=False)
+        # Every write transaction's log entries get their positions as it commits (imported
+        # here: the log's module imports the tables this package defines).
+        from ..audit.records import assign_positions, discard_pending
+
+        event.listen(self._writes, "before_commit", assign_positions)
+        event.listen(self._writes, "after_rollback", discard_pending)
         self._reads = sessionmaker(self._reader, expire_on_commit=False)
 
     @contextmanager

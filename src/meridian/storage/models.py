@@ -11,6 +11,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -31,7 +32,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "Account",
     "Base",
+    "Checkpoint",
     "IdempotencyKey",
+    "LegalBlock",
+    "LegalRequest",
+    "LogHead",
     "Meeting",
     "Notice",
     "Participation",
@@ -237,12 +242,19 @@ class Notice(Base):
 
 
 class Record(Base):
-    """One entry of the record: a decision or a state change, written with the change itself."""
+    """One entry of the log: a decision or a state change, written with the change itself.
+
+    ``seq`` is the entry's position in the Merkle log (from 0, no gaps: positions are handed
+    out by :class:`LogHead` under one lock). ``entry`` is the canonical JSON the log hashes and
+    ``leaf`` its RFC 9162 leaf hash. The columns beside them repeat a few fields of ``entry``
+    so the record can be searched; the decision and the details live in ``entry`` alone (read
+    them as :attr:`decision` and :attr:`details`), so nothing is stored twice.
+    """
 
     __tablename__ = "records"
 
     seq: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
     )
     #: the instant the action was judged at (the service clock's "now", or a replayed instant)
     at: Mapped[datetime]
@@ -252,8 +264,50 @@ class Record(Base):
     subject_kind: Mapped[str] = mapped_column(String(30))
     subject_id: Mapped[str | None] = mapped_column(String(100), index=True)
     bundle_digest: Mapped[str] = mapped_column(String(80))
-    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    details: Mapped[dict[str, Any]]
+    #: the entry exactly as the log hashes it (canonical JSON, UTF-8)
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    #: SHA-256(0x00 || entry)
+    leaf: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+    @property
+    def content(self) -> dict[str, Any]:
+        """The entry, parsed."""
+        value: dict[str, Any] = orjson.loads(self.entry)
+        return value
+
+    @property
+    def decision(self) -> dict[str, Any] | None:
+        """The decision recorded, if the action was decided by the policy."""
+        value: dict[str, Any] | None = self.content["decision"]
+        return value
+
+    @property
+    def details(self) -> dict[str, Any]:
+        value: dict[str, Any] = self.content["details"]
+        return value
+
+
+class LogHead(Base):
+    """The log's size: one row, updated in every transaction that appends, which serialises them."""
+
+    __tablename__ = "log_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+
+
+class Checkpoint(Base):
+    """A signed checkpoint of the log: its size and root at a time, as a C2SP signed note."""
+
+    __tablename__ = "checkpoints"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), index=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    issued_at: Mapped[datetime]
+    note: Mapped[str] = mapped_column(Text)
 
 
 class IdempotencyKey(Base):
@@ -271,3 +325,60 @@ class IdempotencyKey(Base):
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
     lease_until: Mapped[datetime]
+
+
+class LegalRequest(Base):
+    """A lawful request: as received, its scope, who recorded and decided it, what was applied.
+
+    ``state`` is ``pending`` until a second operator approves it (then ``applied``) or anyone
+    rejects it (``rejected``; Meridian rejects a request with nothing in scope itself). The
+    document contents are never stored: only their names, SHA-256 digests and sizes.
+    """
+
+    __tablename__ = "legal_requests"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    authority: Mapped[str] = mapped_column(String(200))
+    jurisdiction: Mapped[str] = mapped_column(String(8), index=True)
+    legal_type: Mapped[str] = mapped_column(String(30))
+    reference: Mapped[str] = mapped_column(String(200))
+    target_kind: Mapped[str] = mapped_column(String(20))  # account | meeting | participants
+    target_id: Mapped[str] = mapped_column(String(100), index=True)
+    action: Mapped[str] = mapped_column(String(30))
+    notice_delay_until: Mapped[datetime | None]
+    #: ``[{"name", "sha256", "size"}]``
+    documents: Mapped[list[Any]]
+    #: pending | rejected | applied
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    #: the scope computed at intake, as ``legal.scoped`` recorded it
+    scope: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+    #: the recording operator: its actor (``operator:tok_…``) and its token's name
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    recorded_by_name: Mapped[str] = mapped_column(String(200))
+    approved_by: Mapped[str | None] = mapped_column(String(100))
+    approved_by_name: Mapped[str | None] = mapped_column(String(200))
+    approved_at: Mapped[datetime | None]
+    rejected_by: Mapped[str | None] = mapped_column(String(100))
+    rejected_at: Mapped[datetime | None]
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    #: what was applied, as ``legal.applied`` recorded it, with the scope at approval
+    applied: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    applied_at: Mapped[datetime | None]
+    #: sent | delayed | none (no one to notify); ``None`` until applied
+    notice: Mapped[str | None] = mapped_column(String(10), index=True)
+    notified_at: Mapped[datetime | None]
+
+
+class LegalBlock(Base):
+    """A block on a meeting: no one joining from ``jurisdiction`` is admitted while it is active."""
+
+    __tablename__ = "legal_blocks"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    meeting_id: Mapped[str] = mapped_column(ForeignKey("meetings.id"), index=True)
+    jurisdiction: Mapped[str] = mapped_column(String(8))
+    request_id: Mapped[str] = mapped_column(ForeignKey("legal_requests.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime]
+    lifted_at: Mapped[datetime | None]

@@ -107,10 +107,10 @@ def list_records(
     caller: CallerDep,
     action: Annotated[str | None, Query(max_length=50, pattern=r"^[a-z_.]+$")] = None,
     subject: Annotated[str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$")] = None,
-    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    after: Annotated[int, Query(ge=-1, le=2**62)] = -1,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    """The record of decisions and changes, oldest first from `after`. Role: operator."""
+    """The record of decisions and changes, oldest first, from the entry after position `after` (default: the first). `seq` is the entry's position in the log (`/v1/log/...`). Role: operator."""
     where = [Record.seq > after]
     if action:
         where.append(Record.action == action)

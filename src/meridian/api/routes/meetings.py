@@ -247,6 +247,7 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
             caller=caller,
             client_ip=ip,
             send=send,
+            close=websocket.close,
         )
         if message["type"] == "admitted":
             participant = message["participant"]  # from here on, leaving must be handled

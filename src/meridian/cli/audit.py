@@ -1,0 +1,241 @@
+"""``meridian audit …``: export the log, verify it (an export or the live service), checkpoints.
+
+``export`` and ``checkpoint`` act on the database named by ``MERIDIAN_DATABASE_URL``;
+``verify`` needs only the file (or the service's URL) and the log's public key.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+
+from ..errors import ConfigurationError, InputError, MeridianError, NotFoundError, shown
+from .app import app, door
+from .service import DatabaseOption, _progress, _runtime
+
+__all__ = ["audit_app"]
+
+audit_app = typer.Typer(
+    help="The tamper-evident log: export it, verify it, issue checkpoints.", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
+
+KeyOption = Annotated[
+    str,
+    typer.Option(
+        "--key",
+        help="The log's verifier key (`name+keyid+base64`), or a file holding it. Obtain it "
+        "from the operator out of band; `meridian audit key` prints it.",
+        envvar="MERIDIAN_LOG_VKEY",
+        show_envvar=True,
+    ),
+]
+
+
+def read_vkey(value: str) -> str:
+    """A verifier key given as text or as the path of a file holding it."""
+    text = value.strip()
+    if "+" not in text:
+        path = Path(text)
+        if not path.is_file():
+            raise InputError(f"`{shown(value, 300)}` is neither a verifier key nor a readable file")
+        text = path.read_text(encoding="utf-8").strip()
+    return text
+
+
+@audit_app.command("key")
+@door
+def key_command(database: DatabaseOption = None) -> None:
+    """Print the verifier key of the log's checkpoints (give it to auditors)."""
+    rt = _runtime(database)
+    try:
+        typer.echo(rt.log.vkey)
+    finally:
+        rt.close()
+
+
+@audit_app.command("checkpoint")
+@door
+def checkpoint_command(
+    database: DatabaseOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also save the signed note to this file.")
+    ] = None,
+) -> None:
+    """Issue a signed checkpoint if the log grew since the last one, and print the latest."""
+    rt = _runtime(database)
+    try:
+        signed = rt.log.checkpoint()
+    finally:
+        rt.close()
+    if output is not None:
+        output.write_text(signed.note, encoding="utf-8")
+    typer.echo(signed.note, nl=False)
+
+
+@audit_app.command("export")
+@door
+def export_command(
+    path: Annotated[Path, typer.Argument(help="The file to write (JSON Lines).")],
+    database: DatabaseOption = None,
+) -> None:
+    """Write the log up to a fresh checkpoint, with every checkpoint, to PATH (atomically)."""
+    from ..audit.export import write_export
+
+    rt = _runtime(database)
+    console = Console(stderr=True)
+    try:
+        log = rt.log
+        signed = log.checkpoint()
+        size = signed.checkpoint.size
+        notes = [s.note for s in log.checkpoints(up_to=size)]
+        with _progress(console) as progress:
+            task = progress.add_task("exporting", total=size)
+            write_export(
+                path,
+                origin=log.origin,
+                checkpoints=notes,
+                entries=log.entries(0, size),
+                count=size,
+                progress=lambda done: progress.update(task, completed=done),
+            )
+    finally:
+        rt.close()
+    typer.echo(
+        f"exported {size} entries and {len(notes)} checkpoints to {path} "
+        f"(root {signed.checkpoint.root.hex()[:16]}…)"
+    )
+
+
+def _fetch_live(url: str, token: str | None, console: Console) -> bytes:
+    """The live service's log as export bytes: its checkpoints and every entry they cover."""
+    base = url.rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+            listed = client.get("/v1/log/checkpoints", params={"limit": 1000})
+            listed.raise_for_status()
+            notes = [c["note"] for c in reversed(listed.json()["data"])]
+            if not notes:
+                raise NotFoundError(f"`{shown(base)}` has issued no checkpoint yet")
+            size = int(notes[-1].split("\n", 2)[1])
+            origin = notes[-1].split("\n", 1)[0]
+            lines: list[bytes] = []
+            with _progress(console) as progress:
+                task = progress.add_task("fetching", total=size)
+                while len(lines) < size:
+                    got = client.get("/v1/log/entries", params={"start": len(lines), "end": size})
+                    if got.status_code in (401, 403):
+                        raise InputError(
+                            "reading the entries takes an operator token: pass `--token`"
+                        )
+                    got.raise_for_status()
+                    # lines end with "\n" only (splitlines would also cut at other breaks)
+                    page = [line + b"\n" for line in got.content.split(b"\n")[:-1]]
+                    if not page:
+                        break
+                    lines.extend(page)
+                    progress.update(task, completed=len(lines))
+    except httpx.HTTPError as exc:
+        raise ConfigurationError(f"cannot read the log at `{shown(base)}`: {exc}") from None
+    header = json.dumps(
+        {
+            "checkpoints": len(notes),
+            "entries": len(lines),
+            "format": "meridian-log/1",
+            "origin": origin,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    out = [header.encode() + b"\n"]
+    out += [
+        json.dumps(
+            {"checkpoint": n}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+        + b"\n"
+        for n in notes
+    ]
+    return b"".join(out) + b"".join(lines)
+
+
+@audit_app.command("verify")
+@door
+def verify_command(
+    key: KeyOption,
+    path: Annotated[
+        Path | None, typer.Argument(help="An export written by `meridian audit export`.")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Verify the live service at this URL instead of a file."),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="Operator token (with --url).", envvar="MERIDIAN_TOKEN"),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint saved earlier: the log must be consistent with it.",
+        ),
+    ] = None,
+) -> None:
+    """Check every entry, the tree, every checkpoint's signature, and consistency with a saved checkpoint.
+
+    Exit 0 when all holds; otherwise each problem is printed on its own line (where: the entry
+    index or checkpoint; what was expected and what was found) and the exit code is 1.
+    """
+    from ..audit.verify import verify_export
+
+    if (path is None) == (url is None):
+        raise InputError("give either an export file or `--url`")
+    vkey = read_vkey(key)
+    saved = None
+    if checkpoint is not None:
+        if not checkpoint.is_file():
+            raise InputError(f"checkpoint file `{shown(str(checkpoint), 300)}` does not exist")
+        saved = checkpoint.read_text(encoding="utf-8")
+    console = Console(stderr=True)
+    source: Path | bytes
+    if url is not None:
+        source = _fetch_live(url, token, console)
+    else:
+        assert path is not None
+        if not path.is_file():
+            raise InputError(f"export `{shown(str(path), 300)}` does not exist")
+        source = path
+    with _progress(console) as progress:
+        task = progress.add_task("verifying", total=None)
+        result = verify_export(
+            source,
+            vkey,
+            saved_checkpoint=saved,
+            progress=lambda done: progress.update(task, completed=done),
+        )
+    if result.problems:
+        for problem in result.problems:
+            typer.echo(f"problem: {problem}", err=True)
+        raise LogFailedError(len(result.problems))
+    latest = result.latest
+    typer.echo(
+        f"log verified: {result.entries} entries, {result.checkpoints} checkpoints"
+        + (f", latest at size {latest.size} signed {latest.time.isoformat()}" if latest else "")
+        + (", consistent with the saved checkpoint" if saved is not None else "")
+    )
+
+
+class LogFailedError(MeridianError):
+    """The log did not verify (its problems were printed above)."""
+
+    exit_code = 1
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"the log does not verify: {count} problem{'s' if count != 1 else ''}")
