@@ -24,6 +24,15 @@ def test_the_worked_example_gives_the_shown_output() -> None:
     assert json.loads(result.stdout) == json.loads(shown.group(1))
 
 
+def _shown(script: str) -> list[str]:
+    """The output a README block shows: its ``# `` lines that are not numbered step titles."""
+    return [
+        line[2:]
+        for line in script.splitlines()
+        if line.startswith("# ") and not re.match(r"# \d+\. ", line)
+    ]
+
+
 def _free_port() -> int:
     import socket
 
@@ -45,11 +54,7 @@ def test_the_service_walkthrough_prints_what_the_readme_shows(tmp_path: Path) ->
     block = re.search(r"<!-- walkthrough -->\n```sh\n(.*?)```", text, re.S)
     assert block is not None, "the README's walkthrough moved"
     script = block.group(1)
-    expected = [
-        line[2:]
-        for line in script.splitlines()
-        if line.startswith("# ") and not re.match(r"# \d+\. ", line)
-    ]
+    expected = _shown(script)
     meetings_block = re.search(r"<!-- meetings -->\n```sh\n(.*?)```", text, re.S)
     assert meetings_block is not None, "the README's meetings walkthrough moved"
     meetings_script = meetings_block.group(1)
@@ -85,32 +90,17 @@ def test_the_service_walkthrough_prints_what_the_readme_shows(tmp_path: Path) ->
             assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
             assert time.monotonic() < deadline, "the service did not start"
             time.sleep(0.1)
-        result = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        meetings = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", meetings_script],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        legal = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", legal_script],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
+        result, meetings, legal = (
+            subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", block],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
+            )
+            for block in (script, meetings_script, legal_script)
         )
     finally:
         server.terminate()
@@ -123,17 +113,7 @@ def test_the_service_walkthrough_prints_what_the_readme_shows(tmp_path: Path) ->
     assert "cn-direct-sales-end" in rest
     # the meetings walkthrough: three real participants through real region nodes, twice
     assert meetings.returncode == 0, meetings.stderr
-    shown = [
-        line[2:]
-        for line in meetings_script.splitlines()
-        if line.startswith("# ") and not re.match(r"# \d+\. ", line)
-    ]
-    assert meetings.stdout.splitlines() == shown
+    assert meetings.stdout.splitlines() == _shown(meetings_script)
     # the government-request walkthrough: live participants, two operators, the report, the log
     assert legal.returncode == 0, legal.stderr
-    shown = [
-        line[2:]
-        for line in legal_script.splitlines()
-        if line.startswith("# ") and not re.match(r"# \d+\. ", line)
-    ]
-    assert legal.stdout.splitlines() == shown
+    assert legal.stdout.splitlines() == _shown(legal_script)

@@ -254,3 +254,19 @@ def test_migration_turns_existing_records_into_the_log(database_url):
         assert _positions(db) == [0, 1, 2, 3]
     finally:
         db.dispose()
+
+
+def test_an_action_recorded_in_a_read_transaction_is_refused(db):
+    from meridian.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="read-only"), db.read() as session:
+        record(
+            session,
+            actor=SYSTEM,
+            action="test.lost",
+            subject_kind="x",
+            subject_id=None,
+            at=AT,
+            bundle_digest="sha256:x",
+        )
+    assert _positions(db) == []

@@ -461,6 +461,7 @@ class FakeLog:
         default_factory=lambda: NoteSigner(ORIGIN, Ed25519PrivateKey.generate())
     )
     issued: int = 0
+    last: Signed | None = None
 
     def checkpoint(self, *, force: bool = False) -> Signed:
         builder = RootBuilder()
@@ -468,7 +469,11 @@ class FakeLog:
             builder.push(leaf_hash(item))
         cp = Checkpoint(ORIGIN, len(self.log), builder.root(), datetime(2020, 12, 18, tzinfo=UTC))
         self.issued += 1
-        return Signed(self.signer.sign(cp), cp)
+        self.last = Signed(self.signer.sign(cp), cp)
+        return self.last
+
+    def latest(self) -> Signed | None:
+        return self.last
 
     def entries(self, start: int, end: int) -> Any:
         return iter(list(enumerate(self.log))[start:end])

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..errors import InputError
 from ..geography.jurisdictions import check_jurisdiction
+from ..text import plain_text
 
 __all__ = [
     "AccountCreate",
@@ -53,14 +54,6 @@ __all__ = [
 ]
 
 
-def _plain(value: str) -> str:
-    for ch in value:
-        code = ord(ch)
-        if code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF:
-            raise ValueError(f"control character U+{code:04X} is not allowed")
-    return value
-
-
 def _country(value: str) -> str:
     try:
         return check_jurisdiction(value.upper())
@@ -85,10 +78,12 @@ def check_instant(value: datetime) -> datetime:
     return value
 
 
-Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_plain)]
-LongText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_plain)]
+Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(plain_text)]
+LongText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(plain_text)]
 Ident = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
-Email = Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"), AfterValidator(_plain)]
+Email = Annotated[
+    str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"), AfterValidator(plain_text)
+]
 Country = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_country)]
 #: a path parameter naming an object: short, no characters a database would choke on
 IdPath = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
@@ -122,7 +117,9 @@ class AccountCreate(_In):
     type: Literal["individual", "organization"]
     name: Text
     country: Country
-    org_id: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_plain)] | None = None
+    org_id: (
+        Annotated[str, Field(min_length=1, max_length=64), AfterValidator(plain_text)] | None
+    ) = None
     email: Email | None = None
 
 
@@ -221,7 +218,7 @@ class PartnersPublic(BaseModel):
 
 class ContactUpdate(_In):
     #: at most 300 characters: the column's size (``partners.contact``)
-    contact: Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_plain)] | None
+    contact: Annotated[str, Field(min_length=1, max_length=300), AfterValidator(plain_text)] | None
 
 
 class PlanPublic(BaseModel):

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import ConfigurationError, InputError, ProofError, shown
+from ..keyfiles import load_or_create_ed25519
 
 __all__ = [
     "Checkpoint",
@@ -359,19 +360,14 @@ class NoteVerifier:
 
 
 def load_or_create_log_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
-    """The log's checkpoint-signing key from ``path`` (PEM, PKCS#8).
+    """The log's checkpoint-signing key from ``path`` (PEM, PKCS#8, mode 0600).
 
-    With ``create`` (development mode) a missing key is generated and written with mode 0600;
-    otherwise a missing key is a :class:`ConfigurationError`: production never invents one.
+    With ``create`` (development mode) a missing key is generated; otherwise a missing key is a
+    :class:`ConfigurationError`: production never invents one.
     """
-    if path.exists():
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError(f"log signing key `{path}` is not a PEM private key") from exc
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ConfigurationError(f"log signing key `{path}` is not an Ed25519 key")
-        return key
+    return load_or_create_ed25519(
+        path, create=create, what="log signing key", setting="MERIDIAN_LOG_KEY"
+    )
     if not create:
         raise ConfigurationError(
             f"log signing key `{path}` does not exist: set MERIDIAN_LOG_KEY to an Ed25519 PEM"

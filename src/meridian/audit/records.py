@@ -29,7 +29,7 @@ from ..storage.models import LogHead, Record
 from .entry import entry_bytes, entry_object
 from .merkle import leaf_hash
 
-__all__ = ["SYSTEM", "Actor", "assign_positions", "discard_pending", "record"]
+__all__ = ["SYSTEM", "Actor", "assign_positions", "discard_pending", "record", "unwritten"]
 
 #: where :func:`record` keeps a transaction's entries until it commits
 _PENDING = "meridian.log.pending"
@@ -117,6 +117,11 @@ def assign_positions(session: Session) -> None:
     for offset, row in enumerate(rows):
         row["seq"] = first + offset
     session.execute(insert(Record), rows)
+
+
+def unwritten(session: Session) -> bool:
+    """Whether ``session`` holds entries that no commit has written."""
+    return bool(session.info.get(_PENDING))
 
 
 def discard_pending(session: Session, *_: object) -> None:

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..errors import InputError, shown
 from ..geography.jurisdictions import check_jurisdiction
+from ..text import plain_text
 
 __all__ = [
     "ACTIONS",
@@ -109,14 +110,6 @@ def _enum(values: tuple[str, ...]) -> Any:
     return Field(json_schema_extra={"enum": list(values)})
 
 
-def _plain(value: str) -> str:
-    for ch in value:
-        code = ord(ch)
-        if code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF:
-            raise ValueError(f"control character U+{code:04X} is not allowed")
-    return value
-
-
 def _jurisdiction(value: str) -> str:
     try:
         return check_jurisdiction(value)
@@ -150,7 +143,7 @@ def _instant(value: datetime) -> datetime:
     return utc
 
 
-Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_plain)]
+Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(plain_text)]
 
 
 class _In(BaseModel):
@@ -218,10 +211,10 @@ class LegalRequestCreate(_In):
 class Rejection(_In):
     """An operator's rejection of a pending request, with its reason."""
 
-    reason: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_plain)]
+    reason: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(plain_text)]
 
 
 class Lift(_In):
     """An operator's lifting of the blocks a request left, with its reason."""
 
-    reason: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_plain)]
+    reason: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(plain_text)]

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import ConfigurationError, FenceError, GrantError, shown
+from ..keyfiles import load_or_create_ed25519
 
 __all__ = [
     "GRANT_SECONDS",
@@ -172,21 +173,14 @@ def public_key_from_b64(text: str) -> Ed25519PublicKey:
 
 
 def load_or_create_signing_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
-    """The control plane's grant-signing key from ``path`` (PEM, PKCS#8).
+    """The control plane's grant-signing key from ``path`` (PEM, PKCS#8, mode 0600).
 
-    With ``create`` (development mode) a missing key is generated and written with mode 0600;
-    otherwise a missing key is a :class:`ConfigurationError`: production never invents one.
+    With ``create`` (development mode) a missing key is generated; otherwise a missing key is a
+    :class:`ConfigurationError`: production never invents one.
     """
-    if path.exists():
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError(
-                f"grant signing key `{path}` is not a PEM private key"
-            ) from exc
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ConfigurationError(f"grant signing key `{path}` is not an Ed25519 key")
-        return key
+    return load_or_create_ed25519(
+        path, create=create, what="grant signing key", setting="MERIDIAN_GRANT_KEY"
+    )
     if not create:
         raise ConfigurationError(
             f"grant signing key `{path}` does not exist: set MERIDIAN_GRANT_KEY to an Ed25519 PEM"

@@ -86,10 +86,11 @@ class Database:
         self._writes = sessionmaker(self.engine, expire_on_commit=False)
         # Every write transaction's log entries get their positions as it commits (imported
         # here: the log's module imports the tables this package defines).
-        from ..audit.records import assign_positions, discard_pending
+        from ..audit.records import assign_positions, discard_pending, unwritten
 
         event.listen(self._writes, "before_commit", assign_positions)
         event.listen(self._writes, "after_rollback", discard_pending)
+        self._unwritten = unwritten
         self._reads = sessionmaker(self._reader, expire_on_commit=False)
 
     @contextmanager
@@ -111,6 +112,9 @@ class Database:
             # stay readable after the block (a rollback would expire them).
             with self._reads() as session:
                 yield session
+                if self._unwritten(session):
+                    # record() in a read transaction: the entry would be lost, so nothing passes
+                    raise ConfigurationError("an action was recorded in a read-only transaction")
         except OperationalError as exc:
             raise StorageUnavailableError(
                 f"the database is unavailable: {_first_line(exc)}"

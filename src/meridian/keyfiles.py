@@ -1,0 +1,59 @@
+"""Ed25519 signing keys kept in files: the grant key and the log's checkpoint key.
+
+A key is PEM (PKCS#8, unencrypted) in a file only its owner can read. In development mode a
+missing key is created; in production a missing key is a configuration error, so a service never
+starts signing with a key nobody configured.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .errors import ConfigurationError
+
+__all__ = ["load_or_create_ed25519"]
+
+
+def load_or_create_ed25519(
+    path: Path, *, create: bool, what: str, setting: str
+) -> Ed25519PrivateKey:
+    """The Ed25519 key in ``path``; with ``create``, a new one written there if it is missing.
+
+    ``what`` names the key in messages ("log signing key"); ``setting`` is the environment
+    variable that points at it.
+    """
+    if path.exists():
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(f"{what} `{path}` is not a PEM private key") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigurationError(f"{what} `{path}` is not an Ed25519 key")
+        return key
+    if not create:
+        raise ConfigurationError(f"{what} `{path}` does not exist: set {setting} to an Ed25519 PEM")
+    key = Ed25519PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    # Created 0600 from the start: the key is never readable by others, not even for a moment.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return key
