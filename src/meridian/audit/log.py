@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..clock import system_clock
 from ..errors import InputError, LogIntegrityError, NotFoundError, ProofError
@@ -165,6 +165,17 @@ class AuditLog:
         with self.db.read() as session:
             rows = session.scalars(query).all()
         return [self._signed(row) for row in rows]
+
+    def recent(self, limit: int) -> tuple[list[Signed], int]:
+        """The ``limit`` latest checkpoints, newest first, and how many were issued in all."""
+        with self.db.read() as session:
+            rows = session.scalars(
+                select(CheckpointRow)
+                .order_by(CheckpointRow.size.desc(), CheckpointRow.id.desc())
+                .limit(limit)
+            ).all()
+            count = session.scalar(select(func.count()).select_from(CheckpointRow)) or 0
+        return [self._signed(row) for row in rows], count
 
     def checkpoint(self, *, force: bool = False) -> Signed:
         """The latest checkpoint, issuing one first if the log grew since (or if ``force``)."""

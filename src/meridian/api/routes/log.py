@@ -59,7 +59,7 @@ async def list_checkpoints(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """The latest checkpoints issued, newest first: size, root, time and the signed note. Public."""
-    signed = await asyncio.to_thread(rt.log.checkpoints)
+    signed, count = await asyncio.to_thread(rt.log.recent, limit)
     data = [
         {
             "size": s.checkpoint.size,
@@ -67,9 +67,9 @@ async def list_checkpoints(
             "time": s.checkpoint.time.isoformat().replace("+00:00", "Z"),
             "note": s.note,
         }
-        for s in reversed(signed[-limit:])
+        for s in signed
     ]
-    return json_response({"data": data, "count": len(signed)})
+    return json_response({"data": data, "count": count})
 
 
 @router.get("/v1/log/key", responses={200: {"content": {_NOTE: {}}}})
