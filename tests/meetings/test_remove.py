@@ -353,6 +353,31 @@ def test_unknown_or_gone_ids_are_a_no_op(plane, nodes):
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_one_admitted_but_not_yet_registered_when_removed_is_refused_as_it_registers(
+    plane, nodes, monkeypatch
+):
+    """The window between a joiner's admission (its participation committed) and its
+    registration in the live meeting: a removal that runs there names an id the live meeting
+    does not hold yet. The joiner is refused when it registers, with the removal's reason."""
+    import meridian.meetings.service as service
+
+    meeting = create_meeting(plane, host(plane))["id"]
+    monkeypatch.setattr(service, "new_id", lambda prefix: f"{prefix}_late")
+
+    async def scenario() -> tuple[Any, ...]:
+        removed = await plane.remove(meeting, ["p_late"])
+        with pytest.raises(ForbiddenError) as refused:
+            await join(plane, meeting, "late", CN_IP)
+        return removed, str(refused.value)
+
+    removed, refused = run(scenario())
+    assert removed == []
+    assert refused == f"removed from the meeting: {REASON}"
+    records = [r["details"] for r in leave_records(plane, meeting)]
+    assert [r["participant"] for r in records] == ["p_late"]  # its place given back, recorded
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_an_unreachable_relay_does_not_stop_the_removal(plane, nodes, caplog):
     meeting = create_meeting(plane, host(plane))["id"]
 

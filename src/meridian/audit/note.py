@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +37,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ..errors import ConfigurationError, InputError, ProofError, shown
+from ..errors import InputError, ProofError, shown
 from ..keyfiles import load_or_create_ed25519
 
 __all__ = [
@@ -368,28 +367,3 @@ def load_or_create_log_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
     return load_or_create_ed25519(
         path, create=create, what="log signing key", setting="MERIDIAN_LOG_KEY"
     )
-    if not create:
-        raise ConfigurationError(
-            f"log signing key `{path}` does not exist: set MERIDIAN_LOG_KEY to an Ed25519 PEM"
-        )
-    key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    # Created 0600 from the start: the key is never readable by others, not even for a moment.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return key

@@ -181,19 +181,3 @@ def load_or_create_signing_key(path: Path, *, create: bool) -> Ed25519PrivateKey
     return load_or_create_ed25519(
         path, create=create, what="grant signing key", setting="MERIDIAN_GRANT_KEY"
     )
-    if not create:
-        raise ConfigurationError(
-            f"grant signing key `{path}` does not exist: set MERIDIAN_GRANT_KEY to an Ed25519 PEM"
-        )
-    key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(pem)
-    tmp.chmod(0o600)
-    tmp.replace(path)
-    return key

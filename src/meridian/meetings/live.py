@@ -36,7 +36,7 @@ from urllib.parse import quote
 import httpx
 from starlette.websockets import WebSocketDisconnect
 
-from ..errors import ConfigurationError, MeridianError, shown
+from ..errors import ConfigurationError, ForbiddenError, MeridianError, shown
 from ..identity.tokens import Caller
 from ..runtime import Runtime
 from .grants import Grant, GrantSigner
@@ -126,6 +126,9 @@ class Signalling:
         self.node_urls = dict(node_urls)
         self.http = http or httpx.AsyncClient(timeout=10.0)
         self.meetings: dict[str, LiveMeeting] = {}
+        #: per meeting, participants a removal named, with its reason: one still joining when the
+        #: removal ran is refused as it registers (its participation was committed before)
+        self._barred: dict[str, dict[str, str]] = {}
         self._place_lock = asyncio.Lock()
         self._occupancy: Occupancy | None = None
         self._digest: str | None = None
@@ -252,6 +255,10 @@ class Signalling:
         )
         async with live.lock:
             live.participants[participant.id] = participant
+            barred = self._barred.get(meeting_id, {}).get(participant.id)
+            if barred is not None:
+                await self._forget(live, participant)
+                raise ForbiddenError(f"removed from the meeting: {barred}")
             try:
                 key = await self.wrapped_key(live, participant)
             except KeyServerError:
@@ -392,6 +399,8 @@ class Signalling:
         """
         if isinstance(participant_ids, str):
             raise TypeError("participant_ids must be a collection of ids, not one id")
+        # one still between its admission and its registration is refused when it registers
+        self._barred.setdefault(meeting_id, {}).update(dict.fromkeys(participant_ids, reason))
         live = self.meetings.get(meeting_id)
         if live is None:
             return []
@@ -483,6 +492,7 @@ class Signalling:
 
     async def end(self, meeting_id: str) -> None:
         """Tell everyone in a meeting that it ended."""
+        self._barred.pop(meeting_id, None)
         live = self.meetings.pop(meeting_id, None)
         if live is None:
             return
