@@ -301,7 +301,10 @@ def test_malformed_legal_entries_are_refused_with_their_index() -> None:
     with pytest.raises(InputError, match="log entry 0: unknown outcome `done`"):
         compute_report([bad], stated(1), PERIOD)
     with pytest.raises(InputError, match="log entry 0 is not json"):
-        compute_report([b"{nope"], stated(1), PERIOD)
+        compute_report([b'{"action":"legal.applied", nope'], stated(1), PERIOD)
+    # entries that are not a request's steps are not read at all (the export's verification
+    # vouches for them)
+    assert compute_report([b"{nope"], stated(1), PERIOD).requests == 0
 
 
 def test_default_period_runs_from_the_first_to_the_last_request() -> None:

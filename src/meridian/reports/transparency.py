@@ -313,6 +313,10 @@ def _numbered(entries: Iterable[bytes | tuple[int, bytes]]) -> Iterator[tuple[in
         yield (position, item) if isinstance(item, bytes | bytearray) else item
 
 
+#: every ``legal.*`` entry holds these bytes (entries are canonical JSON, ``separators=(",", ":")``)
+_LEGAL = b'"action":"legal.'
+
+
 def _entry(index: int, raw: bytes) -> dict[str, Any]:
     try:
         value = json.loads(raw)
@@ -360,6 +364,8 @@ def _gather(
         if index != read:
             raise InputError(f"log entry {read} is missing: entry {index} came next")
         read += 1
+        if _LEGAL not in raw:
+            continue  # not a request's step: an entry's canonical bytes always hold its action so
         entry = _entry(index, raw)
         action = entry.get("action")
         subject = entry.get("subject")
