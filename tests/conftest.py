@@ -9,12 +9,13 @@ When it is set, an unreachable server fails the run instead.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -175,6 +176,15 @@ class Live:
     clock: SetClock
     tokens: dict[str, str] = field(default_factory=dict)
     _clients: list[httpx.Client] = field(default_factory=list)
+    #: the served app, and the event loop it runs on
+    app: Any = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    async def on_server(self, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
+        """Await ``coro`` run on the server's own event loop (where its live state lives)."""
+        assert self.loop is not None
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
 
     def client(self, who: str | None = None, **headers: str) -> httpx.Client:
         """An HTTP client acting as ``who`` (a key of ``tokens``, or ``None``: no token)."""
@@ -204,6 +214,12 @@ class Live:
 
 def serve(app: Any) -> tuple[str, Callable[[], None]]:
     """Serve an ASGI app with uvicorn on a loopback port in a thread; returns its URL and a stop."""
+    url, stop, _ = serve_on_loop(app)
+    return url, stop
+
+
+def serve_on_loop(app: Any) -> tuple[str, Callable[[], None], asyncio.AbstractEventLoop]:
+    """:func:`serve`, also returning the server's event loop (to run coroutines on it)."""
     import uvicorn
 
     sock = socket.socket()
@@ -214,7 +230,10 @@ def serve(app: Any) -> tuple[str, Callable[[], None]]:
             app, log_level="warning", lifespan="on", access_log=False, proxy_headers=False
         )
     )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(
+        target=lambda: loop.run_until_complete(server.serve(sockets=[sock])), daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
@@ -225,9 +244,10 @@ def serve(app: Any) -> tuple[str, Callable[[], None]]:
     def stop() -> None:
         server.should_exit = True
         thread.join(timeout=30)
+        loop.close()
         sock.close()
 
-    return f"http://127.0.0.1:{port}", stop
+    return f"http://127.0.0.1:{port}", stop, loop
 
 
 @pytest.fixture
@@ -253,8 +273,9 @@ def live_factory(
         }
         rt = Runtime(Settings(database_url=database_url, **config), clock=clock)
         rt.start()
-        url, stop = serve(create_app(runtime=rt))
-        server = Live(url, rt, clock)
+        app = create_app(runtime=rt)
+        url, stop, loop = serve_on_loop(app)
+        server = Live(url, rt, clock, app=app, loop=loop)
         started.append((server, stop))
         server.token("operator", role="operator")
         server.token("operator2", role="operator")

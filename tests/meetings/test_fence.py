@@ -11,15 +11,12 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from meridian.errors import DeniedError
-from meridian.meetings.grants import load_or_create_signing_key, public_key_b64
 from meridian.node.cluster import LocalCluster
 from meridian.policy.loader import default_bundle_path
 
@@ -32,38 +29,6 @@ US_IP, DE_IP, CN_IP, HK_IP, FR_IP = (
     "1.64.0.1",
     "2.0.0.1",
 )
-REGIONS = ["CN", "DE", "HK", "US"]
-
-
-@pytest.fixture(scope="module")
-def grant_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("control") / "grant.key"
-    load_or_create_signing_key(path, create=True)
-    return path
-
-
-@pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory, grant_key: Path) -> Iterator[LocalCluster]:
-    key = load_or_create_signing_key(grant_key, create=False)
-    cluster = LocalCluster(
-        REGIONS,
-        control_key=public_key_b64(key.public_key()),
-        directory=tmp_path_factory.mktemp("nodes"),
-        trusted_proxies=["127.0.0.1/32"],
-    )
-    with cluster:
-        yield cluster
-
-
-@pytest.fixture
-def plane(live_factory, nodes, grant_key):
-    live = live_factory(
-        grant_key=grant_key,
-        node_urls={r: n.url for r, n in nodes.nodes.items()},
-        trusted_proxies=("127.0.0.1/32",),
-    )
-    live.clock.set("2021-03-01T10:00:00Z")
-    return live
 
 
 def stats(

@@ -1,9 +1,9 @@
 """Removing live participants, end to end: a real control plane, region-node processes, clients.
 
 Participants join from loopback through the harness acting as a trusted proxy (as in
-test_fence.py). The control plane is served here rather than by ``live_factory`` because the
-test calls :meth:`Signalling.remove` itself, on the server's own event loop, as the
-lawful-request workflow will.
+test_fence.py; the nodes and the control plane come from tests/meetings/conftest.py). The tests
+call :meth:`Signalling.remove` themselves, on the server's own event loop
+(:meth:`Live.on_server`), as the lawful-request workflow does.
 """
 
 from __future__ import annotations
@@ -11,18 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import sys
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests.conftest import Live
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -33,7 +31,6 @@ from meridian.meetings.grants import (
     Grant,
     GrantSigner,
     load_or_create_signing_key,
-    public_key_b64,
 )
 from meridian.meetings.live import CLOSE_REMOVED, Signalling
 from meridian.node.cluster import LocalCluster
@@ -42,7 +39,6 @@ from meridian.node.relay import CLOSE_REMOVED as RELAY_CLOSE_REMOVED
 pytestmark = pytest.mark.storage
 
 US_IP, HK_IP, CN_IP, DE_IP = "8.8.8.8", "1.64.0.1", "114.114.114.114", "80.81.192.1"
-REGIONS = ["CN", "DE", "HK", "US"]
 REASON = "lawful request `lr_1` approved by two: blocked in CN"
 WAIT = 10  # seconds: a safety net against hanging, never an assertion
 
@@ -51,117 +47,25 @@ WAIT = 10  # seconds: a safety net against hanging, never an assertion
 
 
 @pytest.fixture(scope="module")
-def grant_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("control") / "grant.key"
-    load_or_create_signing_key(path, create=True)
-    return path
-
-
-@pytest.fixture(scope="module")
 def signer(grant_key: Path) -> GrantSigner:
     """The control plane's own signer (the same key file): for grants made by hand."""
     return GrantSigner(load_or_create_signing_key(grant_key, create=False))
 
 
-@pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory, signer: GrantSigner) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(
-        REGIONS,
-        control_key=public_key_b64(signer.public_key),
-        directory=tmp_path_factory.mktemp("nodes"),
-        trusted_proxies=["127.0.0.1/32"],
+def signalling(plane: Live) -> Signalling:
+    live: Signalling = plane.app.state.signalling
+    return live
+
+
+async def remove(plane: Live, meeting: str, ids: Any, reason: str = REASON) -> list[str]:
+    """``Signalling.remove`` run on the server's loop, awaited from the test's."""
+    removed: list[str] = await plane.on_server(
+        signalling(plane).remove(meeting, ids, reason=reason)
     )
-    with cluster:
-        yield cluster
+    return removed
 
 
-@dataclass
-class Plane:
-    """The control plane served on loopback, its event loop at hand."""
-
-    url: str
-    app: Any
-    loop: asyncio.AbstractEventLoop
-    runtime: Any
-    clock: Any
-    tokens: dict[str, str] = field(default_factory=dict)
-
-    def client(self, who: str) -> httpx.Client:
-        headers = {"authorization": f"Bearer {self.tokens[who]}"}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, trust_env=False)
-
-    def token(self, name: str, **fields: Any) -> None:
-        from meridian.audit import SYSTEM
-        from meridian.identity.tokens import create_token
-
-        with self.runtime.db.write() as session:
-            _, secret = create_token(
-                session,
-                at=self.clock(),
-                actor=SYSTEM,
-                digest=self.runtime.digest,
-                name=name,
-                **fields,
-            )
-        self.tokens[name] = secret
-
-    @property
-    def signalling(self) -> Signalling:
-        signalling: Signalling = self.app.state.signalling
-        return signalling
-
-    async def remove(self, meeting: str, ids: Any, reason: str = REASON) -> list[str]:
-        """``Signalling.remove`` run on the server's loop, awaited from the test's."""
-        future = asyncio.run_coroutine_threadsafe(
-            self.signalling.remove(meeting, ids, reason=reason), self.loop
-        )
-        return await asyncio.wait_for(asyncio.wrap_future(future), 30)
-
-
-@pytest.fixture
-def plane(database_url: str, clock: Any, grant_key: Path, nodes: LocalCluster) -> Iterator[Plane]:
-    import uvicorn
-
-    from meridian.api import create_app
-    from meridian.runtime import Runtime
-    from meridian.settings import Settings
-
-    clock.set("2021-03-01T10:00:00Z")
-    settings = Settings(
-        database_url=database_url,
-        renew_interval=0,
-        grant_key=grant_key,
-        node_urls={r: n.url for r, n in nodes.nodes.items()},
-        trusted_proxies=("127.0.0.1/32",),
-    )
-    rt = Runtime(settings, clock=clock)
-    rt.start()
-    app = create_app(runtime=rt)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-    )
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(
-        target=lambda: loop.run_until_complete(server.serve(sockets=[sock])), daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "the control plane did not start"
-        assert time.monotonic() < deadline, "the control plane did not start within 30 s"
-        time.sleep(0.01)
-    live = Plane(f"http://127.0.0.1:{sock.getsockname()[1]}", app, loop, rt, clock)
-    live.token("operator", role="operator")
-    yield live
-    server.should_exit = True
-    thread.join(timeout=30)
-    loop.close()
-    sock.close()
-
-
-def host(plane: Plane) -> str:
+def host(plane: Live) -> str:
     ops = plane.client("operator")
     body = {"type": "organization", "name": "Host", "country": "US"}
     account = ops.post("/v1/accounts", json=body).json()["account"]
@@ -171,14 +75,14 @@ def host(plane: Plane) -> str:
     return str(account["id"])
 
 
-def create_meeting(plane: Plane, account: str) -> dict[str, Any]:
+def create_meeting(plane: Live, account: str) -> dict[str, Any]:
     r = plane.client(account).post("/v1/meetings", json={})
     assert r.status_code == 201, r.text
     meeting: dict[str, Any] = r.json()["meeting"]
     return meeting
 
 
-async def join(plane: Plane, meeting: str, name: str, ip: str, **kw: Any) -> Participant:
+async def join(plane: Live, meeting: str, name: str, ip: str, **kw: Any) -> Participant:
     return await Participant.join(plane.url, meeting, name=name, forwarded_for=ip, **kw)
 
 
@@ -221,7 +125,7 @@ def stats(nodes: LocalCluster, meeting: str) -> dict[str, dict[str, Any]]:
         return {r: http.get(f"{n.url}/v1/stats/{meeting}").json() for r, n in nodes.nodes.items()}
 
 
-def leave_records(plane: Plane, meeting: str) -> list[dict[str, Any]]:
+def leave_records(plane: Live, meeting: str) -> list[dict[str, Any]]:
     params = {"action": "meeting.leave", "subject": meeting}
     data: list[dict[str, Any]] = (
         plane.client("operator").get("/v1/records", params=params).json()["data"]
@@ -251,7 +155,7 @@ def test_removing_a_cn_participant_cuts_it_off_and_the_rest_go_on(plane, nodes):
             assert (await p.receive(WAIT)).text == "before"
         await asyncio.wait_for(spy.recv(), WAIT)
 
-        removed = await plane.remove(meeting, [cn.participant])
+        removed = await remove(plane, meeting, [cn.participant])
 
         code, reason, frames = await closed_with(spy)
         signal = cn._signal  # the client's signalling socket, closed by the control plane
@@ -280,7 +184,7 @@ def test_removing_a_cn_participant_cuts_it_off_and_the_rest_go_on(plane, nodes):
                 forwarded_for=CN_IP,
             )
         # the removal is a no-op the second time
-        again = await plane.remove(meeting, [cn.participant, "p_nobody"])
+        again = await remove(plane, meeting, [cn.participant, "p_nobody"])
         # three joins, then a key for each of the two left
         keys = stats(nodes, meeting)["US"]["keys"]
         records = {r["details"]["participant"]: r["details"] for r in leave_records(plane, meeting)}
@@ -329,17 +233,17 @@ def test_unknown_or_gone_ids_are_a_no_op(plane, nodes):
     meeting = create_meeting(plane, host(plane))["id"]
 
     async def scenario() -> tuple[Any, ...]:
-        nobody = await plane.remove("mtg_not_live", ["p_x"])
+        nobody = await remove(plane, "mtg_not_live", ["p_x"])
         us = await join(plane, meeting, "us", US_IP)
         de = await join(plane, meeting, "de", DE_IP)
         await us.wait_for_others(1, WAIT)
         gone = de.participant
         await de.leave()
         await until(lambda: us.epoch == 1)
-        after_leave = await plane.remove(meeting, [gone, "p_unknown"])
-        empty = await plane.remove(meeting, [])
+        after_leave = await remove(plane, meeting, [gone, "p_unknown"])
+        empty = await remove(plane, meeting, [])
         with pytest.raises(TypeError, match="not one id"):
-            await plane.remove(meeting, us.participant)
+            await remove(plane, meeting, us.participant)
         epoch, ended = us.epoch, us.ended
         records = [r["details"] for r in leave_records(plane, meeting)]
         await us.leave()
@@ -365,7 +269,7 @@ def test_one_admitted_but_not_yet_registered_when_removed_is_refused_as_it_regis
     monkeypatch.setattr(service, "new_id", lambda prefix: f"{prefix}_late")
 
     async def scenario() -> tuple[Any, ...]:
-        removed = await plane.remove(meeting, ["p_late"])
+        removed = await remove(plane, meeting, ["p_late"])
         with pytest.raises(ForbiddenError) as refused:
             await join(plane, meeting, "late", CN_IP)
         return removed, str(refused.value)
@@ -386,11 +290,11 @@ def test_an_unreachable_relay_does_not_stop_the_removal(plane, nodes, caplog):
         cn = await join(plane, meeting, "cn", CN_IP)
         await us.wait_for_others(1, WAIT)
         # HK's node is unreachable from the control plane from now on (it still runs)
-        plane.signalling.node_urls["HK"] = "http://127.0.0.1:9"
+        signalling(plane).node_urls["HK"] = "http://127.0.0.1:9"
         try:
-            removed = await plane.remove(meeting, [cn.participant])
+            removed = await remove(plane, meeting, [cn.participant])
         finally:
-            plane.signalling.node_urls["HK"] = nodes["HK"].url
+            signalling(plane).node_urls["HK"] = nodes["HK"].url
         await until(lambda: cn.removed is not None and us.epoch == 1)
         sealed = us.keys.seal(sender=us.participant, kind=FrameKind.CHAT, payload=b"secret")
         with pytest.raises(UnwrapError):
@@ -444,7 +348,7 @@ def test_the_client_shows_the_removal_reason_in_one_line(plane, nodes):
             assert line, before
             before += line
         await us.wait_for_others(1, WAIT)
-        assert await plane.remove(meeting, [found.group(1)]) == [found.group(1)]
+        assert await remove(plane, meeting, [found.group(1)]) == [found.group(1)]
         out, err = await asyncio.wait_for(process.communicate(), 30)
         await us.leave()
         return process.returncode or 0, out.decode(), before + err.decode()

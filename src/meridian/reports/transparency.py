@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from ..errors import InputError, LogIntegrityError, ProofError, shown
+from ..legal.model import ACTIONS, LEGAL_TYPES
 
 __all__ = [
     "ACTIONS",
@@ -77,24 +78,10 @@ FORMAT = "meridian-transparency/1"
 ReportFormat = Literal["json", "csv", "html"]
 FORMATS: tuple[ReportFormat, ...] = ("json", "csv", "html")
 
-#: The vocabularies of the lawful-request workflow, in the order the report lists them. Each is
-#: listed whole (zero counts included) so two reports always have the same rows; a value the
-#: log holds outside a vocabulary is listed after it, sorted.
-LEGAL_TYPES = (
-    "subpoena",
-    "warrant",
-    "court_order",
-    "emergency",
-    "preservation",
-    "national_security",
-)
-ACTIONS = (
-    "suspend_account",
-    "end_meeting",
-    "block_participants",
-    "disclose_content",
-    "disclose_non_content",
-)
+#: The vocabularies of the lawful-request workflow (its legal types and actions, from
+#: ``meridian.legal.model``), in the order the report lists them. Each is listed whole (zero
+#: counts included) so two reports always have the same rows; a value the log holds outside a
+#: vocabulary is listed after it, sorted.
 OUTCOMES = ("rejected", "narrowed", "applied", "pending")
 
 _MEDIA_TYPES: dict[ReportFormat, str] = {
