@@ -6,13 +6,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench install clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml frontend/package-lock.json frontend/vendor.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error && ./vendor.sh
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv with Meridian, its tests' and its benchmarks' dependencies
+install: $(STAMP) ## create .venv with Meridian and its tests' and benchmarks' dependencies; vendor the pages' front-end libraries from npm
 
 run: $(STAMP) ## serve the API on 127.0.0.1:8000 with the demo world (SQLite in ./var/)
 	$(BIN)/meridian serve --demo
@@ -33,4 +34,4 @@ bench: $(STAMP) ## the benchmarks, as recorded in BENCHMARKS.md
 	$(BIN)/python bench/audit.py
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .hypothesis frontend/node_modules src/meridian/web/static/vendor

@@ -269,6 +269,7 @@ def live_factory(
             "trusted_proxies": ("10.0.0.0/8",),
             "grant_key": tmp_path_factory.mktemp("grant") / "grant.key",
             "log_key": log_key,
+            "session_key": log_key.with_name("session.key"),
             **settings,
         }
         rt = Runtime(Settings(database_url=database_url, **config), clock=clock)

@@ -1,4 +1,4 @@
-"""Ed25519 signing keys kept in files: the grant key and the log's checkpoint key.
+"""Keys kept in files: the grant key and the log's checkpoint key (Ed25519), the session secret.
 
 A key is PEM (PKCS#8, unencrypted) in a file only its owner can read. In development mode a
 missing key is created; in production a missing key is a configuration error, so a service never
@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .errors import ConfigurationError
 
-__all__ = ["load_or_create_ed25519"]
+__all__ = ["load_or_create_ed25519", "load_or_create_secret"]
 
 
 def load_or_create_ed25519(
@@ -37,23 +37,49 @@ def load_or_create_ed25519(
     if not create:
         raise ConfigurationError(f"{what} `{path}` does not exist: set {setting} to an Ed25519 PEM")
     key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+    _write_private(
+        path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
     )
+    return key
+
+
+def load_or_create_secret(path: Path, *, create: bool, what: str, setting: str) -> bytes:
+    """The 32 random bytes in ``path`` (kept as 64 hex digits); created with ``create``."""
+    if path.exists():
+        text = path.read_text("ascii", errors="replace").strip()
+        try:
+            secret = bytes.fromhex(text)
+        except ValueError:
+            secret = b""
+        if len(secret) != 32:
+            raise ConfigurationError(f"{what} `{path}` must hold 64 hex digits (32 random bytes)")
+        return secret
+    if not create:
+        raise ConfigurationError(
+            f"{what} `{path}` does not exist: set {setting} to a file of 64 hex digits"
+        )
+    secret = os.urandom(32)
+    _write_private(path, secret.hex().encode("ascii") + b"\n")
+    return secret
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
     # Created 0600 from the start: the key is never readable by others, not even for a moment.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(pem)
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return key

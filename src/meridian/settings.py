@@ -36,6 +36,7 @@ _ENV = {
     "nodes": "MERIDIAN_NODES",
     "node_store": "MERIDIAN_NODE_STORE",
     "log_key": "MERIDIAN_LOG_KEY",
+    "session_key": "MERIDIAN_SESSION_KEY",
     "log_origin": "MERIDIAN_LOG_ORIGIN",
     "checkpoint_interval": "MERIDIAN_CHECKPOINT_INTERVAL",
 }
@@ -79,6 +80,9 @@ class Settings(BaseModel):
     #: the log's name in its checkpoints and its verifier key (C2SP "origin"): name your
     #: deployment, e.g. ``meridian.example.com/log``
     log_origin: str = Field(default="meridian.localhost/log", min_length=1, max_length=200)
+    #: 32 random bytes (64 hex digits) that seal the pages' sign-in cookies and their CSRF
+    #: tokens; created on first use in development, required in production
+    session_key: Path = Path("var/session.key")
     #: seconds between signed checkpoints (issued only when the log grew); 0 turns the schedule
     #: off (checkpoints are then issued on demand only)
     checkpoint_interval: float = Field(default=60.0, ge=0)

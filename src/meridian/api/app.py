@@ -31,6 +31,7 @@ from ..meetings.regions import region_table
 from ..meetings.service import close_stale
 from ..runtime import Runtime
 from ..settings import Settings, get_settings
+from ..web import install_web, start_sessions
 from .deps import TokenCache
 from .errors import install_error_handlers
 from .idempotency import IdempotencyMiddleware
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         # The log's key is read (or, in development, created) now, and the tree built from the
         # database: a service that cannot sign its log does not start.
         await asyncio.to_thread(rt.log.checkpoint)
+        # the pages' session key: read, or in development created, before the first sign-in
+        await asyncio.to_thread(start_sessions, app, config)
         signer = GrantSigner(
             load_or_create_signing_key(config.grant_key, create=config.mode == "development")
         )
@@ -151,6 +154,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         reports,
     ):
         app.include_router(module.router)
+    install_web(app, config)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

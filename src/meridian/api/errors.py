@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
@@ -90,15 +90,27 @@ def validation_fields(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
+def _as_page(request: Request, exc: Exception, status: int, message: str) -> Response | None:
+    """The web pages' rendering of an error on one of their paths (see meridian.web.app)."""
+    page_error = getattr(request.app.state, "page_error", None)
+    if page_error is None:
+        return None
+    response: Response | None = page_error(request, exc, status, message)
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MeridianError)
-    async def meridian_error(_: Request, exc: MeridianError) -> JSONResponse:
+    async def meridian_error(request: Request, exc: MeridianError) -> Response:
         extra: dict[str, Any] = {}
         if isinstance(exc, DeniedError):
             extra["decision"] = exc.decision
         message = exc.message.splitlines()[0] if exc.message else "refused"
         if exc.http_status >= 500:
             log.error("%s", exc.message)
+        page = _as_page(request, exc, exc.http_status, message)
+        if page is not None:
+            return page
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
         return ErrorResponse(
             error_body(error_code(exc), message, **extra),
@@ -107,14 +119,17 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         fields = validation_fields(list(exc.errors()))
         first = fields[0] if fields else {"field": "request", "message": "is invalid"}
         message = f"invalid request: `{shown(first['field'])}`: {first['message']}"
+        page = _as_page(request, exc, 422, message)
+        if page is not None:
+            return page
         return ErrorResponse(error_body("invalid", message, fields=fields), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400 and exc.__cause__ is not None:
             # FastAPI could not read the body (not UTF-8, nested too deeply for the parser): input
             # as malformed as JSON that does not parse, which is 422
@@ -124,6 +139,9 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _STATUS_CODES.get(exc.status_code, "error")
         detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         detail = detail[:1].lower() + detail[1:]
+        page = _as_page(request, exc, exc.status_code, detail)
+        if page is not None:
+            return page
         return ErrorResponse(
             error_body(code, detail),
             status_code=exc.status_code,
@@ -131,8 +149,11 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error")
+        page = _as_page(request, exc, 500, "internal error: the request was not completed")
+        if page is not None:
+            return page
         return ErrorResponse(
             error_body("internal", "internal error: the request was not completed"),
             status_code=500,

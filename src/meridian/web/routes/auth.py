@@ -1,0 +1,80 @@
+"""Signing in and out, and the front page that sends each viewer to their own pages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ...errors import AuthenticationError, ForbiddenError
+from ..deps import CsrfChecked, MaybeViewerDep
+from ..render import render
+from ..session import COOKIE, SESSION_SECONDS, SessionSeal
+
+router = APIRouter(include_in_schema=False)
+__all__ = ["HOME", "router"]
+
+#: where each role lands after signing in
+HOME = {"operator": "/console", "partner": "/partner", "user": "/account"}
+
+
+def _safe_next(value: str | None, fallback: str) -> str:
+    # only a path on this site: never `//elsewhere` or `https://…` (an open redirect)
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return fallback
+
+
+@router.get("/", response_class=HTMLResponse)
+async def front(request: Request, viewer: MaybeViewerDep) -> Response:
+    if viewer is not None:
+        return RedirectResponse(HOME[viewer.caller.role], status_code=303)
+    return render(request, "front.html", active="front")
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, viewer: MaybeViewerDep, next: str | None = None) -> Response:
+    return render(request, "login.html", {"next": next or "", "error": None}, active="login")
+
+
+@router.post("/login", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def login(
+    request: Request,
+    token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    secret = token.strip()
+    rt = request.app.state.runtime
+    error = None
+    if not secret:
+        error = "paste an api token to sign in"
+    else:
+        try:
+            caller = await run_in_threadpool(request.app.state.tokens.get, rt, secret)
+        except (AuthenticationError, ForbiddenError) as exc:
+            error = exc.message
+    if error is not None:
+        return render(
+            request, "login.html", {"next": next, "error": error}, status=401, active="login"
+        )
+    seal: SessionSeal = request.app.state.sessions
+    response = RedirectResponse(_safe_next(next, HOME[caller.role]), status_code=303)
+    response.set_cookie(
+        COOKIE,
+        seal.seal(secret),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout", dependencies=[CsrfChecked])
+async def logout() -> Response:
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response

@@ -1,0 +1,8 @@
+"""Pages: report (being built)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
+__all__ = ["router"]

@@ -1,0 +1,99 @@
+"""Signed-in sessions for the pages: the API token, sealed in a cookie, and its CSRF token.
+
+Signing in means pasting an API token (the one ``meridian serve --demo`` prints, or one from
+``meridian create-token``). The token is sealed with AES-256-GCM under the session key
+(``MERIDIAN_SESSION_KEY``) into an ``HttpOnly``, ``SameSite=Strict`` cookie, with the instant it
+was issued; every page request opens it and authenticates the token exactly as the API does. So a
+page sees what the API would show that token and nothing more, a revoked token ends its sessions
+at once, and nothing about a session is kept on the server.
+
+The CSRF token is an HMAC of the cookie under a key derived from the session key: a form or an
+htmx request that changes anything must carry it (``csrf`` field or ``X-CSRF-Token`` header).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import struct
+import time
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+__all__ = ["COOKIE", "SESSION_SECONDS", "Session", "SessionSeal"]
+
+#: the cookie's name; the ``__Host-`` prefix is only honoured over HTTPS, so it is not used
+COOKIE = "meridian_session"
+#: a session lasts a working day; signing in again starts a new one
+SESSION_SECONDS = 12 * 3600
+_VERSION = b"s1"
+_NONCE = 12
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes | None:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One opened session cookie."""
+
+    token: str
+    issued: float
+    cookie: str
+
+
+class SessionSeal:
+    """Seals API tokens into cookie values and opens them again."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("the session key must be 32 bytes")
+        self._aead = AESGCM(hashlib.sha256(b"meridian session cookie v1" + key).digest())
+        self._csrf = hashlib.sha256(b"meridian csrf v1" + key).digest()
+
+    def seal(self, token: str, *, now: float | None = None) -> str:
+        issued = time.time() if now is None else now
+        nonce = os.urandom(_NONCE)
+        body = struct.pack(">d", issued) + token.encode("utf-8")
+        return _b64(_VERSION + nonce + self._aead.encrypt(nonce, body, _VERSION))
+
+    def open(self, cookie: str | None, *, now: float | None = None) -> Session | None:
+        """The session in ``cookie``; ``None`` if it is missing, altered, foreign or expired."""
+        if not cookie or len(cookie) > 4096:
+            return None
+        raw = _unb64(cookie)
+        if raw is None or not raw.startswith(_VERSION) or len(raw) < 2 + _NONCE + 16 + 8:
+            return None
+        nonce, sealed = raw[2 : 2 + _NONCE], raw[2 + _NONCE :]
+        try:
+            body = self._aead.decrypt(nonce, sealed, _VERSION)
+        except InvalidTag:
+            return None
+        (issued,) = struct.unpack(">d", body[:8])
+        current = time.time() if now is None else now
+        if not issued <= current + 60 or current - issued > SESSION_SECONDS:
+            return None
+        try:
+            token = body[8:].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return Session(token=token, issued=issued, cookie=cookie)
+
+    def csrf(self, cookie: str) -> str:
+        """The CSRF token that goes with the session in ``cookie``."""
+        return _b64(hmac.new(self._csrf, cookie.encode("ascii"), hashlib.sha256).digest())
+
+    def check_csrf(self, cookie: str, offered: str | None) -> bool:
+        return offered is not None and hmac.compare_digest(self.csrf(cookie), offered)

@@ -1,0 +1,142 @@
+"""Browser tests: Debian's Chromium driven by Playwright against the app on loopback.
+
+The browser is ``/usr/bin/chromium`` (``.ci/run`` installs Debian's package; Playwright never
+downloads one), headless, with a new profile. Pages run on SQLite only: what they show comes from
+the same service functions the API tests already run on both backends.
+
+Helpers:
+
+- ``browse(live, who=None, forwarded_for=None)``: a new page, signed in as ``who`` (a key of
+  ``live.tokens``) through the real sign-in form; ``forwarded_for`` sets ``X-Forwarded-For`` on
+  every request (the servers trust loopback as a proxy), which is how a test puts a browser in a
+  country.
+- ``shot(page, name)``: a full-page screenshot in ``var/screenshots/`` (the README's come from
+  there).
+- ``check_a11y(page)``: axe-core, run in the page; fails on any critical violation.
+
+Every page opened through ``browse`` fails its test if the browser reported a Content-Security-
+Policy violation or a script error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("MERIDIAN_CHROMIUM", "/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "var" / "screenshots"
+AXE = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
+_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """Pages run on SQLite only (see the module's docstring)."""
+    return f"sqlite:///{tmp_path / 'meridian.db'}"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        pytest.fail(f"no browser at `{CHROMIUM}`: install Debian's chromium (`.ci/run` does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=_FLAGS)
+        yield b
+        b.close()
+
+
+class PageProblems:
+    """Console errors and uncaught exceptions a page reported."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def watch(self, page: Any) -> None:
+        page.on(
+            "console",
+            lambda m: self.errors.append(m.text) if m.type == "error" else None,
+        )
+        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+    def csp(self) -> list[str]:
+        return [e for e in self.errors if "Content Security Policy" in e or "uncaught" in e]
+
+
+@pytest.fixture
+def browse(browser: Any) -> Iterator[Callable[..., Any]]:
+    contexts: list[tuple[Any, PageProblems]] = []
+
+    def open_page(
+        live: Any, who: str | None = None, *, forwarded_for: str | None = None, path: str = "/"
+    ) -> Any:
+        headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+        context = browser.new_context(
+            base_url=live.url, extra_http_headers=headers, viewport={"width": 1280, "height": 900}
+        )
+        context.set_default_timeout(15_000)
+        problems = PageProblems()
+        contexts.append((context, problems))
+        page = context.new_page()
+        problems.watch(page)
+        page.problems = problems  # type: ignore[attr-defined]
+        if who is not None:
+            sign_in(page, live.tokens[who])
+        if path != "/" or who is None:
+            page.goto(path)
+        return page
+
+    yield open_page
+    failures = []
+    for context, problems in contexts:
+        context.close()
+        failures.extend(problems.csp())
+    assert not failures, f"the browser reported: {failures}"
+
+
+def sign_in(page: Any, token: str) -> None:
+    """Sign in through the real form, as a person would."""
+    page.goto("/login")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+
+
+def shot(page: Any, name: str) -> Path:
+    """A full-page screenshot, ``var/screenshots/<name>.png``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def check_a11y(page: Any) -> list[dict[str, Any]]:
+    """Run axe-core in the page; fail on a critical violation, return the others."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        # evaluated through the DevTools protocol: the page's CSP (no inline script) still holds
+        page.evaluate(AXE.read_text("utf-8"))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    violations: list[dict[str, Any]] = result["violations"]
+    critical = [
+        f"{v['id']}: {v['help']} ({', '.join(n['target'][0] for n in v['nodes'][:3])})"
+        for v in violations
+        if v.get("impact") == "critical"
+    ]
+    assert not critical, f"critical accessibility violations on {page.url}: {critical}"
+    return violations
