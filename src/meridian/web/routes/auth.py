@@ -14,7 +14,7 @@ from ..render import render
 from ..session import COOKIE, SESSION_SECONDS, SessionSeal
 
 router = APIRouter(include_in_schema=False)
-__all__ = ["HOME", "router"]
+__all__ = ["HOME", "router", "start_session"]
 
 #: where each role lands after signing in
 HOME = {"operator": "/console", "partner": "/partner", "user": "/account"}
@@ -59,8 +59,14 @@ async def login(
         return render(
             request, "login.html", {"next": next, "error": error}, status=401, active="login"
         )
-    seal: SessionSeal = request.app.state.sessions
     response = RedirectResponse(_safe_next(next, HOME[caller.role]), status_code=303)
+    start_session(request, response, secret)
+    return response
+
+
+def start_session(request: Request, response: Response, secret: str) -> None:
+    """Sign the browser in with the API token ``secret`` (sets the sealed session cookie)."""
+    seal: SessionSeal = request.app.state.sessions
     response.set_cookie(
         COOKIE,
         seal.seal(secret),
@@ -70,7 +76,6 @@ async def login(
         secure=request.url.scheme == "https",
         path="/",
     )
-    return response
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
