@@ -50,6 +50,12 @@ def database_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'meridian.db'}"
 
 
+@pytest.fixture
+def live(live_factory: Callable[..., Any]) -> Any:
+    """The app on loopback, trusting loopback as a proxy: ``browse(forwarded_for=…)`` places a page."""
+    return live_factory(trusted_proxies=("127.0.0.1/32",))
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
