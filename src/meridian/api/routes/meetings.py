@@ -10,13 +10,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
-from ...errors import AuthenticationError, InputError, MeridianError
+from ...errors import AuthenticationError, ForbiddenError, InputError, MeridianError
 from ...identity.accounts import get_account
 from ...keys.wrap import check_public_key, from_b64url
 from ...meetings import service
 from ...meetings.live import Signalling
 from ...meetings.regions import region_table
 from ...meetings.route import PlacementRequest, route_request
+from ...web.session import COOKIE, Session, SessionSeal
 from ..deps import CallerDep, ClientIpDep, IdempotencyKeyHeader, RuntimeDep, TokenCache
 from ..errors import error_code
 from ..network import TrustedProxies, client_ip
@@ -192,15 +193,41 @@ _CLOSE_BAD = 4400
 _CLOSE_AUTH = 4401
 
 
+#: a session cookie came with a handshake from another origin (cross-site WebSocket hijacking)
+_FOREIGN = object()
+
+
+def _browser_session(websocket: WebSocket) -> Session | object | None:
+    """The page session a browser's handshake carries (a browser cannot set `Authorization` on a
+    WebSocket), opened as the pages open it; :data:`_FOREIGN` if it comes from another origin."""
+    seal: SessionSeal | None = getattr(websocket.app.state, "sessions", None)
+    cookie = websocket.cookies.get(COOKIE)
+    if seal is None or not cookie:
+        return None
+    scheme = "https" if websocket.url.scheme == "wss" else "http"
+    if websocket.headers.get("origin") != f"{scheme}://{websocket.url.netloc}":
+        return _FOREIGN  # the cookie would act for its owner on someone else's page
+    return seal.open(cookie)
+
+
 @router.websocket("/v1/meetings/{meeting_id}/signal")
 async def signal(websocket: WebSocket, meeting_id: str) -> None:
-    """Join a meeting: send `{"type": "join", "name", "public_key"}`; see docs/data-plane.md."""
+    """Join a meeting: send `{"type": "join", "name", "public_key"}`; see docs/data-plane.md.
+
+    The caller is the `Authorization: Bearer` token, or else (a browser on the meeting page) the
+    page session in the cookie, accepted only from this origin; without either, a guest.
+    """
     app = websocket.app
     rt = app.state.runtime
     signalling: Signalling = app.state.signalling
     trusted: TrustedProxies = app.state.trusted_proxies
     peer = websocket.client.host if websocket.client else None
     ip = client_ip(peer, websocket.headers.get("x-forwarded-for"), trusted)
+    auth = websocket.headers.get("authorization")
+    session = None if auth else _browser_session(websocket)
+    if session is _FOREIGN:
+        await websocket.close(code=_CLOSE_REFUSED)  # before accepting: the handshake fails (403)
+        return
     await websocket.accept()
     participant: str | None = None
 
@@ -220,7 +247,11 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
 
     try:
         caller = None
-        auth = websocket.headers.get("authorization")
+        if isinstance(session, Session):
+            try:
+                caller = await run_in_threadpool(app.state.tokens.get, rt, session.token)
+            except (AuthenticationError, ForbiddenError):
+                caller = None  # revoked, or its account suspended: as the pages, a guest
         if auth:
             scheme, _, secret = auth.partition(" ")
             if scheme.lower() != "bearer" or not secret.strip():

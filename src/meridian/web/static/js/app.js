@@ -3,12 +3,6 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  // A form whose button says data-confirm="…" asks first (approving, rejecting, loading a bundle).
-  document.querySelectorAll("[data-confirm]").forEach((el) => {
-    el.addEventListener("click", (event) => {
-      if (!window.confirm(el.getAttribute("data-confirm"))) event.preventDefault();
-    });
-  });
   // <time data-local> shows the instant in the viewer's own zone as a tooltip.
   document.querySelectorAll("time[data-local]").forEach((el) => {
     const when = new Date(el.getAttribute("datetime"));
