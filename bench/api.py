@@ -6,6 +6,10 @@ Usage::
     .venv/bin/python bench/api.py --json               # one JSON object on stdout
     .venv/bin/python bench/api.py --seconds 1 --rounds 2 --connections 16
 
+While it runs, a bar on stderr follows its rounds (warm-ups included), redrawn only between
+them: no thread runs beside a timed section. It ends with one line on stderr, ``bench/api.py: 24
+rounds in …`` (24 by default).
+
 What is measured
 ----------------
 
@@ -56,9 +60,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+if TYPE_CHECKING:
+    # imported in main() only: the server processes (`--serve`) import this file too
+    from meridian.cli.progress import CaseBar
 
 DEFAULT_CONNECTIONS = 32
 DEFAULT_ROUNDS = 5
@@ -494,7 +502,15 @@ def build_bodies(options: Options) -> Bodies:
 ENDPOINTS = {"noop": "/v1/noop", "decisions": "/v1/decisions", "batch": "/v1/decisions:batch"}
 
 
-async def _measure_app(server: Server, bodies: Bodies, options: Options) -> dict[str, Any]:
+def planned_rounds(options: Options) -> int:
+    """How many rounds a run times: a warm-up and ``rounds`` for each endpoint (and the ceiling)."""
+    endpoints = len(ENDPOINTS) + (1 if options.ceiling else 0)
+    return endpoints * (1 + options.rounds)
+
+
+async def _measure_app(
+    server: Server, bodies: Bodies, options: Options, bar: CaseBar
+) -> dict[str, Any]:
     def requests(path: str, payloads: list[bytes]) -> list[bytes]:
         return [http_request(path, server.port, server.token, b) for b in payloads]
 
@@ -514,10 +530,12 @@ async def _measure_app(server: Server, bodies: Bodies, options: Options) -> dict
         checks = await _check_answers(generator, server, bodies)
         pid = server.process.pid
         for name in timed:
+            bar.start(f"{name}, warm-up")
             await generator.run(warm[name], options.warmup_seconds, options.max_requests, pid)
         rounds: dict[str, list[Round]] = {name: [] for name in timed}
-        for _ in range(options.rounds):
+        for number in range(1, options.rounds + 1):
             for name, payloads in timed.items():
+                bar.start(f"{name}, round {number} of {options.rounds}")
                 rounds[name].append(
                     await generator.run(payloads, options.seconds, options.max_requests, pid)
                 )
@@ -553,17 +571,21 @@ async def _check_answers(generator: LoadGenerator, server: Server, bodies: Bodie
     }
 
 
-async def _measure_ceiling(server: Server, bodies: Bodies, options: Options) -> list[Round]:
+async def _measure_ceiling(
+    server: Server, bodies: Bodies, options: Options, bar: CaseBar
+) -> list[Round]:
     payloads = [http_request("/", server.port, server.token, b) for b in bodies.single]
     generator = LoadGenerator(server.port, options.connections)
     await generator.open()
     try:
         pid = server.process.pid
+        bar.start("ceiling, warm-up")
         await generator.run(payloads, options.warmup_seconds, options.max_requests, pid)
-        return [
-            await generator.run(payloads, options.seconds, options.max_requests, pid)
-            for _ in range(options.rounds)
-        ]
+        rounds = []
+        for number in range(1, options.rounds + 1):
+            bar.start(f"ceiling, round {number} of {options.rounds}")
+            rounds.append(await generator.run(payloads, options.seconds, options.max_requests, pid))
+        return rounds
     finally:
         generator.close()
 
@@ -616,7 +638,7 @@ def _median_of(rows: list[Row], key: str) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
-def run_benchmark(options: Options) -> dict[str, Any]:
+def run_benchmark(options: Options, bar: CaseBar) -> dict[str, Any]:
     """Start the servers, run every round, and return the report (the ``--json`` object)."""
     bodies = build_bodies(options)
     endpoints: dict[str, Row] = {}
@@ -625,7 +647,7 @@ def run_benchmark(options: Options) -> dict[str, Any]:
         app_dir.mkdir()
         server = start_server("app", app_dir, options.profile)
         try:
-            measured = _run(_measure_app(server, bodies, options))
+            measured = _run(_measure_app(server, bodies, options, bar))
         finally:
             server.stop()
         rounds = measured["rounds"]
@@ -637,7 +659,7 @@ def run_benchmark(options: Options) -> dict[str, Any]:
             raw_dir.mkdir()
             raw = start_server("raw", raw_dir)
             try:
-                endpoints["ceiling"] = summarise(_run(_measure_ceiling(raw, bodies, options)))
+                endpoints["ceiling"] = summarise(_run(_measure_ceiling(raw, bodies, options, bar)))
             finally:
                 raw.stop()
     noop, decisions, batch = endpoints["noop"], endpoints["decisions"], endpoints["batch"]
@@ -838,11 +860,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ceiling=not args.no_ceiling,
         profile=args.profile_to.resolve() if args.profile_to else None,
     )
-    report = run_benchmark(options)
+    from meridian.cli.progress import bench_cases, summary
+
+    with bench_cases("bench/api.py", planned_rounds(options), unit="round") as bar:
+        report = run_benchmark(options, bar)
     if args.json:
         print(json.dumps(report))
     else:
         render_table(report)
+    summary(bar.summary_line())
     return 0 if _all_good(report) else 1
 
 

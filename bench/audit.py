@@ -8,6 +8,10 @@ Usage::
     .venv/bin/python bench/audit.py --quick            # small sizes: a smoke run of a few seconds
     .venv/bin/python bench/audit.py --append-size 20000 --verify-size 100000 --no-postgres
 
+While it runs, a bar on stderr follows its cases, redrawn only between them: no thread runs
+beside a timed section. It ends with one line on stderr, ``bench/audit.py: 9 cases in …`` (9 by
+default with PostgreSQL reachable).
+
 What is measured
 ----------------
 
@@ -92,6 +96,7 @@ from meridian.audit.merkle import (
 )
 from meridian.audit.note import Checkpoint, NoteSigner
 from meridian.audit.verify import verify_export
+from meridian.cli.progress import CaseBar, bench_cases, summary
 from meridian.clock import system_clock
 from meridian.policy.decision import Decision
 from meridian.storage import Database, migrate
@@ -282,11 +287,12 @@ def _postgres_url(base: str) -> Iterator[str]:
 
 
 def measure_appends_on(
-    backend: str, database_url: Callable[[], Any], facts: list[Row], single: int
+    backend: str, database_url: Callable[[], Any], facts: list[Row], single: int, bar: CaseBar
 ) -> list[Row]:
     rows = []
     for batch in BATCHES:
         subset = facts[:single] if batch == 1 else facts
+        bar.start(f"appends, {backend}, batch {batch}")
         with database_url() as url:
             db = Database(url)
             try:
@@ -316,14 +322,17 @@ def measure_appends_on(
     return rows
 
 
-def measure_appends(size: int, single: int, postgres: str | None) -> dict[str, Any]:
+def measure_appends(
+    size: int, single: int, postgres: str | None, reachable: bool, bar: CaseBar
+) -> dict[str, Any]:
+    """Appends on SQLite, and on PostgreSQL at ``postgres`` if it is ``reachable``."""
     facts = append_facts(size, _decisions())
-    rows = measure_appends_on("sqlite", _sqlite_url, facts, min(single, size))
+    rows = measure_appends_on("sqlite", _sqlite_url, facts, min(single, size), bar)
     skipped = None
     if postgres is not None:
-        if _reachable(postgres):
+        if reachable:
             rows += measure_appends_on(
-                "postgresql", lambda: _postgres_url(postgres), facts, min(single, size)
+                "postgresql", lambda: _postgres_url(postgres), facts, min(single, size), bar
             )
         else:
             skipped = f"PostgreSQL at {make_url(postgres).host} is unreachable"
@@ -434,7 +443,8 @@ def hash_floor(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def measure_verify(size: int, rounds: int) -> dict[str, Any]:
+def measure_verify(size: int, rounds: int, bar: CaseBar) -> dict[str, Any]:
+    bar.start(f"verify_export, {size:,} entries")
     with tempfile.TemporaryDirectory(prefix="meridian-bench-audit-") as tmp:
         path = Path(tmp) / "log.jsonl"
         vkey, written = build_export(path, size)
@@ -600,7 +610,14 @@ def measure_pymerkle(
     }
 
 
-def measure_proofs(size: int, peer_size: int, pairs: int) -> dict[str, Any]:
+def proof_cases(size: int, peer_size: int) -> int:
+    """How many cases :func:`measure_proofs` runs: our tree, at the peer's size too if it
+    differs, and the peer's."""
+    return 1 + (peer_size not in (0, size)) + (peer_size != 0)
+
+
+def measure_proofs(size: int, peer_size: int, pairs: int, bar: CaseBar) -> dict[str, Any]:
+    bar.start(f"proofs, meridian Tree of {size:,}")
     data = [i.to_bytes(8, "big") for i in range(max(size, peer_size))]
     leaves = [leaf_hash(d) for d in data[:size]]
     rng = random.Random(SEED)
@@ -610,12 +627,14 @@ def measure_proofs(size: int, peer_size: int, pairs: int) -> dict[str, Any]:
     if peer_size in (0, size):
         ours_at_peer = ours
     else:
+        bar.start(f"proofs, meridian Tree of {peer_size:,}")
         rng = random.Random(SEED)
         pincl, pcons = _pairs(peer_size, pairs, rng), _pairs(peer_size, pairs, rng)
         ours_at_peer = measure_ours([leaf_hash(d) for d in data[:peer_size]], pincl, pcons)
         incl, cons = pincl, pcons
     peer = None
     if peer_size:
+        bar.start(f"proofs, pymerkle of {peer_size:,}")
         peer = measure_pymerkle(data[:peer_size], incl, cons)
         if peer.pop("_roots") != ours_at_peer["_roots"]:
             raise RuntimeError("pymerkle's roots differ from ours on the same leaves")
@@ -638,7 +657,13 @@ def measure_proofs(size: int, peer_size: int, pairs: int) -> dict[str, Any]:
 # -- report -------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def planned_cases(args: argparse.Namespace, reachable: bool) -> int:
+    """How many cases :func:`run` runs (``reachable``: PostgreSQL answers)."""
+    appends = len(BATCHES) * (2 if reachable else 1)
+    return appends + 1 + proof_cases(args.tree_size, args.peer_size)
+
+
+def run(args: argparse.Namespace, reachable: bool, bar: CaseBar) -> dict[str, Any]:
     from api import machine_info
 
     load_before = os.getloadavg()
@@ -648,9 +673,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine_info(
             ("meridian", "sqlalchemy", "psycopg", "orjson", "cryptography", "pymerkle")
         ),
-        "appends": measure_appends(args.append_size, args.single_size, args.postgres_url),
-        "verify": measure_verify(args.verify_size, args.rounds),
-        "proofs": measure_proofs(args.tree_size, args.peer_size, args.pairs),
+        "appends": measure_appends(
+            args.append_size, args.single_size, args.postgres_url, reachable, bar
+        ),
+        "verify": measure_verify(args.verify_size, args.rounds, bar),
+        "proofs": measure_proofs(args.tree_size, args.peer_size, args.pairs, bar),
     }
     report["load"] = {"before": load_before, "after": os.getloadavg()}
     sqlite = [r for r in report["appends"]["rows"] if r["backend"] == "sqlite" and r["batch"] > 1]
@@ -791,11 +818,14 @@ def main() -> None:
             setattr(args, name, value)
     if args.no_postgres:
         args.postgres_url = None
-    report = run(args)
+    reachable = args.postgres_url is not None and _reachable(args.postgres_url)
+    with bench_cases("bench/audit.py", planned_cases(args, reachable)) as bar:
+        report = run(args, reachable, bar)
     if args.json:
         print(json.dumps(report))
     else:
         show(report)
+    summary(bar.summary_line())
 
 
 if __name__ == "__main__":

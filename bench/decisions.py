@@ -6,6 +6,10 @@ Usage::
     .venv/bin/python bench/decisions.py --json           # one JSON object on stdout
     .venv/bin/python bench/decisions.py --requests 2000 --seed 7
 
+While it runs, a bar on stderr follows its cases (one per engine), redrawn only between them: no
+thread runs beside a timed section. It ends with one line on stderr, ``bench/decisions.py: 5
+cases in …``.
+
 What is measured
 ----------------
 
@@ -62,6 +66,7 @@ from _engines import (
     cases_for,
 )
 from _workload import build_workload
+from meridian.cli.progress import CaseBar, bench_cases, summary
 from meridian.policy import Engine, compile_bundle, load_bundle
 
 DEFAULT_REQUESTS = 20_000
@@ -244,8 +249,16 @@ def _unavailable(exc: BaseException) -> Row:
 # -- the run -----------------------------------------------------------------------------------
 
 
-def run_benchmark(requests: int, seed: int) -> dict[str, Any]:
-    """Build the workload, run every engine, and return the report (the ``--json`` object)."""
+#: the cases of a run, in order (cold Meridian and cedarpy's batch are part of their engine's)
+CASES = ("meridian", "cedarpy", "pycasbin", "regorus", "regorus-rvm")
+
+
+def run_benchmark(requests: int, seed: int, bar: CaseBar | None = None) -> dict[str, Any]:
+    """Build the workload, run every engine, and return the report (the ``--json`` object).
+
+    ``bar`` follows the engines as they run (``main``'s, on stderr; none: nothing is drawn).
+    """
+    bar = bar or CaseBar("bench/decisions.py")
     bundle = compile_bundle(load_bundle())
     engine = Engine(bundle)
     workload = build_workload(bundle, requests, seed)
@@ -255,12 +268,14 @@ def run_benchmark(requests: int, seed: int) -> dict[str, Any]:
     overhead = timer_overhead_ns()
 
     engines: dict[str, Row] = {}
+    bar.start("meridian, warm and cold")
     engines["meridian"], cold, reference = measure_meridian(engine, cases, warm)
     if cold is not None:
         engines["meridian-cold"] = cold
     for name in ("cedarpy", "pycasbin"):
+        bar.start(name)
         engines.update(_measure_named(name, bundle, cases, warm, reference))
-    engines.update(_measure_regorus(bundle, cases, warm, reference))
+    engines.update(_measure_regorus(bundle, cases, warm, reference, bar))
     return {
         "engines": engines,
         "ratios": ratios(engines),
@@ -286,11 +301,16 @@ def _measure_named(
 
 
 def _measure_regorus(
-    bundle: Any, cases: Sequence[Case], warm: Sequence[Case], reference: list[Verdict]
+    bundle: Any,
+    cases: Sequence[Case],
+    warm: Sequence[Case],
+    reference: list[Verdict],
+    bar: CaseBar,
 ) -> dict[str, Row]:
     """Both regorus paths; ``regorus`` is the faster by median, the other is named by its path."""
     measured: dict[str, Row] = {}
     for name in ("regorus", "regorus-rvm"):
+        bar.start(name)
         try:
             adapter = ADAPTERS[name](bundle)
         except Exception as exc:  # noqa: BLE001 - a missing or broken engine is reported, never fatal
@@ -446,11 +466,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.requests < 1:
         parser.error("--requests must be at least 1")
-    report = run_benchmark(args.requests, args.seed)
+    with bench_cases("bench/decisions.py", len(CASES)) as bar:
+        report = run_benchmark(args.requests, args.seed, bar)
     if args.json:
         print(json.dumps(report))
     else:
         render_table(report)
+    summary(bar.summary_line())
     return 0 if all(row.get("agree", True) for row in report["engines"].values()) else 1
 
 

@@ -7,6 +7,10 @@ Usage::
     .venv/bin/python bench/relay.py --rounds 3 --seconds 1 --receivers 1 4 --no-ceiling
     .venv/bin/python bench/relay.py --client websockets    # the websockets asyncio client
 
+While it runs, a bar on stderr follows its rounds (warm-ups included), redrawn only between
+them: no thread runs beside a timed section. It ends with one line on stderr, ``bench/relay.py:
+36 rounds in …`` (36 by default).
+
 What is measured
 ----------------
 
@@ -81,7 +85,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -97,6 +101,11 @@ REGION = "US"
 SENDER = "p_sender"
 READY = '{"type":"ready"}'
 WIRE_VARIANTS = 16  # masked serialisations of the frame the lean sender cycles through
+
+if TYPE_CHECKING:
+    # imported in main() only: the forwarder processes (`--serve`) import this file too
+    from meridian.cli.progress import CaseBar
+
 CLIENTS = ("lean", "websockets")
 
 #: a side using this share of a core or more is the one that sets the pace
@@ -755,22 +764,31 @@ def shape(receivers: int) -> str:
     return f"1→{receivers}"
 
 
+def planned_rounds(options: Options) -> int:
+    """How many rounds a run sends: a warm-up and ``rounds`` per server and meeting shape."""
+    servers = len(SERVERS) - (0 if options.ceiling else 1)
+    return servers * len(options.receivers) * (1 + options.rounds)
+
+
 async def _measure(
     meetings: dict[tuple[str, int], Meeting],
     pids: dict[str, int],
     options: Options,
     counters: Callable[[], Awaitable[dict[int, Row]]],
+    bar: CaseBar,
 ) -> tuple[dict[tuple[str, int], list[Round]], dict[int, Row]]:
     for meeting in meetings.values():
         await meeting.open()
-    for (name, _), meeting in meetings.items():
+    for (name, receivers), meeting in meetings.items():
+        bar.start(f"{name} {shape(receivers)}, warm-up")
         warmup = await meeting.run(options.warmup_seconds, options.window, pids[name])
         if not warmup.ok:
             raise RuntimeError(f"{name} failed its warm-up: {warmup.error or 'frames lost'}")
         meeting.warmup_sent = warmup.sent
     rounds: dict[tuple[str, int], list[Round]] = {key: [] for key in meetings}
-    for _ in range(options.rounds):
+    for number in range(1, options.rounds + 1):
         for key, meeting in meetings.items():
+            bar.start(f"{key[0]} {shape(key[1])}, round {number} of {options.rounds}")
             rounds[key].append(await meeting.run(options.seconds, options.window, pids[key[0]]))
     counted = await counters()  # while everyone is still connected
     for meeting in meetings.values():
@@ -835,7 +853,7 @@ def _median_of(rows: list[Row], key: str) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
-def run_benchmark(options: Options) -> dict[str, Any]:
+def run_benchmark(options: Options, bar: CaseBar) -> dict[str, Any]:
     """Start the forwarders, run every round, and return the report (the ``--json`` object)."""
     import httpx
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -904,7 +922,7 @@ def run_benchmark(options: Options) -> dict[str, Any]:
                         for receivers in options.receivers
                     }
 
-            rounds, counted = _run_client(_measure(meetings, pids, options, relay_counters))
+            rounds, counted = _run_client(_measure(meetings, pids, options, relay_counters, bar))
             # uvicorn's loop="auto", as `meridian node` and the bare forwarder run it
             relay_loop = _loop_name()
         finally:
@@ -1181,11 +1199,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         client=args.client,
         pin=args.pin,
     )
-    report = run_benchmark(options)
+    from meridian.cli.progress import bench_cases, summary
+
+    with bench_cases("bench/relay.py", planned_rounds(options), unit="round") as bar:
+        report = run_benchmark(options, bar)
     if args.json:
         print(json.dumps(report))
     else:
         render_table(report)
+    summary(bar.summary_line())
     return 0 if all_good(report) else 1
 
 

@@ -6,6 +6,9 @@ Usage::
     .venv/bin/python bench/routing.py --json           # one JSON object on stdout
     .venv/bin/python bench/routing.py --clients 50     # a smaller live part
 
+While it runs, a bar on stderr follows its cases, redrawn only between them: no thread runs
+beside a timed section. It ends with one line on stderr, ``bench/routing.py: 4 cases in …``.
+
 What is measured
 ----------------
 
@@ -51,6 +54,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _workload import ip_pool
+from meridian.cli.progress import CaseBar, bench_cases, summary
 from meridian.meetings.route import route
 from meridian.policy.engine import Engine
 from meridian.policy.request import parse_request
@@ -92,12 +96,13 @@ def _median_ns(fn: Any, rounds: int) -> float:
     return statistics.median(times)
 
 
-def measure_placement(rounds: int) -> list[dict[str, Any]]:
+def measure_placement(rounds: int, bar: CaseBar) -> list[dict[str, Any]]:
     engine = Engine()
     rng = random.Random(SEED)
     pool = ip_pool(COUNTRIES)
     rows = []
     for size in SIZES:
+        bar.start(f"placement, {size:,} participants")
         body = placement_request(size, rng, pool)
         joins = [
             parse_request(
@@ -283,7 +288,8 @@ async def _live(url: str, token: str, clients: int, concurrency: int) -> dict[st
     }
 
 
-def measure_live(clients: int, concurrency: int) -> dict[str, Any]:
+def measure_live(clients: int, concurrency: int, bar: CaseBar) -> dict[str, Any]:
+    bar.start(f"live, {clients:,} clients")
     with tempfile.TemporaryDirectory(prefix="meridian-bench-") as tmp:
         service = Service(Path(tmp))
         service.start()
@@ -299,11 +305,11 @@ def measure_live(clients: int, concurrency: int) -> dict[str, Any]:
 # -- report -------------------------------------------------------------------------------------
 
 
-def run(rounds: int, clients: int, concurrency: int) -> dict[str, Any]:
+def run(rounds: int, clients: int, concurrency: int, bar: CaseBar) -> dict[str, Any]:
     from api import machine_info
 
-    placement = measure_placement(rounds)
-    live = measure_live(clients, concurrency) if clients else None
+    placement = measure_placement(rounds, bar)
+    live = measure_live(clients, concurrency, bar) if clients else None
     worst = max(r["us_per_participant"] for r in placement)
     growth = placement[-1]["growth_vs_10"]
     return {
@@ -380,11 +386,14 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200, help="live participants (0: skip)")
     parser.add_argument("--concurrency", type=int, default=10, help="joins in flight at once")
     args = parser.parse_args()
-    report = run(args.rounds, args.clients, args.concurrency)
+    cases = len(SIZES) + (1 if args.clients else 0)
+    with bench_cases("bench/routing.py", cases) as bar:
+        report = run(args.rounds, args.clients, args.concurrency, bar)
     if args.json:
         print(json.dumps(report))
     else:
         show(report)
+    summary(bar.summary_line())
 
 
 if __name__ == "__main__":

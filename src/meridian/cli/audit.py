@@ -6,24 +6,28 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Annotated
 
 import httpx
 import typer
-from rich.console import Console
 
 from ..errors import ConfigurationError, InputError, MeridianError, NotFoundError, shown
 from .app import app, door
-from .service import DatabaseOption, _progress, _runtime
+from .progress import Bar, count, duration, file_size, progress_bar, summary
+from .service import DatabaseOption, _runtime
 
-__all__ = ["audit_app"]
+__all__ = ["audit_app", "declared_entries"]
 
 audit_app = typer.Typer(
     help="The tamper-evident log: export it, verify it, issue checkpoints.", no_args_is_help=True
 )
 app.add_typer(audit_app, name="audit")
+
+#: the longest header line read for a bar's total (a real one is under 200 bytes)
+_HEADER_LIMIT = 4096
 
 KeyOption = Annotated[
     str,
@@ -88,21 +92,20 @@ def export_command(
     from ..audit.export import write_export
 
     rt = _runtime(database)
-    console = Console(stderr=True)
     try:
         log = rt.log
-        signed = log.checkpoint()
-        size = signed.checkpoint.size
-        notes = [s.note for s in log.checkpoints(up_to=size)]
-        with _progress(console) as progress:
-            task = progress.add_task("exporting", total=size)
+        with progress_bar("checkpointing the log") as bar:
+            signed = log.checkpoint()
+            size = signed.checkpoint.size
+            notes = [s.note for s in log.checkpoints(up_to=size)]
+            bar.phase(f"exporting to {path.name}", total=size, unit="entries")
             write_export(
                 path,
                 origin=log.origin,
                 checkpoints=notes,
                 entries=log.entries(0, size),
                 count=size,
-                progress=lambda done: progress.update(task, completed=done),
+                progress=bar,
             )
     finally:
         rt.close()
@@ -110,9 +113,28 @@ def export_command(
         f"exported {size} entries and {len(notes)} checkpoints to {path} "
         f"(root {signed.checkpoint.root.hex()[:16]}…)"
     )
+    summary(
+        f"export: {count(size, 'entry', 'entries')}, {count(len(notes), 'checkpoint')} → "
+        f"{path} ({file_size(path.stat().st_size)}) in {duration(bar.seconds)}"
+    )
 
 
-def _fetch_live(url: str, token: str | None, console: Console) -> bytes:
+def declared_entries(source: Path | bytes) -> int | None:
+    """The entry count an export's header declares, for a bar's total (None if unreadable).
+
+    Only a display hint: verification checks the header against the entries it reads.
+    """
+    from ..audit.export import parse_header_line
+
+    try:
+        with io.BytesIO(source) if isinstance(source, bytes) else source.open("rb") as stream:
+            first = stream.readline(_HEADER_LIMIT)
+        return parse_header_line(first).entries
+    except (OSError, ValueError):
+        return None
+
+
+def _fetch_live(url: str, token: str | None, bar: Bar) -> bytes:
     """The live service's log as export bytes: its checkpoints and every entry they cover."""
     base = url.rstrip("/")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -126,21 +148,18 @@ def _fetch_live(url: str, token: str | None, console: Console) -> bytes:
             size = int(notes[-1].split("\n", 2)[1])
             origin = notes[-1].split("\n", 1)[0]
             lines: list[bytes] = []
-            with _progress(console) as progress:
-                task = progress.add_task("fetching", total=size)
-                while len(lines) < size:
-                    got = client.get("/v1/log/entries", params={"start": len(lines), "end": size})
-                    if got.status_code in (401, 403):
-                        raise InputError(
-                            "reading the entries takes an operator token: pass `--token`"
-                        )
-                    got.raise_for_status()
-                    # lines end with "\n" only (splitlines would also cut at other breaks)
-                    page = [line + b"\n" for line in got.content.split(b"\n")[:-1]]
-                    if not page:
-                        break
-                    lines.extend(page)
-                    progress.update(task, completed=len(lines))
+            bar.phase(f"fetching {base}", total=size, unit="entries")
+            while len(lines) < size:
+                got = client.get("/v1/log/entries", params={"start": len(lines), "end": size})
+                if got.status_code in (401, 403):
+                    raise InputError("reading the entries takes an operator token: pass `--token`")
+                got.raise_for_status()
+                # lines end with "\n" only (splitlines would also cut at other breaks)
+                page = [line + b"\n" for line in got.content.split(b"\n")[:-1]]
+                if not page:
+                    break
+                lines.extend(page)
+                bar(len(lines))
     except httpx.HTTPError as exc:
         raise ConfigurationError(f"cannot read the log at `{shown(base)}`: {exc}") from None
     header = json.dumps(
@@ -203,24 +222,19 @@ def verify_command(
         if not checkpoint.is_file():
             raise InputError(f"checkpoint file `{shown(str(checkpoint), 300)}` does not exist")
         saved = checkpoint.read_text(encoding="utf-8")
-    console = Console(stderr=True)
-    source: Path | bytes
-    if url is not None:
-        source = _fetch_live(url, token, console)
-    else:
-        assert path is not None
-        if not path.is_file():
-            raise InputError(f"export `{shown(str(path), 300)}` does not exist")
-        source = path
-    with _progress(console) as progress:
-        task = progress.add_task("verifying", total=None)
-        result = verify_export(
-            source,
-            vkey,
-            saved_checkpoint=saved,
-            progress=lambda done: progress.update(task, completed=done),
-        )
+    if path is not None and not path.is_file():
+        raise InputError(f"export `{shown(str(path), 300)}` does not exist")
+    with progress_bar("verifying" if url is None else "fetching") as bar:
+        source: Path | bytes
+        if url is not None:
+            source = _fetch_live(url, token, bar)
+        else:
+            assert path is not None
+            source = path
+        bar.phase("verifying", total=declared_entries(source), unit="entries")
+        result = verify_export(source, vkey, saved_checkpoint=saved, progress=bar)
     if result.problems:
+        # a failure ends with its error line (the door's), not with a summary
         for problem in result.problems:
             typer.echo(f"problem: {problem}", err=True)
         raise LogFailedError(len(result.problems))
@@ -229,6 +243,10 @@ def verify_command(
         f"log verified: {result.entries} entries, {result.checkpoints} checkpoints"
         + (f", latest at size {latest.size} signed {latest.time.isoformat()}" if latest else "")
         + (", consistent with the saved checkpoint" if saved is not None else "")
+    )
+    summary(
+        f"verified {count(result.entries, 'entry', 'entries')} and "
+        f"{count(result.checkpoints, 'checkpoint')} in {duration(bar.seconds)}: ok"
     )
 
 

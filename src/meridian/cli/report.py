@@ -12,7 +12,14 @@ from typing import Annotated
 
 import typer
 
-from ..errors import InputError, LogIntegrityError, NotFoundError, ProofError, shown
+from ..errors import (
+    InputError,
+    LogIntegrityError,
+    MeridianError,
+    NotFoundError,
+    ProofError,
+    shown,
+)
 from ..reports.transparency import (
     ExportSource,
     ReportFormat,
@@ -28,6 +35,8 @@ from ..reports.transparency import (
     report_from_log,
 )
 from .app import app, door
+from .audit import declared_entries
+from .progress import Bar, count, duration, file_size, progress_bar, summary
 from .service import DatabaseOption, _runtime
 
 __all__ = ["report_app", "transparency"]
@@ -78,17 +87,26 @@ def _read_bytes(path: Path, what: str) -> bytes:
         ) from None
 
 
-def _export(log: Path, key: str | None) -> ExportSource:
+def _export(log: Path, key: str | None, bar: Bar) -> ExportSource:
+    """The export at ``log``, verified with ``key`` (the bar shows the verification)."""
     if key is None:
         raise InputError("`--log` needs `--key`: the log's verifier key, or a file holding it")
     data = _read_bytes(log, "log export")
+    vkey = _read_key(key)
+    bar.phase(f"verifying {log.name}", total=declared_entries(data), unit="entries")
     try:
-        return open_verified_export(data, _read_key(key))
+        return open_verified_export(data, vkey, progress=bar)
     except LogIntegrityError as exc:
-        typer.echo(f"error: export `{log}` does not verify:", err=True)
-        for problem in exc.problems:
-            typer.echo(f"error: {problem}", err=True)
-        raise typer.Exit(exc.exit_code) from None
+        raise _ExportFailedError(log, exc) from None
+
+
+class _ExportFailedError(MeridianError):
+    """The export given with ``--log`` does not verify: the door prints each problem."""
+
+    def __init__(self, log: Path, cause: LogIntegrityError) -> None:
+        self.exit_code = cause.exit_code
+        lines = [f"export `{log}` does not verify:", *cause.problems]
+        super().__init__("\n".join(lines))
 
 
 def _format(fmt: str | None, path: Path | None) -> ReportFormat:
@@ -101,15 +119,22 @@ def _format(fmt: str | None, path: Path | None) -> ReportFormat:
 def _verify(report_path: Path, fmt: ReportFormat, log: Path | None, key: str | None) -> None:
     if log is None:
         raise InputError("`--verify` needs `--log` and `--key`: the export to recompute it from")
-    source = _export(log, key)
-    data = _read_bytes(report_path, "report")
-    report = recompute_report(source, data, fmt)
+    with progress_bar(f"reading {log.name}") as bar:
+        source = _export(log, key, bar)
+        data = _read_bytes(report_path, "report")
+        bar.phase(f"recomputing {report_path.name}")
+        report = recompute_report(source, data, fmt)
     mismatch = first_difference(render(report, fmt), data)
     if mismatch is not None:
         raise ProofError(f"report `{report_path}` does not match the log: {mismatch}")
     typer.echo(
         f"report verified: {report.requests} requests, checkpoint size {report.checkpoint.size}, "
         f"root {report.checkpoint.root_b64}"
+    )
+    summary(
+        f"verified `{report_path}` against `{log}` "
+        f"({count(len(source.entries), 'entry', 'entries')}, "
+        f"{count(len(source.checkpoints), 'checkpoint')}) in {duration(bar.seconds)}: ok"
     )
 
 
@@ -166,24 +191,31 @@ def transparency(
     if first is not None and last is not None and first > last:
         raise InputError(f"`--from` `{start}` is after `--to` `{end}`")
     report: TransparencyReport
-    if log is not None:
-        report = report_from_export(_export(log, key), start=first, end=last)
-    else:
-        rt = _runtime(database)
-        try:
-            report = report_from_log(rt.log, start=first, end=last)
-        finally:
-            rt.close()
-    data = render(report, report_format)
+    with progress_bar("reading the log") as bar:
+        if log is not None:
+            source = _export(log, key, bar)
+            bar.phase("computing the report")
+            report = report_from_export(source, start=first, end=last)
+        else:
+            rt = _runtime(database)
+            try:
+                report = report_from_log(rt.log, start=first, end=last)
+            finally:
+                rt.close()
+        data = render(report, report_format)
+    wrote = (
+        f"{report.requests} requests from {report.period.start} to {report.period.end}, "
+        f"checkpoint size {report.checkpoint.size}"
+    )
     if output is None:
         typer.echo(data, nl=False)
+        summary(
+            f"wrote the {report_format} report to stdout: {wrote}, {file_size(len(data))} "
+            f"in {duration(bar.seconds)}"
+        )
         return
     try:
         output.write_bytes(data)
     except OSError as exc:
         raise InputError(f"cannot write `{shown(str(output))}`: {exc.strerror or exc}") from None
-    typer.echo(
-        f"wrote `{output}`: {report.requests} requests from {report.period.start} to "
-        f"{report.period.end}, checkpoint size {report.checkpoint.size}",
-        err=True,
-    )
+    summary(f"wrote `{output}`: {wrote}, {file_size(len(data))} in {duration(bar.seconds)}")

@@ -14,13 +14,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..audit import Actor
 from ..errors import InputError, shown
 from ..node.cluster import LocalCluster
 from ..settings import Settings, get_settings
 from .app import ClockOption, app, door, policy_app
+from .progress import count, duration, progress_bar, summary
 
 __all__ = ["admin_app", "commerce_app"]
 
@@ -55,17 +55,6 @@ def _runtime(database: str | None, clock: str | None = None):  # type: ignore[no
     rt = Runtime(settings)
     rt.start()
     return rt
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
 
 
 @app.command()
@@ -123,8 +112,14 @@ def serve(
                 f"trusted proxies (X-Forwarded-For): {', '.join(settings.trusted_proxies)}"
             )
         console.print(f"serving:  [bold]{url}[/bold]   API docs: {url}/docs   stop: Ctrl-C")
+        app = create_app(runtime=rt)
+        if demo:
+            from ..demo import DEMO_IPS
+
+            # the meeting page may connect "as if from" one of the demo's places (loopback only)
+            app.state.demo_network = DEMO_IPS
         uvicorn.run(
-            create_app(runtime=rt),
+            app,
             host=settings.host,
             port=settings.port,
             log_level="warning",
@@ -353,25 +348,25 @@ def renew(
     from ..commerce.renewal import renew_due
 
     rt = _runtime(database)
-    console = Console(stderr=True)
     try:
         instant = rt.now() if at is None else parse_instant(at, "--at")
-        with _progress(console) as progress:
-            task = progress.add_task("renewing", total=None)
-            summary = renew_due(
-                rt,
-                instant,
-                actor=_actor(),
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-            )
+        with progress_bar("renewing", unit="subscriptions") as bar:
+            result = renew_due(rt, instant, actor=_actor(), progress=bar)
     finally:
         rt.close()
     if as_json:
-        typer.echo(json.dumps(summary.to_dict(), indent=2))
-        return
-    typer.echo(
-        f"renewals at {instant.isoformat()}: {summary.renewed} renewed, {summary.started} started, "
-        f"{summary.transfer_required} transfer_required, {summary.ended} ended"
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        typer.echo(
+            f"renewals at {instant.isoformat()}: {result.renewed} renewed, "
+            f"{result.started} started, {result.transfer_required} transfer_required, "
+            f"{result.ended} ended"
+        )
+    summary(
+        f"renew: {count(bar.done, 'subscription')} due at {instant.isoformat()}: "
+        f"{result.renewed} renewed, {result.started} started, "
+        f"{result.transfer_required} transfer_required, {result.ended} ended "
+        f"in {duration(bar.seconds)}"
     )
 
 
@@ -398,23 +393,35 @@ def transition(
     from . import render
 
     code = check_jurisdiction(jurisdiction.upper())
+    # what the bar says in each of plan_transition's phases, and what it counts
+    phases = {
+        "examining": (f"examining accounts in {code}", "accounts"),
+        "applying": (f"applying the transition in {code}", "items"),
+    }
     rt = _runtime(database)
-    console = Console()
     try:
         instant = local_instant(rt.engine, code, at, "--at")
-        with _progress(Console(stderr=True)) as progress:
-            task = progress.add_task(f"examining accounts in {code}", total=None)
+        with progress_bar(f"reading accounts in {code}") as bar:
             report = plan_transition(
                 rt,
                 jurisdiction=code,
                 at=instant,
                 apply=apply,
                 actor=_actor(),
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
+                progress=bar,
+                phase=lambda name, total: bar.phase(
+                    phases[name][0], total=total, unit=phases[name][1]
+                ),
             )
     finally:
         rt.close()
     if as_json:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
-        return
-    render.transition(console, report)
+    else:
+        render.transition(Console(), report)
+    counts = ", ".join(f"{n} {kind}" for kind, n in report["counts"].items())
+    summary(
+        f"transition {code} at {instant.isoformat()}: "
+        f"{count(report['accounts_examined'], 'account')} examined, {counts} "
+        f"({'applied' if apply else 'dry run'}) in {duration(bar.seconds)}"
+    )

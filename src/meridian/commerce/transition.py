@@ -12,6 +12,11 @@ changes:
 
 Dry-run by default; applying marks subscriptions ``transfer_required`` and queues one notice per
 item, each change recorded, and is idempotent: an item already marked is reported, not redone.
+
+The work runs in phases, ``examining`` the accounts then (with ``apply``) ``applying`` the
+items; a caller that shows progress is told when each starts (``phase(name, total)``) and how far
+it is (``progress(done, total)``, every :data:`_PROGRESS_EVERY` accounts and once at the end;
+every item applied, each its own transaction).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from .plans import LIVE
 __all__ = ["plan_transition"]
 
 _SECOND = timedelta(seconds=1)
+#: how often (in accounts examined) ``progress`` is called: a batch, not every account
+_PROGRESS_EVERY = 64
 
 
 def _subject(account: Account, plan: str) -> dict[str, Any]:
@@ -82,8 +89,14 @@ def plan_transition(
     apply: bool = False,
     actor: Actor,
     progress: Callable[[int, int], None] | None = None,
+    phase: Callable[[str, int], None] | None = None,
 ) -> dict[str, Any]:
-    """The transition report for ``jurisdiction`` at ``at``; with ``apply``, act on it too."""
+    """The transition report for ``jurisdiction`` at ``at``; with ``apply``, act on it too.
+
+    ``phase(name, total)`` is called as ``examining`` (``total`` accounts) and ``applying``
+    (``total`` items) start, and ``progress(done, total)`` as each goes (see the module's
+    docstring).
+    """
     engine = rt.engine
     with rt.db.read() as session:
         accounts = list(
@@ -107,6 +120,8 @@ def plan_transition(
             subs.setdefault(sub.account_id, []).append(sub)
         contacts = {p.id: p.contact for p in session.scalars(select(Partner))}
     items: list[dict[str, Any]] = []
+    if phase is not None:
+        phase("examining", len(accounts))
     for done, account in enumerate(accounts, start=1):
         paid = False
         for sub in subs.get(account.id, []):
@@ -138,10 +153,10 @@ def plan_transition(
             decision = _flip(engine, "host", at, _subject(account, "free"), {})
             if decision is not None:
                 items.append(_item("hosting_lost", account, decision, contacts, applied=False))
-        if progress is not None:
+        if progress is not None and (done % _PROGRESS_EVERY == 0 or done == len(accounts)):
             progress(done, len(accounts))
     if apply:
-        _apply(rt, items, at, actor)
+        _apply(rt, items, at, actor, progress, phase)
     kinds = ("subscription_transfer", "open_checkout", "hosting_lost")
     return {
         "jurisdiction": jurisdiction,
@@ -154,62 +169,79 @@ def plan_transition(
     }
 
 
-def _apply(rt: Runtime, items: list[dict[str, Any]], at: datetime, actor: Actor) -> None:
+def _apply(
+    rt: Runtime,
+    items: list[dict[str, Any]],
+    at: datetime,
+    actor: Actor,
+    progress: Callable[[int, int], None] | None,
+    phase: Callable[[str, int], None] | None,
+) -> None:
     now = rt.now()
-    for item in items:
-        if item["applied"]:
-            continue
-        with rt.db.write() as session:
-            if item["kind"] == "hosting_lost":
-                already = session.scalars(
-                    select(Notice.id).where(
-                        Notice.account_id == item["account"],
-                        Notice.kind == "transition.hosting_lost",
-                        Notice.subject_id == at.isoformat()[:40],
-                    )
-                ).first()
-                if already is not None:
-                    continue
-                subject_id, subject_kind = item["account"], "account"
-                text = f"from {at.isoformat()}: {item['message']}"
-                notice_subject = at.isoformat()[:40]
-            else:
-                sub = session.scalars(
-                    select(Subscription)
-                    .where(Subscription.id == item["subscription"])
-                    .with_for_update()
-                ).one()
-                if sub.status == "transfer_required":
-                    continue
-                sub.status = "transfer_required"
-                sub.updated_at = now
-                subject_id, subject_kind = sub.id, "subscription"
-                names = ", ".join(p["name"] for p in item["alternatives"]["partners"])
-                text = (
-                    f"from {at.isoformat()}: {item['message']}. Subscription `{sub.id}` stays paid "
-                    f"until {sub.period_end.date().isoformat()}"
-                    + (f"; choose one of {names} to take it over" if names else "")
+    todo = [item for item in items if not item["applied"]]
+    if phase is not None:
+        phase("applying", len(todo))
+    for done, item in enumerate(todo, start=1):
+        _apply_one(rt, item, at, actor, now)
+        if progress is not None:
+            progress(done, len(todo))
+
+
+def _apply_one(
+    rt: Runtime, item: dict[str, Any], at: datetime, actor: Actor, now: datetime
+) -> None:
+    """Act on one item in its own transaction (nothing if it was acted on already)."""
+    with rt.db.write() as session:
+        if item["kind"] == "hosting_lost":
+            already = session.scalars(
+                select(Notice.id).where(
+                    Notice.account_id == item["account"],
+                    Notice.kind == "transition.hosting_lost",
+                    Notice.subject_id == at.isoformat()[:40],
                 )
-                notice_subject = sub.id
-            session.add(
-                Notice(
-                    id=new_id("ntc"),
-                    account_id=item["account"],
-                    kind=f"transition.{item['kind']}",
-                    message=text,
-                    subject_id=notice_subject,
-                    created_at=now,
-                    sent_at=None,
-                )
+            ).first()
+            if already is not None:
+                return
+            subject_id, subject_kind = item["account"], "account"
+            text = f"from {at.isoformat()}: {item['message']}"
+            notice_subject = at.isoformat()[:40]
+        else:
+            sub = session.scalars(
+                select(Subscription)
+                .where(Subscription.id == item["subscription"])
+                .with_for_update()
+            ).one()
+            if sub.status == "transfer_required":
+                return
+            sub.status = "transfer_required"
+            sub.updated_at = now
+            subject_id, subject_kind = sub.id, "subscription"
+            names = ", ".join(p["name"] for p in item["alternatives"]["partners"])
+            text = (
+                f"from {at.isoformat()}: {item['message']}. Subscription `{sub.id}` stays paid "
+                f"until {sub.period_end.date().isoformat()}"
+                + (f"; choose one of {names} to take it over" if names else "")
             )
-            record(
-                session,
-                actor=actor,
-                action=f"transition.{item['kind']}",
-                subject_kind=subject_kind,
-                subject_id=subject_id,
-                at=at,
-                bundle_digest=rt.digest,
-                details={"rules": item["rules"]},
+            notice_subject = sub.id
+        session.add(
+            Notice(
+                id=new_id("ntc"),
+                account_id=item["account"],
+                kind=f"transition.{item['kind']}",
+                message=text,
+                subject_id=notice_subject,
+                created_at=now,
+                sent_at=None,
             )
-            item["applied"] = True
+        )
+        record(
+            session,
+            actor=actor,
+            action=f"transition.{item['kind']}",
+            subject_kind=subject_kind,
+            subject_id=subject_id,
+            at=at,
+            bundle_digest=rt.digest,
+            details={"rules": item["rules"]},
+        )
+        item["applied"] = True

@@ -29,7 +29,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -710,18 +710,22 @@ class ExportSource:
     latest: StatedCheckpoint
 
 
-def open_verified_export(source: Path | bytes, vkey: str) -> ExportSource:
+def open_verified_export(
+    source: Path | bytes, vkey: str, *, progress: Callable[[int], None] | None = None
+) -> ExportSource:
     """The export at ``source`` once it verifies against ``vkey`` (every problem, else).
 
     Raises :class:`LogIntegrityError` listing what :func:`meridian.audit.verify.verify_export`
     found, and :class:`InputError` for a malformed key or an export with no checkpoint.
+    ``progress`` is verification's: called with the entries checked so far, every 65,536
+    entries and once at the end.
     """
     from ..audit.export import read_export
     from ..audit.note import NoteVerifier
     from ..audit.verify import verify_export
 
     verifier = NoteVerifier.from_vkey(vkey)
-    result = verify_export(source, vkey)
+    result = verify_export(source, vkey, progress=progress)
     if not result.ok:
         raise LogIntegrityError(list(result.problems))
     export = read_export(source)
