@@ -20,7 +20,7 @@ from .identity.tokens import Caller, create_token
 from .runtime import Runtime
 from .storage.models import Account, Partner, Token
 
-__all__ = ["DEMO_CONTACTS", "DEMO_HOSTS", "seed_demo"]
+__all__ = ["DEMO_CONTACTS", "DEMO_HOSTS", "DEMO_IPS", "seed_demo"]
 
 #: Placeholder contacts on reserved example domains (RFC 2606): the public record gives none.
 DEMO_CONTACTS = {
@@ -129,8 +129,16 @@ def seed_demo(rt: Runtime, say: Callable[[str], None] = lambda _: None) -> bool:
     return True
 
 
-#: where the demo's June 2020 participants connect from (the embedded IP table places them so)
-_JUNE_IPS = {"CN": "114.114.114.114", "HK": "1.64.0.1", "US": "8.8.8.8", "TW": "168.95.1.1"}
+#: the demo's simulated network: an address in each place (the embedded IP table places it so).
+#: The June 2020 participants connect from these, and so may a browser on this machine when the
+#: service runs with ``--demo`` (the meeting page's "connect as if from"; see api/routes/meetings)
+DEMO_IPS = {
+    "CN": "114.114.114.114",
+    "DE": "80.81.192.1",
+    "HK": "1.64.0.1",
+    "TW": "168.95.1.1",
+    "US": "8.8.8.8",
+}
 #: the four meetings about June 4th (DOMAIN.md §1): host, topic, where its participants were
 _JUNE_MEETINGS = (
     ("us", "June 4th commemoration", ("CN", "CN", "US", "HK")),
@@ -198,7 +206,7 @@ def _june_2020(
                 meeting_id=meeting.id,
                 name=f"participant {n + 1}",
                 caller=None,
-                client_ip=_JUNE_IPS[place],
+                client_ip=DEMO_IPS[place],
                 occupancy=occupancy,
                 uses=uses,
             )

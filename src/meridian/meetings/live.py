@@ -207,8 +207,13 @@ class Signalling:
         client_ip: str | None,
         send: Send,
         close: Close | None = None,
+        connect_ip: str | None = None,
     ) -> dict[str, Any]:
         """Admit one participant: the ``admitted`` message, or a ``refused`` one.
+
+        The participant is judged by ``client_ip``; its relay grant is bound to ``connect_ip``
+        (default: the same), the address its relay will see. They differ only on the demo's
+        simulated network, where a browser here is judged as if from elsewhere.
 
         ``send`` and ``close`` reach its signalling socket; once it is gone, ``send`` raises
         :class:`ConnectionError` or :class:`RuntimeError`, and ``close`` (Starlette's
@@ -273,7 +278,7 @@ class Signalling:
                 regions=tuple(sorted(live.plan.regions)),
                 key_region=live.plan.key_region,
                 links=tuple(links),
-                ip=client_ip,
+                ip=connect_ip if connect_ip is not None else client_ip,
             )
             return {
                 "type": "admitted",

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
-from ...errors import AuthenticationError, ForbiddenError, InputError, MeridianError
+from ...errors import AuthenticationError, ForbiddenError, InputError, MeridianError, shown
 from ...identity.accounts import get_account
 from ...keys.wrap import check_public_key, from_b64url
 from ...meetings import service
@@ -210,6 +210,20 @@ def _browser_session(websocket: WebSocket) -> Session | object | None:
     return seal.open(cookie)
 
 
+def _demo_address(app: Any, peer: str | None, via: str) -> str | None:
+    """The demo network's address in ``via`` (``?from=CN``), for a browser on this machine.
+
+    Only a service started with ``meridian serve --demo`` has a demo network, and it answers only
+    callers on loopback, which that service already trusts as a proxy (so they could send the
+    same address in ``X-Forwarded-For``; a browser cannot set that header on a WebSocket). The
+    address is then judged like any other: the decision's evidence shows it.
+    """
+    network: dict[str, str] | None = getattr(app.state, "demo_network", None)
+    if network is None or peer not in ("127.0.0.1", "::1"):
+        return None
+    return network.get(via.upper())
+
+
 @router.websocket("/v1/meetings/{meeting_id}/signal")
 async def signal(websocket: WebSocket, meeting_id: str) -> None:
     """Join a meeting: send `{"type": "join", "name", "public_key"}`; see docs/data-plane.md.
@@ -223,6 +237,11 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
     trusted: TrustedProxies = app.state.trusted_proxies
     peer = websocket.client.host if websocket.client else None
     ip = client_ip(peer, websocket.headers.get("x-forwarded-for"), trusted)
+    via = websocket.query_params.get("from")
+    connect_ip = None
+    if via is not None:
+        connect_ip = ip  # the relay still sees this machine's own address
+        ip = _demo_address(app, peer, via)
     auth = websocket.headers.get("authorization")
     session = None if auth else _browser_session(websocket)
     if session is _FOREIGN:
@@ -246,6 +265,11 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
             raise ConnectionError("the participant is gone") from exc
 
     try:
+        if via is not None and ip is None:
+            raise InputError(
+                f"`from={shown(via)}` is only for the demo's simulated network: a service started "
+                "with `meridian serve --demo`, from this machine, and one of its places"
+            )
         caller = None
         if isinstance(session, Session):
             try:
@@ -277,6 +301,7 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
             public_key=public_key,
             caller=caller,
             client_ip=ip,
+            connect_ip=connect_ip,
             send=send,
             close=websocket.close,
         )

@@ -281,6 +281,12 @@ async def meeting_page(request: Request, meeting_id: IdPath, viewer: MaybeViewer
     return render(
         request,
         "meeting.html",
-        {"title": title, "meeting_id": meeting_id, **data},
+        {
+            "title": title,
+            "meeting_id": meeting_id,
+            # `meridian serve --demo`: a browser here may connect as if from one of these places
+            "demo_places": sorted(getattr(request.app.state, "demo_network", None) or ()),
+            **data,
+        },
         active="meetings" if viewer is not None and viewer.caller.role == "user" else None,
     )

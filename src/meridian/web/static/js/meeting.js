@@ -276,7 +276,10 @@
       this.own = { privateKey: pair.privateKey, publicRaw };
 
       this.status("Asking to join…");
-      const signal = new WebSocket(wsUrl(this.signalPath));
+      // the demo's simulated network (`meridian serve --demo` only): join as if from a place
+      const place = this.$("demo-from") ? this.$("demo-from").value : "";
+      const path = place ? `${this.signalPath}?from=${encodeURIComponent(place)}` : this.signalPath;
+      const signal = new WebSocket(wsUrl(path));
       this.signal = signal;
       await opened(signal);
       // The first message answers the join; every later one (a rotation may come at once) is
