@@ -112,6 +112,11 @@ def serve(
                 f"trusted proxies (X-Forwarded-For): {', '.join(settings.trusted_proxies)}"
             )
         console.print(f"serving:  [bold]{url}[/bold]   API docs: {url}/docs   stop: Ctrl-C")
+        if demo:
+            console.print(
+                f"console:  open [bold]{url}/login[/bold] and paste the operator token above "
+                "(partners and hosts: their tokens; anyone: /signup, /report)"
+            )
         app = create_app(runtime=rt)
         if demo:
             from ..demo import DEMO_IPS
