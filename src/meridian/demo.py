@@ -29,10 +29,13 @@ DEMO_CONTACTS = {
     "systec-umeet": "https://umeet.example/meridian (demo contact)",
 }
 
-#: the demo's paid hosts, by the name of the token file ``make run`` writes for each
+#: the demo's account holders with a token, by the name of the token file ``make run`` writes
+#: for each: two paid hosts, and the CN company whose direct subscription the end of direct sales
+#: left ``transfer_required`` (it chooses a partner, who takes it over)
 DEMO_HOSTS = {
     "us-host": "Riverside Clinic LLC",
     "cn-host": "Shenzhen Harbour Robotics Ltd.",
+    "cn-direct": "Hangzhou Lakeside Design Co.",
 }
 
 _OPERATOR = Caller("tok_demo_seed", "operator")

@@ -6,8 +6,6 @@ address is judged like any other, so mainland China is fenced exactly as for a r
 
 from __future__ import annotations
 
-from typing import Any
-
 from playwright.sync_api import expect
 from tests.web.conftest import check_a11y, shot
 from tests.web.test_meeting import create_meeting, host, join_page, stats

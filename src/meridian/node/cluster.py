@@ -83,8 +83,12 @@ class LocalCluster:
             return tuple(self._trusted.get(region, ()))
         return tuple(self._trusted)
 
-    def start(self, timeout: float = 30.0) -> LocalCluster:
-        """Start every node and wait until each is healthy; stops them all if one fails."""
+    def start(self, timeout: float = 120.0) -> LocalCluster:
+        """Start every node and wait until each is healthy; stops them all if one fails.
+
+        A node that exits is reported at once; the timeout only bounds nodes still starting,
+        which on a busy two-core machine (13 Python processes importing at once) took over 30 s.
+        """
         urls = {r: f"http://{self.host}:{free_port(self.host)}" for r in self.regions}
         try:
             for region, url in urls.items():
