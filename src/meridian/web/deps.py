@@ -24,7 +24,6 @@ __all__ = [
     "MaybeViewerDep",
     "SignInRequiredError",
     "Viewer",
-    "ViewerDep",
     "check_csrf",
     "page_for",
 ]
@@ -93,9 +92,6 @@ def page_for(*roles: Role) -> Any:
         return viewer
 
     return Depends(check)
-
-
-ViewerDep = Annotated[Viewer, page_for()]
 
 
 async def check_csrf(request: Request, viewer: MaybeViewerDep) -> None:

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
 
 __all__ = ["environment", "nav_for", "render"]
 
@@ -122,7 +121,6 @@ def render(
         "active": active,
         "now": rt.now(),
         "clock_set": rt.settings.clock is not None,
-        "Markup": Markup,
     }
     ctx.update(context or {})
     html = environment().get_template(template).render(ctx)
