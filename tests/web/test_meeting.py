@@ -347,7 +347,14 @@ def test_a_user_creates_a_meeting_and_gets_its_join_link(live, browse):
     page.get_by_label("Only people in these countries").check()
     page.get_by_label("Countries (ISO codes").fill("US, XX")
     page.get_by_role("button", name="Create meeting").click()
-    expect(page.get_by_role("alert")).to_contain_text("`countries.approve.1`")
+    expect(page.get_by_role("alert")).to_have_text(
+        "unknown jurisdiction `XX`: expected an ISO 3166-1 alpha-2 code"
+    )
+    api = live.client(acct).post(
+        "/v1/meetings", json={"topic": "Second", "countries": {"approve": ["US", "XX"]}}
+    )
+    assert api.status_code == 422
+    assert "unknown jurisdiction `XX`" in api.json()["error"]["message"]
     expect(page.get_by_label("Countries (ISO codes")).to_have_value("US, XX")
     expect(page.get_by_label("Only people in these countries")).to_be_checked()
     assert live.client(acct).get("/v1/meetings").json()["count"] == 1

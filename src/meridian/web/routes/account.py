@@ -48,9 +48,10 @@ from ...runtime import Runtime
 from ...storage.models import Account, Notice
 from ...storage.paging import page
 from ..deps import CsrfChecked, Viewer, page_for
+from ..forms import parse_form
 from ..render import render
 from ..session import SessionSeal
-from .signup import NEW_TOKEN_COOKIE, parse_form
+from .signup import NEW_TOKEN_COOKIE
 
 router = APIRouter(include_in_schema=False)
 __all__ = [

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from ...api.schemas import IdPath
-from ...errors import InputError, MeridianError
+from ...errors import MeridianError
 from ...geography.jurisdictions import jurisdiction_name
 from ...legal import workflow
 from ...legal.model import (
@@ -42,6 +42,7 @@ from ...legal.views import EffectPublic, LegalRequestPublic, to_public
 from ...runtime import Runtime
 from ...storage.models import Record, Token
 from ..deps import CsrfChecked, Viewer, page_for
+from ..forms import form_error
 from ..render import render
 
 router = APIRouter(include_in_schema=False)
@@ -103,17 +104,6 @@ def _kept(value: str) -> dict[str, Any] | None:
     if match is None:
         return None
     return {"name": match[3], "sha256": match[1], "size": int(match[2])}
-
-
-def _plain_message(exc: ValidationError) -> str:
-    """The first problem with a form, in one line: a validator's own message as it is (it
-    names the value), anything else as the field and what is wrong with it."""
-    err = exc.errors(include_url=False)[0]
-    message = str(err.get("msg") or "is invalid").replace("\n", " ")
-    if err["type"] == "value_error":
-        return message.removeprefix("Value error, ")
-    field = ".".join(str(p) for p in err["loc"]) or "form"
-    return f"`{field}`: {message[:1].lower()}{message[1:]}"
 
 
 # -- the list ----------------------------------------------------------------------------------
@@ -271,7 +261,7 @@ async def intake(
         form = replace(form, documents=tuple(docs))
         body = LegalRequestCreate.model_validate(form.body())
     except ValidationError as exc:
-        return _intake(request, form, error=_plain_message(exc), status=422)
+        return _intake(request, form, error=form_error(exc).message, status=422)
     except MeridianError as exc:
         return _intake(request, form, error=exc.message, status=exc.http_status)
     rt: Runtime = request.app.state.runtime
@@ -442,7 +432,7 @@ async def reject(
             workflow.reject, rt, caller=viewer.caller, request_id=request_id, reason=body.reason
         )
     except ValidationError as exc:
-        error = InputError(_plain_message(exc))
+        error = form_error(exc)
         return await _show(request, viewer, request_id, error=error, reason=reason)
     except MeridianError as exc:
         return await _show(request, viewer, request_id, error=exc, reason=reason)
@@ -466,7 +456,7 @@ async def lift(
             workflow.lift, rt, caller=viewer.caller, request_id=request_id, reason=body.reason
         )
     except ValidationError as exc:
-        error = InputError(_plain_message(exc))
+        error = form_error(exc)
         return await _show(request, viewer, request_id, error=error)
     except MeridianError as exc:
         return await _show(request, viewer, request_id, error=exc)

@@ -18,7 +18,6 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ...api.deps import get_client_ip
-from ...api.errors import validation_fields
 from ...api.schemas import IdPath, MeetingCreate, MeetingPublic, RegionsUpdate
 from ...errors import DeniedError, InputError, MeridianError, NotFoundError
 from ...identity.accounts import get_account
@@ -26,6 +25,7 @@ from ...meetings import service
 from ...meetings.regions import region_table
 from ...runtime import Runtime
 from ..deps import CsrfChecked, MaybeViewerDep, Viewer, page_for
+from ..forms import form_error
 from ..render import render
 
 router = APIRouter(include_in_schema=False)
@@ -34,12 +34,6 @@ __all__ = ["router"]
 UserPage = Annotated[Viewer, page_for("user")]
 #: how a meeting's country list is given in the form: no list, an approve list, a deny list
 _COUNTRY_MODES = ("none", "approve", "deny")
-
-
-def _invalid(exc: ValidationError) -> InputError:
-    """The first problem of a form that failed the API's own schema, as one line."""
-    first = validation_fields([dict(e) for e in exc.errors()])[0]
-    return InputError(f"`{first['field']}`: {first['message']}")
 
 
 def _account_id(viewer: Viewer) -> str:
@@ -118,7 +112,7 @@ async def create_meeting(
                 else {"topic": topic.strip() or "Meeting"}
             )
         except ValidationError as exc:
-            raise _invalid(exc) from None
+            raise form_error(exc) from None
         meeting, _ = await run_in_threadpool(
             service.create_meeting,
             rt,
@@ -227,7 +221,7 @@ async def save_settings(
                 {"regions": None, "opt_in": []} if reset else {"regions": regions, "opt_in": opt_in}
             )
         except ValidationError as exc:
-            raise _invalid(exc) from None
+            raise form_error(exc) from None
         await run_in_threadpool(
             service.set_regions,
             rt,

@@ -43,9 +43,9 @@ from ...runtime import Runtime
 from ...storage.models import Notice
 from ...storage.paging import page
 from ..deps import CsrfChecked, Viewer, page_for
+from ..forms import parse_form
 from ..render import render
 from .account import purchase_preview, running_subscription, zone_of
-from .signup import parse_form
 
 router = APIRouter(include_in_schema=False)
 __all__ = ["router"]

@@ -7,26 +7,21 @@ lands on ``/account``, which shows the token once. A refusal is shown with its r
 what the person can do instead, worked out from the rules that refused and from what the same
 bundle still allows them (joining meetings, buying through a partner) rather than from a table
 of countries.
-
-Also here, for the other portal pages: :func:`parse_form` (a form checked by the API's own
-input model, so a page accepts exactly what the API accepts).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from ...api.deps import ClientIpDep
-from ...api.errors import validation_fields
 from ...api.schemas import AccountCreate
-from ...errors import DeniedError, InputError, MeridianError, shown
+from ...errors import DeniedError, MeridianError
 from ...gate import ask
 from ...geography.jurisdictions import ALL_JURISDICTIONS, UNKNOWN, jurisdiction_name
 from ...identity import accounts
@@ -36,32 +31,17 @@ from ...policy.request import epoch_seconds
 from ...runtime import Runtime
 from ...storage.models import Partner
 from ..deps import CsrfChecked, MaybeViewerDep
+from ..forms import parse_form
 from ..render import render
 from ..session import SessionSeal
 from .auth import start_session
 
 router = APIRouter(include_in_schema=False)
-__all__ = ["NEW_TOKEN_COOKIE", "advice", "country_choices", "parse_form", "router"]
+__all__ = ["NEW_TOKEN_COOKIE", "advice", "country_choices", "router"]
 
 #: a one-shot cookie carrying the new account's token (sealed) to ``/account``, which shows it once
 NEW_TOKEN_COOKIE = "meridian_new_token"  # noqa: S105 - a cookie name, not a secret
 _PLURAL = {"organization": "organisations", "individual": "individuals"}
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse_form(model: type[M], data: dict[str, Any]) -> M:
-    """``data`` (a form, empty fields left out) checked by the API's input ``model``.
-
-    A failure is the :class:`InputError` the API would answer with (422, the first field's
-    problem), so the page can show it next to what the user typed.
-    """
-    try:
-        return model.model_validate({k: v for k, v in data.items() if v not in (None, "")})
-    except ValidationError as exc:
-        fields = validation_fields([dict(e) for e in exc.errors()])
-        first = fields[0] if fields else {"field": "form", "message": "is invalid"}
-        raise InputError(f"invalid `{shown(first['field'])}`: {first['message']}") from None
 
 
 @cache
