@@ -117,15 +117,40 @@ def test_other_entries_in_the_window_are_not_decisions(runtime):
         assert decision_stats(session, now=NOW).total == 0
 
 
-def test_the_window_is_read_through_the_index_not_a_scan(runtime):
+def test_only_the_latest_entries_are_read_and_a_short_count_says_so(runtime):
+    # three decisions in the window; reading only the latest two says the count may be short
+    with runtime.db.write() as session:
+        for _ in range(3):
+            record(
+                session,
+                actor=WHO,
+                action="partner.contact",
+                subject_kind="partner",
+                subject_id="bizconf",
+                at=NOW,
+                bundle_digest=runtime.digest,
+                details={"contact": "x"},
+            )
+    with runtime.db.read() as session:
+        whole = decision_stats(session, now=NOW)
+        tail = decision_stats(session, now=NOW, tail=2)
+    assert whole.scanned >= 3  # the three, and whatever start-up recorded before them
+    assert not whole.partial
+    assert (tail.scanned, tail.partial) == (2, True)
+
+
+def test_the_tail_is_read_by_position_not_by_a_scan(runtime):
     if runtime.db.engine.dialect.name != "sqlite":
         pytest.skip("the query plan is checked on SQLite")
     with runtime.db.engine.connect() as conn:
         plan = " ".join(
             str(row[-1])
             for row in conn.execute(
-                text("EXPLAIN QUERY PLAN SELECT action, at, entry FROM records WHERE at >= :a AND at < :b"),
-                {"a": "2020-08-24 01:31:00", "b": "2020-08-24 02:31:00"},
+                text(
+                    "EXPLAIN QUERY PLAN SELECT action, at, entry FROM records "
+                    "WHERE seq >= :s AND at >= :a AND at < :b"
+                ),
+                {"s": 10, "a": "2020-08-24 01:31:00", "b": "2020-08-24 02:31:00"},
             )
         )
-    assert "ix_records_at" in plan
+    assert "INTEGER PRIMARY KEY" in plan

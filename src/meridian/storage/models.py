@@ -256,9 +256,8 @@ class Record(Base):
     seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
     )
-    #: the instant the action was judged at (the service clock's "now", or a replayed instant);
-    #: indexed for questions over a time window (the console's decisions per minute)
-    at: Mapped[datetime] = mapped_column(index=True)
+    #: the instant the action was judged at (the service clock's "now", or a replayed instant)
+    at: Mapped[datetime]
     recorded_at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(50), index=True)
