@@ -32,6 +32,7 @@ bench: $(STAMP) ## the benchmarks, as recorded in BENCHMARKS.md
 	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/middleware.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .hypothesis frontend/node_modules src/meridian/web/static/vendor
