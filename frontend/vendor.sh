@@ -6,8 +6,6 @@ cd "$(dirname "$0")"
 out=../src/meridian/web/static/vendor
 mkdir -p "$out"
 m=node_modules
-cp "$m/htmx.org/dist/htmx.min.js" "$out/htmx.min.js"
-cp "$m/htmx.org/LICENSE" "$out/htmx.LICENSE"
 cp "$m/d3-array/dist/d3-array.min.js" "$out/d3-array.min.js"
 cp "$m/d3-array/LICENSE" "$out/d3-array.LICENSE"
 cp "$m/d3-geo/dist/d3-geo.min.js" "$out/d3-geo.min.js"

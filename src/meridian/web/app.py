@@ -67,7 +67,7 @@ def install_web(app: FastAPI, settings: Settings) -> None:
     from .routes import ROUTERS
 
     static = Path(str(files("meridian.web") / "static"))
-    if not (static / "vendor" / "htmx.min.js").exists():
+    if not (static / "vendor" / "d3-geo.min.js").exists():
         log.warning(
             "the pages' front-end libraries are missing from %s: run `make install`",
             static / "vendor",

@@ -97,7 +97,7 @@ def page_for(*roles: Role) -> Any:
 async def check_csrf(request: Request, viewer: MaybeViewerDep) -> None:
     """Refuse a state-changing request without this session's CSRF token (403).
 
-    The token comes in the ``X-CSRF-Token`` header (htmx) or the ``csrf`` form field. A request
+    The token comes in the ``csrf`` form field, or the ``X-CSRF-Token`` header (a script's request). A request
     from another origin is refused whatever it carries.
     """
     origin = request.headers.get("origin")

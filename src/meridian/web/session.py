@@ -8,7 +8,7 @@ page sees what the API would show that token and nothing more, a revoked token e
 at once, and nothing about a session is kept on the server.
 
 The CSRF token is an HMAC of the cookie under a key derived from the session key: a form or an
-htmx request that changes anything must carry it (``csrf`` field or ``X-CSRF-Token`` header).
+script request that changes anything must carry it (``csrf`` field or ``X-CSRF-Token`` header).
 """
 
 from __future__ import annotations
