@@ -39,6 +39,11 @@ _ENV = {
     "session_key": "MERIDIAN_SESSION_KEY",
     "log_origin": "MERIDIAN_LOG_ORIGIN",
     "checkpoint_interval": "MERIDIAN_CHECKPOINT_INTERVAL",
+    "node_check_interval": "MERIDIAN_NODE_CHECK_INTERVAL",
+    "node_failures": "MERIDIAN_NODE_FAILURES",
+    "meeting_check_interval": "MERIDIAN_MEETING_CHECK_INTERVAL",
+    "meeting_empty_timeout": "MERIDIAN_MEETING_EMPTY_TIMEOUT",
+    "meeting_warning": "MERIDIAN_MEETING_WARNING",
 }
 
 
@@ -86,6 +91,18 @@ class Settings(BaseModel):
     #: seconds between signed checkpoints (issued only when the log grew); 0 turns the schedule
     #: off (checkpoints are then issued on demand only)
     checkpoint_interval: float = Field(default=60.0, ge=0)
+    #: seconds between health checks of each region node (``GET /healthz``)
+    node_check_interval: float = Field(default=2.0, gt=0, le=3600)
+    #: failed health checks in a row after which a node is marked down (placement skips it and
+    #: the participants it carried are told); one answer takes it back
+    node_failures: int = Field(default=3, ge=1, le=1000)
+    #: seconds of real time between looks of the meeting timer (plan minutes, empty meetings);
+    #: what it compares is the service's clock
+    meeting_check_interval: float = Field(default=1.0, gt=0, le=3600)
+    #: seconds a live meeting may stay empty (nobody in it, or nobody ever) before it is ended
+    meeting_empty_timeout: float = Field(default=600.0, gt=0)
+    #: seconds before a plan's ``meeting_minutes`` run out when the participants are warned
+    meeting_warning: float = Field(default=300.0, ge=0)
 
     @field_validator("node_urls", mode="before")
     @classmethod

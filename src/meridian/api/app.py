@@ -15,6 +15,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -26,6 +27,8 @@ from ..commerce.renewal import renew_due
 from ..geography.positions import country_position
 from ..legal.workflow import notify_due
 from ..meetings.grants import GrantSigner, load_or_create_signing_key
+from ..meetings.health import NodeHealth, watch_nodes
+from ..meetings.lifecycle import MeetingTimer
 from ..meetings.live import Signalling, check_nodes
 from ..meetings.regions import region_table
 from ..meetings.service import close_stale
@@ -94,6 +97,23 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         tasks = [
             asyncio.create_task(_every(config.policy_poll_interval, rt.refresh, "policy-poll"))
         ]
+        # region node health (placement skips a node that is down) and the meeting timer
+        health = NodeHealth(
+            config.node_urls,
+            failures=config.node_failures,
+            timeout=min(config.node_check_interval, 2.0),
+        )
+        app.state.node_health = health
+        tasks.append(
+            asyncio.create_task(watch_nodes(signalling, health, config.node_check_interval))
+        )
+        timer = MeetingTimer(
+            rt,
+            signalling,
+            empty_after=timedelta(seconds=config.meeting_empty_timeout),
+            warn_before=timedelta(seconds=config.meeting_warning),
+        )
+        tasks.append(asyncio.create_task(timer.run(config.meeting_check_interval)))
         if config.checkpoint_interval > 0:
             tasks.append(
                 asyncio.create_task(
@@ -126,6 +146,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             for task in tasks:
                 task.cancel()
             journal.stop()
+            await health.aclose()
             await signalling.aclose()
             rt.close()
 

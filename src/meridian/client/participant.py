@@ -242,6 +242,10 @@ class Participant:
         self.ended: str | None = None
         #: the reason the control plane gave when it removed this participant
         self.removed: str | None = None
+        #: ``warning`` messages from the control plane (the plan's minutes running out), in order
+        self.warnings: list[dict[str, Any]] = []
+        #: the region whose node went down while it carried this participant (join again)
+        self.region_down: str | None = None
         self.on_key: Callable[[int], None] | None = None
         self.on_notice: Callable[[str], None] | None = None
         self._relay: ClientConnection | None = None
@@ -514,8 +518,19 @@ class Participant:
                         if isinstance(entry, dict):
                             self._update_roster({"type": "joined", **entry})
                 elif message.get("type") == "ended":
-                    self.ended = "the meeting ended"
+                    why = message.get("reason")
+                    self.ended = "the meeting ended" + (f": {why}" if why else "")
                     self._roster_changed.set()
+                    break
+                elif message.get("type") == "warning":
+                    self.warnings.append(message)
+                    if self.on_notice is not None:
+                        self.on_notice(str(message.get("message") or "warning"))
+                elif message.get("type") == "region_down":
+                    self.region_down = str(message.get("dc") or "")
+                    self.ended = str(
+                        message.get("message") or f"region node `{self.region_down}` is down"
+                    )
                     break
                 elif message.get("type") == "removed":
                     self._was_removed(str(message.get("reason") or "no reason given"))

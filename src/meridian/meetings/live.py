@@ -132,6 +132,8 @@ class Signalling:
         self._place_lock = asyncio.Lock()
         self._occupancy: Occupancy | None = None
         self._digest: str | None = None
+        #: regions whose node the health checker marked down, and since when (ISO 8601)
+        self.down_since: dict[str, str] = {}
 
     def occupancy(self) -> Occupancy:
         """Participants per data centre across live meetings (capacity from the bundle in force)."""
@@ -139,6 +141,8 @@ class Signalling:
         digest = self.rt.digest
         if self._occupancy is None or self._digest != digest:
             fresh = Occupancy(table, down=table.codes - set(self.node_urls))
+            for code in self.down_since:
+                fresh.set_down(code, True)
             if self._occupancy is not None:
                 for code, used in self._occupancy.used.items():
                     if code in fresh.used:
@@ -161,6 +165,10 @@ class Signalling:
                 "capacity": occ.capacity[code],
                 "load": round(occ.load(code), 4),
                 "node": self.node_urls.get(code),
+                "state": "none"
+                if code not in self.node_urls
+                else ("down" if code in self.down_since else "up"),
+                "down_since": self.down_since.get(code),
                 "meetings": meetings,
             }
         return out
@@ -495,8 +503,8 @@ class Signalling:
             # socket closing removes it.
             return
 
-    async def end(self, meeting_id: str) -> None:
-        """Tell everyone in a meeting that it ended."""
+    async def end(self, meeting_id: str, *, reason: str | None = None) -> None:
+        """Tell everyone in a meeting that it ended (and why, when ``reason`` is given)."""
         self._barred.pop(meeting_id, None)
         live = self.meetings.pop(meeting_id, None)
         if live is None:
@@ -508,7 +516,7 @@ class Signalling:
             live.uses.clear()
         for p in list(live.participants.values()):
             try:
-                await p.send({"type": "ended"})
+                await p.send({"type": "ended", **({"reason": reason} if reason else {})})
             except (ConnectionError, RuntimeError):
                 continue
 

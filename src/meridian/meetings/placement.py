@@ -139,6 +139,21 @@ class Occupancy:
         self.used = dict.fromkeys(self.capacity, 0)
         for code, fraction in (load or {}).items():
             self.used[code] = math.ceil(fraction * self.capacity[code])
+        self._full = {code: dc.capacity for code, dc in table.datacentres.items()}
+        self._off = off
+        #: regions whose node the health checker marked down: no room until it answers again
+        self.down: set[str] = set()
+
+    def set_down(self, code: str, down: bool) -> None:
+        """Mark a region's node down (no room) or up again (its capacity back)."""
+        if code not in self.capacity:
+            return
+        if down:
+            self.down.add(code)
+            self.capacity[code] = 0
+        else:
+            self.down.discard(code)
+            self.capacity[code] = 0 if code in self._off else self._full[code]
 
     def has_room(self, code: str) -> bool:
         return self.used[code] < self.capacity[code]
@@ -227,11 +242,13 @@ def place(
             nearest = code
             break
     if nearest is None:
+        down = sorted(regions & occupancy.down)
         reason = Reason(
             "capacity",
             "forbid",
             "every data centre this meeting may use is full or unavailable ("
             + ", ".join(sorted(regions))
+            + (f"; region node down: {', '.join(down)}" if down else "")
             + "); it is never carried elsewhere, try again shortly",
             country,
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
@@ -29,11 +29,13 @@ from ..legal.blocks import refuse_blocked
 from ..runtime import Runtime
 from ..storage.models import Account, Meeting, Participation, new_id
 from ..storage.paging import page
+from .limits import refuse_full
 from .placement import CountryList, MeetingPlan, Occupancy, Placement, place, plan_meeting
 from .regions import RegionTable, region_table
 
 __all__ = [
     "Admission",
+    "LiveCounts",
     "account_plan",
     "admit",
     "close_meeting",
@@ -43,6 +45,7 @@ __all__ = [
     "get_meeting",
     "leave",
     "list_meetings",
+    "live_counts",
     "meeting_filter",
     "meeting_plan",
     "region_setting",
@@ -177,6 +180,33 @@ def list_meetings(
     return page(session, Meeting, where, order, limit=limit, offset=offset)
 
 
+@dataclass(frozen=True, slots=True)
+class LiveCounts:
+    """How many meetings are live and how many participants are in them, for one caller."""
+
+    meetings: int
+    participants: int
+
+
+def live_counts(session: Session, caller: Caller) -> LiveCounts:
+    """The one count of live meetings every page and endpoint shows.
+
+    A meeting is live from its creation until it ends (its host, an operator, the plan's
+    minutes, or being empty for ``meeting_empty_timeout``): its ``status`` is ``live``. Its
+    participants are its participations admitted and not yet left. Scoped as
+    :func:`list_meetings` is.
+    """
+    live = [meeting_filter(caller), Meeting.status == "live"]
+    meetings = session.scalar(select(func.count()).select_from(Meeting).where(*live))
+    participants = session.scalar(
+        select(func.count())
+        .select_from(Participation)
+        .join(Meeting, Meeting.id == Participation.meeting_id)
+        .where(*live, Participation.left_at.is_(None))
+    )
+    return LiveCounts(int(meetings or 0), int(participants or 0))
+
+
 def meeting_plan(meeting: Meeting) -> MeetingPlan:
     """The plan stored with a meeting (fixed when it was created)."""
     return MeetingPlan(
@@ -294,14 +324,23 @@ def create_meeting(
     return meeting, public
 
 
-def end_meeting(rt: Runtime, *, caller: Caller | None, meeting_id: str, actor: Actor) -> Meeting:
-    """End a live meeting (its host, an operator, or the control plane)."""
+def end_meeting(
+    rt: Runtime,
+    *,
+    caller: Caller | None,
+    meeting_id: str,
+    actor: Actor,
+    reason: str | None = None,
+) -> Meeting:
+    """End a live meeting (its host, an operator, or the control plane; ``reason`` is recorded
+    in the ``meeting.end`` details when given)."""
     at = rt.now()
     with rt.db.write() as session:
         meeting = get_meeting(session, caller, meeting_id)
         if meeting.status != "live":
             raise ConflictError(f"meeting `{meeting.id}` has already ended")
-        close_meeting(session, meeting, at=at, actor=actor, digest=rt.digest)
+        details = None if reason is None else {"reason": reason}
+        close_meeting(session, meeting, at=at, actor=actor, digest=rt.digest, details=details)
     return meeting
 
 
@@ -381,6 +420,8 @@ def admit(
         placement = place(engine, table, mplan, pid, subject, at, occupancy, uses)
         # a block left by a lawful request refuses joiners from its jurisdiction, naming it
         placement = refuse_blocked(session, meeting.id, placement, occupancy, uses)
+        # the host's plan holds so many at once: one more is refused, naming the plan
+        placement = refuse_full(session, rt, meeting, placement, occupancy, uses, at)
         assert placement.join is not None
         record(
             session,

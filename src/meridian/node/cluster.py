@@ -165,6 +165,22 @@ class LocalCluster:
                 node.process.kill()
                 node.process.wait()
 
+    def restart(self, region: str, timeout: float = 120.0) -> RunningNode:
+        """Start ``region``'s node again, at the same address and key store (after it stopped or
+        was killed), and wait until it is healthy."""
+        old = self.nodes[region]
+        if old.process.poll() is None:
+            old.process.terminate()
+            old.process.wait(timeout=10)
+        urls = {r: n.url for r, n in self.nodes.items()}
+        self.nodes[region] = self._spawn(region, old.url, urls)
+        waiting, self.nodes = self.nodes, {region: self.nodes[region]}
+        try:
+            self._wait(timeout)
+        finally:
+            self.nodes = waiting
+        return self.nodes[region]
+
     def __enter__(self) -> LocalCluster:
         return self.start()
 

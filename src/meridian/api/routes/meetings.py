@@ -14,6 +14,7 @@ from ...errors import AuthenticationError, ForbiddenError, InputError, MeridianE
 from ...identity.accounts import get_account
 from ...keys.wrap import check_public_key, from_b64url
 from ...meetings import service
+from ...meetings.lifecycle import end_everywhere
 from ...meetings.live import Signalling
 from ...meetings.regions import region_table
 from ...meetings.route import PlacementRequest, route_request
@@ -50,8 +51,14 @@ def placements(body: PlacementRequest, rt: RuntimeDep, _: CallerDep) -> Any:
 
 
 @router.get("/v1/datacentres", responses=errors(401))
-async def datacentres(request: Request, rt: RuntimeDep, _: CallerDep) -> Any:
-    """The data-centre regions of the bundle in force, with the live load the control plane sees. Roles: operator, partner, user."""
+async def datacentres(request: Request, rt: RuntimeDep, caller: CallerDep) -> Any:
+    """The data-centre regions of the bundle in force, with the live load the control plane sees. Roles: operator, partner, user.
+
+    Each region's `state` is its node's health: `up`, `down` (it failed its health checks; no
+    one is placed there until it answers again, `down_since` says since when) or `none` (no
+    node configured). `live_meetings` and `live_participants` count the meetings the caller may
+    see that are live, as every page does.
+    """
     table = region_table(rt.engine.bundle)
     signalling: Signalling | None = getattr(request.app.state, "signalling", None)
     live = signalling.live_load() if signalling is not None else {}
@@ -69,7 +76,20 @@ async def datacentres(request: Request, rt: RuntimeDep, _: CallerDep) -> Any:
         }
         entry.update(live.get(code, {}))
         out.append(entry)
-    return json_response({"data": out, "count": len(out)})
+
+    def counts() -> service.LiveCounts:
+        with rt.db.read() as session:
+            return service.live_counts(session, caller)
+
+    now = await run_in_threadpool(counts)
+    return json_response(
+        {
+            "data": out,
+            "count": len(out),
+            "live_meetings": now.meetings,
+            "live_participants": now.participants,
+        }
+    )
 
 
 @router.get("/v1/accounts/{account_id}/regions", responses=errors(401, 404))
@@ -177,12 +197,10 @@ async def end_meeting(
     meeting_id: IdPath, request: Request, rt: RuntimeDep, caller: CallerDep
 ) -> MeetingPublic:
     """End a live meeting; everyone in it is told. Roles: operator, partner (its customers'), user (its own)."""
-    meeting = await run_in_threadpool(
-        service.end_meeting, rt, caller=caller, meeting_id=meeting_id, actor=caller.actor
-    )
     signalling: Signalling | None = getattr(request.app.state, "signalling", None)
-    if signalling is not None:
-        await signalling.end(meeting.id)
+    meeting = await end_everywhere(
+        rt, signalling, meeting_id=meeting_id, caller=caller, actor=caller.actor
+    )
     return MeetingPublic.model_validate(meeting)
 
 
