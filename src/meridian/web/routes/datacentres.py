@@ -87,6 +87,8 @@ def region_rows(rt: Runtime, signalling: Signalling | None) -> list[dict[str, An
             "participants": 0,
             "load": 0.0,
             "node": None,
+            "state": "none",
+            "down_since": None,
             "meetings": [],
         }
         entry.update(live.get(code, {}))
@@ -210,6 +212,11 @@ async def chosen_meeting(
     return {"meeting": row, "carried": carried, "unanswered": unanswered, "links": links}
 
 
+def _live_counts(rt: Runtime, caller: Caller) -> service.LiveCounts:
+    with rt.db.read() as session:
+        return service.live_counts(session, caller)
+
+
 async def datacentres_view(
     request: Request, caller: Caller, meeting_id: str | None
 ) -> dict[str, Any]:
@@ -221,11 +228,14 @@ async def datacentres_view(
         chosen = await chosen_meeting(rt, caller, signalling, meeting_id)
     uses = live_uses(signalling)
     live, _ = await run_in_threadpool(meeting_rows, rt, caller, uses, status="live")
+    counts = await run_in_threadpool(_live_counts, rt, caller)
     regions = region_rows(rt, signalling)
     return {
         "at": rt.now().isoformat(),
         "regions": regions,
         "live": live,
+        "live_meetings": counts.meetings,
+        "live_participants": counts.participants,
         "links": _links(live),
         "chosen": chosen,
     }
@@ -258,11 +268,19 @@ async def meetings_page(request: Request, viewer: OperatorDep) -> HTMLResponse:
     rt: Runtime = request.app.state.runtime
     uses = live_uses(_signalling(request))
     rows, count = await run_in_threadpool(meeting_rows, rt, viewer.caller, uses, status=None)
+    counts = await run_in_threadpool(_live_counts, rt, viewer.caller)
     live = [r for r in rows if r["status"] == "live"]
     recent = [r for r in rows if r["status"] != "live"]
     return render(
         request,
         "console/meetings.html",
-        {"live": live, "recent": recent, "count": count, "shown": len(rows)},
+        {
+            "live": live,
+            "recent": recent,
+            "count": count,
+            "shown": len(rows),
+            "live_meetings": counts.meetings,
+            "live_participants": counts.participants,
+        },
         active="meetings",
     )

@@ -19,9 +19,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ...api.deps import get_client_ip
 from ...api.schemas import IdPath, MeetingCreate, MeetingPublic, RegionsUpdate
-from ...errors import DeniedError, InputError, MeridianError, NotFoundError
+from ...errors import ConflictError, DeniedError, InputError, MeridianError, NotFoundError
 from ...identity.accounts import get_account
 from ...meetings import service
+from ...meetings.lifecycle import end_everywhere
 from ...meetings.regions import region_table
 from ...runtime import Runtime
 from ..deps import CsrfChecked, MaybeViewerDep, Viewer, page_for
@@ -284,3 +285,25 @@ async def meeting_page(request: Request, meeting_id: IdPath, viewer: MaybeViewer
         },
         active="meetings" if viewer is not None and viewer.caller.role == "user" else None,
     )
+
+
+@router.post("/meet/{meeting_id}/end", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def end_meeting(request: Request, meeting_id: IdPath, viewer: MaybeViewerDep) -> Response:
+    """End the meeting (``POST /v1/meetings/{id}/end``), then back to its page, which says so.
+
+    Only a viewer the API lets end it (its host's users, their partner, an operator) is offered
+    the button; anyone else gets the API's answer (404 for a meeting it may not see).
+    """
+    if viewer is None:
+        raise NotFoundError(f"no meeting `{meeting_id}`")
+    try:
+        await end_everywhere(
+            request.app.state.runtime,
+            getattr(request.app.state, "signalling", None),
+            meeting_id=meeting_id,
+            caller=viewer.caller,
+            actor=viewer.caller.actor,
+        )
+    except ConflictError:
+        pass  # ended meanwhile (another tab, the timer): its page says so
+    return RedirectResponse(f"/meet/{meeting_id}", status_code=303)

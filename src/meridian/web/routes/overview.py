@@ -2,7 +2,7 @@
 
 One screen for an operator starting a shift: decisions per minute over the last hour of the
 service's clock and the rules behind the denials (read from the log, :mod:`meridian.audit.stats`),
-the meetings live on this control plane, the log's size and last signed checkpoint, and the
+the live meetings (:func:`~meridian.meetings.service.live_counts`, as every page counts them), the log's size and last signed checkpoint, and the
 bundle in force.
 """
 
@@ -17,6 +17,8 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...audit.stats import DecisionStats, decision_stats
+from ...identity.tokens import Caller
+from ...meetings.service import live_counts
 from ...storage.models import PolicyBundle
 from ..deps import Viewer, page_for
 from ..render import render
@@ -76,11 +78,12 @@ def chart_bars(stats: DecisionStats) -> list[Bar]:
     return bars
 
 
-def _read(rt: Any) -> dict[str, Any]:
+def _read(rt: Any, caller: Caller) -> dict[str, Any]:
     """Everything the overview shows that comes from the database (run off the event loop)."""
     now = rt.now()
     with rt.db.read() as session:
         stats = decision_stats(session, now=now, minutes=WINDOW_MINUTES)
+        live = live_counts(session, caller)
         row = session.get(PolicyBundle, rt.digest)
         loaded = None if row is None else {"at": row.loaded_at, "by": row.loaded_by}
     size = rt.log.sync()
@@ -93,16 +96,20 @@ def _read(rt: Any) -> dict[str, Any]:
             "root": base64.b64encode(latest.checkpoint.root).decode(),
             "behind": size - latest.checkpoint.size,
         }
-    return {"stats": stats, "loaded": loaded, "log_size": size, "checkpoint": checkpoint}
+    return {
+        "stats": stats,
+        "loaded": loaded,
+        "log_size": size,
+        "checkpoint": checkpoint,
+        "live_meetings": live.meetings,
+        "live_participants": live.participants,
+    }
 
 
 @router.get("/console", response_class=HTMLResponse)
 async def overview(request: Request, viewer: Operator) -> HTMLResponse:
     rt = request.app.state.runtime
-    data = await run_in_threadpool(_read, rt)
-    # the live meetings belong to the event loop: read them here, not from a worker thread
-    signalling = getattr(request.app.state, "signalling", None)
-    meetings = list(signalling.meetings.values()) if signalling is not None else []
+    data = await run_in_threadpool(_read, rt, viewer.caller)
     bundle = rt.engine.bundle
     return render(
         request,
@@ -117,8 +124,6 @@ async def overview(request: Request, viewer: Operator) -> HTMLResponse:
                 "left": _LEFT,
                 "base": CHART_HEIGHT - _BOTTOM,
             },
-            "live_meetings": len(meetings),
-            "live_participants": sum(len(m.participants) for m in meetings),
             "bundle": {
                 "name": bundle.document.bundle,
                 "version": bundle.document.version,

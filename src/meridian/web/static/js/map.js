@@ -131,7 +131,8 @@
 
   function regionShape(r, carried, keyRegion) {
     const [x, y] = projection([r.longitude, r.latitude]);
-    const down = !r.node;
+    // no node configured, or its node failed its health checks: nobody is placed there
+    const down = !r.node || r.state === "down";
     // a region with no relay node cannot carry anyone (the API reports it full): a small ring
     const radius = !down ? Math.min(5 + 3 * Math.sqrt(r.participants || 0) + 20 * Math.sqrt(r.load || 0), 24) : 4;
     const fill = down ? COLOUR.halo : !r.in_use ? COLOUR.idle : (r.load || 0) >= 0.5 ? COLOUR.busy : COLOUR.used;
@@ -143,8 +144,9 @@
     });
     if (carried) g.setAttribute("data-carried", carried.has(r.region) ? "true" : "false");
     const meetings = r.meetings.length;
+    g.setAttribute("data-state", r.state || (r.node ? "up" : "none"));
     svgEl("title", {}, g).textContent =
-      `${r.region} ${r.name}: ${r.participants} participants, ${meetings} live meeting${meetings === 1 ? "" : "s"}` +
+      `${r.region} ${r.name}: ${r.state === "down" ? "node down, " : ""}${r.participants} participants, ${meetings} live meeting${meetings === 1 ? "" : "s"}` +
       (carried && carried.has(r.region) ? ", carried the chosen meeting" : "");
     if (carried && carried.has(r.region)) {
       svgEl("circle", { r: radius + 5, fill: "none", stroke: COLOUR.carried, "stroke-width": 3 }, g);
@@ -200,7 +202,8 @@
     for (const r of view.regions) {
       const row = document.querySelector(`#regions tr[data-region="${r.region}"]`);
       if (!row) continue;
-      setCell(row, "node", r.node ? "connected" : "none configured");
+      const node = setCell(row, "node", !r.node ? "none configured" : r.state === "down" ? "down: failed its health checks" : "connected");
+      if (node) node.setAttribute("data-state", r.state || "none");
       setCell(row, "participants", number(r.participants));
       setCell(row, "capacity", number(r.capacity));
       setCell(row, "load", percent(r.load));

@@ -8,7 +8,9 @@
 //      "meridian key wrap v1"), AES-256-GCM with the canonical JSON of the key's context as AAD;
 //   4. the relay of our data centre, with the grant; after its "ready", "connected" on signalling;
 //   5. chat lines sealed as MF1 frames with our sender key (HKDF of the meeting key), opened with
-//      each sender's key; key rotations, joins, leaves, removal and the end arrive on signalling.
+//      each sender's key; key rotations, joins, leaves, removal and the end arrive on signalling,
+//      as do a plan's time warning and `region_down` (this page's relay node died: join again).
+//   Once out of the meeting (removed, ended, left, region down) the page lists nobody.
 // Nothing secret and nothing decrypted is ever sent anywhere: only sealed frames leave the page.
 //
 // The meetings list also uses this file for its "Copy" buttons (data-copy="<input id>").
@@ -407,7 +409,13 @@
           this.removed(message.reason || "no reason given");
           break;
         case "ended":
-          this.end("The meeting ended.");
+          this.end(message.reason ? `The meeting ended: ${message.reason}.` : "The meeting ended.");
+          break;
+        case "warning":
+          this.warn(String(message.message || "the meeting ends soon"));
+          break;
+        case "region_down":
+          this.regionDown(String(message.dc || ""), String(message.message || "your data centre went down"));
           break;
         default:
           break;
@@ -428,7 +436,38 @@
       return this.names.get(participant) || participant;
     }
 
+    // No one is listed once this page is out of the meeting: it can no longer hear them.
+    clearRoster() {
+      this.present.clear();
+      this.$("roster").replaceChildren();
+      this.$("people-heading").textContent = "Nobody here: you are not in the meeting";
+    }
+
+    warn(text) {
+      const notices = this.$("notices");
+      notices.append(el("li", text, "warning"));
+      notices.hidden = false;
+      this.line(null, text);
+    }
+
+    // The region node carrying this page went down: the control plane has taken it out of the
+    // meeting; joining again places it in another allowed region.
+    regionDown(dc, text) {
+      this.ended = text;
+      const box = this.$("refusal");
+      const again = el("button", "Join again");
+      again.type = "button";
+      again.addEventListener("click", () => location.reload());
+      box.replaceChildren(el("p", `Your data centre ${dc} went down: ${text}`, "error"), again);
+      box.hidden = false;
+      this.status(`Disconnected: the region node ${dc} is down.`);
+      this.closeAll();
+      this.disable();
+      this.clearRoster();
+    }
+
     renderRoster() {
+      if (this.ended) return;
       const items = [el("li", `${this.name} (you)`)];
       for (const p of this.present) items.push(el("li", this.nameOf(p)));
       this.$("roster").replaceChildren(...items);
@@ -456,6 +495,7 @@
       // message to deliver, and the control plane closes that socket itself
       if (this.relay && this.relay.readyState <= WebSocket.OPEN) this.relay.close(1000);
       this.disable();
+      this.clearRoster();
     }
 
     end(text) {
@@ -465,6 +505,7 @@
       this.line(null, text);
       this.closeAll();
       this.disable();
+      this.clearRoster();
     }
 
     disable() {
