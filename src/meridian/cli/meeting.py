@@ -7,6 +7,7 @@ in it is told and every relay drops them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated
 from urllib.parse import quote
@@ -52,10 +53,8 @@ _BY_STATUS: dict[int, type[MeridianError]] = {
 def _error(response: httpx.Response) -> MeridianError:
     """The error a refusal of the API stands for, with its own message."""
     message = f"the control plane answered status {response.status_code}"
-    try:
+    with contextlib.suppress(ValueError, KeyError, TypeError):
         message = str(json.loads(response.content)["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        pass
     return _BY_STATUS.get(response.status_code, ConfigurationError)(message)
 
 

@@ -10,6 +10,7 @@ secret or decrypted ever reaches the server.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -296,7 +297,8 @@ async def end_meeting(request: Request, meeting_id: IdPath, viewer: MaybeViewerD
     """
     if viewer is None:
         raise NotFoundError(f"no meeting `{meeting_id}`")
-    try:
+    # ended meanwhile (another tab, the timer): its page says so
+    with contextlib.suppress(ConflictError):
         await end_everywhere(
             request.app.state.runtime,
             getattr(request.app.state, "signalling", None),
@@ -304,6 +306,4 @@ async def end_meeting(request: Request, meeting_id: IdPath, viewer: MaybeViewerD
             caller=viewer.caller,
             actor=viewer.caller.actor,
         )
-    except ConflictError:
-        pass  # ended meanwhile (another tab, the timer): its page says so
     return RedirectResponse(f"/meet/{meeting_id}", status_code=303)
