@@ -4,8 +4,9 @@ Start-up (the lifespan) migrates the database, puts the built-in bundle in force
 builds the engine, loads the grant-signing key (creating it in development mode only), and
 starts three background jobs: the advisory-decision journal, the renewal
 job (every ``renew_interval`` seconds; lawful-request notices whose delayed-notice order has
-ended go out on the same cadence, and at start-up) and the check for a bundle loaded by another
-process.
+ended go out on the same cadence, and at start-up), the check for a bundle loaded by another
+process, the region nodes' health checks (:mod:`meridian.meetings.health`) and the meeting timer
+(plan minutes and empty meetings, :mod:`meridian.meetings.lifecycle`).
 """
 
 from __future__ import annotations
