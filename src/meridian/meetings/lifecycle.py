@@ -36,7 +36,7 @@ from ..errors import ConflictError, NotFoundError
 from ..identity.tokens import Caller
 from ..runtime import Runtime
 from ..storage.models import Meeting, Participation
-from .limits import host_limits
+from .limits import PlanLimits, host_limits
 from .service import end_meeting
 
 if TYPE_CHECKING:
@@ -119,8 +119,11 @@ def due_meetings(
             .group_by(Participation.meeting_id)
         ).all()
         last_left = {meeting_id: last for meeting_id, last in left_rows}
+        by_host: dict[str, PlanLimits] = {}  # one plan look-up per host account and look
         for meeting in meetings:
-            limits = host_limits(session, rt, meeting, at)
+            limits = by_host.get(meeting.host_account_id)
+            if limits is None:
+                limits = by_host[meeting.host_account_id] = host_limits(session, rt, meeting, at)
             if limits.meeting_minutes is not None:
                 ends_at = meeting.created_at + timedelta(minutes=limits.meeting_minutes)
                 if at >= ends_at:
