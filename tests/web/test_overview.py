@@ -3,9 +3,7 @@ the log and the bundle in force — each number checked against what the API say
 
 from __future__ import annotations
 
-import asyncio
 import time
-from types import SimpleNamespace
 from typing import Any
 
 from playwright.sync_api import expect
@@ -32,9 +30,33 @@ def _journaled(api: Any, expected: int) -> None:
     raise AssertionError(f"the journal did not record {expected} advisory decisions")
 
 
-def _on_server(live: Any, coro: Any) -> None:
-    """Run ``coro`` on the server's event loop (Playwright's sync API holds this thread's loop)."""
-    asyncio.run_coroutine_threadsafe(coro, live.loop).result(timeout=10)
+def _live_meeting(live: Any, people: int) -> str:
+    """A live meeting of a paying US host, with ``people`` admitted (and not gone) in it."""
+    from meridian.meetings.placement import Occupancy
+    from meridian.meetings.regions import region_table
+    from meridian.meetings.service import admit
+
+    ops = live.client("operator")
+    body = {"type": "organization", "name": "Host", "country": "US"}
+    account = ops.post("/v1/accounts", json=body).json()["account"]["id"]
+    checkout = {"account": account, "plan": "pro", "channel": "direct"}
+    assert ops.post("/v1/checkout", json=checkout).status_code == 201
+    r = ops.post("/v1/meetings", json={"host": account})
+    assert r.status_code == 201, r.text
+    meeting = str(r.json()["meeting"]["id"])
+    occupancy = Occupancy(region_table(live.runtime.engine.bundle))
+    for _ in range(people):
+        admission = admit(
+            live.runtime,
+            meeting_id=meeting,
+            name="p",
+            caller=None,
+            client_ip="8.8.8.8",
+            occupancy=occupancy,
+            uses={},
+        )
+        assert admission.participation is not None
+    return meeting
 
 
 def _cells(page: Any, selector: str) -> list[list[str]]:
@@ -80,39 +102,28 @@ def test_the_overview_shows_the_bundle_the_log_and_the_live_meetings(
 ) -> None:
     api = live.client("operator")
     policy = api.get("/v1/policy").json()
+    # two live meetings, three participants in them, two hours before now (out of the chart's
+    # hour); on a paid plan, so neither has run out of minutes by now
+    now = live.clock()
+    live.clock.set("2026-01-15T07:00:00Z")
+    for people in (2, 1):
+        _live_meeting(live, people)
+    live.clock.set(now)
     checkpoint = api.post("/v1/log/checkpoint").text  # the log's size, signed now
     size = int(checkpoint.splitlines()[1])
-
-    async def two_live_meetings() -> None:
-        # what the signalling keeps per live meeting, as far as the overview reads it
-        live.app.state.signalling.meetings.update(
-            {
-                "mtg_a": SimpleNamespace(participants={"p1": None, "p2": None}),
-                "mtg_b": SimpleNamespace(participants={"p3": None}),
-            }
-        )
-
-    _on_server(live, two_live_meetings())
-    try:
-        page = browse(live, "operator", path="/console")
-        facts = page.locator("dl.facts")
-        expect(facts).to_contain_text(f"{policy['name']} {policy['version']}")
-        expect(facts).to_contain_text(policy["digest"])
-        assert page.locator("#stat-meetings").inner_text() == "2"
-        expect(page.get_by_text("live meetings (3 participants)")).to_be_visible()
-        assert page.locator("#stat-log").inner_text() == f"{size:,}"
-        expect(facts).to_contain_text(f"{size:,} entries, signed")
-        expect(facts).to_contain_text("covers the whole log")
-        # nothing decided yet: the chart is empty and says so
-        assert page.locator("svg.chart rect").count() == 0
-        expect(page.locator("#denials")).to_contain_text("No denials in this window.")
-        shot(page, "console-overview-quiet")
-    finally:
-
-        async def clear() -> None:
-            live.app.state.signalling.meetings.clear()
-
-        _on_server(live, clear())
+    page = browse(live, "operator", path="/console")
+    facts = page.locator("dl.facts")
+    expect(facts).to_contain_text(f"{policy['name']} {policy['version']}")
+    expect(facts).to_contain_text(policy["digest"])
+    assert page.locator("#stat-meetings").inner_text() == "2"
+    expect(page.get_by_text("live meetings (3 participants)")).to_be_visible()
+    assert page.locator("#stat-log").inner_text() == f"{size:,}"
+    expect(facts).to_contain_text(f"{size:,} entries, signed")
+    expect(facts).to_contain_text("covers the whole log")
+    # nothing decided in the last hour: the chart is empty and says so
+    assert page.locator("svg.chart rect").count() == 0
+    expect(page.locator("#denials")).to_contain_text("No denials in this window.")
+    shot(page, "console-overview-quiet")
 
 
 def test_a_what_if_about_another_day_is_not_counted_in_this_hour(live: Any, browse: Any) -> None:
