@@ -111,3 +111,25 @@ def test_every_page_counts_live_meetings_the_same_way(live, browse):
     assert counts(page) == {"overview": 2, "meetings": 2, "map": 2, "api": 2}
     assert ops.post(f"/v1/meetings/{first}/end").status_code == 200
     assert counts(page) == {"overview": 1, "meetings": 1, "map": 1, "api": 1}
+
+
+def test_the_plans_time_warning_and_the_timed_end_reach_the_page(plane, nodes, browse):
+    account = host(plane, plan=None)  # free: 40 minutes a meeting
+    mid = create_meeting(plane, account)["id"]  # at 10:00 by the service's clock
+    page = browse(plane, forwarded_for=DE_IP, path=f"/meet/{mid}")
+    join_page(page, "Dieter")
+    expect(page.get_by_role("status")).to_contain_text("Connected through the relay in DE")
+    plane.clock.set("2021-03-01T10:35:00Z")
+    warning = (
+        "this meeting ends in 5 minutes (at 10:40 UTC): "
+        "the `free` plan allows 40 minutes per meeting"
+    )
+    expect(page.locator("#notices")).to_contain_text(warning)
+    expect(page.locator("#chat")).to_contain_text(warning)
+    plane.clock.set("2021-03-01T10:40:00Z")
+    expect(page.get_by_role("status")).to_have_text(
+        "The meeting ended: the `free` plan allows 40 minutes per meeting: "
+        "this meeting reached its limit."
+    )
+    expect(page.locator("#roster li")).to_have_count(0)
+    assert status(plane, mid) == "ended"
