@@ -227,6 +227,7 @@
       this.keys = new SenderKeys(this.meeting);
       this.early = [];
       this.ended = null;
+      this.relayLost = null; // why the relay connection ended, while signalling still listens
       this.signal = null;
       this.relay = null;
       this.own = null;
@@ -477,9 +478,20 @@
       if (this.ended) return;
       if (event.code === CLOSE_REMOVED) {
         this.removed(event.reason || "no reason given");
-      } else {
-        this.end(`The ${what} closed the connection (code ${event.code}${event.reason ? `: ${event.reason}` : ""}).`);
+        return;
       }
+      const text = `The ${what} closed the connection (code ${event.code}${event.reason ? `: ${event.reason}` : ""}).`;
+      if (what === "relay" && this.signal && this.signal.readyState === WebSocket.OPEN) {
+        // The control plane may still say why (its region node went down, the meeting ended):
+        // keep listening to it; nothing can be sent or heard meanwhile.
+        if (this.relayLost) return;
+        this.relayLost = text;
+        this.status(text);
+        this.line(null, text);
+        this.disable();
+        return;
+      }
+      this.end(this.relayLost || text);
     }
 
     removed(reason) {
