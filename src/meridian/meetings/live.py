@@ -16,7 +16,8 @@ Joins are placed one at a time (one lock for the control plane) so capacity is c
 each meeting's joins, leaves and rotations are serialised by the meeting's own lock, so a key
 epoch never goes to a participant out of order.
 
-Fail closed: a region whose node is not configured has no room; a key region whose key server
+Fail closed: a region whose node is not configured, or that the health checker marked down
+(:mod:`meridian.meetings.health`), has no room; a key region whose key server
 cannot be reached refuses the join (and the participation is closed again); a relay that cannot
 be reached to drop a removed participant does not stop the removal (the new key epoch keeps the
 participant out of what follows), and is logged and recorded with the removal.
