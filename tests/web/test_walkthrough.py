@@ -20,15 +20,32 @@ from .conftest import shot, sign_in
 
 
 @pytest.fixture
-def world(plane: Any) -> Any:
+def world(
+    live_factory: Any, nodes: Any, grant_key: Any, database_url: str, clock: Any, tmp_path: Any
+) -> Any:
     from sqlalchemy import select
 
     from meridian.demo import seed_demo
+    from meridian.runtime import Runtime
+    from meridian.settings import Settings
     from meridian.storage.models import Account
 
     # after the CN company's direct year ran out (2021-07-15), as every 2020 change had happened
-    plane.clock.set("2021-08-02T10:00:00+08:00")
-    seed_demo(plane.runtime)
+    clock.set("2021-08-02T10:00:00+08:00")
+    # seeded before the service starts, as `meridian serve --demo` does: the demo's June 2020
+    # meetings are history by then (a running service's meeting timer would end them at once)
+    seeding = Runtime(
+        Settings(database_url=database_url, renew_interval=0, log_key=tmp_path / "seed.key"),
+        clock=clock,
+    )
+    seeding.start()
+    seed_demo(seeding)
+    seeding.close()
+    plane = live_factory(
+        grant_key=grant_key,
+        node_urls={r: n.url for r, n in nodes.nodes.items()},
+        trusted_proxies=("127.0.0.1/32",),
+    )
     with plane.runtime.db.read() as session:
         for name, account in DEMO_HOSTS.items():
             account_id = session.scalars(select(Account.id).where(Account.name == account)).one()
