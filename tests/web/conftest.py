@@ -146,3 +146,29 @@ def check_a11y(page: Any) -> list[dict[str, Any]]:
     ]
     assert not critical, f"critical accessibility violations on {page.url}: {critical}"
     return violations
+
+
+def seed_before_serving(database_url: str, clock: Any, directory: Path) -> None:
+    """Seed the demo world into the database before a service is started over it, as
+    ``meridian serve --demo`` does: a service already running would end the demo's June 2020
+    meetings (long past their plan's minutes by its clock) while the seed still works on them."""
+    from meridian.demo import seed_demo
+    from meridian.runtime import Runtime
+    from meridian.settings import Settings
+
+    settings = Settings(database_url=database_url, renew_interval=0, log_key=directory / "seed.key")
+    seeding = Runtime(settings, clock=clock)
+    seeding.start()
+    try:
+        seed_demo(seeding)
+    finally:
+        seeding.close()
+
+
+@pytest.fixture
+def demo_live(
+    live_factory: Callable[..., Any], database_url: str, clock: Any, tmp_path: Path
+) -> Any:
+    """:func:`live` over the demo world (seeded first, see :func:`seed_before_serving`)."""
+    seed_before_serving(database_url, clock, tmp_path)
+    return live_factory(trusted_proxies=("127.0.0.1/32",))

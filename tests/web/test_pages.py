@@ -16,11 +16,10 @@ from .conftest import check_a11y
 
 
 @pytest.fixture
-def demo(live: Any) -> Any:
-    from meridian.demo import seed_demo
+def demo(demo_live: Any) -> Any:
     from meridian.storage.models import Account
 
-    seed_demo(live.runtime)
+    live = demo_live
     with live.runtime.db.read() as session:
         host = session.query(Account).filter(Account.name == "Riverside Clinic LLC").one().id
     live.token("us-host", role="user", account_id=host)

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from meridian.demo import DEMO_HOSTS, DEMO_IPS
 
-from .conftest import shot, sign_in
+from .conftest import seed_before_serving, shot, sign_in
 
 
 @pytest.fixture
@@ -25,22 +25,11 @@ def world(
 ) -> Any:
     from sqlalchemy import select
 
-    from meridian.demo import seed_demo
-    from meridian.runtime import Runtime
-    from meridian.settings import Settings
     from meridian.storage.models import Account
 
     # after the CN company's direct year ran out (2021-07-15), as every 2020 change had happened
     clock.set("2021-08-02T10:00:00+08:00")
-    # seeded before the service starts, as `meridian serve --demo` does: the demo's June 2020
-    # meetings are history by then (a running service's meeting timer would end them at once)
-    seeding = Runtime(
-        Settings(database_url=database_url, renew_interval=0, log_key=tmp_path / "seed.key"),
-        clock=clock,
-    )
-    seeding.start()
-    seed_demo(seeding)
-    seeding.close()
+    seed_before_serving(database_url, clock, tmp_path)  # as `meridian serve --demo` does
     plane = live_factory(
         grant_key=grant_key,
         node_urls={r: n.url for r, n in nodes.nodes.items()},
