@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -20,9 +21,33 @@ from meridian.node.cluster import LocalCluster
 
 
 @pytest.fixture(scope="session")
-def signer() -> GrantSigner:
+def control_private() -> Ed25519PrivateKey:
+    """The control plane's private grant key (for tokens a test writes claim by claim)."""
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="session")
+def signer(control_private: Ed25519PrivateKey) -> GrantSigner:
     """The control plane's grant signer: the nodes hold its public key."""
-    return GrantSigner(Ed25519PrivateKey.generate())
+    return GrantSigner(control_private)
+
+
+@pytest.fixture(scope="session")
+def admin(control_private: Ed25519PrivateKey) -> dict[str, str]:
+    """The ``Authorization`` header of an ``admin`` credential good at every node for an hour."""
+    now = int(time.time())
+    claims = {
+        "iss": "meridian-control",
+        "typ": "admin",
+        "mtg": "",
+        "sub": "test",
+        "dc": "*",
+        "regions": [],
+        "iat": now,
+        "exp": now + 3600,
+        "jti": secrets.token_hex(8),
+    }
+    return {"Authorization": "Bearer " + jwt.encode(claims, control_private, algorithm="EdDSA")}
 
 
 @pytest.fixture(scope="session")
