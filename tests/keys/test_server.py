@@ -42,6 +42,7 @@ def mint(signer: GrantSigner) -> Mint:
             "regions": ("DE", "US"),
             "key_region": "US",
             "epoch": 0,
+            "session": "s_1",
             **changes,
         }
         return (by or signer).sign(Grant(**claims), now=now)
@@ -72,7 +73,7 @@ def test_a_key_grant_gets_the_meeting_key_wrapped_to_the_participant(
     assert set(issued["wrapped"]) == {"epk", "nonce", "ct"}
     wrapped = WrappedKey.from_json(issued["wrapped"])
     key = unwrap_key(wrapped, participant, KeyContext("mtg_1", "p_1", "US", 3))
-    assert key == server.store.meeting_key("mtg_1", 3)
+    assert key == server.store.epoch_key("mtg_1", 3, "s_1")[0]
     assert server.keys_issued == {"mtg_1": 1}
     assert server.refusals == {}
 
