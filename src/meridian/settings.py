@@ -39,6 +39,7 @@ _ENV = {
     "session_key": "MERIDIAN_SESSION_KEY",
     "log_origin": "MERIDIAN_LOG_ORIGIN",
     "checkpoint_interval": "MERIDIAN_CHECKPOINT_INTERVAL",
+    "grant_seconds": "MERIDIAN_GRANT_SECONDS",
 }
 
 
@@ -86,6 +87,9 @@ class Settings(BaseModel):
     #: seconds between signed checkpoints (issued only when the log grew); 0 turns the schedule
     #: off (checkpoints are then issued on demand only)
     checkpoint_interval: float = Field(default=60.0, ge=0)
+    #: seconds a relay, key, link or drop grant is good for; a relay session lasts that long
+    #: unless signalling renews it (it does so every third of it)
+    grant_seconds: int = Field(default=60, ge=3, le=3600)
 
     @field_validator("node_urls", mode="before")
     @classmethod

@@ -89,7 +89,7 @@ def create_meeting(live: Any, account: str, **body: Any) -> dict[str, Any]:
 
 def stats(nodes: Any, meeting: str) -> dict[str, dict[str, Any]]:
     with httpx.Client(timeout=10, trust_env=False) as http:
-        return {r: http.get(f"{n.url}/v1/stats/{meeting}").json() for r, n in nodes.nodes.items()}
+        return {r: http.get(f"{n.url}/v1/stats/{meeting}", headers=nodes.admin).json() for r, n in nodes.nodes.items()}
 
 
 class Wire:

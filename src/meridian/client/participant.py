@@ -513,6 +513,8 @@ class Participant:
                     for entry in message.get("participants") or ():
                         if isinstance(entry, dict):
                             self._update_roster({"type": "joined", **entry})
+                elif message.get("type") == "renew":
+                    await self._renew_relay(message.get("grant"))
                 elif message.get("type") == "ended":
                     self.ended = "the meeting ended"
                     self._roster_changed.set()
@@ -528,6 +530,14 @@ class Participant:
         self._roster_changed.set()
         if self._relay is not None:
             await self._relay.close()
+
+    async def _renew_relay(self, grant: object) -> None:
+        """Hand a fresh relay grant from signalling to the relay, before the last one expires
+        (the relay ends the session when its grant expires unrenewed)."""
+        if self._relay is None or not isinstance(grant, str):
+            return
+        with contextlib.suppress(ConnectionClosed):
+            await self._relay.send(json.dumps({"type": "renew", "grant": grant}))
 
     def _was_removed(self, reason: str) -> None:
         """The control plane removed this participant (its relay or signalling says so first):

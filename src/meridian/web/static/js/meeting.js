@@ -409,6 +409,12 @@
         case "ended":
           this.end("The meeting ended.");
           break;
+        case "renew":
+          // a fresh relay grant: the relay ends the session when the last one expires unrenewed
+          if (this.relay && this.relay.readyState === WebSocket.OPEN && typeof message.grant === "string") {
+            this.relay.send(JSON.stringify({ type: "renew", grant: message.grant }));
+          }
+          break;
         default:
           break;
       }
