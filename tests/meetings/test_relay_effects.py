@@ -17,11 +17,10 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from tests.conftest import Live
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
-
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from meridian.client.participant import Participant, signal_url
 from meridian.keys import b64url, public_bytes
@@ -78,15 +77,19 @@ async def closed_within(conn: ClientConnection, seconds: float) -> tuple[int, st
     return conn.close_code, conn.close_reason or ""
 
 
+async def _drain(conn: ClientConnection) -> None:
+    while True:
+        await asyncio.wait_for(conn.recv(), WAIT)
+
+
 async def refused(url: str, grant: str, ip: str) -> tuple[int, str]:
     async with connect(url, proxy=None, additional_headers={"X-Forwarded-For": ip}) as conn:
         await conn.send(json.dumps({"grant": grant}))
-        try:
-            while True:
-                await asyncio.wait_for(conn.recv(), WAIT)
-        except ConnectionClosed as closed:
-            assert closed.rcvd is not None
-            return closed.rcvd.code, closed.rcvd.reason
+        with pytest.raises(ConnectionClosed) as closed:
+            await _drain(conn)
+    rcvd = closed.value.rcvd
+    assert rcvd is not None
+    return rcvd.code, rcvd.reason
 
 
 def carried_frames(plane: Live, meeting: str) -> int:
@@ -138,9 +141,7 @@ def test_ending_a_meeting_closes_every_relay_socket_and_refuses_its_grants(plane
         assert (await bob.receive(WAIT)).text == "before the end"
         sockets = [relay_socket(p) for p in (alice, bob)]
         started = time.monotonic()
-        answer = await asyncio.to_thread(
-            plane.client(account).post, f"/v1/meetings/{meeting}/end"
-        )
+        answer = await asyncio.to_thread(plane.client(account).post, f"/v1/meetings/{meeting}/end")
         assert answer.status_code == 200, answer.text
         closes = [await closed_within(s, 1.0) for s in sockets]
         took = time.monotonic() - started

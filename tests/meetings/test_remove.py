@@ -123,7 +123,10 @@ def run(scenario: Coroutine[Any, Any, Any]) -> Any:
 
 def stats(nodes: LocalCluster, meeting: str) -> dict[str, dict[str, Any]]:
     with httpx.Client(timeout=10, trust_env=False) as http:
-        return {r: http.get(f"{n.url}/v1/stats/{meeting}", headers=nodes.admin).json() for r, n in nodes.nodes.items()}
+        return {
+            r: http.get(f"{n.url}/v1/stats/{meeting}", headers=nodes.admin).json()
+            for r, n in nodes.nodes.items()
+        }
 
 
 def leave_records(plane: Live, meeting: str) -> list[dict[str, Any]]:
@@ -156,7 +159,9 @@ def test_removing_a_cn_participant_cuts_it_off_and_the_rest_go_on(plane, nodes, 
             meeting=meeting,
             participant=cn.participant,
             dc="HK",
-            regions=tuple(jwt.decode(cn.admission.grant, options={"verify_signature": False})["regions"]),
+            regions=tuple(
+                jwt.decode(cn.admission.grant, options={"verify_signature": False})["regions"]
+            ),
             key_region="US",
             ip=CN_IP,
         )
@@ -536,9 +541,7 @@ def test_a_drop_order_closes_only_those_named_and_bars_them(nodes, signer):
         repeat = post_drop(nodes, meeting, order)
         participants = httpx.get(
             f"{nodes['HK'].url}/v1/stats/{meeting}", headers=nodes.admin, trust_env=False
-        ).json()[
-            "participants"
-        ]
+        ).json()["participants"]
         await hk.close()
         await hk2.close()
         return {

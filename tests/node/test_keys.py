@@ -38,7 +38,9 @@ def test_key_server_wraps_the_meeting_key_to_each_participant(cluster, mint, mee
             unwrap_key(wrapped, X25519PrivateKey.generate(), KeyContext(meeting, who, "US", 3))
     assert keys["p_alice"] == keys["p_bob"]
     assert len(keys["p_alice"]) == 32
-    stats = httpx.get(f"{cluster['US'].url}/v1/stats/{meeting}", headers=admin, trust_env=False).json()
+    stats = httpx.get(
+        f"{cluster['US'].url}/v1/stats/{meeting}", headers=admin, trust_env=False
+    ).json()
     assert (stats["keys"], stats["frames_in"]) == (2, 0)
 
 

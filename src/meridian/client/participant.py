@@ -73,6 +73,8 @@ _TIMEOUT_SECONDS = 10.0
 _END = object()  # queued when the relay connection ends
 #: the close code of both sockets of a removed participant (docs/data-plane.md)
 _CLOSE_REMOVED = 4451
+#: the relay closes an ended meeting's sockets with this code
+_CLOSE_ENDED = 4410
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,6 +465,8 @@ class Participant:
         except ConnectionClosed as exc:
             if exc.rcvd is not None and exc.rcvd.code == _CLOSE_REMOVED:
                 self._was_removed(exc.rcvd.reason or "no reason given")
+            elif exc.rcvd is not None and exc.rcvd.code == _CLOSE_ENDED:
+                self.ended = "the meeting ended"  # the relay's end order, before signalling's
             elif self.ended is None:
                 self.ended = _closed_error(exc, "relay").message
         finally:

@@ -62,7 +62,9 @@ class EpochSalts:
             except FileExistsError:
                 pass  # another process made it a moment ago
             except OSError as exc:
-                raise ConfigurationError(f"epoch salts `{path}` cannot be created: {_why(exc)}") from exc
+                raise ConfigurationError(
+                    f"epoch salts `{path}` cannot be created: {_why(exc)}"
+                ) from exc
         _check_private(path, "epoch salts")
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)

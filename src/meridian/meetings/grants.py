@@ -138,7 +138,11 @@ class GrantSigner:
     def admin(self, region: str = ANY_REGION, *, seconds: int | None = None) -> str:
         """A credential for the counters of the node of ``region`` (``*``: every node)."""
         grant = Grant(
-            typ="admin", meeting="", participant="control-plane", dc=region, regions=(),
+            typ="admin",
+            meeting="",
+            participant="control-plane",
+            dc=region,
+            regions=(),
             key_region="",
         )
         return self.sign(grant, seconds=seconds)
@@ -151,9 +155,7 @@ class GrantVerifier:
         self._key = public_key
         self.region = region
 
-    def verify(
-        self, token: object, *, typ: GrantKind, for_region: str | None = None
-    ) -> Grant:
+    def verify(self, token: object, *, typ: GrantKind, for_region: str | None = None) -> Grant:
         """The grant's claims, or :class:`GrantError` / :class:`FenceError` with the reason.
 
         ``for_region`` is the region the grant must be addressed to (``dc``); by default this

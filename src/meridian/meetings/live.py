@@ -293,9 +293,7 @@ class Signalling:
                 ip=connect_ip if connect_ip is not None else client_ip,
             )
             participant.relay_grant = grant
-            participant.renewal = asyncio.get_running_loop().create_task(
-                self._renew(participant)
-            )
+            participant.renewal = asyncio.get_running_loop().create_task(self._renew(participant))
             return {
                 "type": "admitted",
                 "participant": participant.id,

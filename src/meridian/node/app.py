@@ -232,7 +232,7 @@ def create_node_app(config: NodeConfig) -> FastAPI:
     async def give_links(meeting: str, body: LinksRequest) -> LinksPublic:
         """Link grants for a meeting from the control plane: the cascades this node may open."""
         if not body.grants or len(body.grants) > 64:
-            raise GrantError("missing grant: send `{\"grants\": [\"<link token>\", …]}`")
+            raise GrantError('missing grant: send `{"grants": ["<link token>", …]}`')
         peers = relay.add_links(meeting, list(body.grants))
         return LinksPublic(region=config.region, meeting=meeting, peers=peers)
 

@@ -22,6 +22,7 @@
   const KEEP_EPOCHS = 4; // epochs kept for frames still in flight after a rotation
   const EARLY_FRAMES = 256; // frames of an epoch whose key has not arrived yet
   const CLOSE_REMOVED = 4451;
+  const CLOSE_ENDED = 4410; // the relay closes an ended meeting's sockets
 
   // -- bytes -------------------------------------------------------------------------------------
 
@@ -444,6 +445,8 @@
       if (this.ended) return;
       if (event.code === CLOSE_REMOVED) {
         this.removed(event.reason || "no reason given");
+      } else if (event.code === CLOSE_ENDED) {
+        this.end("The meeting ended."); // the relay's end order may come before signalling's
       } else {
         this.end(`The ${what} closed the connection (code ${event.code}${event.reason ? `: ${event.reason}` : ""}).`);
       }
