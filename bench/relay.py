@@ -891,7 +891,9 @@ def run_benchmark(options: Options, bar: CaseBar) -> dict[str, Any]:
                             regions=(REGION,),
                             key_region=REGION,
                             ip="127.0.0.1",
-                        )
+                        ),
+                        # the relay ends a session when its grant expires: one lasts the run
+                        seconds=3600,
                     )
 
                 for kind in ("relay", "bare"):
@@ -916,7 +918,8 @@ def run_benchmark(options: Options, bar: CaseBar) -> dict[str, Any]:
             pinned = _pin(pids.values()) if options.pin else None
 
             async def relay_counters() -> dict[int, Row]:
-                async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
+                admin = {"Authorization": f"Bearer {signer.admin()}"}  # counters need it
+                async with httpx.AsyncClient(timeout=5, trust_env=False, headers=admin) as http:
                     return {
                         receivers: (await http.get(f"{node.url}/v1/stats/{ids[receivers]}")).json()
                         for receivers in options.receivers

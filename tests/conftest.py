@@ -316,7 +316,7 @@ def grant_key(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory, grant_key: Any) -> Iterator[Any]:
-    from meridian.meetings.grants import load_or_create_signing_key, public_key_b64
+    from meridian.meetings.grants import GrantSigner, load_or_create_signing_key, public_key_b64
     from meridian.node.cluster import LocalCluster
 
     key = load_or_create_signing_key(grant_key, create=False)
@@ -326,6 +326,8 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, grant_key: Any) -> Iterator[
         directory=tmp_path_factory.mktemp("nodes"),
         trusted_proxies=["127.0.0.1/32"],
     )
+    signer = GrantSigner(key)
+    cluster.admin = {"Authorization": f"Bearer {signer.admin(seconds=3 * 3600)}"}
     with cluster:
         yield cluster
 

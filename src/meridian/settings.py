@@ -44,6 +44,7 @@ _ENV = {
     "meeting_check_interval": "MERIDIAN_MEETING_CHECK_INTERVAL",
     "meeting_empty_timeout": "MERIDIAN_MEETING_EMPTY_TIMEOUT",
     "meeting_warning": "MERIDIAN_MEETING_WARNING",
+    "grant_seconds": "MERIDIAN_GRANT_SECONDS",
 }
 
 
@@ -103,6 +104,9 @@ class Settings(BaseModel):
     meeting_empty_timeout: float = Field(default=600.0, gt=0)
     #: seconds before a plan's ``meeting_minutes`` run out when the participants are warned
     meeting_warning: float = Field(default=300.0, ge=0)
+    #: seconds a relay, key, link or drop grant is good for; a relay session lasts that long
+    #: unless signalling renews it (it does so every third of it)
+    grant_seconds: int = Field(default=60, ge=3, le=3600)
 
     @field_validator("node_urls", mode="before")
     @classmethod

@@ -73,6 +73,23 @@ class FakeControl:
             await seat.conn.send(json.dumps({"type": "ended"}))
             await seat.conn.close()
 
+    async def _links(self, meeting: str) -> None:
+        """Each node gets the meeting's link grant, as the control plane gives it on placement."""
+        async with httpx.AsyncClient(trust_env=False) as http:
+            for region in REGIONS:
+                grant = Grant(
+                    typ="link",
+                    meeting=meeting,
+                    participant="",
+                    dc=region,
+                    regions=REGIONS,
+                    key_region="US",
+                    pair=LINKS[0],
+                )
+                url = f"{self.cluster[region].url}/v1/relay/{meeting}/links"
+                answer = await http.post(url, json={"grants": [self.signer.sign(grant)]})
+                answer.raise_for_status()
+
     async def _key(self, meeting: str, participant: str, public_key: str, epoch: int) -> Any:
         grant = Grant(
             typ="key",
@@ -82,6 +99,7 @@ class FakeControl:
             regions=REGIONS,
             key_region="US",
             epoch=epoch,
+            session="s_fake",
         )
         body = {"grant": self.signer.sign(grant), "public_key": public_key}
         async with httpx.AsyncClient(trust_env=False) as http:
@@ -120,6 +138,7 @@ class FakeControl:
             ip=ip,
         )
         key = await self._key(meeting, participant, join["public_key"], 0)
+        await self._links(meeting)
         await conn.send(
             json.dumps(
                 {
@@ -154,6 +173,7 @@ def cluster(
         directory=tmp_path_factory.mktemp("nodes"),
         trusted_proxies=["127.0.0.1/32"],
     )
+    nodes.admin = {"Authorization": f"Bearer {signer.admin(seconds=3600)}"}
     with nodes:
         yield nodes
 

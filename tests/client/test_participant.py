@@ -27,7 +27,7 @@ def run(scenario: Coroutine[Any, Any, Any]) -> Any:
 
 def participants_on(cluster, region: str, meeting: str) -> int:
     url = f"{cluster[region].url}/v1/stats/{meeting}"
-    return int(httpx.get(url, trust_env=False).json()["participants"])
+    return int(httpx.get(url, headers=cluster.admin, trust_env=False).json()["participants"])
 
 
 def test_two_participants_join_unwrap_the_same_key_and_chat_across_regions(

@@ -42,6 +42,7 @@ def mint(signer: GrantSigner) -> Mint:
             "regions": ("DE", "US"),
             "key_region": "US",
             "epoch": 0,
+            "session": "s_1",
             **changes,
         }
         return (by or signer).sign(Grant(**claims), now=now)
@@ -72,7 +73,7 @@ def test_a_key_grant_gets_the_meeting_key_wrapped_to_the_participant(
     assert set(issued["wrapped"]) == {"epk", "nonce", "ct"}
     wrapped = WrappedKey.from_json(issued["wrapped"])
     key = unwrap_key(wrapped, participant, KeyContext("mtg_1", "p_1", "US", 3))
-    assert key == server.store.meeting_key("mtg_1", 3)
+    assert key == server.store.epoch_key("mtg_1", 3, "s_1")[0]
     assert server.keys_issued == {"mtg_1": 1}
     assert server.refusals == {}
 
@@ -244,3 +245,88 @@ def test_the_server_repr_shows_no_key(server: KeyServer) -> None:
     master = server.store.path.read_bytes()
     assert master.hex() not in repr(server)
     assert repr(server).startswith("KeyServer(region='US'")
+
+
+# -- fresh randomness in every epoch's key ------------------------------------------------------
+
+
+def _key_token(private: Ed25519PrivateKey, *, epoch: int, session: str, who: str = "p_1") -> str:
+    """A key grant written claim by claim, with the control plane's session of the meeting."""
+    import jwt
+
+    now = int(time.time())
+    claims = {
+        "iss": "meridian-control",
+        "typ": "key",
+        "mtg": "mtg_1",
+        "sub": who,
+        "dc": "US",
+        "regions": ["DE", "US"],
+        "key_region": "US",
+        "epoch": epoch,
+        "ses": session,
+        "iat": now,
+        "exp": now + 60,
+    }
+    return jwt.encode(claims, private, algorithm="EdDSA")
+
+
+def _unwrapped(server: KeyServer, token: str, who: str = "p_1") -> bytes:
+    private = X25519PrivateKey.generate()
+    issued = server.issue(token, public_bytes(private))
+    wrapped = WrappedKey.from_json(issued["wrapped"])
+    return unwrap_key(wrapped, private, KeyContext("mtg_1", who, "US", issued["epoch"]))
+
+
+def test_an_epochs_key_is_the_same_for_everyone_in_it_and_after_a_key_server_restart(
+    tmp_path: Path,
+):
+    private = Ed25519PrivateKey.generate()
+    signer = GrantSigner(private)
+    first = key_server("US", MasterKeyStore.open(tmp_path / "us"), signer)
+    alice = _unwrapped(first, _key_token(private, epoch=4, session="s_a"))
+    bob = _unwrapped(first, _key_token(private, epoch=4, session="s_a", who="p_2"), "p_2")
+    restarted = key_server("US", MasterKeyStore.open(tmp_path / "us"), signer)
+    carol = _unwrapped(restarted, _key_token(private, epoch=4, session="s_a", who="p_3"), "p_3")
+    assert alice == bob == carol
+
+
+def test_a_repeated_epoch_number_in_a_new_session_is_a_new_key(tmp_path: Path):
+    private = Ed25519PrivateKey.generate()
+    signer = GrantSigner(private)
+    store = tmp_path / "us"
+    server = key_server("US", MasterKeyStore.open(store), signer)
+    old = _unwrapped(server, _key_token(private, epoch=0, session="s_old"))
+    new = _unwrapped(server, _key_token(private, epoch=0, session="s_new"))
+    # the same numbers with a fresh store (the same master key): still not the old key
+    (store / "epochs.db").unlink()
+    again = _unwrapped(
+        key_server("US", MasterKeyStore.open(store), signer),
+        _key_token(private, epoch=0, session="s_old"),
+    )
+    assert len({old, new, again}) == 3
+    # the salts are the store's, readable by the key server's user only
+    assert ((store / "epochs.db").stat().st_mode & 0o777) == 0o600
+
+
+def test_an_epoch_lower_than_one_issued_is_refused(tmp_path: Path):
+    private = Ed25519PrivateKey.generate()
+    server = key_server("US", MasterKeyStore.open(tmp_path / "us"), GrantSigner(private))
+    _unwrapped(server, _key_token(private, epoch=5, session="s_a"))
+    for session in ("s_a", "s_b"):
+        with pytest.raises(FenceError) as refused:
+            _unwrapped(server, _key_token(private, epoch=4, session=session))
+        assert refused.value.message == (
+            "key server `US` refuses epoch `4` of meeting `mtg_1`: epoch `5` was issued already"
+        )
+    restarted = key_server("US", MasterKeyStore.open(tmp_path / "us"), GrantSigner(private))
+    with pytest.raises(FenceError):
+        _unwrapped(restarted, _key_token(private, epoch=0, session="s_c"))
+
+
+def test_a_key_grant_without_a_session_is_refused(tmp_path: Path):
+    private = Ed25519PrivateKey.generate()
+    server = key_server("US", MasterKeyStore.open(tmp_path / "us"), GrantSigner(private))
+    with pytest.raises(GrantError) as refused:
+        _unwrapped(server, _key_token(private, epoch=0, session=""))
+    assert refused.value.message == "invalid grant: a `key` grant names no session"

@@ -31,7 +31,8 @@ def test_first_open_creates_a_private_32_byte_key(tmp_path: Path) -> None:
     assert mode(directory) == 0o700
     assert len(path.read_bytes()) == 32
     # the temporary file it was written through is gone
-    assert sorted(p.name for p in directory.iterdir()) == ["master.key"]
+    assert sorted(p.name for p in directory.iterdir()) == ["epochs.db", "master.key"]
+    assert mode(directory / "epochs.db") == 0o600
 
 
 def test_reopening_reads_the_same_key(tmp_path: Path) -> None:
@@ -65,7 +66,7 @@ def test_servers_starting_together_end_with_one_key(tmp_path: Path) -> None:
         thread.join()
     on_disk = meeting_key_from_master((tmp_path / "master.key").read_bytes(), "m", 0)
     assert [s.meeting_key("m", 0) for s in stores] == [on_disk] * 8
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["master.key"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epochs.db", "master.key"]
 
 
 def test_the_master_key_is_never_shown_or_pickled(tmp_path: Path) -> None:

@@ -44,7 +44,8 @@ def stats(
     with httpx.Client(timeout=10) as http:
         while True:
             got = {
-                r: http.get(f"{n.url}/v1/stats/{meeting}").json() for r, n in nodes.nodes.items()
+                r: http.get(f"{n.url}/v1/stats/{meeting}", headers=nodes.admin).json()
+                for r, n in nodes.nodes.items()
             }
             if keys is None or got[keys[0]]["keys"] >= keys[1] or time.monotonic() > deadline:
                 return got

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.conftest import Live
@@ -122,7 +123,10 @@ def run(scenario: Coroutine[Any, Any, Any]) -> Any:
 
 def stats(nodes: LocalCluster, meeting: str) -> dict[str, dict[str, Any]]:
     with httpx.Client(timeout=10, trust_env=False) as http:
-        return {r: http.get(f"{n.url}/v1/stats/{meeting}").json() for r, n in nodes.nodes.items()}
+        return {
+            r: http.get(f"{n.url}/v1/stats/{meeting}", headers=nodes.admin).json()
+            for r, n in nodes.nodes.items()
+        }
 
 
 def leave_records(plane: Live, meeting: str) -> list[dict[str, Any]]:
@@ -137,7 +141,7 @@ def leave_records(plane: Live, meeting: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_removing_a_cn_participant_cuts_it_off_and_the_rest_go_on(plane, nodes):
+def test_removing_a_cn_participant_cuts_it_off_and_the_rest_go_on(plane, nodes, signer):
     meeting = create_meeting(plane, host(plane))["id"]
 
     async def scenario() -> dict[str, Any]:
@@ -148,8 +152,20 @@ def test_removing_a_cn_participant_cuts_it_off_and_the_rest_go_on(plane, nodes):
         assert [p.dc for p in (us, hk, cn)] == ["US", "HK", "HK"]
         await us.wait_for_others(2, WAIT)
         await hk.wait_for_others(2, WAIT)
-        # a second socket on CN's grant: what the relay still sends CN, and how it closes it
-        spy = await raw_relay(nodes["HK"].relay_url, cn.admission.grant, CN_IP)
+        # a second socket for CN (its own grant opens only one): what the relay still sends
+        # CN, and how it closes it
+        spy_grant = Grant(
+            typ="relay",
+            meeting=meeting,
+            participant=cn.participant,
+            dc="HK",
+            regions=tuple(
+                jwt.decode(cn.admission.grant, options={"verify_signature": False})["regions"]
+            ),
+            key_region="US",
+            ip=CN_IP,
+        )
+        spy = await raw_relay(nodes["HK"].relay_url, signer.sign(spy_grant), CN_IP)
         await us.send_chat("before")
         for p in (hk, cn):
             assert (await p.receive(WAIT)).text == "before"
@@ -515,7 +531,7 @@ def test_a_drop_order_closes_only_those_named_and_bars_them(nodes, signer):
             ) as conn:
                 await conn.send(json.dumps({"grant": relay_grant(who)}))
                 barred.append((await closed_with(conn))[:2])
-        # nor may a removed participant's grant open a cascade to another region
+        # nor may a participant's grant (removed or not) open a cascade: only nodes link
         to_us = {"grant": drop_grant(signer, meeting, ("p_cn",), dc="US")}
         assert post_drop(nodes, meeting, to_us, "US").json()["dropped"] == []
         async with connect(nodes["US"].cascade_url, proxy=None) as conn:
@@ -523,9 +539,9 @@ def test_a_drop_order_closes_only_those_named_and_bars_them(nodes, signer):
             cascade = (await closed_with(conn))[:2]
         # the same order again: idempotent
         repeat = post_drop(nodes, meeting, order)
-        participants = httpx.get(f"{nodes['HK'].url}/v1/stats/{meeting}", trust_env=False).json()[
-            "participants"
-        ]
+        participants = httpx.get(
+            f"{nodes['HK'].url}/v1/stats/{meeting}", headers=nodes.admin, trust_env=False
+        ).json()["participants"]
         await hk.close()
         await hk2.close()
         return {
@@ -543,6 +559,6 @@ def test_a_drop_order_closes_only_those_named_and_bars_them(nodes, signer):
     assert out["closed"] == (4451, REASON)
     assert out["got"] == b"MF1 hello"
     assert out["barred"] == [(4451, REASON), (4451, REASON)]
-    assert out["cascade"] == (4451, REASON)
+    assert out["cascade"] == (4401, "wrong grant: a `relay` grant where `link` is needed")
     assert out["repeat"] == []
     assert out["participants"] == 2

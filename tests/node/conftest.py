@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -20,9 +21,33 @@ from meridian.node.cluster import LocalCluster
 
 
 @pytest.fixture(scope="session")
-def signer() -> GrantSigner:
+def control_private() -> Ed25519PrivateKey:
+    """The control plane's private grant key (for tokens a test writes claim by claim)."""
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="session")
+def signer(control_private: Ed25519PrivateKey) -> GrantSigner:
     """The control plane's grant signer: the nodes hold its public key."""
-    return GrantSigner(Ed25519PrivateKey.generate())
+    return GrantSigner(control_private)
+
+
+@pytest.fixture(scope="session")
+def admin(control_private: Ed25519PrivateKey) -> dict[str, str]:
+    """The ``Authorization`` header of an ``admin`` credential good at every node for an hour."""
+    now = int(time.time())
+    claims = {
+        "iss": "meridian-control",
+        "typ": "admin",
+        "mtg": "",
+        "sub": "test",
+        "dc": "*",
+        "regions": [],
+        "iat": now,
+        "exp": now + 3600,
+        "jti": secrets.token_hex(8),
+    }
+    return {"Authorization": "Bearer " + jwt.encode(claims, control_private, algorithm="EdDSA")}
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +83,7 @@ def mint(signer: GrantSigner, meeting: str) -> Callable[..., str]:
         links: tuple[tuple[str, str], ...] = (("DE", "US"),),
         ip: str | None = "127.0.0.1",
         epoch: int = 0,
+        session: str = "s_test",
         now: float | None = None,
         by: GrantSigner | None = None,
         **changes: Any,
@@ -72,7 +98,48 @@ def mint(signer: GrantSigner, meeting: str) -> Callable[..., str]:
             links=links,
             ip=ip,
             epoch=epoch,
+            session=session,
         )
         return (by or signer).sign(grant, now=time.time() if now is None else now)
 
     return make
+
+
+@pytest.fixture
+def give_links(
+    cluster: LocalCluster, signer: GrantSigner, meeting: str
+) -> Callable[..., dict[str, list[str]]]:
+    """Give nodes the link grants of the test's meeting, as the control plane does on placing a
+    participant: each region of ``regions`` gets a grant per link to each other one."""
+
+    def give(regions: tuple[str, ...] = ("DE", "US"), allowed: tuple[str, ...] | None = None):
+        import httpx
+
+        allowed = allowed or regions
+        out = {}
+        for region in regions:
+            grants = [
+                signer.sign(
+                    Grant(
+                        typ="link",
+                        meeting=meeting,
+                        participant="",
+                        dc=region,
+                        regions=tuple(sorted(allowed)),
+                        key_region="",
+                        pair=tuple(sorted((region, peer))),
+                    )
+                )
+                for peer in regions
+                if peer != region
+            ]
+            answer = httpx.post(
+                f"{cluster[region].url}/v1/relay/{meeting}/links",
+                json={"grants": grants},
+                trust_env=False,
+            )
+            assert answer.status_code == 200, answer.text
+            out[region] = answer.json()["peers"]
+        return out
+
+    return give

@@ -16,7 +16,7 @@ def ask(cluster, region: str, body: object) -> httpx.Response:
     return httpx.post(f"{cluster[region].url}/v1/keys", json=body, trust_env=False)
 
 
-def test_key_server_wraps_the_meeting_key_to_each_participant(cluster, mint, meeting):
+def test_key_server_wraps_the_meeting_key_to_each_participant(cluster, mint, meeting, admin):
     keys = {}
     for who in ("p_alice", "p_bob"):
         private = X25519PrivateKey.generate()
@@ -38,7 +38,9 @@ def test_key_server_wraps_the_meeting_key_to_each_participant(cluster, mint, mee
             unwrap_key(wrapped, X25519PrivateKey.generate(), KeyContext(meeting, who, "US", 3))
     assert keys["p_alice"] == keys["p_bob"]
     assert len(keys["p_alice"]) == 32
-    stats = httpx.get(f"{cluster['US'].url}/v1/stats/{meeting}", trust_env=False).json()
+    stats = httpx.get(
+        f"{cluster['US'].url}/v1/stats/{meeting}", headers=admin, trust_env=False
+    ).json()
     assert (stats["keys"], stats["frames_in"]) == (2, 0)
 
 
@@ -104,7 +106,7 @@ OTHER_SIGNER = GrantSigner(Ed25519PrivateKey.generate())
     ],
 )
 def test_key_server_refuses_with_a_meridian_error(
-    cluster, mint, meeting, region, grant, public_key, status, code, message
+    cluster, mint, meeting, admin, region, grant, public_key, status, code, message
 ):
     grant = {"typ": "key", **grant}
     answer = ask(cluster, region, {"grant": mint(**grant), "public_key": public_key})
@@ -112,7 +114,9 @@ def test_key_server_refuses_with_a_meridian_error(
     error = answer.json()["error"]
     assert error["code"] == code
     assert error["message"].startswith(message), error["message"]
-    stats = httpx.get(f"{cluster[region].url}/v1/stats/{meeting}", trust_env=False).json()
+    stats = httpx.get(
+        f"{cluster[region].url}/v1/stats/{meeting}", headers=admin, trust_env=False
+    ).json()
     assert stats["keys"] == 0
 
 

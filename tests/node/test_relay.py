@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from meridian.client import Participant
 from meridian.errors import UnwrapError
 from meridian.keys import FrameKind, SenderKeys, parse_header, seal_frame, sender_key
-from meridian.meetings.grants import GrantSigner
+from meridian.meetings.grants import Grant, GrantSigner
 
 WAIT = 10  # seconds: a safety net against hanging, never an assertion
 
@@ -28,7 +28,17 @@ def run(scenario: Coroutine[Any, Any, Any]) -> Any:
 
 
 def stats(cluster, region: str, meeting: str) -> dict[str, Any]:
-    return httpx.get(f"{cluster[region].url}/v1/stats/{meeting}", trust_env=False).json()
+    return httpx.get(
+        f"{cluster[region].url}/v1/stats/{meeting}", headers=ADMIN, trust_env=False
+    ).json()
+
+
+ADMIN: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _admin(admin: dict[str, str]) -> None:
+    ADMIN.update(admin)  # the counters are the control plane's: read with its credential
 
 
 async def raw(url: str, grant: str, *, forwarded_for: str | None = None) -> ClientConnection:
@@ -193,8 +203,11 @@ def test_frames_flow_between_two_participants_on_one_relay_each_once(cluster, mi
     assert stats(cluster, "DE", meeting)["frames_in"] == 0
 
 
-def test_frames_cross_a_cascade_once_and_never_reach_an_unlinked_region(cluster, mint, meeting):
+def test_frames_cross_a_cascade_once_and_never_reach_an_unlinked_region(
+    cluster, mint, meeting, give_links
+):
     key = os.urandom(32)
+    give_links()
     rounds = 4
 
     async def join(name: str, region: str) -> Participant:
@@ -250,24 +263,33 @@ def test_frames_cross_a_cascade_once_and_never_reach_an_unlinked_region(cluster,
         }
 
 
-def test_a_fenced_region_refuses_a_cascade_the_control_plane_should_not_have_listed(
-    cluster, mint, meeting
+def test_a_node_refuses_a_link_to_a_region_outside_the_allowed_set(
+    cluster, mint, meeting, signer, give_links
 ):
-    # a grant listing a link to CN although CN is not an allowed region: CN refuses it itself
-    links = (("CN", "US"), ("DE", "US"))
+    give_links()  # DE-US, as the control plane would
+    to_cn = Grant(
+        typ="link",
+        meeting=meeting,
+        participant="",
+        dc="US",
+        regions=("DE", "US"),
+        key_region="",
+        pair=("CN", "US"),
+    )
+    answer = httpx.post(
+        f"{cluster['US'].url}/v1/relay/{meeting}/links",
+        json={"grants": [signer.sign(to_cn)]},
+        trust_env=False,
+    )
 
     async def scenario():
         key = os.urandom(32)
         alice = await Participant.connect_relay(
-            cluster["US"].relay_url,
-            mint("p_alice", links=links),
-            meeting,
-            "p_alice",
-            meeting_keys(meeting, key),
+            cluster["US"].relay_url, mint("p_alice"), meeting, "p_alice", meeting_keys(meeting, key)
         )
         bob = await Participant.connect_relay(
             cluster["DE"].relay_url,
-            mint("p_bob", dc="DE", links=links),
+            mint("p_bob", dc="DE"),
             meeting,
             "p_bob",
             meeting_keys(meeting, key),
@@ -278,30 +300,50 @@ def test_a_fenced_region_refuses_a_cascade_the_control_plane_should_not_have_lis
         await bob.leave()
         return got
 
+    assert answer.status_code == 403
+    assert answer.json()["error"]["message"] == (
+        f"region `US` refuses link `CN-US` of meeting `{meeting}`: not a link from this region "
+        "to an allowed one"
+    )
     assert run(scenario()) == [("p_alice", "still works")]
     assert stats(cluster, "CN", meeting)["frames_in"] == 0
-    log = cluster["US"].log.read_text()
-    assert f"meeting {meeting}: region CN refused the cascade: region `CN` refuses meeting" in log
+
+
+def _link(signer, meeting: str, *, dc: str = "US", pair=("DE", "US"), regions=("DE", "US")):
+    grant = Grant(
+        typ="link",
+        meeting=meeting,
+        participant="",
+        dc=dc,
+        regions=regions,
+        key_region="",
+        pair=pair,
+    )
+    return signer.sign(grant)
 
 
 @pytest.mark.parametrize(
-    ("changes", "reason"),
+    ("changes", "code", "reason"),
     [
-        ({"links": ()}, "region `DE` refuses a cascade from `US` for meeting `mtg_"),
-        ({"links": (("HK", "US"),)}, "region `DE` refuses a cascade from `US` for meeting `mtg_"),
-        ({"regions": ("HK", "US"), "links": (("DE", "US"),)}, "region `DE` refuses meeting `mtg_"),
-        ({"dc": "DE"}, "region `DE` refuses a cascade from `DE`"),
+        ({"pair": ("HK", "US")}, 4403, "region `DE` refuses a cascade from `US` for meeting `mtg_"),
+        ({"regions": ("HK", "US")}, 4403, "region `DE` refuses meeting `mtg_"),
+        ({"regions": ("DE",)}, 4403, "region `DE` refuses a cascade from `US` for meeting `mtg_"),
+        ({"dc": "DE"}, 4403, "region `DE` refuses a cascade from `DE`"),
+        ({"relay": True}, 4401, "wrong grant: a `relay` grant where `link` is needed"),
     ],
-    ids=["no-links", "other-link", "peer-not-allowed", "from-itself"],
+    ids=["other-link", "peer-not-allowed", "opener-not-allowed", "from-itself", "relay-grant"],
 )
-def test_cascade_accepts_only_a_listed_link_to_an_allowed_region(cluster, mint, changes, reason):
-    first = json.dumps({"grant": mint(**changes)})
-    code, got = run(refused(cluster["DE"].cascade_url, first))
-    assert (code, got[: len(reason)]) == (4403, reason)
+def test_cascade_accepts_only_a_link_grant_between_allowed_regions(
+    cluster, mint, signer, meeting, changes, code, reason
+):
+    grant = mint() if changes.pop("relay", False) else _link(signer, meeting, **changes)
+    got_code, got = run(refused(cluster["DE"].cascade_url, json.dumps({"grant": grant})))
+    assert (got_code, got[: len(reason)]) == (code, reason)
 
 
-def test_relays_forward_ciphertext_they_cannot_read(cluster, mint, meeting):
+def test_relays_forward_ciphertext_they_cannot_read(cluster, mint, meeting, give_links):
     key = os.urandom(32)
+    give_links()
     marker = "MARKER-7f3a-the-relay-must-not-see-this"
 
     async def scenario():
@@ -380,7 +422,7 @@ def test_metrics_expose_the_counters(cluster, mint, meeting):
         await a.send(b"y" * 50)
         assert await asyncio.wait_for(b.recv(), WAIT) == b"x" * 100
         assert await asyncio.wait_for(b.recv(), WAIT) == b"y" * 50
-        text = httpx.get(f"{cluster['US'].url}/metrics", trust_env=False).text
+        text = httpx.get(f"{cluster['US'].url}/metrics", headers=ADMIN, trust_env=False).text
         await a.close()
         await b.close()
         return text
@@ -418,7 +460,7 @@ def test_stats_of_a_meeting_never_seen_are_zeros_and_all_stats_list_meetings(
 
     async def scenario():
         conn = await raw(cluster["US"].relay_url, mint(regions=("US",), links=()))
-        listed = httpx.get(f"{cluster['US'].url}/v1/stats", trust_env=False).json()
+        listed = httpx.get(f"{cluster['US'].url}/v1/stats", headers=ADMIN, trust_env=False).json()
         one = stats(cluster, "US", meeting)
         await conn.close()
         return listed, one

@@ -91,6 +91,29 @@ def _grant(signer: GrantSigner, who: str, dc: str) -> str:
     return signer.sign(grant)
 
 
+def _give_links(signer: GrantSigner, urls: dict[str, str]) -> None:
+    """What the control plane does on placing a participant: each node gets its link grant."""
+    import httpx
+
+    for region in ("US", "DE"):
+        grant = Grant(
+            typ="link",
+            meeting=MEETING,
+            participant="",
+            dc=region,
+            regions=("DE", "US"),
+            key_region="US",
+            pair=("DE", "US"),
+        )
+        base = urls[region].replace("ws://", "http://").removesuffix("/v1/relay")
+        answer = httpx.post(
+            f"{base}/v1/relay/{MEETING}/links",
+            json={"grants": [signer.sign(grant)]},
+            trust_env=False,
+        )
+        assert answer.status_code == 200, answer.text
+
+
 async def _admit(url: str, grant: str) -> ClientConnection:
     conn = await connect(url, proxy=None)
     await conn.send(json.dumps({"grant": grant}))
@@ -112,6 +135,7 @@ def test_a_room_links_each_peer_once_and_drops_its_links_with_its_last_participa
 
     async def scenario():
         us, de = relays["US"], relays["DE"]
+        await asyncio.to_thread(_give_links, signer, urls)
         alice = await _admit(urls["US"], _grant(signer, "p_alice", "US"))
         # the link is up before alice hears `ready`: both sides hold it
         assert list(us.rooms[MEETING].links) == ["DE"]

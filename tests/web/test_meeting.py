@@ -89,7 +89,10 @@ def create_meeting(live: Any, account: str, **body: Any) -> dict[str, Any]:
 
 def stats(nodes: Any, meeting: str) -> dict[str, dict[str, Any]]:
     with httpx.Client(timeout=10, trust_env=False) as http:
-        return {r: http.get(f"{n.url}/v1/stats/{meeting}").json() for r, n in nodes.nodes.items()}
+        return {
+            r: http.get(f"{n.url}/v1/stats/{meeting}", headers=nodes.admin).json()
+            for r, n in nodes.nodes.items()
+        }
 
 
 class Wire:
@@ -403,7 +406,9 @@ def test_a_live_meeting_with_a_cn_joiner_uses_no_cn_relay_on_the_operator_page(
     expect(page.locator("#roster")).to_contain_text("Chen in Beijing")
     clients.run(cn.wait_for_others(2, timeout=WAIT))
     clients.run(cn.send_chat("你好, from Beijing via Hong Kong"))
-    expect(page.locator("#chat")).to_contain_text("Chen in Beijing: 你好, from Beijing via Hong Kong")
+    expect(page.locator("#chat")).to_contain_text(
+        "Chen in Beijing: 你好, from Beijing via Hong Kong"
+    )
     page.get_by_label("Message").fill("Heard you, Chen")
     page.get_by_role("button", name="Send").click()
     browser_id = page.locator("#me").inner_text().rsplit("(", 1)[1].rstrip(")")

@@ -82,7 +82,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         # the pages' session key: read, or in development created, before the first sign-in
         await asyncio.to_thread(start_sessions, app, config)
         signer = GrantSigner(
-            load_or_create_signing_key(config.grant_key, create=config.mode == "development")
+            load_or_create_signing_key(config.grant_key, create=config.mode == "development"),
+            seconds=config.grant_seconds,
         )
         check_nodes(config.node_urls, region_table(rt.engine.bundle).codes)
         await asyncio.to_thread(close_stale, rt)

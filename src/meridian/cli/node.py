@@ -122,3 +122,40 @@ def _watch_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+@app.command("scrape-token")
+@door
+def scrape_token(
+    days: Annotated[
+        int,
+        typer.Option(min=1, max=366, help="How many days the credential is good for."),
+    ] = 30,
+    region: Annotated[
+        str,
+        typer.Option(
+            "--region", "-r", help="The one region node it opens (default `*`: every node)."
+        ),
+    ] = "*",
+    grant_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="The control plane's grant-signing key (default: MERIDIAN_GRANT_KEY, or "
+            "var/grant.key).",
+        ),
+    ] = None,
+) -> None:
+    """Print an `admin` credential for region nodes' counters (/metrics, /v1/stats), e.g. for
+    Prometheus: send it as `Authorization: Bearer <token>` (docs/data-plane.md)."""
+    from ..geography.regions import REGIONS
+    from ..meetings.grants import ANY_REGION, GrantSigner, load_or_create_signing_key
+    from ..settings import get_settings
+
+    code = region.strip().upper()
+    if code != ANY_REGION and code not in REGIONS:
+        raise InputError(
+            f"unknown region `{shown(region)}`: expected `*` or one of {', '.join(REGIONS)}"
+        )
+    path = grant_key if grant_key is not None else get_settings().grant_key
+    signer = GrantSigner(load_or_create_signing_key(path, create=False))
+    typer.echo(signer.admin(code, seconds=days * 86400))

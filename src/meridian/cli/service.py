@@ -169,7 +169,10 @@ def _start_nodes(settings: Settings, codes: list[str], console: Console) -> Loca
     with console.status(f"starting {len(regions)} region nodes ({', '.join(regions)})…"):
         cluster.start()
     for region, node in cluster.nodes.items():
-        console.print(f"region node {region}: {node.url}   (metrics: {node.url}/metrics)")
+        console.print(
+            f"region node {region}: {node.url}   "
+            f"(metrics: {node.url}/metrics, with a `meridian scrape-token` credential)"
+        )
     return cluster
 
 

@@ -73,6 +73,8 @@ _TIMEOUT_SECONDS = 10.0
 _END = object()  # queued when the relay connection ends
 #: the close code of both sockets of a removed participant (docs/data-plane.md)
 _CLOSE_REMOVED = 4451
+#: the relay closes an ended meeting's sockets with this code
+_CLOSE_ENDED = 4410
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,6 +469,8 @@ class Participant:
         except ConnectionClosed as exc:
             if exc.rcvd is not None and exc.rcvd.code == _CLOSE_REMOVED:
                 self._was_removed(exc.rcvd.reason or "no reason given")
+            elif exc.rcvd is not None and exc.rcvd.code == _CLOSE_ENDED:
+                self.ended = "the meeting ended"  # the relay's end order, before signalling's
             elif self.ended is None:
                 self.ended = _closed_error(exc, "relay").message
         finally:
@@ -517,6 +521,8 @@ class Participant:
                     for entry in message.get("participants") or ():
                         if isinstance(entry, dict):
                             self._update_roster({"type": "joined", **entry})
+                elif message.get("type") == "renew":
+                    await self._renew_relay(message.get("grant"))
                 elif message.get("type") == "ended":
                     why = message.get("reason")
                     self.ended = "the meeting ended" + (f": {why}" if why else "")
@@ -543,6 +549,14 @@ class Participant:
         self._roster_changed.set()
         if self._relay is not None:
             await self._relay.close()
+
+    async def _renew_relay(self, grant: object) -> None:
+        """Hand a fresh relay grant from signalling to the relay, before the last one expires
+        (the relay ends the session when its grant expires unrenewed)."""
+        if self._relay is None or not isinstance(grant, str):
+            return
+        with contextlib.suppress(ConnectionClosed):
+            await self._relay.send(json.dumps({"type": "renew", "grant": grant}))
 
     def _was_removed(self, reason: str) -> None:
         """The control plane removed this participant (its relay or signalling says so first):

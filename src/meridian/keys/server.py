@@ -4,6 +4,10 @@ It trusts nothing but the grant (signed by the control plane) and its own config
 grant's allowed regions must include this region (checked by the verifier) and its key region
 must *be* this region, or it refuses with :class:`FenceError` — whatever the control plane
 thinks, a meeting's key never comes from a region it is fenced out of.
+
+Epochs only go forward: an epoch below the highest this key server issued for the meeting is
+refused (:class:`FenceError`), and each (meeting, epoch, session) has its own random salt in the
+store, so a repeated epoch number in a new session of the control plane is a new key.
 """
 
 from __future__ import annotations
@@ -66,11 +70,17 @@ class KeyServer:
                     f"key server `{self.region}` refuses meeting `{shown(grant.meeting)}`: "
                     f"its key region is `{shown(grant.key_region)}`"
                 )
+            if not grant.session:
+                raise GrantError("invalid grant: a `key` grant names no session")
             check_public_key(public_key)
+            key, highest = self.store.epoch_key(grant.meeting, grant.epoch, grant.session)
+            if key is None:
+                raise FenceError(
+                    f"key server `{self.region}` refuses epoch `{grant.epoch}` of meeting "
+                    f"`{shown(grant.meeting)}`: epoch `{highest}` was issued already"
+                )
             context = KeyContext(grant.meeting, grant.participant, self.region, grant.epoch)
-            wrapped = wrap_key(
-                self.store.meeting_key(grant.meeting, grant.epoch), public_key, context
-            )
+            wrapped = wrap_key(key, public_key, context)
         except GrantError:
             self._count(self.refusals, "grant")
             raise

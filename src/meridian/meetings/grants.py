@@ -4,14 +4,19 @@ A region node holds the control plane's public key and nothing else of it; a gra
 meeting, participant, region, allowed set and links it covers (docs/data-plane.md). Signing and
 checking are PyJWT's (``alg: EdDSA``); this module only fixes the claims and the refusals.
 
-Three kinds (``typ``), each checked for by name, so one kind is never taken for another:
-``relay`` admits a participant to one relay, ``key`` lets a key server wrap one key, ``drop``
-orders a relay to disconnect participants of a meeting and refuse them from then on.
+Five kinds (``typ``), each checked for by name, so one kind is never taken for another:
+``relay`` admits a participant to one relay socket (once: its ``jti`` is single-use), ``key``
+lets a key server wrap one key, ``drop`` orders a relay to disconnect participants of a meeting
+(or, with ``end``, the whole meeting) and refuse them from then on, ``link`` lets one node open
+a cascade to another for one meeting (only nodes ever hold it: the control plane hands it to
+them over HTTP), and ``admin`` is the control plane's (or an operator's scraper's) credential
+for a node's counters.
 """
 
 from __future__ import annotations
 
 import base64
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +30,10 @@ from ..errors import ConfigurationError, FenceError, GrantError, shown
 from ..keyfiles import load_or_create_ed25519
 
 __all__ = [
+    "ANY_REGION",
     "GRANT_SECONDS",
     "Grant",
+    "GrantKind",
     "GrantSigner",
     "GrantVerifier",
     "load_or_create_signing_key",
@@ -38,13 +45,17 @@ __all__ = [
 GRANT_SECONDS = 60
 _ALG = "EdDSA"
 _ISSUER = "meridian-control"
+#: the ``dc`` of an admin credential good at every node
+ANY_REGION = "*"
+
+GrantKind = Literal["relay", "key", "drop", "link", "admin"]
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
     """The claims of one grant, checked."""
 
-    typ: Literal["relay", "key", "drop"]
+    typ: GrantKind
     meeting: str
     participant: str
     dc: str
@@ -57,8 +68,24 @@ class Grant:
     drop: tuple[str, ...] = ()
     reason: str = ""
     expires: int = 0
+    #: ``drop`` only: the whole meeting ended (every socket and link of it closes)
+    end: bool = False
+    #: ``drop`` only: the close code the relay closes with (4451 removed, 1000 left, 4410 ended)
+    code: int = 0
+    #: ``key`` only: the control plane's session of the meeting (a fresh salt per session)
+    session: str = ""
+    #: ``link`` only: the two regions the link joins, sorted
+    pair: tuple[str, ...] = ()
+    issued: int = 0
+    #: a unique id: a relay grant opens one socket once, and a renewal is used once
+    jti: str = ""
 
-    def claims(self, now: int) -> dict[str, Any]:
+    @property
+    def lifetime(self) -> int:
+        """Seconds from issue to expiry (how long the node must remember what it refuses)."""
+        return max(self.expires - self.issued, 0)
+
+    def claims(self, now: int, seconds: int = GRANT_SECONDS) -> dict[str, Any]:
         out: dict[str, Any] = {
             "iss": _ISSUER,
             "typ": self.typ,
@@ -68,32 +95,57 @@ class Grant:
             "regions": sorted(self.regions),
             "key_region": self.key_region,
             "iat": now,
-            "exp": now + GRANT_SECONDS,
+            "exp": now + seconds,
+            "jti": self.jti or secrets.token_urlsafe(12),
         }
         if self.typ == "relay":
             out["links"] = [sorted(pair) for pair in self.links]
             out["ip"] = self.ip
         elif self.typ == "key":
             out["epoch"] = self.epoch
-        else:
+            out["ses"] = self.session
+        elif self.typ == "link":
+            out["pair"] = sorted(self.pair)
+        elif self.typ == "drop":
             out["drop"] = sorted(self.drop)
             out["reason"] = self.reason
+            if self.end:
+                out["end"] = True
+            if self.code:
+                out["code"] = self.code
         return out
 
 
 class GrantSigner:
     """The control plane's side: mints grants with its Ed25519 private key."""
 
-    def __init__(self, key: Ed25519PrivateKey) -> None:
+    def __init__(self, key: Ed25519PrivateKey, *, seconds: int = GRANT_SECONDS) -> None:
+        if seconds < 2:
+            raise ConfigurationError(f"grant lifetime `{seconds}` s is too short: at least 2 s")
         self._key = key
+        #: how long the grants it signs last
+        self.seconds = seconds
 
     @property
     def public_key(self) -> Ed25519PublicKey:
         return self._key.public_key()
 
-    def sign(self, grant: Grant, *, now: float | None = None) -> str:
+    def sign(self, grant: Grant, *, now: float | None = None, seconds: int | None = None) -> str:
         issued = int(time.time() if now is None else now)
-        return jwt.encode(grant.claims(issued), self._key, algorithm=_ALG)
+        claims = grant.claims(issued, self.seconds if seconds is None else seconds)
+        return jwt.encode(claims, self._key, algorithm=_ALG)
+
+    def admin(self, region: str = ANY_REGION, *, seconds: int | None = None) -> str:
+        """A credential for the counters of the node of ``region`` (``*``: every node)."""
+        grant = Grant(
+            typ="admin",
+            meeting="",
+            participant="control-plane",
+            dc=region,
+            regions=(),
+            key_region="",
+        )
+        return self.sign(grant, seconds=seconds)
 
 
 class GrantVerifier:
@@ -103,7 +155,7 @@ class GrantVerifier:
         self._key = public_key
         self.region = region
 
-    def verify(self, token: object, *, typ: str, for_region: str | None = None) -> Grant:
+    def verify(self, token: object, *, typ: GrantKind, for_region: str | None = None) -> Grant:
         """The grant's claims, or :class:`GrantError` / :class:`FenceError` with the reason.
 
         ``for_region`` is the region the grant must be addressed to (``dc``); by default this
@@ -125,8 +177,9 @@ class GrantVerifier:
             raise GrantError(f"invalid grant: {str(exc).lower().rstrip('.')}") from exc
         try:
             drop = claims.get("drop", [])
-            if not isinstance(drop, list):
-                raise TypeError("`drop` is not a list")
+            pair = claims.get("pair", [])
+            if not isinstance(drop, list) or not isinstance(pair, list):
+                raise TypeError("`drop` or `pair` is not a list")
             grant = Grant(
                 typ=claims["typ"],
                 meeting=str(claims["mtg"]),
@@ -140,14 +193,22 @@ class GrantVerifier:
                 drop=tuple(str(p) for p in drop),
                 reason=str(claims.get("reason", "")),
                 expires=int(claims["exp"]),
+                end=claims.get("end", False) is True,
+                code=int(claims.get("code", 0)),
+                session=str(claims.get("ses", "")),
+                pair=tuple(sorted(str(r) for r in pair)),
+                issued=int(claims["iat"]),
+                jti=str(claims.get("jti", "")),
             )
         except (TypeError, ValueError) as exc:
             raise GrantError("invalid grant: malformed claims") from exc
         if grant.typ != typ:
             raise GrantError(f"wrong grant: a `{shown(grant.typ)}` grant where `{typ}` is needed")
         target = self.region if for_region is None else for_region
-        if grant.dc != target:
+        if grant.dc != target and not (typ == "admin" and grant.dc == ANY_REGION):
             raise GrantError(f"grant for region `{shown(grant.dc)}` presented to region `{target}`")
+        if typ == "admin":
+            return grant  # no meeting, so no fence: it reads counters, never frames or keys
         if self.region not in grant.regions:
             raise FenceError(
                 f"region `{self.region}` refuses meeting `{shown(grant.meeting)}`: its allowed "

@@ -29,6 +29,8 @@ import asyncio
 import base64
 import contextlib
 import logging
+import secrets
+import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +82,10 @@ class LiveParticipant:
     close: Close | None = None
     #: connected to its relay (it said so): only then is it in the roster others see
     connected: bool = False
+    #: the relay grant it was admitted with, re-signed fresh for each renewal
+    relay_grant: Grant | None = None
+    #: sends it a fresh relay grant before the last one expires (cancelled when it goes)
+    renewal: asyncio.Task[None] | None = None
 
 
 @dataclass
@@ -90,6 +96,8 @@ class LiveMeeting:
     participants: dict[str, LiveParticipant] = field(default_factory=dict)
     epoch: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: this control plane's session of the meeting: the key server salts each epoch per session
+    session: str = field(default_factory=lambda: "s_" + secrets.token_urlsafe(9))
 
 
 def _b64(data: bytes) -> str:
@@ -135,6 +143,8 @@ class Signalling:
         self._digest: str | None = None
         #: regions whose node the health checker marked down, and since when (ISO 8601)
         self.down_since: dict[str, str] = {}
+        #: the admin credential the nodes' counters are read with, and when it was signed
+        self._admin: tuple[float, str] | None = None
 
     def occupancy(self) -> Occupancy:
         """Participants per data centre across live meetings (capacity from the bundle in force)."""
@@ -190,6 +200,7 @@ class Signalling:
             regions=tuple(sorted(meeting.plan.regions)),
             key_region=region,
             epoch=meeting.epoch,
+            session=meeting.session,
         )
         body = {"grant": self.signer.sign(grant), "public_key": _b64(participant.public_key)}
         try:
@@ -279,6 +290,7 @@ class Signalling:
                 await self._forget(live, participant)
                 raise
             links = links_between(live.uses)
+            await self._give_links(live, links)
             grant = Grant(
                 typ="relay",
                 meeting=meeting_id,
@@ -289,6 +301,8 @@ class Signalling:
                 links=tuple(links),
                 ip=connect_ip if connect_ip is not None else client_ip,
             )
+            participant.relay_grant = grant
+            participant.renewal = asyncio.get_running_loop().create_task(self._renew(participant))
             return {
                 "type": "admitted",
                 "participant": participant.id,
@@ -351,6 +365,8 @@ class Signalling:
         removal: dict[str, Any] | None = None,
     ) -> None:
         live.participants.pop(participant.id, None)
+        if participant.renewal is not None:
+            participant.renewal.cancel()
         async with self._place_lock:
             self.occupancy().release(participant.dc)
             left = live.uses.get(participant.dc, 0) - 1
@@ -372,6 +388,10 @@ class Signalling:
             participant = live.participants.get(participant_id)
             if participant is None:
                 return
+            # its relay closes its socket and refuses its grants: leaving is leaving everywhere
+            await self._drop(
+                live, [participant], "left the meeting", code=1000, regions=[participant.dc]
+            )
             await self._depart(live, [participant])
 
     async def _depart(
@@ -432,17 +452,30 @@ class Signalling:
         return [p.id for p in gone]
 
     async def _drop(
-        self, live: LiveMeeting, gone: list[LiveParticipant], reason: str
+        self,
+        live: LiveMeeting,
+        gone: list[LiveParticipant],
+        reason: str,
+        *,
+        code: int = 0,
+        end: bool = False,
+        regions: Collection[str] | None = None,
     ) -> dict[str, dict[str, Any]]:
-        """Order each region node that could admit ``gone`` to drop them; per participant, what
-        its own relay answered: ``{"region", "closed"}``, or ``{"region", "error"}``.
+        """Order each region node that could admit ``gone`` to drop them (``end``: the whole
+        meeting); per participant, what its own relay answered: ``{"region", "closed"}``, or
+        ``{"region", "error"}``. ``code`` is the close code asked for (default: removed).
 
-        Every node of the meeting's allowed set is told, not only the relays ``gone`` use: any of
-        them would accept their grants (as a relay, or as a cascade opened with them).
+        Every node of the meeting's allowed set is told unless ``regions`` says which: any of
+        them would accept a relay grant for it.
         """
+        for p in gone:
+            if p.renewal is not None:
+                p.renewal.cancel()  # no fresh grant for anyone dropped
         ids = tuple(sorted(p.id for p in gone))
-        regions = tuple(sorted(live.plan.regions))
-        targets = sorted((set(regions) | {p.dc for p in gone}) & set(self.node_urls))
+        allowed = tuple(sorted(live.plan.regions))
+        wanted = set(allowed) | {p.dc for p in gone} if regions is None else set(regions)
+        targets = sorted(wanted & set(self.node_urls))
+        regions = allowed
 
         async def one(region: str) -> tuple[str, set[str] | str]:
             grant = Grant(
@@ -452,8 +485,10 @@ class Signalling:
                 dc=region,
                 regions=regions,
                 key_region=live.plan.key_region,
-                drop=ids,
+                drop=() if end else ids,
                 reason=reason,
+                end=end,
+                code=code,
             )
             url = f"{self.node_urls[region]}/v1/relay/{quote(live.id, safe='')}/drop"
             try:
@@ -505,11 +540,14 @@ class Signalling:
             return
 
     async def end(self, meeting_id: str, *, reason: str | None = None) -> None:
-        """Tell everyone in a meeting that it ended (and why, when ``reason`` is given)."""
+        """End a live meeting: every region node of its allowed set closes all its sockets and
+        links and refuses its grants from now on (an end order), then everyone is told."""
         self._barred.pop(meeting_id, None)
         live = self.meetings.pop(meeting_id, None)
         if live is None:
             return
+        everyone = list(live.participants.values())
+        await self._drop(live, everyone, reason or "the meeting ended", end=True)
         async with self._place_lock:  # their places are free again
             occupancy = self.occupancy()
             for p in live.participants.values():
@@ -528,9 +566,13 @@ class Signalling:
         no figures (never as zeros).
         """
 
+        headers = {"Authorization": f"Bearer {self.admin_credential()}"}
+
         async def one(region: str, base: str) -> tuple[str, dict[str, Any]]:
             try:
-                response = await self.http.get(f"{base}/v1/stats/{meeting_id}")
+                response = await self.http.get(
+                    f"{base}/v1/stats/{quote(meeting_id, safe='')}", headers=headers
+                )
                 response.raise_for_status()
                 data: dict[str, Any] = response.json()
             except (httpx.HTTPError, ValueError) as exc:
@@ -541,6 +583,69 @@ class Signalling:
 
         pairs = await asyncio.gather(*(one(r, u) for r, u in sorted(self.node_urls.items())))
         return dict(pairs)
+
+    def admin_credential(self) -> str:
+        """The control plane's ``admin`` credential for the nodes' counters, re-signed when half
+        its lifetime has passed."""
+        now = time.monotonic()
+        if self._admin is None or now - self._admin[0] > self.signer.seconds / 2:
+            self._admin = (now, self.signer.admin())
+        return self._admin[1]
+
+    async def _give_links(self, live: LiveMeeting, links: Collection[tuple[str, str]]) -> None:
+        """Give each node the meeting uses the ``link`` grants of its cascades (only nodes ever
+        hold them: a participant's grant opens no cascade). A node that cannot be reached is
+        logged: its participants then hear only their own region."""
+        regions = tuple(sorted(live.plan.regions))
+        per_node: dict[str, list[str]] = {}
+        for pair in links:
+            for region in pair:
+                grant = Grant(
+                    typ="link",
+                    meeting=live.id,
+                    participant="",
+                    dc=region,
+                    regions=regions,
+                    key_region=live.plan.key_region,
+                    pair=tuple(sorted(pair)),
+                )
+                per_node.setdefault(region, []).append(self.signer.sign(grant))
+
+        async def one(region: str, grants: list[str]) -> None:
+            base = self.node_urls.get(region)
+            if base is None:
+                return
+            url = f"{base}/v1/relay/{quote(live.id, safe='')}/links"
+            try:
+                response = await self.http.post(
+                    url, json={"grants": grants}, timeout=DROP_TIMEOUT_SECONDS
+                )
+            except httpx.HTTPError as exc:
+                log.warning("meeting %s: links to %s: %s", live.id, region, exc)
+                return
+            if response.status_code != 200:
+                log.warning(
+                    "meeting %s: region node %s refused its links: %s",
+                    live.id,
+                    region,
+                    _refusal(response),
+                )
+
+        await asyncio.gather(*(one(r, g) for r, g in sorted(per_node.items())))
+
+    async def _renew(self, participant: LiveParticipant) -> None:
+        """Send ``participant`` a fresh relay grant every third of a grant's lifetime, which its
+        client hands to its relay (``{"type": "renew", "grant"}``); it stops when it goes."""
+        grant = participant.relay_grant
+        if grant is None:
+            return
+        every = self.signer.seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await participant.send({"type": "renew", "grant": self.signer.sign(grant)})
+            except (ConnectionError, RuntimeError):
+                return
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -1,5 +1,10 @@
 """The HTTP door of a region node: health, metrics, stats, the key server, the relay and its drops.
 
+Nodes speak only to the control plane and to each other: the counters (``/v1/stats``,
+``/metrics``) need the control plane's ``admin`` credential (``Authorization: Bearer``), drops
+and links are grants the control plane signed, the key server wraps only for ``key`` grants and
+a cascade opens only with a ``link`` grant. ``/healthz`` is public and names no meeting.
+
 ``create_node_app(config)`` builds everything from its configuration when called: importing
 this module opens no store and reads no key. Errors are Meridian's error bodies
 (``{"error": {"code", "message"}}``) through the same handler as the control plane's API.
@@ -14,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from fastapi import FastAPI, WebSocket
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict
@@ -33,6 +38,8 @@ __all__ = [
     "DroppedPublic",
     "IssuedKeyPublic",
     "KeyRequest",
+    "LinksPublic",
+    "LinksRequest",
     "NodeConfig",
     "WrappedKeyPublic",
     "create_node_app",
@@ -109,6 +116,23 @@ class DropRequest(BaseModel):
     grant: str = ""
 
 
+class LinksRequest(BaseModel):
+    """The body of ``POST /v1/relay/{meeting}/links``: ``link`` grants addressed to this node."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grants: list[str]
+
+
+class LinksPublic(BaseModel):
+    """The answer of ``POST /v1/relay/{meeting}/links``."""
+
+    region: str
+    meeting: str
+    #: the peer regions this node holds a good link grant to, for the meeting
+    peers: list[str]
+
+
 class DroppedPublic(BaseModel):
     """The answer of ``POST /v1/relay/{meeting}/drop``."""
 
@@ -149,17 +173,29 @@ def create_node_app(config: NodeConfig) -> FastAPI:
     app.state.counters = counters
     install_error_handlers(app)
 
+    def control_plane(request: Request) -> None:
+        """Only the control plane (or a scraper it gave a credential to) reads the counters."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise GrantError(
+                "missing credential: send `Authorization: Bearer <admin token>` from the "
+                "control plane (`meridian node scrape-token` makes one for a scraper)"
+            )
+        verifier.verify(token.strip(), typ="admin")
+
+    admin = [Depends(control_plane)]
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         """Whether the node is up, and which region it is."""
         return {"region": config.region, "status": "ok"}
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=admin)
     async def metrics() -> Response:
         """Per-meeting counters in Prometheus text format."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/stats")
+    @app.get("/v1/stats", dependencies=admin)
     async def all_stats() -> dict[str, Any]:
         """Every meeting's counters on this node."""
         return {
@@ -167,7 +203,7 @@ def create_node_app(config: NodeConfig) -> FastAPI:
             "meetings": [counters.stats(m).to_dict() for m in counters.meetings()],
         }
 
-    @app.get("/v1/stats/{meeting}")
+    @app.get("/v1/stats/{meeting}", dependencies=admin)
     async def meeting_stats(meeting: str) -> dict[str, Any]:
         """One meeting's counters on this node (zeros for a meeting never seen)."""
         return counters.stats(meeting).to_dict()
@@ -187,10 +223,18 @@ def create_node_app(config: NodeConfig) -> FastAPI:
             raise GrantError(
                 f"grant for meeting `{shown(grant.meeting)}` presented for meeting `{shown(meeting)}`"
             )
-        if not grant.drop:
+        if not grant.drop and not grant.end:
             raise GrantError("invalid grant: it names no participant to drop")
         dropped = await relay.drop(grant)
         return DroppedPublic(region=config.region, meeting=meeting, dropped=dropped)
+
+    @app.post("/v1/relay/{meeting}/links")
+    async def give_links(meeting: str, body: LinksRequest) -> LinksPublic:
+        """Link grants for a meeting from the control plane: the cascades this node may open."""
+        if not body.grants or len(body.grants) > 64:
+            raise GrantError('missing grant: send `{"grants": ["<link token>", …]}`')
+        peers = relay.add_links(meeting, list(body.grants))
+        return LinksPublic(region=config.region, meeting=meeting, peers=peers)
 
     @app.websocket("/v1/relay")
     async def relay_socket(ws: WebSocket) -> None:
@@ -199,7 +243,7 @@ def create_node_app(config: NodeConfig) -> FastAPI:
 
     @app.websocket("/v1/cascade")
     async def cascade_socket(ws: WebSocket) -> None:
-        """A peer relay's cascade link for one meeting: the participant's grant, then frames."""
+        """A peer relay's cascade link for one meeting: its link grant, then frames."""
         await relay.serve_cascade(ws)
 
     return app

@@ -74,6 +74,9 @@ class LocalCluster:
         self.python = python
         self._trusted = trusted_proxies
         self.nodes: dict[str, RunningNode] = {}
+        #: the ``Authorization`` header for the nodes' counters, when whoever started the
+        #: cluster holds the control plane's key and set it (``/healthz`` needs none)
+        self.admin: dict[str, str] = {}
 
     def __getitem__(self, region: str) -> RunningNode:
         return self.nodes[region]

@@ -13,13 +13,24 @@ length and holds no meeting key. Every socket has its own :class:`Outbox` and wr
 slow receiver delays only itself; one that falls :data:`BACKLOG_LIMIT` bytes behind is closed.
 
 Refusals close the socket with the code of the error's class: 4400 malformed (:class:`InputError`),
-4401 grant problems (:class:`GrantError`), 4403 fenced out (:class:`FenceError`), 4451 removed
-(:class:`RemovedError`).
+4401 grant problems (:class:`GrantError`), 4403 fenced out (:class:`FenceError`), 4410 the
+meeting ended (:class:`EndedError`), 4451 removed (:class:`RemovedError`).
 
-A drop order (a ``drop`` grant, :meth:`Relay.drop`) closes the named participants' sockets with
-:data:`CLOSE_REMOVED`, takes them out of the room so nothing more reaches them and nothing they
-send is forwarded, and remembers them: their grants are refused afterwards, as a participant
-and as the opener of a cascade.
+Who may open what:
+
+- ``/v1/relay`` takes a participant's ``relay`` grant, once (its ``jti`` is remembered until it
+  expires), and keeps the socket only until the grant expires, unless the participant renews
+  it on the socket with ``{"type": "renew", "grant": <a fresh relay grant>}`` (same meeting,
+  participant and region, itself used once).
+- ``/v1/cascade`` takes only a ``link`` grant, which only nodes hold: the control plane gives
+  each node the links of a meeting (:meth:`Relay.add_links`) when it places a participant
+  there. A participant's grant is refused at the cascade door (4401).
+
+A drop order (a ``drop`` grant, :meth:`Relay.drop`) closes the named participants' sockets (with
+the order's close code: 4451 removed, 1000 left), takes them out of the room so nothing more
+reaches them and nothing they send is forwarded, and remembers them: their grants are refused
+afterwards. An end order (a ``drop`` grant with ``end``) does that to the whole meeting: every
+socket and link of it is closed (4410), and its relay and link grants are refused afterwards.
 
 INVARIANT: rooms, outboxes and counters are touched only from the node's event-loop thread.
 """
@@ -28,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import ipaddress
 import json
 import logging
@@ -49,12 +61,14 @@ from .counters import MeetingCounters, NodeCounters
 
 __all__ = [
     "BACKLOG_LIMIT",
+    "CLOSE_ENDED",
     "CLOSE_FENCE",
     "CLOSE_GRANT",
     "CLOSE_MALFORMED",
     "CLOSE_REMOVED",
     "CLOSE_TOO_SLOW",
     "MAX_FRAME_BYTES",
+    "EndedError",
     "Link",
     "Member",
     "Outbox",
@@ -72,6 +86,10 @@ CLOSE_FENCE = 4403
 #: removed by the control plane (HTTP 451, unavailable for legal reasons): dropped, or refused
 #: after being dropped; the reason is the removal's
 CLOSE_REMOVED = 4451
+#: the meeting was ended by the control plane (HTTP 410, gone)
+CLOSE_ENDED = 4410
+#: close codes a drop order may ask for: removed (the default), left, ended
+_DROP_CODES = frozenset({CLOSE_REMOVED, 1000, CLOSE_ENDED})
 #: "try again later": the receiver fell too far behind the meeting
 CLOSE_TOO_SLOW = 1013
 #: the largest frame a relay accepts, from a participant or a peer
@@ -90,8 +108,17 @@ class RemovedError(ForbiddenError):
     """Raised when a participant this relay was ordered to drop presents its grant again."""
 
 
+class EndedError(MeridianError):
+    """Raised when a grant or link for a meeting this relay was told has ended is presented."""
+
+    exit_code = 1
+    http_status = 410
+
+
 def close_code(exc: MeridianError) -> int:
     """The WebSocket close code of a refusal."""
+    if isinstance(exc, EndedError):
+        return CLOSE_ENDED
     if isinstance(exc, RemovedError):
         return CLOSE_REMOVED
     if isinstance(exc, FenceError):
@@ -182,6 +209,9 @@ class Member:
     ws: WebSocket
     #: dropped by order of the control plane: what it still sends is not forwarded
     dropped: bool = False
+    #: the grant it was admitted with (or last renewed with): its expiry ends the session
+    grant: Grant | None = None
+    expiry: asyncio.TimerHandle | None = None
 
 
 @dataclass(eq=False)
@@ -291,6 +321,13 @@ class Relay:
         self.rooms: dict[str, Room] = {}
         #: per meeting, the participants dropped by order: until when they are refused, and why
         self.dropped: dict[str, dict[str, tuple[float, str]]] = {}
+        #: meetings ended by order: until when their grants are refused, and why
+        self.ended: dict[str, tuple[float, str]] = {}
+        #: per meeting, per peer region: the latest link grant the control plane gave this node
+        self.link_grants: dict[str, dict[str, tuple[str, Grant]]] = {}
+        #: relay grants already used (``jti``), until they expire; and their expiries in order
+        self._used: dict[str, float] = {}
+        self._used_order: list[tuple[float, str]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- participants ---------------------------------------------------------------------
@@ -300,9 +337,7 @@ class Relay:
         await ws.accept()
         try:
             token = await _first_grant(ws)
-            grant = self.verifier.verify(token, typ="relay")
-            self._check_address(ws, grant)
-            self._check_not_dropped(grant)
+            grant = self._admit(ws, token)
         except MeridianError as exc:
             await _refuse(ws, exc)
             return
@@ -312,13 +347,14 @@ class Relay:
         # finds this member or was remembered before the check
         room = self._room(grant.meeting)
         outbox = Outbox(ws.send_bytes, room.counters, lambda: self._too_slow(ws))
-        member = Member(grant.participant, outbox, ws)
+        member = Member(grant.participant, outbox, ws, grant=grant)
+        self._expire_at(room, member, grant)
         writer = self._spawn(outbox.run())
         room.locals.append(outbox)
         room.members.append(member)
         room.counters.participants += 1
         try:
-            await self._open_links(room, grant, str(token))
+            await self._open_links(room)
             await ws.send_text(json.dumps({"type": "ready", "dc": self.region}))
             receive = ws.receive
             while True:
@@ -331,13 +367,81 @@ class Relay:
                 elif message["type"] == "websocket.disconnect":
                     break
                 else:
-                    await _refuse(ws, InputError("expected binary frames after `ready`"))
-                    break
+                    try:
+                        self._renew(ws, room, member, message.get("text"))
+                    except MeridianError as exc:
+                        member.dropped = True
+                        self._leave(room, member)
+                        await _refuse(ws, exc)
+                        break
         except (OSError, RuntimeError, WebSocketDisconnect):
             pass  # the participant went away mid-send
         finally:
             writer.cancel()
+            if member.expiry is not None:
+                member.expiry.cancel()
             self._leave(room, member)
+
+    def _admit(self, ws: WebSocket, token: object) -> Grant:
+        """The checked relay grant of a new socket, now used (its ``jti`` is remembered)."""
+        grant = self.verifier.verify(token, typ="relay")
+        self._check_address(ws, grant)
+        self._check_not_ended(grant.meeting)
+        self._check_not_dropped(grant)
+        self._use(grant)
+        return grant
+
+    def _use(self, grant: Grant) -> None:
+        """Mark a relay grant used: it opens one socket (or renews one) once."""
+        now = time.time()
+        used, order = self._used, self._used_order
+        while order and order[0][0] <= now:
+            _, old = heapq.heappop(order)
+            used.pop(old, None)
+        if not grant.jti:
+            raise GrantError("invalid grant: it has no `jti`, so it could be used twice")
+        if grant.jti in used:
+            raise GrantError("grant already used: ask the control plane for a new one")
+        used[grant.jti] = float(grant.expires)
+        heapq.heappush(order, (float(grant.expires), grant.jti))
+
+    def _renew(self, ws: WebSocket, room: Room, member: Member, text: object) -> None:
+        """A text message after ``ready``: a renewal, ``{"type": "renew", "grant": …}``."""
+        try:
+            body = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or body.get("type") != "renew":
+            raise InputError(
+                'expected binary frames or `{"type": "renew", "grant": "<token>"}` after `ready`'
+            )
+        grant = self.verifier.verify(body.get("grant"), typ="relay")
+        held = member.grant
+        if held is None or (grant.meeting, grant.participant) != (held.meeting, held.participant):
+            raise GrantError("a renewal must be for the same meeting, participant and region")
+        self._check_address(ws, grant)
+        self._check_not_ended(grant.meeting)
+        self._check_not_dropped(grant)
+        self._use(grant)
+        member.grant = grant
+        self._expire_at(room, member, grant)
+
+    def _expire_at(self, room: Room, member: Member, grant: Grant) -> None:
+        """(Re)arm the timer that ends ``member``'s session when its grant expires."""
+        if member.expiry is not None:
+            member.expiry.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(grant.expires - time.time(), 0.0)
+        member.expiry = loop.call_later(delay, self._expired, room, member)
+
+    def _expired(self, room: Room, member: Member) -> None:
+        if member.dropped:
+            return
+        member.dropped = True
+        member.outbox.shut()
+        self._leave(room, member)
+        why = "expired grant: ask the control plane for a new one"
+        self._spawn(_quietly(member.ws.close(CLOSE_GRANT, why)))
 
     def _check_address(self, ws: WebSocket, grant: Grant) -> None:
         peer = ws.client.host if ws.client else None
@@ -347,6 +451,11 @@ class Relay:
             raise GrantError(
                 f"grant for address `{shown(grant.ip)}` presented from `{shown(seen)}`"
             )
+
+    def _check_not_ended(self, meeting: str) -> None:
+        ended = self.ended.get(meeting)
+        if ended is not None and time.time() < ended[0]:
+            raise EndedError(ended[1])
 
     def _check_not_dropped(self, grant: Grant) -> None:
         dropped = self.dropped.get(grant.meeting, {}).get(grant.participant)
@@ -364,8 +473,11 @@ class Relay:
         """
         now = time.time()
         self._prune(now)
+        if grant.end:
+            return await self.end(grant)
         reason = grant.reason or "removed from the meeting"
-        until = float(grant.expires + GRANT_SECONDS)
+        code = grant.code if grant.code in _DROP_CODES else CLOSE_REMOVED
+        until = float(grant.expires + max(grant.lifetime, GRANT_SECONDS))
         remembered = self.dropped.setdefault(grant.meeting, {})
         for participant in grant.drop:
             before = remembered.get(participant, (0.0, reason))[0]
@@ -379,9 +491,7 @@ class Relay:
             member.dropped = True
             member.outbox.shut()
             self._leave(room, member)
-        await asyncio.gather(
-            *(_quietly(m.ws.close(CLOSE_REMOVED, _reason(reason))) for m in members)
-        )
+        await asyncio.gather(*(_quietly(m.ws.close(code, _reason(reason))) for m in members))
         for member in members:
             log.warning(
                 "meeting %s: participant %s dropped by order: %s",
@@ -391,7 +501,41 @@ class Relay:
             )
         return sorted({m.participant for m in members})
 
+    async def end(self, grant: Grant) -> list[str]:
+        """Carry out an end order (a checked ``drop`` grant with ``end``): close every socket
+        and link of the meeting here (4410) and refuse its grants, relay and link, from now on
+        (until one grant lifetime after the order expires). Returns the participants closed."""
+        reason = grant.reason or "the meeting ended"
+        until = float(grant.expires + max(grant.lifetime, GRANT_SECONDS))
+        before = self.ended.get(grant.meeting, (0.0, reason))[0]
+        self.ended[grant.meeting] = (max(before, until), reason)
+        self.link_grants.pop(grant.meeting, None)
+        room = self.rooms.get(grant.meeting)
+        if room is None:
+            return []
+        members = list(room.members)
+        for member in members:
+            member.dropped = True
+            member.outbox.shut()
+            if member.expiry is not None:
+                member.expiry.cancel()
+        room.members.clear()
+        room.locals.clear()
+        room.counters.participants = 0
+        links = room.detach_links()
+        for task in list(room.opening.values()):
+            task.cancel()
+        self._forget(room)
+        closing = [_quietly(m.ws.close(CLOSE_ENDED, _reason(reason))) for m in members]
+        closing += [_quietly(link.close()) for link in links]
+        await asyncio.gather(*closing)
+        log.warning("meeting %s: ended by order: %d sockets closed", grant.meeting, len(members))
+        return sorted({m.participant for m in members})
+
     def _prune(self, now: float) -> None:
+        for meeting, (until, _) in list(self.ended.items()):
+            if until <= now:
+                del self.ended[meeting]
         for meeting, remembered in list(self.dropped.items()):
             for participant, (until, _) in list(remembered.items()):
                 if until <= now:
@@ -424,15 +568,20 @@ class Relay:
         await ws.accept()
         try:
             token = await _first_grant(ws)
-            # the opener presents its participant's grant, addressed to the opener's region
+            # the opener presents the link grant the control plane gave it, addressed to itself
             opener = _claimed_region(token)
-            grant = self.verifier.verify(token, typ="relay", for_region=opener)
-            self._check_not_dropped(grant)
+            grant = self.verifier.verify(token, typ="link", for_region=opener)
+            self._check_not_ended(grant.meeting)
             pair = tuple(sorted((opener, self.region)))
-            if opener == self.region or pair not in {tuple(sorted(p)) for p in grant.links}:
+            if opener == self.region or grant.pair != pair:
                 raise FenceError(
                     f"region `{self.region}` refuses a cascade from `{shown(opener)}` for meeting "
                     f"`{shown(grant.meeting)}`: the link is not one of the meeting's"
+                )
+            if opener not in grant.regions:
+                raise FenceError(
+                    f"region `{self.region}` refuses a cascade from `{shown(opener)}` for meeting "
+                    f"`{shown(grant.meeting)}`: `{shown(opener)}` is not one of its allowed regions"
                 )
         except MeridianError as exc:
             await _refuse(ws, exc)
@@ -465,13 +614,52 @@ class Relay:
             room.remove_link(link)
             self._forget_if_idle(room)
 
-    async def _open_links(self, room: Room, grant: Grant, token: str) -> None:
-        """Open the links the grant lists for this region that the room does not have yet."""
-        peers = sorted(
-            {b if a == self.region else a for a, b in grant.links if self.region in (a, b)}
-            - {self.region}
-        )
-        waits = [self._link_to(room, peer, token) for peer in peers if peer not in room.links]
+    def add_links(self, meeting: str, tokens: list[object]) -> list[str]:
+        """Keep the link grants the control plane gives this node for ``meeting`` (each
+        ``typ=link``, addressed to this region, naming this region in its pair); open the
+        ones the room lacks if it has participants. Returns the peers it may now link to.
+
+        All or nothing: one bad grant refuses them all (:class:`GrantError`, :class:`FenceError`).
+        """
+        self._check_not_ended(meeting)
+        checked: list[tuple[str, str, Grant]] = []
+        for token in tokens:
+            grant = self.verifier.verify(token, typ="link")
+            if grant.meeting != meeting:
+                raise GrantError(
+                    f"grant for meeting `{shown(grant.meeting)}` presented for meeting "
+                    f"`{shown(meeting)}`"
+                )
+            peers = [r for r in grant.pair if r != self.region]
+            if len(grant.pair) != 2 or len(peers) != 1 or peers[0] not in grant.regions:
+                raise FenceError(
+                    f"region `{self.region}` refuses link `{shown('-'.join(grant.pair))}` of "
+                    f"meeting `{shown(meeting)}`: not a link from this region to an allowed one"
+                )
+            checked.append((peers[0], str(token), grant))
+        now = time.time()
+        held = self.link_grants.setdefault(meeting, {})
+        for peer, token, grant in checked:
+            if peer not in held or held[peer][1].expires <= grant.expires:
+                held[peer] = (token, grant)
+        for peer, (_, grant) in list(held.items()):
+            if grant.expires <= now:
+                del held[peer]
+        room = self.rooms.get(meeting)
+        if room is not None and room.locals:
+            self._spawn(self._open_links(room))
+        return sorted(held)
+
+    async def _open_links(self, room: Room) -> None:
+        """Open the links the control plane gave this node for the room's meeting that the
+        room does not have yet (a link grant still good is needed to open one)."""
+        now = time.time()
+        held = self.link_grants.get(room.meeting, {})
+        waits = [
+            self._link_to(room, peer, token)
+            for peer, (token, grant) in sorted(held.items())
+            if peer not in room.links and grant.expires > now
+        ]
         if waits:
             await asyncio.gather(*waits)
 

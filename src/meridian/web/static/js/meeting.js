@@ -24,6 +24,7 @@
   const KEEP_EPOCHS = 4; // epochs kept for frames still in flight after a rotation
   const EARLY_FRAMES = 256; // frames of an epoch whose key has not arrived yet
   const CLOSE_REMOVED = 4451;
+  const CLOSE_ENDED = 4410; // the relay closes an ended meeting's sockets
 
   // -- bytes -------------------------------------------------------------------------------------
 
@@ -418,6 +419,12 @@
         case "region_down":
           this.regionDown(String(message.dc || ""), String(message.message || "your data centre went down"));
           break;
+        case "renew":
+          // a fresh relay grant: the relay ends the session when the last one expires unrenewed
+          if (this.relay && this.relay.readyState === WebSocket.OPEN && typeof message.grant === "string") {
+            this.relay.send(JSON.stringify({ type: "renew", grant: message.grant }));
+          }
+          break;
         default:
           break;
       }
@@ -478,6 +485,10 @@
       if (this.ended) return;
       if (event.code === CLOSE_REMOVED) {
         this.removed(event.reason || "no reason given");
+        return;
+      }
+      if (event.code === CLOSE_ENDED) {
+        this.end("The meeting ended."); // the relay's end order may come before signalling's
         return;
       }
       const text = `The ${what} closed the connection (code ${event.code}${event.reason ? `: ${event.reason}` : ""}).`;
