@@ -51,6 +51,7 @@ def test_say_and_expect_between_two_clients(control, meeting):
         "received_chat": 2,
         "received_media": 0,
         "undecryptable": 0,
+        "dropped": {"bad_signature": 0, "unknown_sender": 0, "old_epoch": 0},
     }
 
 

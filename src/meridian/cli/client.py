@@ -112,13 +112,17 @@ async def _run(
             await _interactive(p, events, tally)
     finally:
         await p.leave()
+        dropped = p.dropped
         events.emit(
             "left",
             f"left: {tally['chat']} chat lines, {tally['media']} media frames "
-            f"({tally['media_bytes']} bytes), {p.undecryptable} undecryptable",
+            f"({tally['media_bytes']} bytes), {p.undecryptable} undecryptable, dropped "
+            f"{dropped['bad_signature']} with a bad signature, {dropped['unknown_sender']} from "
+            f"unknown senders, {dropped['old_epoch']} of old epochs",
             received_chat=tally["chat"],
             received_media=tally["media"],
             undecryptable=p.undecryptable,
+            dropped=dropped,
         )
 
 
