@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from websockets.exceptions import ConnectionClosed
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from meridian.keys import RosterMember, from_b64url, sign_roster
 from meridian.meetings.grants import Grant, GrantSigner, public_key_b64

@@ -22,7 +22,7 @@ from meridian.errors import InputError, MeridianError, UnwrapError
 from meridian.keys.media import (
     FRAME_GRACE_SECONDS,
     DropReason,
-    FrameDropped,
+    FrameDroppedError,
     FrameHeader,
     FrameKind,
     SenderKeys,
@@ -371,7 +371,7 @@ def pair(*epochs: int, clock: Clock | None = None) -> tuple[SenderKeys, SenderKe
 
 
 def dropped(keys: SenderKeys, frame: bytes) -> tuple[DropReason, str]:
-    with pytest.raises(FrameDropped) as caught:
+    with pytest.raises(FrameDroppedError) as caught:
         keys.open(frame)
     assert_one_line(caught.value)
     return caught.value.reason, str(caught.value)
@@ -410,7 +410,7 @@ def test_a_frame_sealed_under_another_senders_id_is_dropped_as_a_bad_signature()
 
 
 def test_a_frame_from_a_sender_not_in_the_roster_is_dropped() -> None:
-    alice, bob = pair(0)
+    _, bob = pair(0)
     stranger = participant_keys(0)
     frame = stranger.seal(sender="p_zed", kind=FrameKind.CHAT, payload=b"hello")
     assert dropped(bob, frame) == (

@@ -11,7 +11,7 @@ import meridian.keys
 def test_the_package_exports_exactly_the_intended_names() -> None:
     assert sorted(meridian.keys.__all__) == [
         "DropReason",
-        "FrameDropped",
+        "FrameDroppedError",
         "FrameHeader",
         "FrameKind",
         "IssuedKey",

@@ -12,15 +12,8 @@ import json
 from typing import Any
 
 from playwright.sync_api import expect
-from tests.web.test_meeting import (  # noqa: F401 - `clients` is a fixture
-    US_IP,
-    WAIT,
-    Clients,
-    clients,
-    create_meeting,
-    host,
-    join_page,
-)
+from tests.web.test_meeting import US_IP, WAIT, Clients, create_meeting, host, join_page
+from tests.web.test_meeting import clients as clients  # the fixture, shared
 
 from meridian.keys import FrameKind
 

@@ -58,7 +58,7 @@ from ..errors import (
 )
 from ..keys import (
     DropReason,
-    FrameDropped,
+    FrameDroppedError,
     FrameKind,
     KeyContext,
     RosterError,
@@ -500,7 +500,7 @@ class Participant:
     def _open(self, frame: bytes, *, hold: bool = True) -> None:
         try:
             header, payload = self.keys.open(frame)
-        except FrameDropped as exc:
+        except FrameDroppedError as exc:
             waits = exc.reason == DropReason.UNKNOWN_SENDER or (
                 exc.reason == DropReason.UNDECRYPTABLE and self._is_early(frame)
             )

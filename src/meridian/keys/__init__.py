@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .media import (
     DropReason,
-    FrameDropped,
+    FrameDroppedError,
     FrameHeader,
     FrameKind,
     SenderKeys,
@@ -36,7 +36,7 @@ from .wrap import (
 
 __all__ = [
     "DropReason",
-    "FrameDropped",
+    "FrameDroppedError",
     "FrameHeader",
     "FrameKind",
     "IssuedKey",

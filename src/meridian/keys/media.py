@@ -41,7 +41,7 @@ __all__ = [
     "MAX_SENDER_BYTES",
     "SIGNATURE_BYTES",
     "DropReason",
-    "FrameDropped",
+    "FrameDroppedError",
     "FrameHeader",
     "FrameKind",
     "SenderKeys",
@@ -120,7 +120,7 @@ class DropReason(StrEnum):
     UNDECRYPTABLE = "undecryptable"
 
 
-class FrameDropped(UnwrapError):
+class FrameDroppedError(UnwrapError):
     """Raised when a receiver drops a frame; :attr:`reason` says which counter it goes to."""
 
     def __init__(self, message: str, reason: DropReason) -> None:
@@ -213,7 +213,9 @@ def seal_frame(
     signed with ``signing_key`` (the sender's own, whose public half the roster lists)."""
     check_key(key, "sender key")
     if not isinstance(signing_key, Ed25519PrivateKey):
-        raise InputError(f"signing key must be an Ed25519 private key, not `{type(signing_key).__name__}`")
+        raise InputError(
+            f"signing key must be an Ed25519 private key, not `{type(signing_key).__name__}`"
+        )
     meeting_bytes = utf8(meeting, "meeting id")
     sender_raw = _sender_bytes(sender)
     try:
@@ -239,19 +241,19 @@ def seal_frame(
 def verify_frame(public_key: Ed25519PublicKey, *, meeting: str, frame: bytes) -> FrameHeader:
     """The header of ``frame`` if ``public_key`` signed it for ``meeting``.
 
-    :class:`FrameDropped` (``bad_signature``) if it did not; ``undecryptable`` if malformed.
+    :class:`FrameDroppedError` (``bad_signature``) if it did not; ``undecryptable`` if malformed.
     """
     meeting_bytes = utf8(meeting, "meeting id")
     try:
         header, _ = _parse(frame)
     except InputError as exc:
-        raise FrameDropped(
+        raise FrameDroppedError(
             f"sealed frame does not open: {exc.message}", DropReason.UNDECRYPTABLE
         ) from exc
     try:
         public_key.verify(frame[-SIGNATURE_BYTES:], frame[:-SIGNATURE_BYTES] + meeting_bytes)
     except InvalidSignature as exc:
-        raise FrameDropped(
+        raise FrameDroppedError(
             f"sealed frame is not signed by its sender `{shown(header.sender)}`",
             DropReason.BAD_SIGNATURE,
         ) from exc
@@ -476,31 +478,31 @@ class SenderKeys:
         """The header and payload of ``frame``, checked in this order: its epoch is current, its
         sender is in the roster, the sender's signing key signed it, and it opens.
 
-        :class:`FrameDropped` with the reason otherwise. A sender key is cached only once a
+        :class:`FrameDroppedError` with the reason otherwise. A sender key is cached only once a
         frame has opened with it, so frames that do not open cost a derivation but no memory.
         """
         try:
             header = parse_header(frame)
         except InputError as exc:
-            raise FrameDropped(
+            raise FrameDroppedError(
                 f"sealed frame does not open: {exc.message}", DropReason.UNDECRYPTABLE
             ) from exc
         if not self.current(header.epoch):
-            raise FrameDropped(
+            raise FrameDroppedError(
                 f"sealed frame of epoch `{header.epoch}` is superseded (held: "
                 f"`{', '.join(map(str, self.epochs))}`)",
                 DropReason.OLD_EPOCH,
             )
         public = self.senders.key_of(header.sender)
         if public is None:
-            raise FrameDropped(
+            raise FrameDroppedError(
                 f"sealed frame from `{shown(header.sender)}`, who is not in the roster",
                 DropReason.UNKNOWN_SENDER,
             )
         verify_frame(public, meeting=self.meeting, frame=frame)
         key = self._derive(header.epoch, header.sender)
         if key is None:
-            raise FrameDropped(
+            raise FrameDroppedError(
                 f"sealed frame does not open: no meeting key for epoch `{header.epoch}` "
                 f"(held: `{', '.join(map(str, self.epochs)) or 'none'}`)",
                 DropReason.UNDECRYPTABLE,
@@ -508,6 +510,6 @@ class SenderKeys:
         try:
             opened = open_frame(key, meeting=self.meeting, frame=frame)
         except UnwrapError as exc:
-            raise FrameDropped(exc.message, DropReason.UNDECRYPTABLE) from exc
+            raise FrameDroppedError(exc.message, DropReason.UNDECRYPTABLE) from exc
         self._remember(header.epoch, header.sender, key)
         return opened
