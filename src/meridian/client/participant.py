@@ -274,6 +274,8 @@ class Participant:
         self.rosters_refused = 0
         self._control_key: Ed25519PublicKey | None = None
         self._roster_seq = -1
+        #: the names of the signed roster (kept after someone leaves, for their last frames)
+        self._signed_names: dict[str, str] = {}
         #: why the participant is no longer in the meeting, once it is not
         self.ended: str | None = None
         #: the reason the control plane gave when it removed this participant
@@ -292,7 +294,7 @@ class Participant:
 
     def name_of(self, participant: str) -> str:
         """The name a participant gave, or its id when it is not (or no longer) in the roster."""
-        return self.roster.get(participant, participant)
+        return self.roster.get(participant) or self._signed_names.get(participant, participant)
 
     async def sender_name(self, participant: str, wait: float = 2.0) -> str:
         """The name of a frame's sender, waiting up to ``wait`` seconds for the roster to name it.
@@ -592,6 +594,7 @@ class Participant:
         if roster.seq <= self._roster_seq:
             return
         self._roster_seq = roster.seq
+        self._signed_names.update(roster.names())
         self.keys.senders.replace(roster.keys())
         self._retry()
 

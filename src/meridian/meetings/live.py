@@ -219,12 +219,13 @@ class Signalling:
         send: Send,
         close: Close | None = None,
         connect_ip: str | None = None,
-        signing_key: bytes = b"",
+        signing_key: bytes,
     ) -> dict[str, Any]:
         """Admit one participant: the ``admitted`` message, or a ``refused`` one.
 
-        ``signing_key`` (raw Ed25519 public key) is what its frames are signed with: it goes in
-        the signed roster everyone gets, which lists every participant admitted and not gone.
+        ``signing_key`` (raw Ed25519 public key, required) is what its frames are signed with: it
+        goes in the signed roster everyone gets, which lists every participant admitted and not
+        gone.
 
         The participant is judged by ``client_ip``; its relay grant is bound to ``connect_ip``
         (default: the same), the address its relay will see. They differ only on the demo's

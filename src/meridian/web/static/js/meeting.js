@@ -484,6 +484,7 @@
       if (roster.seq <= this.rosterSeq) return;
       this.rosterSeq = roster.seq;
       this.roster.replace(roster.members);
+      for (const m of roster.members) if (!this.names.has(m.participant)) this.names.set(m.participant, m.name);
       await this.retry();
     }
 
