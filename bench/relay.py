@@ -738,24 +738,26 @@ class Options:
 
 def sealed_frame(meeting: str) -> bytes:
     """One media frame of exactly :data:`FRAME_BYTES`, sealed with a real sender key."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from meridian.keys import FrameKind, seal_frame, sender_key
 
     key = sender_key(os.urandom(32), meeting, SENDER, 0)
+    signing = Ed25519PrivateKey.generate()  # frames are signed by their sender (MF2)
 
     def seal(size: int) -> bytes:
         return seal_frame(
-            key, meeting=meeting, sender=SENDER, epoch=0, kind=FrameKind.MEDIA, payload=bytes(size)
+            key,
+            meeting=meeting,
+            sender=SENDER,
+            epoch=0,
+            kind=FrameKind.MEDIA,
+            payload=bytes(size),
+            signing_key=signing,
         )
 
     overhead = len(seal(0))
-    frame = seal_frame(
-        key,
-        meeting=meeting,
-        sender=SENDER,
-        epoch=0,
-        kind=FrameKind.MEDIA,
-        payload=os.urandom(FRAME_BYTES - overhead),
-    )
+    frame = seal(FRAME_BYTES - overhead)
     assert len(frame) == FRAME_BYTES
     return frame
 

@@ -202,9 +202,11 @@ def test_datacentres_lists_every_region(live):
         ('{"type": "join", "public_key": "!!"}', "`public_key` `!!` is not unpadded base64url"),
         ('{"type": "join", "public_key": "AAAA"}', "public key must be 32 bytes of X25519, not `3`"),
         ('{"type": "join", "name": "a\\nb", "public_key": "' + "A" * 43 + '"}', "`name` must be printable"),
-        ('{"type": "join", "public_key": "' + "A" * 43 + '"}', "no meeting `mtg_nope`"),
+        ('{"type": "join", "public_key": "' + "A" * 43 + '"}', "`signing_key` must be a base64url string"),
+        ('{"type": "join", "public_key": "' + "A" * 43 + '", "signing_key": "AAAA"}', "signing key must be 32 bytes of Ed25519, not `3`"),
+        ('{"type": "join", "public_key": "' + "A" * 43 + '", "signing_key": "' + "A" * 43 + '"}', "no meeting `mtg_nope`"),
     ],
-    ids=["binary", "not-json", "bad-base64", "short-key", "name", "unknown-meeting"],
+    ids=["binary", "not-json", "bad-base64", "short-key", "name", "no-signing-key", "short-signing-key", "unknown-meeting"],
 )
 def test_bad_signalling_input_gets_a_one_line_refusal(live, first, message):
     import asyncio

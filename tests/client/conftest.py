@@ -4,12 +4,16 @@ The stand-in does what docs/data-plane.md §Signalling says the control plane do
 policy: it refuses a participant named ``mallory``, places everyone else in the region the test
 chose (US by default), asks the US key server for the wrapped key with a key grant, and answers
 ``admitted`` with a relay grant for the address it saw (``X-Forwarded-For`` from loopback is
-believed, as the nodes here believe it). Tests rotate keys and end meetings through it.
+believed, as the nodes here believe it). It registers each joiner's signing key and hands out
+the meeting's roster signed with its grant key (``signed_roster``, ``roster_key`` in
+``admitted``; ``members`` to the others), as the control plane does. Tests rotate keys and end
+meetings through it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import threading
@@ -20,9 +24,11 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
+from meridian.keys import RosterMember, from_b64url, sign_roster
 from meridian.meetings.grants import Grant, GrantSigner, public_key_b64
 from meridian.node.cluster import LocalCluster
 
@@ -36,6 +42,8 @@ class Seat:
     participant: str
     public_key: str
     conn: ServerConnection
+    name: str = ""
+    signing_key: str = ""
 
 
 @dataclass
@@ -51,6 +59,29 @@ class FakeControl:
     notices: list[str] = field(default_factory=list)
     seats: dict[str, list[Seat]] = field(default_factory=dict)
     joins: list[dict[str, Any]] = field(default_factory=list)
+    seq: int = 0
+    #: the signing key rosters are signed with (the grant key's private half)
+    roster_signer: Ed25519PrivateKey | None = None
+
+    def signed_roster(self, meeting: str) -> str:
+        assert self.roster_signer is not None
+        self.seq += 1
+        members = [
+            RosterMember(
+                s.participant,
+                s.name,
+                Ed25519PublicKey.from_public_bytes(from_b64url(s.signing_key)),
+            )
+            for s in self.seats.get(meeting, [])
+        ]
+        return sign_roster(self.roster_signer, meeting=meeting, epoch=0, seq=self.seq, members=members)
+
+    async def publish(self, meeting: str, *, exclude: str = "") -> None:
+        message = json.dumps({"type": "members", "signed_roster": self.signed_roster(meeting)})
+        for seat in self.seats.get(meeting, []):
+            if seat.participant != exclude:
+                with contextlib.suppress(ConnectionClosed):
+                    await seat.conn.send(message)
 
     def call(self, coro: Any) -> Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -139,6 +170,9 @@ class FakeControl:
         )
         key = await self._key(meeting, participant, join["public_key"], 0)
         await self._links(meeting)
+        seat = Seat(participant, join["public_key"], conn, join["name"], join["signing_key"])
+        self.seats.setdefault(meeting, []).append(seat)
+        await self.publish(meeting, exclude=participant)
         await conn.send(
             json.dumps(
                 {
@@ -151,16 +185,26 @@ class FakeControl:
                     "notices": self.notices,
                     "key": key,
                     "placement": {"dc": dc, "key_region": "US"},
+                    "roster_key": public_key_b64(self.signer.public_key),
+                    "signed_roster": self.signed_roster(meeting),
                 }
             )
         )
-        self.seats.setdefault(meeting, []).append(Seat(participant, join["public_key"], conn))
         await conn.wait_closed()  # closing the signalling socket is leaving
+        seats = self.seats.get(meeting, [])
+        if seat in seats:
+            seats.remove(seat)
+            await self.publish(meeting)
 
 
 @pytest.fixture(scope="session")
-def signer() -> GrantSigner:
-    return GrantSigner(Ed25519PrivateKey.generate())
+def signer_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="session")
+def signer(signer_key: Ed25519PrivateKey) -> GrantSigner:
+    return GrantSigner(signer_key)
 
 
 @pytest.fixture(scope="session")
@@ -179,7 +223,9 @@ def cluster(
 
 
 @pytest.fixture(scope="session")
-def control_server(signer: GrantSigner, cluster: LocalCluster) -> Iterator[FakeControl]:
+def control_server(
+    signer: GrantSigner, signer_key: Ed25519PrivateKey, cluster: LocalCluster
+) -> Iterator[FakeControl]:
     loop = asyncio.new_event_loop()
     started: Future[tuple[Server, asyncio.Event]] = Future()
     control: list[FakeControl] = []
@@ -197,7 +243,9 @@ def control_server(signer: GrantSigner, cluster: LocalCluster) -> Iterator[FakeC
     thread.start()
     server, stop = started.result(timeout=30)
     port = next(iter(server.sockets)).getsockname()[1]
-    control.append(FakeControl(f"http://127.0.0.1:{port}", signer, cluster, loop))
+    control.append(
+        FakeControl(f"http://127.0.0.1:{port}", signer, cluster, loop, roster_signer=signer_key)
+    )
     yield control[0]
     loop.call_soon_threadsafe(stop.set)
     thread.join(timeout=10)

@@ -51,6 +51,7 @@ def test_say_and_expect_between_two_clients(control, meeting):
         "received_chat": 2,
         "received_media": 0,
         "undecryptable": 0,
+        "dropped": {"bad_signature": 0, "unknown_sender": 0, "old_epoch": 0},
     }
 
 
@@ -120,8 +121,8 @@ def test_interactive_sends_each_line_and_leaves_at_end_of_input(control, meeting
 
     heard, printed, code = asyncio.run(scenario())
     assert heard == ["first line", "second line"]  # the empty line is not sent
-    assert printed.startswith("[p_bob_")
-    assert printed.endswith("] hello alice\n")
+    # named as the roster the control plane signed names bob
+    assert printed == "[bob] hello alice\n"
     assert code == 0
 
 
@@ -137,3 +138,27 @@ def test_node_refuses_a_bad_configuration_with_exit_78(tmp_path):
     peer = runner.invoke(app, ["node", "--region", "US", "--control-key", "x", "--peer", "DE"])
     assert peer.exit_code == 2
     assert peer.stderr.startswith("error: peer `DE` is not REGION=URL")
+
+
+def test_a_pinned_control_key_refuses_any_other_signer(control, meeting):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from meridian.meetings.grants import public_key_b64
+
+    other = public_key_b64(Ed25519PrivateKey.generate().public_key())
+    refused = runner.invoke(
+        app, join_args(control, meeting, "--name", "alice", "--control-key", other, "--stay", "0")
+    )
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        "error: the control plane's roster key is not the pinned one: refusing its rosters\n"
+    )
+    bad = runner.invoke(app, join_args(control, meeting, "--control-key", "!!", "--stay", "0"))
+    assert bad.exit_code == 2
+    assert bad.stderr == "error: --control-key `!!` is not unpadded base64url\n"
+    right = public_key_b64(control.signer.public_key)
+    joined = runner.invoke(
+        app, join_args(control, meeting, "--name", "alice", "--control-key", right, "--stay", "0")
+    )
+    assert joined.exit_code == 0, joined.stderr
+    assert joined.stderr.startswith(f"joined {meeting} as p_alice_")

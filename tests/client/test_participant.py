@@ -11,11 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from websockets.asyncio.client import connect
 
 from meridian.client import Participant
 from meridian.errors import ConfigurationError, DeniedError, FenceError, GrantError
-from meridian.keys import FrameKind, SenderKeys, seal_frame, sender_key
+from meridian.keys import FrameKind, SenderKeys, SenderRoster, seal_frame, sender_key
 from meridian.meetings.grants import Grant
 
 WAIT = 10  # seconds: a safety net against hanging, never an assertion
@@ -69,10 +70,12 @@ def test_two_participants_join_unwrap_the_same_key_and_chat_across_regions(
         3000,
     )
     assert alice.undecryptable == bob.undecryptable == 0
-    # the join carried a fresh X25519 public key, and nothing else of the participant's keys
+    # the join carried a fresh X25519 public key and a fresh Ed25519 signing public key, and
+    # nothing else of the participant's keys
     joins = [j for j in control.joins if j["meeting"] == meeting]
-    assert sorted(joins[0]) == ["meeting", "name", "public_key", "type"]
+    assert sorted(joins[0]) == ["meeting", "name", "public_key", "signing_key", "type"]
     assert joins[0]["public_key"] != joins[1]["public_key"]
+    assert joins[0]["signing_key"] != joins[1]["signing_key"]
 
 
 def test_a_refusal_is_a_denied_error_with_the_decision(control, cluster, meeting):
@@ -165,19 +168,22 @@ def _grant(signer, meeting: str, who: str, **changes: Any) -> str:
     return signer.sign(Grant(**fields), now=now)
 
 
-def _keys(meeting: str, key: bytes) -> SenderKeys:
-    keys = SenderKeys(meeting)
+def _keys(meeting: str, key: bytes, senders: SenderRoster | None = None) -> SenderKeys:
+    keys = SenderKeys(meeting, senders=senders)
     keys.add_epoch(0, key)
     return keys
 
 
 def test_frames_that_do_not_open_are_counted_and_skipped(signer, cluster, meeting):
     key = os.urandom(32)
+    signing = Ed25519PrivateKey.generate()  # mallory's, in bob's (hand-made) roster
+    senders = SenderRoster()
+    senders.trust("p_mallory", signing.public_key())
 
     async def scenario():
         relay = cluster["US"].relay_url
         bob = await Participant.connect_relay(
-            relay, _grant(signer, meeting, "p_bob"), meeting, "p_bob", _keys(meeting, key)
+            relay, _grant(signer, meeting, "p_bob"), meeting, "p_bob", _keys(meeting, key, senders)
         )
         async with connect(relay, proxy=None) as mallory:
             await mallory.send(json.dumps({"grant": _grant(signer, meeting, "p_mallory")}))
@@ -191,6 +197,7 @@ def test_frames_that_do_not_open_are_counted_and_skipped(signer, cluster, meetin
                 epoch=0,
                 kind=FrameKind.CHAT,
                 payload=b"x",
+                signing_key=signing,
             )
             await mallory.send(bad)
             await mallory.send(bad[:-1] + bytes([bad[-1] ^ 1]))
@@ -201,15 +208,18 @@ def test_frames_that_do_not_open_are_counted_and_skipped(signer, cluster, meetin
                 epoch=0,
                 kind=FrameKind.CHAT,
                 payload=b"this one opens",
+                signing_key=signing,
             )
             await mallory.send(good)
             received = await bob.receive(WAIT)
         await bob.leave()
-        return received, bob.undecryptable
+        return received, bob.undecryptable, bob.dropped
 
-    received, undecryptable = run(scenario())
+    received, undecryptable, dropped = run(scenario())
     assert received.text == "this one opens"
-    assert undecryptable == 3
+    # junk and a frame under the wrong key do not open; a changed byte breaks the signature
+    assert undecryptable == 2
+    assert dropped == {"bad_signature": 1, "unknown_sender": 0, "old_epoch": 0}
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,19 @@ import meridian.keys
 
 def test_the_package_exports_exactly_the_intended_names() -> None:
     assert sorted(meridian.keys.__all__) == [
+        "DropReason",
+        "FrameDroppedError",
         "FrameHeader",
         "FrameKind",
         "IssuedKey",
         "KeyContext",
         "KeyServer",
         "MasterKeyStore",
+        "RosterError",
+        "RosterMember",
         "SenderKeys",
+        "SenderRoster",
+        "SignedRoster",
         "WrappedKey",
         "b64url",
         "from_b64url",
@@ -26,7 +32,11 @@ def test_the_package_exports_exactly_the_intended_names() -> None:
         "public_bytes",
         "seal_frame",
         "sender_key",
+        "sign_roster",
+        "signing_public_bytes",
         "unwrap_key",
+        "verify_frame",
+        "verify_roster",
         "wrap_key",
     ]
     for name in meridian.keys.__all__:

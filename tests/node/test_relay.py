@@ -17,7 +17,14 @@ from websockets.exceptions import ConnectionClosed
 
 from meridian.client import Participant
 from meridian.errors import UnwrapError
-from meridian.keys import FrameKind, SenderKeys, parse_header, seal_frame, sender_key
+from meridian.keys import (
+    FrameKind,
+    SenderKeys,
+    SenderRoster,
+    parse_header,
+    seal_frame,
+    sender_key,
+)
 from meridian.meetings.grants import Grant, GrantSigner
 
 WAIT = 10  # seconds: a safety net against hanging, never an assertion
@@ -64,9 +71,14 @@ async def refused(
     return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
+#: per meeting, the signing keys its hand-made participants know each other by (what a signed
+#: roster gives participants that join through the control plane)
+ROSTERS: dict[str, SenderRoster] = {}
+
+
 def meeting_keys(meeting: str, key: bytes | None = None) -> SenderKeys:
     """Frame keys as a participant holds them once it has unwrapped the meeting key."""
-    keys = SenderKeys(meeting)
+    keys = SenderKeys(meeting, senders=ROSTERS.setdefault(meeting, SenderRoster()))
     keys.add_epoch(0, key or os.urandom(32))
     return keys
 
@@ -358,6 +370,8 @@ def test_relays_forward_ciphertext_they_cannot_read(cluster, mint, meeting, give
             await asyncio.wait_for(tap.recv(), WAIT),
         )
         # a frame sealed by hand goes through unchanged, byte for byte
+        eve_signs = Ed25519PrivateKey.generate()
+        ROSTERS[meeting].trust("p_eve", eve_signs.public_key())
         sealed = seal_frame(
             sender_key(key, meeting, "p_eve", 0),
             meeting=meeting,
@@ -365,6 +379,7 @@ def test_relays_forward_ciphertext_they_cannot_read(cluster, mint, meeting, give
             epoch=0,
             kind=FrameKind.CHAT,
             payload=b"exactly these bytes",
+            signing_key=eve_signs,
         )
         await eve.send(sealed)
         forwarded = await asyncio.wait_for(tap.recv(), WAIT)
@@ -378,7 +393,7 @@ def test_relays_forward_ciphertext_they_cannot_read(cluster, mint, meeting, give
     assert on_us == on_de
     assert marker.encode() not in on_us
     assert b"MARKER" not in on_us
-    assert on_us.startswith(b"MF1")
+    assert on_us.startswith(b"MF2")
     assert parse_header(on_us).sender == "p_alice"
     with pytest.raises(UnwrapError):
         meeting_keys(meeting).open(on_us)  # any other meeting key opens nothing

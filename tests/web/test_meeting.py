@@ -186,7 +186,7 @@ def test_a_browser_and_two_clients_chat_end_to_end_encrypted(plane, nodes, brows
     got = clients.run(hear(de, browser_id))
     assert (got.text, got.epoch) == ("So am I", 1)
 
-    # what crossed the wire: the relay carried MF1 frames only, and no plaintext line ever went
+    # what crossed the wire: the relay carried MF2 frames only, and no plaintext line ever went
     # to or came from a server, in either direction
     lines = [
         "Guten Morgen aus Frankfurt",
@@ -199,7 +199,7 @@ def test_a_browser_and_two_clients_chat_end_to_end_encrypted(plane, nodes, brows
     sealed = [p for _, p in relay if isinstance(p, bytes)]
     assert len([d for d, p in relay if d == "sent" and isinstance(p, bytes)]) == 2
     assert len([d for d, p in relay if d == "received" and isinstance(p, bytes)]) == 3
-    assert all(p.startswith(b"MF1\x01") for p in sealed)
+    assert all(p.startswith(b"MF2\x01") for p in sealed)
     signalling = wire.on("/signal")
     assert signalling, "the page's signalling socket was not seen"
     for _, payload in relay + signalling:

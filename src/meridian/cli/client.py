@@ -34,7 +34,10 @@ _EPILOG = """Examples:
     meridian client join mtg_123 --name alice --say "hello" --expect 1
     meridian client join mtg_123 --name bob            # interactive: type lines, Ctrl-D leaves
 
-It is interactive when none of --say, --media, --expect and --stay is given.
+It is interactive when none of --say, --media, --expect and --stay is given. Every frame
+received is checked against the roster the control plane signs; what is dropped (a bad
+signature, an unknown sender, an old epoch) is counted in the last line. --control-key pins the
+control plane's key (the one `meridian node --control-key` takes): any other signer is refused.
 
 Exit codes: 0 done; 1 fewer lines than --expect arrived; 3 refused by the policy in force
 (the reason on stderr); 77 a token or grant refused; 78 the control plane or relay unreachable.
@@ -75,9 +78,18 @@ async def _run(
     stay: float | None,
     wait_for: int | None,
     events: _Events,
+    control_key: str | None = None,
 ) -> None:
-    from ..client import Participant
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from ..client import Participant
+    from ..keys import from_b64url
+    from ..keys.media import check_signing_key
+
+    pinned = None
+    if control_key is not None:
+        raw = check_signing_key(from_b64url(control_key.strip(), "--control-key"))
+        pinned = Ed25519PublicKey.from_public_bytes(raw)
     p = await Participant.join(
         control,
         meeting,
@@ -86,6 +98,7 @@ async def _run(
         forwarded_for=forwarded_for,
         on_notice=events.notice,
         on_key=events.key,
+        control_key=pinned,
     )
     events.emit(
         "joined",
@@ -112,13 +125,17 @@ async def _run(
             await _interactive(p, events, tally)
     finally:
         await p.leave()
+        dropped = p.dropped
         events.emit(
             "left",
             f"left: {tally['chat']} chat lines, {tally['media']} media frames "
-            f"({tally['media_bytes']} bytes), {p.undecryptable} undecryptable",
+            f"({tally['media_bytes']} bytes), {p.undecryptable} undecryptable, dropped "
+            f"{dropped['bad_signature']} with a bad signature, {dropped['unknown_sender']} from "
+            f"unknown senders, {dropped['old_epoch']} of old epochs",
             received_chat=tally["chat"],
             received_media=tally["media"],
             undecryptable=p.undecryptable,
+            dropped=dropped,
         )
 
 
@@ -274,6 +291,17 @@ def join(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per event line.")
     ] = False,
+    control_key: Annotated[
+        str | None,
+        typer.Option(
+            "--control-key",
+            metavar="KEY",
+            envvar="MERIDIAN_CONTROL_KEY",
+            help="Pin the control plane's public key (base64url Ed25519): rosters it did not "
+            "sign are refused (default: the key its `admitted` message names).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Join a meeting through the control plane, then chat and send media through its relay."""
     from ..client.participant import MAX_FRAME_BYTES
@@ -301,6 +329,7 @@ def join(
                 stay=stay,
                 wait_for=wait_for,
                 events=_Events(as_json),
+                control_key=control_key,
             )
         )
     except KeyboardInterrupt:

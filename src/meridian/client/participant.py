@@ -8,8 +8,13 @@ Joining follows docs/data-plane.md §Signalling::
     participant ──{"grant"}──▶ relay ──{"type": "ready"}──▶ participant
 
 The key arrives wrapped to a fresh X25519 key pair made for this join; it is unwrapped for the
-exact context (meeting, participant, key region, epoch). The signalling socket stays open: later
-``key`` messages (rotations) and ``ended`` arrive on it, and closing it is leaving.
+exact context (meeting, participant, key region, epoch). The join also carries the public half
+of a fresh Ed25519 signing key: every frame this participant sends is signed with it, and the
+control plane lists it in the roster it signs (``signed_roster``, checked against its
+``roster_key``, or a key pinned with ``control_key``). Every frame received is checked against
+that roster before it is opened; what is dropped is counted in :attr:`Participant.dropped`
+(``bad_signature``, ``unknown_sender``, ``old_epoch``). The signalling socket stays open: later
+``key`` messages (rotations), rosters and ``ended`` arrive on it, and closing it is leaving.
 
 A participant the control plane removes gets ``{"type": "removed", "reason"}`` and both its
 sockets closed with code 4451: :attr:`Participant.removed` holds the reason, :attr:`ended` says
@@ -33,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -51,15 +57,22 @@ from ..errors import (
     shown,
 )
 from ..keys import (
+    DropReason,
+    FrameDroppedError,
     FrameKind,
     KeyContext,
+    RosterError,
     SenderKeys,
     WrappedKey,
     b64url,
+    from_b64url,
     parse_header,
     public_bytes,
+    signing_public_bytes,
     unwrap_key,
+    verify_roster,
 )
+from ..keys.media import FRAME_GRACE_SECONDS
 
 __all__ = ["MAX_FRAME_BYTES", "Admission", "Participant", "Received", "signal_url"]
 
@@ -67,8 +80,11 @@ log = logging.getLogger("meridian.client")
 
 #: the largest frame accepted from a relay (a relay's own limit)
 MAX_FRAME_BYTES = 16 * 1024 * 1024
-#: frames of an epoch whose key has not arrived yet, held for when it does
+#: frames of an epoch whose key has not arrived yet, or of a sender whose roster entry has not,
+#: held for when it does (a sender's roster entry is held for FRAME_GRACE_SECONDS at most)
 _EARLY_FRAMES = 256
+#: the counters of :attr:`Participant.dropped`
+_DROPPED = (DropReason.BAD_SIGNATURE, DropReason.UNKNOWN_SENDER, DropReason.OLD_EPOCH)
 _TIMEOUT_SECONDS = 10.0
 _END = object()  # queued when the relay connection ends
 #: the close code of both sockets of a removed participant (docs/data-plane.md)
@@ -207,6 +223,21 @@ def _refusal(message: dict[str, Any]) -> MeridianError:
     return DeniedError(text, {}) if error is None else error(text)
 
 
+def _roster_key(text: object, pinned: Ed25519PublicKey | None) -> Ed25519PublicKey:
+    """The key rosters are checked with: ``pinned`` if given (and ``admitted`` must agree)."""
+    try:
+        offered = Ed25519PublicKey.from_public_bytes(from_b64url(text, "`roster_key`"))
+    except (InputError, ValueError) as exc:
+        raise RosterError(
+            f"the control plane's `admitted` has no valid `roster_key`: {exc}"
+        ) from None
+    if pinned is not None and signing_public_bytes(pinned) != signing_public_bytes(offered):
+        raise RosterError(
+            "the control plane's roster key is not the pinned one: refusing its rosters"
+        )
+    return pinned or offered
+
+
 def _admission(message: dict[str, Any]) -> tuple[Admission, dict[str, Any]]:
     """The admission and its ``key`` message; :class:`InputError` if either is malformed."""
     try:
@@ -240,6 +271,13 @@ class Participant:
         self.admission: Admission | None = None
         #: frames that did not open (wrong key, unknown epoch, malformed): counted, never raised
         self.undecryptable = 0
+        self._dropped: dict[str, int] = dict.fromkeys(_DROPPED, 0)
+        #: rosters refused (not signed by the control plane, or malformed); the last good one holds
+        self.rosters_refused = 0
+        self._control_key: Ed25519PublicKey | None = None
+        self._roster_seq = -1
+        #: the names of the signed roster (kept after someone leaves, for their last frames)
+        self._signed_names: dict[str, str] = {}
         #: why the participant is no longer in the meeting, once it is not
         self.ended: str | None = None
         #: the reason the control plane gave when it removed this participant
@@ -254,7 +292,7 @@ class Participant:
         self._signal: ClientConnection | None = None
         self._private: X25519PrivateKey | None = None
         self._inbox: asyncio.Queue[Received | object] = asyncio.Queue()
-        self._early: deque[bytes] = deque(maxlen=_EARLY_FRAMES)
+        self._early: deque[tuple[float, bytes]] = deque()
         self._tasks: list[asyncio.Task[None]] = []
         #: the others connected to the meeting, by participant id: their names
         self.roster: dict[str, str] = {}
@@ -262,7 +300,7 @@ class Participant:
 
     def name_of(self, participant: str) -> str:
         """The name a participant gave, or its id when it is not (or no longer) in the roster."""
-        return self.roster.get(participant, participant)
+        return self.roster.get(participant) or self._signed_names.get(participant, participant)
 
     async def sender_name(self, participant: str, wait: float = 2.0) -> str:
         """The name of a frame's sender, waiting up to ``wait`` seconds for the roster to name it.
@@ -324,21 +362,30 @@ class Participant:
         forwarded_for: str | None = None,
         on_notice: Callable[[str], None] | None = None,
         on_key: Callable[[int], None] | None = None,
+        control_key: Ed25519PublicKey | None = None,
     ) -> Participant:
         """Join ``meeting`` through the control plane at ``control_url`` and connect to its relay.
 
         Notices are given to ``on_notice`` before the relay is connected, and a removal when it
         happens (one line with its reason); ``on_key`` hears of each key rotation. Raises
-        :class:`DeniedError` (with the decision) when the control plane refuses, and the relay's
-        refusal (:class:`GrantError`, :class:`FenceError`) if it refuses.
+        :class:`DeniedError` (with the decision) when the control plane refuses, the relay's
+        refusal (:class:`GrantError`, :class:`FenceError`) if it refuses, and
+        :class:`RosterError` if the roster is not signed by the control plane: by
+        ``control_key`` when it is given (pinned), else by the ``roster_key`` of ``admitted``.
         """
         private = X25519PrivateKey.generate()
+        signing = Ed25519PrivateKey.generate()
         headers = _headers(token, forwarded_for)
         signal = await _connect(signal_url(control_url, meeting), "control plane", headers)
         try:
             await signal.send(
                 json.dumps(
-                    {"type": "join", "name": name, "public_key": b64url(public_bytes(private))}
+                    {
+                        "type": "join",
+                        "name": name,
+                        "public_key": b64url(public_bytes(private)),
+                        "signing_key": b64url(signing_public_bytes(signing)),
+                    }
                 )
             )
             answer = await _next_message(signal, "control plane")
@@ -350,8 +397,10 @@ class Participant:
                     "expected `admitted` or `refused`"
                 )
             admission, key = _admission(answer)
-            keys = SenderKeys(admission.meeting)
+            keys = SenderKeys(admission.meeting, signing_key=signing)
             joined = cls(admission.meeting, admission.participant, keys)
+            joined._control_key = _roster_key(answer.get("roster_key"), control_key)
+            joined._apply_roster(answer.get("signed_roster"))
             joined._private = private
             joined.admission = admission
             joined.on_key = on_key
@@ -385,7 +434,14 @@ class Participant:
         *,
         forwarded_for: str | None = None,
     ) -> Participant:
-        """Connect to a relay with a grant and keys obtained elsewhere (no signalling)."""
+        """Connect to a relay with a grant and keys obtained elsewhere (no signalling).
+
+        With no control plane there is no signed roster: this participant's signing key is
+        added to ``keys.senders`` as ``participant_id``, so participants made this way that
+        share one :class:`~meridian.keys.SenderRoster` (hand-made meetings, tests) know each
+        other, and no one else.
+        """
+        keys.senders.trust(participant_id, keys.verifying_key)
         joined = cls(meeting, participant_id, keys)
         await joined._attach_relay(relay_url, grant, forwarded_for)
         return joined
@@ -441,16 +497,58 @@ class Participant:
         assert isinstance(item, Received)
         return item
 
-    def _open(self, frame: bytes) -> None:
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Frames dropped, by reason: ``bad_signature`` (not signed by its sender's key in the
+        roster: a forgery), ``unknown_sender`` (a sender the roster does not list, after the
+        grace), ``old_epoch`` (an epoch superseded past the grace, or older than the previous)."""
+        self._expire()
+        return dict(self._dropped)
+
+    def _open(self, frame: bytes, *, hold: bool = True) -> None:
         try:
             header, payload = self.keys.open(frame)
-        except UnwrapError:
-            if self._is_early(frame):
-                self._early.append(frame)
-            else:
+        except FrameDroppedError as exc:
+            waits = exc.reason == DropReason.UNKNOWN_SENDER or (
+                exc.reason == DropReason.UNDECRYPTABLE and self._is_early(frame)
+            )
+            if hold and waits:
+                self._hold(frame)
+            elif exc.reason == DropReason.UNDECRYPTABLE:
                 self.undecryptable += 1
+            else:
+                self._dropped[exc.reason] += 1
+            return
+        except UnwrapError:
+            self.undecryptable += 1
             return
         self._inbox.put_nowait(Received(header.kind, header.sender, header.epoch, payload))
+
+    def _hold(self, frame: bytes) -> None:
+        """Keep a frame whose key or sender's roster entry may be on its way (bounded)."""
+        self._expire()
+        if len(self._early) >= _EARLY_FRAMES:
+            self._open(self._early.popleft()[1], hold=False)  # counted, as it stands now
+        self._early.append((self.keys.clock(), frame))
+
+    def _expire(self) -> None:
+        """Count the held frames whose sender the roster did not name within the grace."""
+        deadline = self.keys.clock() - FRAME_GRACE_SECONDS
+        if not self._early or self._early[0][0] >= deadline:
+            return
+        held, self._early = list(self._early), deque()
+        for at, frame in held:
+            # a frame ahead of its key waits as long as it is ahead (bounded by _EARLY_FRAMES)
+            if at >= deadline or self._is_early(frame):
+                self._early.append((at, frame))
+            else:
+                self._open(frame, hold=False)
+
+    def _retry(self) -> None:
+        """Open what now opens of the held frames (a key or a roster arrived)."""
+        held, self._early = list(self._early), deque()
+        for _, frame in held:
+            self._open(frame)
 
     def _is_early(self, frame: bytes) -> bool:
         """Whether ``frame`` is of an epoch newer than any held (its key may be on its way)."""
@@ -492,10 +590,21 @@ class Participant:
             raise InputError(f"malformed key message: missing or bad {exc}") from None
         context = KeyContext(self.meeting, self.participant, region, epoch)
         self.keys.add_epoch(epoch, unwrap_key(wrapped, self._private, context))
-        # frames that came before their key: open what now opens, count the rest
-        held, self._early = list(self._early), deque(maxlen=_EARLY_FRAMES)
-        for frame in held:
-            self._open(frame)
+        # frames that came before their key: open what now opens, hold or count the rest
+        self._retry()
+
+    def _apply_roster(self, token: object) -> None:
+        """Take a roster the control plane signed (:class:`RosterError` if it did not); one
+        older than the roster held is ignored."""
+        if self._control_key is None:
+            raise RosterError("no control-plane roster key to check the roster with")
+        roster = verify_roster(self._control_key, token, meeting=self.meeting)
+        if roster.seq <= self._roster_seq:
+            return
+        self._roster_seq = roster.seq
+        self._signed_names.update(roster.names())
+        self.keys.senders.replace(roster.keys())
+        self._retry()
 
     async def _listen(self, signal: ClientConnection) -> None:
         """Key rotations and the end of the meeting, from the signalling socket."""
@@ -507,6 +616,12 @@ class Participant:
                     continue
                 if not isinstance(message, dict):
                     continue
+                if "signed_roster" in message:
+                    try:
+                        self._apply_roster(message["signed_roster"])
+                    except RosterError as exc:
+                        self.rosters_refused += 1
+                        log.warning("roster not applied: %s", exc)
                 if message.get("type") == "key":
                     try:
                         self._add_key(message)

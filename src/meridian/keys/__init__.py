@@ -1,21 +1,27 @@
 """Keys: meeting keys, their wrapping to participants, sealed frames and the key server.
 
-Implements docs/data-plane.md §Keys and §Frames. Importing this package reads no key and
+Implements docs/data-plane.md §Keys, §Frames and §Roster. Importing this package reads no key and
 writes nothing: a store is opened with :meth:`MasterKeyStore.open`, by whoever needs one.
 """
 
 from __future__ import annotations
 
 from .media import (
+    DropReason,
+    FrameDroppedError,
     FrameHeader,
     FrameKind,
     SenderKeys,
+    SenderRoster,
     meeting_key_from_master,
     open_frame,
     parse_header,
     seal_frame,
     sender_key,
+    signing_public_bytes,
+    verify_frame,
 )
+from .roster import RosterError, RosterMember, SignedRoster, sign_roster, verify_roster
 from .server import IssuedKey, KeyServer
 from .store import MasterKeyStore
 from .wrap import (
@@ -29,13 +35,19 @@ from .wrap import (
 )
 
 __all__ = [
+    "DropReason",
+    "FrameDroppedError",
     "FrameHeader",
     "FrameKind",
     "IssuedKey",
     "KeyContext",
     "KeyServer",
     "MasterKeyStore",
+    "RosterError",
+    "RosterMember",
     "SenderKeys",
+    "SenderRoster",
+    "SignedRoster",
     "WrappedKey",
     "b64url",
     "from_b64url",
@@ -45,6 +57,10 @@ __all__ = [
     "public_bytes",
     "seal_frame",
     "sender_key",
+    "sign_roster",
+    "signing_public_bytes",
     "unwrap_key",
+    "verify_frame",
+    "verify_roster",
     "wrap_key",
 ]

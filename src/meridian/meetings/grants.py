@@ -18,9 +18,10 @@ from __future__ import annotations
 import base64
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -28,6 +29,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ..errors import ConfigurationError, FenceError, GrantError, shown
 from ..keyfiles import load_or_create_ed25519
+
+if TYPE_CHECKING:
+    from ..keys.roster import RosterMember
 
 __all__ = [
     "ANY_REGION",
@@ -146,6 +150,16 @@ class GrantSigner:
             key_region="",
         )
         return self.sign(grant, seconds=seconds)
+
+    def sign_roster(
+        self, *, meeting: str, epoch: int, seq: int, members: Iterable[RosterMember]
+    ) -> str:
+        """A meeting's roster (:mod:`meridian.keys.roster`), signed with the grant key: its
+        ``typ`` is ``roster``, so no node takes it for a grant."""
+        # imported here: meridian.keys imports this module (its key server checks grants)
+        from ..keys.roster import sign_roster
+
+        return sign_roster(self._key, meeting=meeting, epoch=epoch, seq=seq, members=members)
 
 
 class GrantVerifier:

@@ -12,6 +12,11 @@ relay closes their connection with :data:`CLOSE_REMOVED` and refuses them from t
 signalling socket gets ``removed`` and is closed with the same code, and the rest of the
 meeting is left exactly as when someone leaves: told ``left``, given a new key epoch.
 
+Each participant's frames are signed with its own Ed25519 key, whose public half it sends in
+``join``; the control plane lists it in the meeting's roster, which it signs with its grant key
+(:func:`~meridian.keys.sign_roster`) and hands out whenever it changes: in ``admitted``, in
+``roster``, and as ``members`` to everyone connected (docs/data-plane.md §Roster).
+
 Joins are placed one at a time (one lock for the control plane) so capacity is counted exactly;
 each meeting's joins, leaves and rotations are serialised by the meeting's own lock, so a key
 epoch never goes to a participant out of order.
@@ -37,12 +42,14 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.websockets import WebSocketDisconnect
 
 from ..errors import ConfigurationError, ForbiddenError, MeridianError, shown
 from ..identity.tokens import Caller
+from ..keys import RosterMember
 from ..runtime import Runtime
-from .grants import Grant, GrantSigner
+from .grants import Grant, GrantSigner, public_key_b64
 from .placement import MeetingPlan, Occupancy, links_between
 from .regions import region_table
 from .service import admit, leave
@@ -86,6 +93,8 @@ class LiveParticipant:
     relay_grant: Grant | None = None
     #: sends it a fresh relay grant before the last one expires (cancelled when it goes)
     renewal: asyncio.Task[None] | None = None
+    #: its Ed25519 signing public key (raw, 32 bytes), registered at admission
+    signing_key: bytes = b""
 
 
 @dataclass
@@ -98,6 +107,8 @@ class LiveMeeting:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: this control plane's session of the meeting: the key server salts each epoch per session
     session: str = field(default_factory=lambda: "s_" + secrets.token_urlsafe(9))
+    #: the sequence number of the last signed roster handed out (receivers never go back)
+    roster_seq: int = 0
 
 
 def _b64(data: bytes) -> str:
@@ -228,8 +239,13 @@ class Signalling:
         send: Send,
         close: Close | None = None,
         connect_ip: str | None = None,
+        signing_key: bytes,
     ) -> dict[str, Any]:
         """Admit one participant: the ``admitted`` message, or a ``refused`` one.
+
+        ``signing_key`` (raw Ed25519 public key, required) is what its frames are signed with: it
+        goes in the signed roster everyone gets, which lists every participant admitted and not
+        gone.
 
         The participant is judged by ``client_ip``; its relay grant is bound to ``connect_ip``
         (default: the same), the address its relay will see. They differ only on the demo's
@@ -277,6 +293,7 @@ class Signalling:
             public_key,
             send,
             close,
+            signing_key=signing_key,
         )
         async with live.lock:
             live.participants[participant.id] = participant
@@ -303,6 +320,12 @@ class Signalling:
             )
             participant.relay_grant = grant
             participant.renewal = asyncio.get_running_loop().create_task(self._renew(participant))
+            # everyone already connected learns the newcomer's signing key now, before its
+            # first frame can reach them; the newcomer gets the same roster in `admitted`
+            signed = self.signed_roster(live)
+            await self._tell(
+                live, {"type": "members", "signed_roster": signed}, exclude=participant.id
+            )
             return {
                 "type": "admitted",
                 "participant": participant.id,
@@ -318,7 +341,21 @@ class Signalling:
                 "key_region": live.plan.key_region,
                 "links": [list(pair) for pair in links],
                 "placement": placement.to_dict(),
+                "roster_key": public_key_b64(self.signer.public_key),
+                "signed_roster": signed,
             }
+
+    def signed_roster(self, live: LiveMeeting) -> str:
+        """The meeting's roster, signed with the grant key: every participant admitted and not
+        gone, with its name and signing key. Each call is a newer roster (``seq``)."""
+        live.roster_seq += 1
+        members = [
+            RosterMember(p.id, p.name, Ed25519PublicKey.from_public_bytes(p.signing_key))
+            for p in live.participants.values()
+        ]
+        return self.signer.sign_roster(
+            meeting=live.id, epoch=live.epoch, seq=live.roster_seq, members=members
+        )
 
     @staticmethod
     def roster(live: LiveMeeting, *, exclude: str | None = None) -> list[dict[str, str]]:
@@ -349,7 +386,11 @@ class Signalling:
             participant.connected = True
             # Under the meeting's lock: whoever connected before is in this roster, whoever
             # connects after hears `joined`; no one is missed either way.
-            roster = {"type": "roster", "participants": self.roster(live, exclude=participant.id)}
+            roster = {
+                "type": "roster",
+                "participants": self.roster(live, exclude=participant.id),
+                "signed_roster": self.signed_roster(live),
+            }
             try:
                 await participant.send(roster)
             except (ConnectionError, RuntimeError):
@@ -415,6 +456,9 @@ class Signalling:
                 left = {"type": "left", "participant": participant.id}
                 await self._tell(live, left, exclude=participant.id)
         live.epoch += 1
+        # their signing keys leave the roster: receivers keep them only for the frame grace
+        members = {"type": "members", "signed_roster": self.signed_roster(live)}
+        await self._tell(live, members, exclude="")
         await asyncio.gather(
             *(self._rekey(live, p) for p in list(live.participants.values())),
         )

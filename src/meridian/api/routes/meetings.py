@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ...errors import AuthenticationError, ForbiddenError, InputError, MeridianError, shown
 from ...identity.accounts import get_account
+from ...keys.media import check_signing_key
 from ...keys.wrap import check_public_key, from_b64url
 from ...meetings import service
 from ...meetings.lifecycle import end_everywhere
@@ -244,7 +245,8 @@ def _demo_address(app: Any, peer: str | None, via: str) -> str | None:
 
 @router.websocket("/v1/meetings/{meeting_id}/signal")
 async def signal(websocket: WebSocket, meeting_id: str) -> None:
-    """Join a meeting: send `{"type": "join", "name", "public_key"}`; see docs/data-plane.md.
+    """Join a meeting: send `{"type": "join", "name", "public_key", "signing_key"}`; see
+    docs/data-plane.md.
 
     The caller is the `Authorization: Bearer` token, or else (a browser on the meeting page) the
     page session in the cookie, accepted only from this origin; without either, a guest.
@@ -313,6 +315,7 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
         if not isinstance(name, str) or len(name) > 200 or not name.isprintable():
             raise InputError("`name` must be printable text of at most 200 characters")
         public_key = check_public_key(from_b64url(first.get("public_key"), "`public_key`"))
+        signing_key = check_signing_key(from_b64url(first.get("signing_key"), "`signing_key`"))
         message = await signalling.join(
             meeting_id,
             name=name,
@@ -320,6 +323,7 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
             caller=caller,
             client_ip=ip,
             connect_ip=connect_ip,
+            signing_key=signing_key,
             send=send,
             close=websocket.close,
         )

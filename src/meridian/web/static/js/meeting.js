@@ -1,15 +1,21 @@
 // The meeting page: a participant of a live meeting, end-to-end encrypted, in the browser.
 //
 // It follows docs/data-plane.md as meridian.client.Participant does:
-//   1. an X25519 key pair made here (WebCrypto; the private key cannot be exported);
-//   2. signalling (same origin): {"type": "join", "name", "public_key"} → "refused" or "admitted";
+//   1. an X25519 key pair and an Ed25519 signing key pair made here (WebCrypto; neither private
+//      key can be exported);
+//   2. signalling (same origin): {"type": "join", "name", "public_key", "signing_key"} → "refused"
+//      or "admitted", which carries the roster the control plane signs (`signed_roster`, an EdDSA
+//      JWT) and the key it is checked with (`roster_key`): participant id → name, signing key;
 //   3. the meeting key, wrapped to our public key by the key region's key server, is opened here:
 //      ECDH with the ephemeral `epk`, HKDF-SHA256 (salt epk || our public key, info
 //      "meridian key wrap v1"), AES-256-GCM with the canonical JSON of the key's context as AAD;
 //   4. the relay of our data centre, with the grant; after its "ready", "connected" on signalling;
-//   5. chat lines sealed as MF1 frames with our sender key (HKDF of the meeting key), opened with
-//      each sender's key; key rotations, joins, leaves, removal and the end arrive on signalling,
-//      as do a plan's time warning and `region_down` (this page's relay node died: join again).
+//   5. chat lines sealed as MF2 frames with our sender key (HKDF of the meeting key) and signed with
+//      our signing key; each frame received is checked (its epoch current or the previous one
+//      within GRACE_MS, its sender in the signed roster, its signature by that sender's key)
+//      before it is opened, and what is dropped is counted on the page; key rotations, rosters,
+//      joins, leaves, removal and the end arrive on signalling, as do a plan's time warning
+//      and `region_down` (this page's relay node died: join again).
 //   Once out of the meeting (removed, ended, left, region down) the page lists nobody.
 // Nothing secret and nothing decrypted is ever sent anywhere: only sealed frames leave the page.
 //
@@ -19,10 +25,14 @@
 (() => {
   const encoder = new TextEncoder();
   const decoder = new TextDecoder("utf-8", { fatal: false });
-  const MAGIC = encoder.encode("MF1");
+  const MAGIC = encoder.encode("MF2");
   const CHAT = 1;
-  const KEEP_EPOCHS = 4; // epochs kept for frames still in flight after a rotation
-  const EARLY_FRAMES = 256; // frames of an epoch whose key has not arrived yet
+  const SIGNATURE_BYTES = 64; // Ed25519, at the end of every frame
+  const KEEP_EPOCHS = 2; // the current epoch and, for its grace, the previous one
+  // frames of a superseded epoch, or of a sender the roster no longer lists, are accepted this
+  // long after the newer key or roster arrived (docs/data-plane.md §Frames), then dropped
+  const GRACE_MS = 2000;
+  const EARLY_FRAMES = 256; // frames whose key or sender's roster entry has not arrived yet
   const CLOSE_REMOVED = 4451;
   const CLOSE_ENDED = 4410; // the relay closes an ended meeting's sockets
 
@@ -83,11 +93,68 @@
     return meetingKey;
   }
 
+  // The roster the control plane signs: an EdDSA JWT whose signature is checked with its
+  // `roster_key` (meridian.keys.roster). {seq, members: [{participant, name, key}]}, or an error.
+  async function verifyRoster(controlKey, token, meeting) {
+    const parts = typeof token === "string" ? token.split(".") : [];
+    if (parts.length !== 3) throw new Error("roster refused: not a signed roster");
+    let head;
+    let claims;
+    try {
+      head = JSON.parse(decoder.decode(fromB64url(parts[0])));
+      claims = JSON.parse(decoder.decode(fromB64url(parts[1])));
+    } catch {
+      throw new Error("roster refused: malformed");
+    }
+    const signature = fromB64url(parts[2]);
+    const signed = encoder.encode(`${parts[0]}.${parts[1]}`);
+    const good =
+      head.alg === "EdDSA" &&
+      (await crypto.subtle.verify({ name: "Ed25519" }, controlKey, signature, signed));
+    if (!good) throw new Error("roster refused: not signed by the control plane");
+    if (claims.iss !== "meridian-control" || claims.typ !== "roster") throw new Error("roster refused: not a roster");
+    if (claims.mtg !== meeting) throw new Error(`roster refused: it is for meeting \`${claims.mtg}\``);
+    if (!Number.isInteger(claims.seq) || !Array.isArray(claims.members)) throw new Error("roster refused: malformed");
+    const members = [];
+    for (const m of claims.members) {
+      if (!m || typeof m.participant !== "string" || typeof m.name !== "string") throw new Error("roster refused: malformed");
+      const key = await crypto.subtle.importKey("raw", fromB64url(m.signing_key), { name: "Ed25519" }, false, ["verify"]);
+      members.push({ participant: m.participant, name: m.name, key });
+    }
+    return { seq: claims.seq, members };
+  }
+
+  // Whose frames are accepted, with which signing key; one the roster no longer lists is still
+  // known for GRACE_MS, for its frames in flight (meridian.keys.SenderRoster).
+  class Senders {
+    constructor() {
+      this.keys = new Map(); // participant id → Ed25519 CryptoKey (verify)
+      this.former = new Map(); // participant id → {key, until}
+    }
+
+    replace(members) {
+      const now = performance.now();
+      const ids = new Set(members.map((m) => m.participant));
+      for (const [id, key] of this.keys) if (!ids.has(id)) this.former.set(id, { key, until: now + GRACE_MS });
+      this.keys = new Map(members.map((m) => [m.participant, m.key]));
+      for (const [id, f] of [...this.former]) if (f.until <= now || this.keys.has(id)) this.former.delete(id);
+    }
+
+    keyOf(id) {
+      const key = this.keys.get(id);
+      if (key) return key;
+      const former = this.former.get(id);
+      return former && former.until > performance.now() ? former.key : null;
+    }
+  }
+
   class SenderKeys {
     constructor(meeting) {
       this.meeting = meeting;
       this.epochs = new Map(); // epoch → meeting key (HKDF CryptoKey)
+      this.superseded = new Map(); // epoch → when a newer one arrived (performance.now())
       this.senders = new Map(); // "epoch|sender" → AES-GCM CryptoKey
+      this.signing = null; // our own Ed25519 private key (sign)
     }
 
     get latest() {
@@ -95,13 +162,26 @@
     }
 
     add(epoch, meetingKey) {
+      const now = performance.now();
       this.epochs.set(epoch, meetingKey);
+      const newest = Math.max(...this.epochs.keys());
+      for (const e of this.epochs.keys()) if (e !== newest && !this.superseded.has(e)) this.superseded.set(e, now);
       const kept = [...this.epochs.keys()].sort((a, b) => a - b).slice(-KEEP_EPOCHS);
       for (const e of [...this.epochs.keys()]) if (!kept.includes(e)) this.epochs.delete(e);
+      for (const e of [...this.superseded.keys()]) if (!kept.includes(e)) this.superseded.delete(e);
       for (const k of [...this.senders.keys()]) {
         const e = Number(k.split("|", 1)[0]);
         if (!kept.includes(e) || e === epoch) this.senders.delete(k);
       }
+    }
+
+    // whether frames of `epoch` are accepted now: the newest held, the previous one within its
+    // grace, or one newer than any held (its key may be on its way)
+    current(epoch) {
+      const latest = this.latest;
+      if (latest === null || epoch >= latest) return true;
+      const since = this.superseded.get(epoch);
+      return this.epochs.has(epoch) && since !== undefined && performance.now() - since <= GRACE_MS;
     }
 
     async key(epoch, sender) {
@@ -135,9 +215,20 @@
       new DataView(epochBytes.buffer).setUint32(0, epoch, false);
       const header = concat(MAGIC, Uint8Array.of(kind), epochBytes, Uint8Array.of(senderBytes.length), senderBytes);
       const nonce = crypto.getRandomValues(new Uint8Array(12));
-      const aad = concat(header, encoder.encode(this.meeting));
+      const meetingBytes = encoder.encode(this.meeting);
+      const aad = concat(header, meetingBytes);
       const ct = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce, additionalData: aad }, key, payload));
-      return concat(header, nonce, ct);
+      const sealed = concat(header, nonce, ct);
+      // encrypt-then-sign: Ed25519 over header || nonce || ciphertext+tag || meeting
+      const signature = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, this.signing, concat(sealed, meetingBytes)));
+      return concat(sealed, signature);
+    }
+
+    // whether `publicKey` signed `frame` for this meeting
+    async verify(frame, publicKey) {
+      const body = frame.subarray(0, frame.length - SIGNATURE_BYTES);
+      const signature = frame.subarray(frame.length - SIGNATURE_BYTES);
+      return crypto.subtle.verify({ name: "Ed25519" }, publicKey, signature, concat(body, encoder.encode(this.meeting)));
     }
 
     // {kind, epoch, sender, end}: the cleartext header of a frame; null if malformed
@@ -146,7 +237,7 @@
       const kind = frame[3];
       const epoch = new DataView(frame.buffer, frame.byteOffset).getUint32(4, false);
       const end = 9 + frame[8];
-      if (frame.length < end + 12 + 16 || end === 9) return null;
+      if (frame.length < end + 12 + 16 + SIGNATURE_BYTES || end === 9) return null;
       let sender;
       try {
         sender = new TextDecoder("utf-8", { fatal: true }).decode(frame.subarray(9, end));
@@ -165,7 +256,7 @@
         const payload = await crypto.subtle.decrypt(
           { name: "AES-GCM", iv: frame.subarray(header.end, header.end + 12), additionalData: aad },
           key,
-          frame.subarray(header.end + 12),
+          frame.subarray(header.end + 12, frame.length - SIGNATURE_BYTES),
         );
         return new Uint8Array(payload);
       } catch {
@@ -226,7 +317,12 @@
       this.names = new Map(); // participant id → name (kept after they leave, for old lines)
       this.present = new Set(); // participant ids connected now
       this.keys = new SenderKeys(this.meeting);
-      this.early = [];
+      this.roster = new Senders(); // whose frames are accepted (the signed roster)
+      this.controlKey = null; // the control plane's roster key (Ed25519, verify)
+      this.rosterSeq = -1;
+      this.dropped = { bad_signature: 0, unknown_sender: 0, old_epoch: 0 };
+      this.undecryptable = 0;
+      this.early = []; // {frame, at}: frames waiting for their key or their sender's roster entry
       this.ended = null;
       this.relayLost = null; // why the relay connection ended, while signalling still listens
       this.signal = null;
@@ -278,6 +374,10 @@
       const pair = await crypto.subtle.generateKey({ name: "X25519" }, false, ["deriveBits"]);
       const publicRaw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
       this.own = { privateKey: pair.privateKey, publicRaw };
+      // our frames are signed with this; only its public half leaves the page
+      const signing = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+      this.keys.signing = signing.privateKey;
+      const signingRaw = new Uint8Array(await crypto.subtle.exportKey("raw", signing.publicKey));
 
       this.status("Asking to join…");
       // the demo's simulated network (`meridian serve --demo` only): join as if from a place
@@ -294,7 +394,7 @@
           this.serial(() => this.onSignal(event.data));
         });
       }, () => {});
-      signal.send(JSON.stringify({ type: "join", name, public_key: b64url(publicRaw) }));
+      signal.send(JSON.stringify({ type: "join", name, public_key: b64url(publicRaw), signing_key: b64url(signingRaw) }));
       const answer = JSON.parse(await first);
       if (answer.type === "refused") {
         this.refused(answer);
@@ -350,6 +450,10 @@
     }
 
     async admitted(answer) {
+      // no roster the control plane signed, no meeting: nothing could be told from a forgery
+      // (the error ends the join, and the page says why)
+      this.controlKey = await crypto.subtle.importKey("raw", fromB64url(answer.roster_key), { name: "Ed25519" }, false, ["verify"]);
+      await this.applyRoster(answer.signed_roster);
       this.me = answer.participant;
       this.names.set(this.me, this.name);
       await this.addKey(answer.key);
@@ -375,9 +479,57 @@
       const meetingKey = await unwrapMeetingKey(this.own, key.wrapped, context);
       this.keys.add(Number(key.epoch), meetingKey);
       this.$("epoch").textContent = String(this.keys.latest);
+      await this.retry();
+    }
+
+    // Take a roster the control plane signed (throws if it did not); an older one is ignored.
+    async applyRoster(token) {
+      const roster = await verifyRoster(this.controlKey, token, this.meeting);
+      if (roster.seq <= this.rosterSeq) return;
+      this.rosterSeq = roster.seq;
+      this.roster.replace(roster.members);
+      for (const m of roster.members) if (!this.names.has(m.participant)) this.names.set(m.participant, m.name);
+      await this.retry();
+    }
+
+    // frames that waited for a key or a roster entry: open what now opens, hold or count the rest
+    async retry() {
       const held = this.early;
       this.early = [];
-      for (const frame of held) await this.onFrame(frame);
+      for (const { frame, at } of held) await this.onFrame(frame, { at });
+    }
+
+    // held frames past the grace are counted (a frame ahead of its key waits for its key)
+    async expire() {
+      const deadline = performance.now() - GRACE_MS;
+      const held = this.early;
+      this.early = [];
+      for (const item of held) {
+        const header = SenderKeys.header(item.frame);
+        const ahead = header && this.keys.latest !== null && header.epoch > this.keys.latest;
+        if (item.at >= deadline || ahead) this.early.push(item);
+        else await this.onFrame(item.frame, { hold: false });
+      }
+    }
+
+    hold(frame, at) {
+      if (this.early.length >= EARLY_FRAMES) {
+        const oldest = this.early.shift();
+        this.serial(() => this.onFrame(oldest.frame, { hold: false }));
+      }
+      this.early.push({ frame, at });
+      setTimeout(() => this.serial(() => this.expire()), GRACE_MS + 50);
+    }
+
+    drop(reason) {
+      this.dropped[reason] += 1;
+      const box = this.$("dropped");
+      box.dataset.badSignature = String(this.dropped.bad_signature);
+      box.dataset.unknownSender = String(this.dropped.unknown_sender);
+      box.dataset.oldEpoch = String(this.dropped.old_epoch);
+      box.textContent =
+        `${this.dropped.bad_signature} with a bad signature, ` +
+        `${this.dropped.unknown_sender} from unknown senders, ${this.dropped.old_epoch} of old epochs`;
     }
 
     // -- signalling ----------------------------------------------------------------------------
@@ -388,6 +540,16 @@
         message = JSON.parse(text);
       } catch {
         return;
+      }
+      if (message.signed_roster !== undefined) {
+        try {
+          await this.applyRoster(message.signed_roster);
+        } catch (error) {
+          // the roster held stays: a refused one changes nothing
+          this.rostersRefused = (this.rostersRefused || 0) + 1;
+          this.$("dropped").dataset.rostersRefused = String(this.rostersRefused);
+          this.line(null, `A roster was refused: ${error.message}.`);
+        }
       }
       switch (message.type) {
         case "key":
@@ -549,15 +711,33 @@
 
     // -- frames --------------------------------------------------------------------------------
 
-    async onFrame(frame) {
+    // Checked in this order: its epoch is current, its sender is in the signed roster, that
+    // sender's signing key signed it, and it opens. Nothing of a dropped frame is shown.
+    async onFrame(frame, { at = performance.now(), hold = true } = {}) {
       const header = SenderKeys.header(frame);
-      if (!header) return;
+      if (!header) {
+        this.undecryptable += 1;
+        return;
+      }
+      if (!this.keys.current(header.epoch)) {
+        this.drop("old_epoch");
+        return;
+      }
+      const signer = this.roster.keyOf(header.sender);
+      if (!signer) {
+        if (hold) this.hold(frame, at); // its roster entry may be on its way
+        else this.drop("unknown_sender");
+        return;
+      }
+      if (!(await this.keys.verify(frame, signer))) {
+        this.drop("bad_signature");
+        return;
+      }
       const payload = await this.keys.open(frame, header);
       if (payload === null) {
         const latest = this.keys.latest;
-        if (latest !== null && header.epoch > latest && this.early.length < EARLY_FRAMES) {
-          this.early.push(frame); // its key may be on its way
-        }
+        if (hold && latest !== null && header.epoch > latest) this.hold(frame, at); // its key may be on its way
+        else this.undecryptable += 1;
         return;
       }
       if (header.kind === CHAT) this.line(header.sender, decoder.decode(payload));
