@@ -39,6 +39,7 @@ _ENV = {
     "session_key": "MERIDIAN_SESSION_KEY",
     "log_origin": "MERIDIAN_LOG_ORIGIN",
     "checkpoint_interval": "MERIDIAN_CHECKPOINT_INTERVAL",
+    "user_token_days": "MERIDIAN_USER_TOKEN_DAYS",
 }
 
 
@@ -86,6 +87,8 @@ class Settings(BaseModel):
     #: seconds between signed checkpoints (issued only when the log grew); 0 turns the schedule
     #: off (checkpoints are then issued on demand only)
     checkpoint_interval: float = Field(default=60.0, ge=0)
+    #: days a user token works when it is created without ``expires_at`` (sign-up tokens too)
+    user_token_days: int = Field(default=90, ge=1, le=3650)
 
     @field_validator("node_urls", mode="before")
     @classmethod

@@ -19,7 +19,9 @@ def person_of(live, who: str) -> str:
     from meridian.identity.tokens import hash_token
 
     with live.runtime.db.read() as session:
-        token = session.scalars(select(Token).where(Token.hash == hash_token(live.tokens[who]))).one()
+        token = session.scalars(
+            select(Token).where(Token.hash == hash_token(live.tokens[who]))
+        ).one()
         assert token.person_id is not None
         return token.person_id
 
@@ -78,7 +80,7 @@ def test_a_second_operator_person_added_out_of_band_can_approve(live, cn_request
     live.tokens["sam"] = secret
     r = live.client("sam").post(f"/v1/legal-requests/{cn_request}/approve")
     assert r.status_code == 200, r.text
-    approved = r.json()
+    approved = r.json()["request"]
     assert approved["state"] == "applied"
     assert approved["approved_by"] == {"actor": f"operator:{person.id}", "name": "Sam (legal)"}
 
@@ -122,7 +124,9 @@ def test_log_entries_name_the_person_not_the_token(live, cn_request):
             )
         }
         created = session.scalars(
-            select(Record).where(Record.action == "token.create", Record.subject_id == minted.json()["id"])
+            select(Record).where(
+                Record.action == "token.create", Record.subject_id == minted.json()["id"]
+            )
         ).one()
     assert entries["legal.received"].actor == f"operator:{me}"
     assert entries["legal.rejected"].actor == f"operator:{me}"  # the other token: the same person

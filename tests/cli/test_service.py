@@ -34,7 +34,19 @@ def seeded(runtime, clock):
 
 
 def test_create_token_prints_it_once_and_stores_only_its_hash(database_url):
-    result = run(database_url, "admin", "create-token", "--role", "operator", "--name", "ci")
+    made = run(database_url, "admin", "add-operator", "CI")
+    person = made.stderr.split("operator `CI` ")[1].split(",")[0]
+    result = run(
+        database_url,
+        "admin",
+        "create-token",
+        "--role",
+        "operator",
+        "--operator",
+        person,
+        "--name",
+        "ci",
+    )
     assert result.exit_code == 0, result.stderr
     secret = result.stdout.strip()
     assert secret.startswith("mrd_operator_")
@@ -67,7 +79,11 @@ def test_policy_load_refuses_an_invalid_bundle_whole_and_loads_a_valid_one(datab
 
 def test_a_running_service_picks_up_a_loaded_bundle(runtime, tmp_path, database_url):
     before = runtime.digest
-    text = default_bundle_path().read_text(encoding="utf-8").replace('version: "2020.12.18"', 'version: "2026.2"')
+    text = (
+        default_bundle_path()
+        .read_text(encoding="utf-8")
+        .replace('version: "2020.12.18"', 'version: "2026.2"')
+    )
     path = tmp_path / "b.yaml"
     path.write_text(text, encoding="utf-8")
     assert run(database_url, "policy", "load", str(path)).exit_code == 0
@@ -78,7 +94,16 @@ def test_a_running_service_picks_up_a_loaded_bundle(runtime, tmp_path, database_
 
 
 def test_transition_dry_run_then_apply(seeded, database_url):
-    dry = run(database_url, "commerce", "transition", "--jurisdiction", "cn", "--at", "2020-08-23", "--json")
+    dry = run(
+        database_url,
+        "commerce",
+        "transition",
+        "--jurisdiction",
+        "cn",
+        "--at",
+        "2020-08-23",
+        "--json",
+    )
     assert dry.exit_code == 0, dry.stderr
     report = json.loads(dry.stdout)
     assert report["counts"]["subscription_transfer"] == 1
@@ -86,7 +111,17 @@ def test_transition_dry_run_then_apply(seeded, database_url):
     table = run(database_url, "commerce", "transition", "-j", "CN", "--at", "2020-08-23")
     assert "subscriptions to move to a partner" in table.stdout
     assert "dry run: nothing changed" in table.stdout
-    applied = run(database_url, "commerce", "transition", "-j", "CN", "--at", "2020-08-23", "--apply", "--json")
+    applied = run(
+        database_url,
+        "commerce",
+        "transition",
+        "-j",
+        "CN",
+        "--at",
+        "2020-08-23",
+        "--apply",
+        "--json",
+    )
     assert json.loads(applied.stdout)["items"][0]["applied"] is True
     bad = run(database_url, "commerce", "transition", "-j", "XX", "--at", "2020-08-23")
     assert bad.exit_code == 2
@@ -122,8 +157,8 @@ def test_help_lists_the_service_commands():
 
 
 def test_revoke_token(database_url):
-    made = run(database_url, "admin", "create-token", "--role", "operator")
-    token_id = made.stderr.split("token ")[-1].strip()
+    made = run(database_url, "admin", "add-operator", "Ops")
+    token_id = made.stderr.split("first token ")[-1].strip()
     revoked = run(database_url, "admin", "revoke-token", token_id)
     assert revoked.exit_code == 0, revoked.stderr
     assert revoked.stdout.startswith(f"revoked {token_id} at ")
@@ -156,7 +191,7 @@ def test_add_operator_prints_the_first_token_once_and_refuses_a_second_of_the_na
     secret = made.stdout.strip()
     assert secret.startswith("mrd_operator_")
     assert "added operator `Alex Chen` psn_" in made.stderr
-    person = made.stderr.split("operator `Alex Chen` ")[1].split()[0]
+    person = made.stderr.split("operator `Alex Chen` ")[1].split(",")[0]
     again = run(database_url, "admin", "add-operator", "alex chen")
     assert again.exit_code == 1
     assert again.stderr.startswith("error: operator `alex chen` exists already")
@@ -177,7 +212,7 @@ def test_add_operator_prints_the_first_token_once_and_refuses_a_second_of_the_na
 
 def test_create_token_can_set_an_expiry(database_url):
     made = run(database_url, "admin", "add-operator", "Ops")
-    person = made.stderr.split("operator `Ops` ")[1].split()[0]
+    person = made.stderr.split("operator `Ops` ")[1].split(",")[0]
     result = run(
         database_url,
         "admin",
@@ -247,7 +282,7 @@ def test_a_demo_restart_revokes_the_earlier_demo_tokens(runtime, clock, tmp_path
     _demo(runtime, console)  # the next `make run`
     second = tokens()
     assert set(second) == set(first)
-    for name, secret in first.items():
+    for secret in first.values():
         with pytest.raises(AuthenticationError, match="invalid or revoked api token"):
             caller(secret)
     callers = {name: caller(secret) for name, secret in second.items()}

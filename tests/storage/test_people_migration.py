@@ -23,9 +23,10 @@ def db(database_url):
 
 def test_upgrade_gives_each_operator_token_its_own_person_and_downgrade_undoes_it(db):
     config = alembic_config(db)
+    migrate(db)  # (a PostgreSQL test database is cloned from a migrated template)
     with db.engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "0004")
+        command.downgrade(config, "0004")
     made = datetime(2020, 6, 1, 9, tzinfo=UTC).replace(tzinfo=None)
     with db.engine.begin() as conn:
         for token_id, role, name, revoked in (
@@ -40,8 +41,14 @@ def test_upgrade_gives_each_operator_token_its_own_person_and_downgrade_undoes_i
                     " created_at, revoked_at) VALUES (:id, :hash, :role, :name, NULL, NULL,"
                     " :at, :revoked)"
                 ),
-                {"id": token_id, "hash": token_id * 8, "role": role, "name": name,
-                 "at": made, "revoked": revoked},
+                {
+                    "id": token_id,
+                    "hash": token_id * 8,
+                    "role": role,
+                    "name": name,
+                    "at": made,
+                    "revoked": revoked,
+                },
             )
     migrate(db)
     with db.engine.connect() as conn:
@@ -54,7 +61,8 @@ def test_upgrade_gives_each_operator_token_its_own_person_and_downgrade_undoes_i
     by_token = {r[0]: r[1:] for r in rows}
     assert by_token["tok_p"][0] is None
     people = {by_token[t][0] for t in ("tok_a", "tok_b", "tok_c")}
-    assert len(people) == 3 and all(p.startswith("psn_") for p in people)
+    assert len(people) == 3
+    assert all(p.startswith("psn_") for p in people)
     assert [by_token[t][1:3] for t in ("tok_a", "tok_b", "tok_c")] == [
         ("Alice", False),
         ("alice", False),

@@ -90,9 +90,7 @@ def join_three(plane: Any, loop: Loop, meeting: str) -> tuple[Participant, ...]:
     async def joined() -> tuple[Participant, ...]:
         people = []
         for name, ip in (("us", US_IP), ("hk", HK_IP), ("cn", CN_IP)):
-            people.append(
-                await Participant.join(plane.url, meeting, name=name, forwarded_for=ip)
-            )
+            people.append(await Participant.join(plane.url, meeting, name=name, forwarded_for=ip))
         for p in people:
             await p.wait_for_others(2, WAIT)
         return tuple(people)
@@ -167,7 +165,10 @@ def test_a_request_from_cn_is_scoped_approved_by_a_second_operator_and_applied(
     assert answer.value.status == 403
     one.wait_for_load_state()
     expect(one.get_by_role("alert")).to_have_text(
-        f"legal request `{lr}` was recorded by this token: a second operator must approve it"
+        re.compile(
+            rf"legal request `{lr}` was recorded by this operator, `operator` \(`psn_[0-9a-f]+`\): "
+            "a second operator must approve it"
+        )
     )
     expect(one.locator("#state")).to_have_text("pending")
     expect(one.locator("tr.trail-legal-approval_refused")).to_have_count(1)
