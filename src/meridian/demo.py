@@ -248,8 +248,12 @@ def _june_2020(
     done = _at(rt, "2020-06-04T23:00:00+08:00")
     for m in meetings:
         end_meeting(done, caller=None, meeting_id=m, actor=SYSTEM)
-    with rt.db.read() as session:
+    with rt.db.write() as session:
         states = [workflow.get_request(session, r.id).state for r in received]
+        for seeder in (alex, sam):  # their tokens were for seeding only: no one holds them
+            revoke_token(
+                session, token_id=seeder.token_id, at=rt.now(), actor=SYSTEM, digest=rt.digest
+            )
     say(
         f"  2020-06-04  June 4th: {len(received)} requests from mainland China, "
         f"{states.count('applied')} narrowed to blocks of mainland participants, "
@@ -284,8 +288,9 @@ def _operator_caller(rt: Runtime, name: str) -> Caller:
 DEMO_OPERATORS = {"operator": "Demo operator", "operator2": "Demo second operator"}
 
 
-def demo_tokens(rt: Runtime, actor: Actor) -> dict[str, str]:
-    """Fresh tokens to try the demo with, by the name of the file ``make run`` keeps each in.
+def demo_tokens(rt: Runtime, actor: Actor) -> tuple[dict[str, str], int]:
+    """Fresh tokens to try the demo with, by the name of the file ``make run`` keeps each in,
+    and how many earlier demo tokens were revoked.
 
     Every earlier demo token is revoked first (a restart leaves only the tokens it prints): the
     two demo operators' (always the same two people), the bizconf partner's and the demo hosts'.
@@ -341,4 +346,4 @@ def demo_tokens(rt: Runtime, actor: Actor) -> dict[str, str]:
                     digest=rt.digest,
                     demo=True,
                 )
-    return secrets
+    return secrets, len(earlier)

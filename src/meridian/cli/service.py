@@ -189,7 +189,7 @@ def _demo(rt, console: Console) -> None:  # type: ignore[no-untyped-def]
     seed_demo(rt, console.print)
     var = Path("var")
     var.mkdir(exist_ok=True)
-    tokens = demo_tokens(rt, _actor())
+    tokens, revoked = demo_tokens(rt, _actor())
     for name, secret in tokens.items():
         path = var / f"{name}.token"
         path.unlink(missing_ok=True)
@@ -197,7 +197,8 @@ def _demo(rt, console: Console) -> None:  # type: ignore[no-untyped-def]
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(secret + "\n")
-    console.print("earlier demo tokens revoked; new ones:")
+    if revoked:
+        console.print(f"revoked the {revoked} tokens of the previous demo start")
     console.print(
         f"operator token: [bold]{tokens['operator']}[/bold]  ({DEMO_OPERATORS['operator']}; "
         "also in var/operator.token)"
