@@ -13,12 +13,17 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
+from collections.abc import Callable
+
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from ..clock import system_clock
+from ..runtime import Runtime
 from ..storage.models import WebSession
+from .tokens import Caller
 
-__all__ = ["end_session", "new_session_id", "session_open", "start_session"]
+__all__ = ["end_session", "new_session_id", "session_caller", "session_open", "start_session"]
 
 #: rows of sessions over for this long are deleted when a new session starts
 _KEEP_ENDED = timedelta(days=1)
@@ -62,3 +67,18 @@ def end_session(session: Session, sid: str, at: datetime) -> None:
         .where(WebSession.id == _key(sid), WebSession.ended_at.is_(None))
         .values(ended_at=at)
     )
+
+
+def session_caller(
+    rt: Runtime, sid: str, token: str, lookup: Callable[[Runtime, str], Caller]
+) -> Caller | None:
+    """The caller of an opened session cookie: ``None`` if the session was signed out, else
+    ``lookup(rt, token)`` (the API's token cache: it raises for a revoked or expired token).
+
+    Every door a session cookie opens (the pages, the meeting page's WebSocket) goes through
+    this, so a sign-out closes them all. It reads the database: call it from a thread.
+    """
+    with rt.db.read() as session:
+        if not session_open(session, sid, system_clock()):
+            return None
+    return lookup(rt, token)

@@ -15,12 +15,9 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from ..api.deps import TokenCache
-from ..clock import system_clock
 from ..errors import AuthenticationError, ForbiddenError, MeridianError
-from ..identity.sessions import session_open
+from ..identity.sessions import session_caller
 from ..identity.tokens import Caller, Role
-from ..runtime import Runtime
 from .session import COOKIE, Session, SessionSeal
 
 __all__ = [
@@ -71,7 +68,11 @@ async def get_viewer(request: Request) -> Viewer | None:
         return None
     rt = request.app.state.runtime
     try:
-        caller = await run_in_threadpool(_signed_in, rt, request.app.state.tokens, session)
+        # the session's row is read on every request, never cached: a sign-out holds at once,
+        # on every replica
+        caller = await run_in_threadpool(
+            session_caller, rt, session.sid, session.token, request.app.state.tokens.get
+        )
     except (AuthenticationError, ForbiddenError):
         return None  # revoked, expired, or its account suspended: the session is over
     if caller is None:
@@ -79,15 +80,6 @@ async def get_viewer(request: Request) -> Viewer | None:
     viewer = Viewer(caller=caller, session=session, csrf=seal.csrf(session.cookie))
     request.state.viewer = viewer
     return viewer
-
-
-def _signed_in(rt: Runtime, tokens: TokenCache, session: Session) -> Caller | None:
-    """The session's caller, or ``None`` if it was signed out: read from the database on every
-    request, never cached, so a sign-out holds at once on every replica."""
-    with rt.db.read() as db:
-        if not session_open(db, session.sid, system_clock()):
-            return None
-    return tokens.get(rt, session.token)
 
 
 MaybeViewerDep = Annotated[Viewer | None, Depends(get_viewer)]
