@@ -113,15 +113,15 @@ def serve_app(directory: Path, profile: Path | None) -> None:
 
     from meridian.api import create_app
     from meridian.audit import SYSTEM
-    from meridian.identity.tokens import create_token
+    from meridian.identity.people import add_operator
     from meridian.runtime import Runtime
     from meridian.settings import Settings
 
     rt = Runtime(Settings(database_url=f"sqlite:///{directory / 'bench.db'}", renew_interval=0))
     rt.start()
     with rt.db.write() as session:
-        _, secret = create_token(
-            session, role="operator", name="bench", at=rt.now(), actor=SYSTEM, digest=rt.digest
+        _, _, secret = add_operator(
+            session, name="bench", at=rt.now(), actor=SYSTEM, digest=rt.digest
         )
     config = uvicorn.Config(
         create_app(runtime=rt),
@@ -693,7 +693,16 @@ def run_benchmark(options: Options, bar: CaseBar) -> dict[str, Any]:
 
 
 #: the packages whose versions the HTTP benchmark reports
-PACKAGES = ("meridian", "fastapi", "starlette", "pydantic", "uvicorn", "uvloop", "httptools", "orjson")
+PACKAGES = (
+    "meridian",
+    "fastapi",
+    "starlette",
+    "pydantic",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "orjson",
+)
 
 
 def machine_info(packages: tuple[str, ...] = PACKAGES) -> dict[str, Any]:

@@ -197,9 +197,24 @@ class Live:
     def token(self, name: str, **fields: Any) -> str:
         """Create and remember a token (``role``, and ``partner_id`` or ``account_id``)."""
         from meridian.audit import SYSTEM
+        from meridian.identity.people import add_operator, find_operator
         from meridian.identity.tokens import create_token
 
         with self.runtime.db.write() as session:
+            if fields.get("role") == "operator" and "person_id" not in fields:
+                # an operator token is a person's: the person of this name, made if new
+                person = find_operator(session, name)
+                if person is None:
+                    _, _, secret = add_operator(
+                        session,
+                        name=name,
+                        at=self.clock(),
+                        actor=SYSTEM,
+                        digest=self.runtime.digest,
+                    )
+                    self.tokens[name] = secret
+                    return secret
+                fields["person_id"] = person.id
             _, secret = create_token(
                 session,
                 at=self.clock(),

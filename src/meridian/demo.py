@@ -11,16 +11,17 @@ from collections.abc import Callable
 
 from sqlalchemy import func, select
 
-from .audit import SYSTEM
+from .audit import SYSTEM, Actor
 from .clock import fixed_clock, parse_instant
 from .commerce.renewal import renew_due
 from .commerce.subscriptions import checkout
 from .identity.accounts import register
-from .identity.tokens import Caller, create_token
+from .identity.people import add_operator, find_operator
+from .identity.tokens import Caller, create_token, revoke_token
 from .runtime import Runtime
 from .storage.models import Account, Partner, Token
 
-__all__ = ["DEMO_CONTACTS", "DEMO_HOSTS", "DEMO_IPS", "seed_demo"]
+__all__ = ["DEMO_CONTACTS", "DEMO_HOSTS", "DEMO_IPS", "DEMO_OPERATORS", "demo_tokens", "seed_demo"]
 
 #: Placeholder contacts on reserved example domains (RFC 2606): the public record gives none.
 DEMO_CONTACTS = {
@@ -187,8 +188,8 @@ def _june_2020(
     }
     buy("2020-05-20T09:10:00-04:00", hosts["us"], "pro", "online", "year")
     buy("2020-05-21T10:10:00+08:00", hosts["hk"], "pro", "online", "year")
-    alex = _token_caller(rt, "demo: Alex (trust and safety)", create=True)
-    sam = _token_caller(rt, "demo: Sam (legal)", create=True)
+    alex = _operator_caller(rt, "demo: Alex (trust and safety)")
+    sam = _operator_caller(rt, "demo: Sam (legal)")
     evening = _at(rt, "2020-06-04T20:00:00+08:00")
     meetings = []
     for host, topic, places in _JUNE_MEETINGS:
@@ -247,8 +248,12 @@ def _june_2020(
     done = _at(rt, "2020-06-04T23:00:00+08:00")
     for m in meetings:
         end_meeting(done, caller=None, meeting_id=m, actor=SYSTEM)
-    with rt.db.read() as session:
+    with rt.db.write() as session:
         states = [workflow.get_request(session, r.id).state for r in received]
+        for seeder in (alex, sam):  # their tokens were for seeding only: no one holds them
+            revoke_token(
+                session, token_id=seeder.token_id, at=rt.now(), actor=SYSTEM, digest=rt.digest
+            )
     say(
         f"  2020-06-04  June 4th: {len(received)} requests from mainland China, "
         f"{states.count('applied')} narrowed to blocks of mainland participants, "
@@ -256,12 +261,89 @@ def _june_2020(
     )
 
 
-def _token_caller(rt: Runtime, name: str, *, create: bool = False) -> Caller:
-    """An operator token's caller, by the token's name (created first with ``create``)."""
+def _operator_caller(rt: Runtime, name: str) -> Caller:
+    """A demo operator person named ``name`` and the caller of a demo token of theirs (which the
+    next demo start revokes, as it revokes every earlier demo token)."""
     with rt.db.write() as session:
-        if create:
-            create_token(
-                session, role="operator", name=name, at=rt.now(), actor=SYSTEM, digest=rt.digest
+        person = find_operator(session, name)
+        if person is None:
+            person, token, _ = add_operator(
+                session, name=name, at=rt.now(), actor=SYSTEM, digest=rt.digest, demo=True
             )
-        token_id = session.scalars(select(Token.id).where(Token.name == name)).one()
-    return Caller(token_id, "operator")
+        else:
+            token, _ = create_token(
+                session,
+                role="operator",
+                name=name,
+                person_id=person.id,
+                at=rt.now(),
+                actor=SYSTEM,
+                digest=rt.digest,
+                demo=True,
+            )
+        return Caller(token.id, "operator", person_id=person.id)
+
+
+#: the demo's operators, two people: one records a government request, the other approves it
+DEMO_OPERATORS = {"operator": "Demo operator", "operator2": "Demo second operator"}
+
+
+def demo_tokens(rt: Runtime, actor: Actor) -> tuple[dict[str, str], int]:
+    """Fresh tokens to try the demo with, by the name of the file ``make run`` keeps each in,
+    and how many earlier demo tokens were revoked.
+
+    Every earlier demo token is revoked first (a restart leaves only the tokens it prints): the
+    two demo operators' (always the same two people), the bizconf partner's and the demo hosts'.
+    Only ever called in development: ``meridian serve --demo`` is refused in production.
+    """
+    at = rt.now()
+    with rt.db.write() as session:
+        earlier = session.scalars(
+            select(Token.id).where(Token.demo.is_(True), Token.revoked_at.is_(None))
+        ).all()
+        for token_id in earlier:
+            revoke_token(session, token_id=token_id, at=at, actor=actor, digest=rt.digest)
+    secrets: dict[str, str] = {}
+    for key, name in DEMO_OPERATORS.items():
+        caller = _operator_caller(rt, name)
+        with rt.db.write() as session:
+            # the caller's token was only for acting here: the printed one is a new one
+            revoke_token(session, token_id=caller.token_id, at=at, actor=actor, digest=rt.digest)
+            _, secrets[key] = create_token(
+                session,
+                role="operator",
+                name=f"make run ({key})",
+                person_id=caller.person_id,
+                at=at,
+                actor=actor,
+                digest=rt.digest,
+                demo=True,
+            )
+    with rt.db.write() as session:
+        _, secrets["bizconf"] = create_token(
+            session,
+            role="partner",
+            name="make run (bizconf)",
+            partner_id="bizconf",
+            at=at,
+            actor=actor,
+            digest=rt.digest,
+            demo=True,
+        )
+        for key, account_name in DEMO_HOSTS.items():
+            account_id = session.scalars(
+                select(Account.id).where(Account.name == account_name)
+            ).first()
+            if account_id is not None:
+                _, secrets[key] = create_token(
+                    session,
+                    role="user",
+                    name=f"make run ({key})",
+                    account_id=account_id,
+                    default_user_days=rt.settings.user_token_days,
+                    at=at,
+                    actor=actor,
+                    digest=rt.digest,
+                    demo=True,
+                )
+    return secrets, len(earlier)

@@ -45,6 +45,7 @@ _ENV = {
     "meeting_empty_timeout": "MERIDIAN_MEETING_EMPTY_TIMEOUT",
     "meeting_warning": "MERIDIAN_MEETING_WARNING",
     "grant_seconds": "MERIDIAN_GRANT_SECONDS",
+    "user_token_days": "MERIDIAN_USER_TOKEN_DAYS",
 }
 
 
@@ -107,6 +108,8 @@ class Settings(BaseModel):
     #: seconds a relay, key, link or drop grant is good for; a relay session lasts that long
     #: unless signalling renews it (it does so every third of it)
     grant_seconds: int = Field(default=60, ge=3, le=3600)
+    #: days a user token works when it is created without ``expires_at`` (sign-up tokens too)
+    user_token_days: int = Field(default=90, ge=1, le=3650)
 
     @field_validator("node_urls", mode="before")
     @classmethod

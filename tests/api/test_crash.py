@@ -139,7 +139,7 @@ def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
 def _operator_token(database_url: str, keys: Path) -> str:
     """Migrate the database, put the built-in bundle in force, and create an operator token."""
     from meridian.audit import SYSTEM
-    from meridian.identity.tokens import create_token
+    from meridian.identity.people import add_operator
     from meridian.runtime import Runtime
     from meridian.settings import Settings
 
@@ -149,13 +149,8 @@ def _operator_token(database_url: str, keys: Path) -> str:
     runtime.start()
     try:
         with runtime.db.write() as session:
-            _, secret = create_token(
-                session,
-                role="operator",
-                name="crash test",
-                at=runtime.now(),
-                actor=SYSTEM,
-                digest=runtime.digest,
+            _, _, secret = add_operator(
+                session, name="crash test", at=runtime.now(), actor=SYSTEM, digest=runtime.digest
             )
     finally:
         runtime.close()

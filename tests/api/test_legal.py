@@ -79,7 +79,7 @@ def test_a_request_is_recorded_scoped_approved_by_a_second_operator_and_applied(
     assert rid.startswith("lr_")
     assert created["state"] == "pending"
     assert created["recorded_by"]["name"] == "operator"
-    assert created["recorded_by"]["actor"].startswith("operator:tok_")
+    assert created["recorded_by"]["actor"].startswith("operator:psn_")
     assert created["scope"]["outcome"] == "narrowed"
     meeting, *participants = created["scope"]["effects"]
     assert (meeting["kind"], meeting["country"], meeting["effect"]) == ("meeting", "US", "none")
@@ -95,8 +95,9 @@ def test_a_request_is_recorded_scoped_approved_by_a_second_operator_and_applied(
 
     r = ops.post(f"/v1/legal-requests/{rid}/approve")
     assert r.status_code == 403
+    recorder = created["recorded_by"]["actor"].removeprefix("operator:")
     assert r.json()["error"]["message"] == (
-        f"legal request `{rid}` was recorded by this token: "
+        f"legal request `{rid}` was recorded by this operator, `operator` (`{recorder}`): "
         "a second operator must approve it"
     )
     r = ops2.post(f"/v1/legal-requests/{rid}/approve")
@@ -128,9 +129,9 @@ def test_a_request_is_recorded_scoped_approved_by_a_second_operator_and_applied(
     assert [n["subject_id"] for n in notices["data"]] == [rid]
 
 
-def test_the_same_name_on_another_token_is_the_same_operator(live, june):
+def test_another_token_of_the_same_person_is_the_same_operator(live, june):
     mid, _, _ = june
-    live.token("OPERATOR", role="operator")
+    live.token("OPERATOR", role="operator")  # the person named `operator`, another token
     rid = (
         live.client("operator")
         .post("/v1/legal-requests", json=body(target={"kind": "meeting", "id": mid}))
@@ -138,9 +139,7 @@ def test_the_same_name_on_another_token_is_the_same_operator(live, june):
     )
     r = live.client("OPERATOR").post(f"/v1/legal-requests/{rid}/approve")
     assert r.status_code == 403
-    assert (
-        "a token of the same name, `OPERATOR`" in r.json()["error"]["message"]
-    )
+    assert "was recorded by this operator, `operator`" in r.json()["error"]["message"]
 
 
 def test_suspension_stops_sign_in_at_once_and_hosting(live):

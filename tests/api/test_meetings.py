@@ -81,7 +81,7 @@ def test_cn_needs_an_explicit_opt_in_recorded_with_who_made_it(live):
             )
         ).one()
         assert entry.details["opted_in_now"] == ["CN"]
-        assert entry.actor.startswith("operator:tok_")
+        assert entry.actor.startswith("operator:psn_")
         assert entry.details["by"] == entry.actor
     meeting = (
         live.client(account["id"]).post("/v1/meetings", json={"topic": "with CN"}).json()["meeting"]

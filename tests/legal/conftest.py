@@ -11,6 +11,7 @@ from sqlalchemy import select
 from meridian.audit import SYSTEM
 from meridian.commerce.subscriptions import checkout
 from meridian.identity.accounts import register
+from meridian.identity.people import add_operator, find_operator
 from meridian.identity.tokens import Caller, create_token
 from meridian.legal.model import LegalRequestCreate
 from meridian.meetings.placement import Occupancy
@@ -38,17 +39,24 @@ class World:
     rt: Any
 
     def operator(self, name: str) -> Caller:
-        """An operator token named ``name`` (a real row: the two-person rule reads its name)."""
+        """A new token of the operator person named ``name`` (added first if there is none)."""
         with self.rt.db.write() as session:
-            row, _ = create_token(
-                session,
-                role="operator",
-                name=name,
-                at=self.rt.now(),
-                actor=SYSTEM,
-                digest=self.rt.digest,
-            )
-        return Caller(row.id, "operator")
+            person = find_operator(session, name)
+            if person is None:
+                person, row, _ = add_operator(
+                    session, name=name, at=self.rt.now(), actor=SYSTEM, digest=self.rt.digest
+                )
+            else:
+                row, _ = create_token(
+                    session,
+                    role="operator",
+                    name=name,
+                    person_id=person.id,
+                    at=self.rt.now(),
+                    actor=SYSTEM,
+                    digest=self.rt.digest,
+                )
+        return Caller(row.id, "operator", person_id=person.id)
 
     def account(self, country: str, name: str = "Account") -> str:
         admin = Caller("tok_setup", "operator")

@@ -87,8 +87,8 @@ def test_every_step_is_recorded_in_order_and_a_decided_request_is_final(world, u
         "legal.notified",
     ]
     received, scoped, approved, applied, notified = world.entries(row.id)
-    assert received.actor == f"operator:{alice.token_id}"
-    assert received.details["recorded_by"] == f"operator:{alice.token_id}"
+    assert received.actor == f"operator:{alice.person_id}"
+    assert received.details["recorded_by"] == f"operator:{alice.person_id}"
     assert received.details["request"] == {
         "authority": "Beijing Municipal Public Security Bureau",
         "jurisdiction": "CN",
@@ -100,7 +100,7 @@ def test_every_step_is_recorded_in_order_and_a_decided_request_is_final(world, u
         "documents": [{"name": "order.pdf", "sha256": "ab" * 32, "size": 48213}],
     }
     assert (scoped.actor, scoped.details["outcome"]) == ("system:meridian", "narrowed")
-    assert approved.details == {"by": f"operator:{bob.token_id}"}
+    assert approved.details == {"by": f"operator:{bob.person_id}"}
     assert applied.details["outcome"] == "narrowed"
     # participations in the order they joined (here at one instant: then by id)
     assert applied.details["participants"] == sorted([ids["cn"], ids["cn_guest"]])
@@ -140,7 +140,7 @@ def test_a_rejected_request_cannot_be_approved(world, us_meeting):
     rejected = world.entries(row.id)[-1]
     assert rejected.action == "legal.rejected"
     assert rejected.details == {
-        "by": f"operator:{alice.token_id}",
+        "by": f"operator:{alice.person_id}",
         "reason": "no valid seal on the order",
     }
     with world.rt.db.read() as session:

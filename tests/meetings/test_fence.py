@@ -384,3 +384,37 @@ def test_a_government_request_drops_only_the_cn_participants_of_a_live_meeting(p
     assert epochs == (1, 1)
     assert all(len(heard) == 1 for heard in after.values())
     assert request["id"] in str(refused)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_signed_out_page_session_opens_the_meeting_socket_only_as_a_guest(plane, nodes):
+    """The meeting page's WebSocket accepts the session cookie: not once it is signed out."""
+    import json
+
+    from websockets.asyncio.client import connect
+
+    account = host(plane, name="Acme Inc")
+    meeting = create_meeting(plane, account)
+    with httpx.Client(base_url=plane.url, follow_redirects=False) as c:
+        assert c.post("/login", data={"token": plane.tokens[account]}).status_code == 303
+        cookie = c.cookies["meridian_session"]
+        csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/account").text)
+        assert csrf is not None
+        assert c.post("/logout", data={"csrf": csrf[1]}).status_code == 303
+    url = plane.url.replace("http://", "ws://") + f"/v1/meetings/{meeting['id']}/signal"
+
+    async def join_with_cookie() -> dict[str, Any]:
+        headers = {
+            "Cookie": f"meridian_session={cookie}",
+            "Origin": plane.url,
+            "X-Forwarded-For": US_IP,
+        }
+        async with connect(url, additional_headers=headers, proxy=None) as ws:
+            await ws.send(json.dumps({"type": "join", "name": "replayed", "public_key": "A" * 43}))
+            answer: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            return answer
+
+    run(join_with_cookie())
+    params = {"action": "meeting.join", "subject": meeting["id"]}
+    (record,) = plane.client("operator").get("/v1/records", params=params).json()["data"]
+    assert record["actor"].startswith("anonymous:"), record["actor"]

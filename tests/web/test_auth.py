@@ -107,3 +107,55 @@ def test_an_altered_or_revoked_session_is_no_session(live: Any) -> None:
         assert live.client("operator").delete(f"/v1/tokens/{token_id}").status_code == 200
         # revoked through this process: the session ends at once
         assert c.get("/console").status_code == 303
+
+
+def test_sign_out_ends_the_session_on_every_replica(live_factory: Any) -> None:
+    # two replicas on one database, with one session key: a cookie works on both
+    one = live_factory(trusted_proxies=("127.0.0.1/32",))
+    two = live_factory(trusted_proxies=("127.0.0.1/32",))
+    with httpx.Client(base_url=one.url, follow_redirects=False) as c:
+        assert c.post("/login", data={"token": one.tokens["operator"]}).status_code == 303
+        cookie = c.cookies["meridian_session"]
+        assert c.get("/console").status_code == 200
+        csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/console").text)
+        assert csrf is not None
+        r = c.post("/logout", data={"csrf": csrf[1]})
+        assert r.status_code == 303
+    for server in (one, two):
+        # the old cookie, replayed after sign-out: signed out, here and on the other replica
+        with httpx.Client(
+            base_url=server.url, follow_redirects=False, cookies={"meridian_session": cookie}
+        ) as replay:
+            r = replay.get("/console")
+            assert r.status_code == 303, server.url
+            assert r.headers["location"].startswith("/login")
+    # the token itself still works, and a new sign-in is a new session
+    with httpx.Client(base_url=two.url, follow_redirects=False) as c:
+        assert c.post("/login", data={"token": one.tokens["operator"]}).status_code == 303
+        assert c.get("/console").status_code == 200
+
+
+def test_a_replayed_cookie_after_sign_out_in_the_browser_is_signed_out(
+    live: Any, browse: Any
+) -> None:
+    page = browse(live, "operator")
+    cookies = page.context.cookies()
+    assert [c["name"] for c in cookies] == ["meridian_session"]
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/$"))
+    page.context.add_cookies(cookies)  # the stolen or kept cookie, put back
+    page.goto("/console")
+    assert "/login" in page.url
+
+
+def test_the_login_page_names_a_command_that_exists(live: Any) -> None:
+    from typer.testing import CliRunner
+
+    from meridian.cli.app import app
+
+    with httpx.Client(base_url=live.url) as c:
+        text = c.get("/login").text
+    assert "<code>meridian admin create-token</code>" in text
+    assert "meridian create-token" not in text
+    result = CliRunner().invoke(app, ["admin", "create-token", "--help"])
+    assert result.exit_code == 0, result.output

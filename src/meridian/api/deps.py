@@ -55,9 +55,18 @@ class TokenCache:
         now = time.monotonic()
         hit = self._entries.get(secret)
         if hit is not None and hit[0] > now:
-            return hit[1]
+            # an expiry is checked on every use, cached or not: it is known without a read
+            expired = hit[1].expired(rt.now())
+            if expired is None:
+                return hit[1]
+            self._entries.pop(secret, None)
+            raise expired
         with rt.db.read() as session:
-            caller = authenticate(session, secret)
+            try:
+                caller = authenticate(session, secret, at=rt.now())
+            except AuthenticationError:
+                self._entries.pop(secret, None)
+                raise
             account = (
                 session.get(Account, caller.account_id)
                 if caller is not None and caller.account_id is not None

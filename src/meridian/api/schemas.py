@@ -267,6 +267,15 @@ class TokenCreate(_In):
     name: Text
     partner: Ident | None = None
     account: Ident | None = None
+    person: Ident | None = Field(
+        default=None,
+        description="an operator token's person: only the caller's own (the default)",
+    )
+    expires_at: Instant | None = Field(
+        default=None,
+        description="when the token stops working; a user token's default is "
+        "MERIDIAN_USER_TOKEN_DAYS (90) days from now, others' never",
+    )
 
 
 class TokenPublic(BaseModel):
@@ -275,6 +284,8 @@ class TokenPublic(BaseModel):
     name: str
     partner_id: str | None
     account_id: str | None
+    person: str | None = Field(default=None, description="the operator an operator token is")
+    expires_at: datetime | None = None
     token: str = Field(description="shown once")
 
 

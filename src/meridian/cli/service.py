@@ -1,5 +1,8 @@
 """The service's commands: ``serve``, ``policy load``, ``admin …`` and ``commerce …``.
 
+``admin add-operator`` is the only way to add an operator (a person): out of band, on the
+database, never through an operator's token.
+
 They act on the database named by ``MERIDIAN_DATABASE_URL`` (default: SQLite in ``./var/``),
 through the same service functions as the HTTP API, and record who acted as ``cli:<user>``.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +20,7 @@ import typer
 from rich.console import Console
 
 from ..audit import Actor
-from ..errors import InputError, shown
+from ..errors import ConfigurationError, InputError, shown
 from ..node.cluster import LocalCluster
 from ..settings import Settings, get_settings
 from .app import ClockOption, app, door, policy_app
@@ -24,7 +28,7 @@ from .progress import count, duration, progress_bar, summary
 
 __all__ = ["admin_app", "commerce_app"]
 
-admin_app = typer.Typer(help="Tokens and other operator tasks.", no_args_is_help=True)
+admin_app = typer.Typer(help="Operators, tokens and other operator tasks.", no_args_is_help=True)
 commerce_app = typer.Typer(help="Renewals and market transitions.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(commerce_app, name="commerce")
@@ -83,6 +87,11 @@ def serve(
     settings: Settings = get_settings().with_changes(
         host=host, port=port, database_url=database, clock=clock
     )
+    if demo and settings.mode == "production":
+        raise ConfigurationError(
+            "`--demo` is refused in production (MERIDIAN_MODE=production): "
+            "the demo seeds accounts and prints operator tokens"
+        )
     console = Console(soft_wrap=True)
     if demo and not settings.trusted_proxies:
         # The demo places loopback clients in countries the way production places clients
@@ -177,65 +186,35 @@ def _start_nodes(settings: Settings, codes: list[str], console: Console) -> Loca
 
 
 def _demo(rt, console: Console) -> None:  # type: ignore[no-untyped-def]
-    from sqlalchemy import select
-
-    from ..demo import DEMO_HOSTS, seed_demo
-    from ..identity.tokens import create_token
-    from ..storage.models import Account
+    """Seed the demo world (once) and print fresh tokens, revoking every earlier demo token."""
+    from ..demo import DEMO_HOSTS, DEMO_OPERATORS, demo_tokens, seed_demo
 
     seed_demo(rt, console.print)
     var = Path("var")
     var.mkdir(exist_ok=True)
-    with rt.db.write() as session:
-        _, operator = create_token(
-            session, role="operator", name="make run", at=rt.now(), actor=_actor(), digest=rt.digest
-        )
-        # a second operator: a government request needs two people, one to record, one to approve
-        _, operator2 = create_token(
-            session,
-            role="operator",
-            name="make run (second operator)",
-            at=rt.now(),
-            actor=_actor(),
-            digest=rt.digest,
-        )
-        _, bizconf = create_token(
-            session,
-            role="partner",
-            name="make run (bizconf)",
-            partner_id="bizconf",
-            at=rt.now(),
-            actor=_actor(),
-            digest=rt.digest,
-        )
-        hosts = {}
-        for name, account_name in DEMO_HOSTS.items():
-            account_id = session.scalars(
-                select(Account.id).where(Account.name == account_name)
-            ).first()
-            if account_id is not None:
-                _, hosts[name] = create_token(
-                    session,
-                    role="user",
-                    name=f"make run ({name})",
-                    account_id=account_id,
-                    at=rt.now(),
-                    actor=_actor(),
-                    digest=rt.digest,
-                )
-    tokens = (("operator", operator), ("operator2", operator2), ("bizconf", bizconf))
-    for name, secret in (*tokens, *hosts.items()):
+    tokens, revoked = demo_tokens(rt, _actor())
+    for name, secret in tokens.items():
         path = var / f"{name}.token"
-        path.write_text(secret + "\n", encoding="utf-8")
-        path.chmod(0o600)
-    console.print(f"operator token: [bold]{operator}[/bold]  (also in var/operator.token)")
+        path.unlink(missing_ok=True)
+        # created 0600 from the first byte: the file holds a secret
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(secret + "\n")
+    if revoked:
+        console.print(f"revoked the {revoked} tokens of the previous demo start")
     console.print(
-        f"second operator: [bold]{operator2}[/bold]  (also in var/operator2.token; approves "
-        "what the first records)"
+        f"operator token: [bold]{tokens['operator']}[/bold]  ({DEMO_OPERATORS['operator']}; "
+        "also in var/operator.token)"
     )
-    console.print(f"bizconf token:  [bold]{bizconf}[/bold]  (also in var/bizconf.token)")
-    for name in hosts:
-        console.print(f"{name} token: {DEMO_HOSTS[name]} in var/{name}.token")
+    console.print(
+        f"second operator: [bold]{tokens['operator2']}[/bold]  "
+        f"({DEMO_OPERATORS['operator2']}, another person; also in var/operator2.token; "
+        "approves what the first records)"
+    )
+    console.print(f"bizconf token:  [bold]{tokens['bizconf']}[/bold]  (also in var/bizconf.token)")
+    for name in DEMO_HOSTS:
+        if name in tokens:
+            console.print(f"{name} token: {DEMO_HOSTS[name]} in var/{name}.token")
 
 
 @policy_app.command("load")
@@ -271,20 +250,108 @@ def policy_load(
     typer.echo(f"ok: bundle `{doc.bundle}` version `{doc.version}` {state}: {loaded.digest}")
 
 
+@admin_app.command("add-operator")
+@door
+def add_operator_command(
+    name: Annotated[str, typer.Argument(help="The person's name, as the log and pages show it.")],
+    email: Annotated[str | None, typer.Option(help="How to reach them.")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Add an operator (a person) and print their first token, once (it is stored only hashed).
+
+    Operators are added only here, out of band: an operator's token can mint more tokens for
+    its own person, never for another, so two people are always two people.
+    """
+    from ..identity.people import add_operator
+
+    rt = _runtime(database)
+    try:
+        with rt.db.write() as session:
+            person, token, secret = add_operator(
+                session, name=name, email=email, at=rt.now(), actor=_actor(), digest=rt.digest
+            )
+    finally:
+        rt.close()
+    typer.echo(secret)
+    typer.echo(f"added operator `{person.name}` {person.id}, first token {token.id}", err=True)
+
+
+@admin_app.command("list-operators")
+@door
+def list_operators_command(database: DatabaseOption = None) -> None:
+    """List the operators: id, name, email, live tokens, and whether removed."""
+    from ..identity.people import list_operators
+
+    rt = _runtime(database)
+    try:
+        with rt.db.read() as session:
+            rows = list_operators(session)
+            lines = [
+                f"{p.id}  {p.name}{f' <{p.email}>' if p.email else ''}  "
+                f"{n} token{'' if n == 1 else 's'}"
+                + (f"  removed {p.disabled_at.isoformat()}" if p.disabled_at else "")
+                for p, n in rows
+            ]
+    finally:
+        rt.close()
+    for line in lines:
+        typer.echo(line)
+    if not lines:
+        typer.echo("no operators: add one with `meridian admin add-operator NAME`", err=True)
+
+
+@admin_app.command("remove-operator")
+@door
+def remove_operator_command(
+    person: Annotated[str, typer.Argument(help="The operator's id (psn_…).")],
+    database: DatabaseOption = None,
+) -> None:
+    """Remove an operator: every token of theirs is revoked (a running service stops accepting
+    them within a few seconds), and they can have no new one."""
+    from ..identity.people import remove_operator
+
+    rt = _runtime(database)
+    try:
+        with rt.db.write() as session:
+            row, revoked = remove_operator(
+                session, person_id=person, at=rt.now(), actor=_actor(), digest=rt.digest
+            )
+            name = row.name
+    finally:
+        rt.close()
+    typer.echo(
+        f"removed operator {person} (`{name}`): {revoked} token{'' if revoked == 1 else 's'} revoked"
+    )
+
+
 @admin_app.command("create-token")
 @door
 def create_token_command(
     role: Annotated[str, typer.Option(help="operator, partner or user.")],
     name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+    operator: Annotated[
+        str | None,
+        typer.Option(help="The operator (psn_…) an operator token belongs to (add-operator)."),
+    ] = None,
     partner: Annotated[
         str | None, typer.Option(help="The partner a partner token acts for.")
     ] = None,
     account: Annotated[str | None, typer.Option(help="The account a user token acts for.")] = None,
+    expires_at: Annotated[
+        str | None,
+        typer.Option(
+            "--expires-at",
+            help="When the token stops working (ISO 8601 with a zone); a user token's default "
+            "is MERIDIAN_USER_TOKEN_DAYS (90) days.",
+        ),
+    ] = None,
     database: DatabaseOption = None,
 ) -> None:
     """Create an API token and print it (it is stored only hashed: this is the one time it shows)."""
+    from ..clock import parse_instant
     from ..identity.tokens import create_token
 
+    until = None if expires_at is None else parse_instant(expires_at, "--expires-at")
     rt = _runtime(database)
     try:
         with rt.db.write() as session:
@@ -292,8 +359,11 @@ def create_token_command(
                 session,
                 role=role,
                 name=name,
+                person_id=operator,
                 partner_id=partner,
                 account_id=account,
+                expires_at=until,
+                default_user_days=rt.settings.user_token_days,
                 at=rt.now(),
                 actor=_actor(),
                 digest=rt.digest,
@@ -301,7 +371,9 @@ def create_token_command(
     finally:
         rt.close()
     typer.echo(secret)
-    typer.echo(f"created {row.role} token {row.id}", err=True)
+    whose = f" for operator {row.person_id}" if row.person_id else ""
+    until_text = f", expires {row.expires_at.isoformat()}" if row.expires_at else ""
+    typer.echo(f"created {row.role} token {row.id}{whose}{until_text}", err=True)
 
 
 @admin_app.command("grant-key")

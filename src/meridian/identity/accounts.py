@@ -190,6 +190,7 @@ def register(
                     role="user",
                     name=f"sign-up of {account.id}",
                     account_id=account.id,
+                    default_user_days=rt.settings.user_token_days,
                     at=at,
                     actor=actor,
                     digest=decision.bundle.digest,

@@ -15,9 +15,12 @@ Every step is recorded with :func:`meridian.audit.record` in the transaction tha
 and ``legal.notified`` (subject ``legal_request``, the request's id); the transparency report is
 computed from these entries alone.
 
-Two people, always: the operator who recorded a request cannot approve it. "The same operator"
-is the same token id, or a token of the same name compared case-insensitively (``Alice`` and
-``alice`` are one person); a refused self-approval is itself recorded. Nothing is applied
+Two people, always: the operator who recorded a request cannot approve it. Operators are people
+(:mod:`meridian.identity.people`), and "the same operator" is the same person, whichever of
+their tokens acts (a token an operator mints over the API is theirs). A request recorded before
+people existed names its token, which is resolved to the token's person; and, failing closed,
+a person of the same name (compared case-insensitively) counts as the same operator too. A
+refused self-approval is itself recorded. Nothing is applied
 without an approval, and the scope is computed again at the instant of approval: whoever joined
 meanwhile is counted, and a request with nothing left in scope is rejected then.
 
@@ -47,6 +50,7 @@ from ..storage.models import (
     Meeting,
     Notice,
     Participation,
+    Person,
     Token,
     new_id,
 )
@@ -76,6 +80,7 @@ __all__ = [
     "notify_due",
     "receive",
     "reject",
+    "same_person",
 ]
 
 #: What a non-content disclosure hands over of each kind of record (field names, listed in the
@@ -117,13 +122,20 @@ class Approval:
 
 
 def _operator(session: Session, caller: Caller) -> tuple[Actor, str]:
-    """The caller as an operator: its actor and its token's name (refused for any other role)."""
+    """The caller as an operator: its actor (the person) and the person's name (refused for any
+    other role, and for a token that is not a live token of an operator in office)."""
     if caller.role != "operator":
         raise ForbiddenError(f"a `{caller.role}` token cannot handle lawful requests")
     token = session.get(Token, caller.token_id)
     if token is None or token.revoked_at is not None:
         raise ForbiddenError(f"token `{shown(caller.token_id)}` is unknown or revoked")
-    return caller.actor, token.name
+    person = None if token.person_id is None else session.get(Person, token.person_id)
+    if person is None or person.disabled_at is not None or person.id != caller.person_id:
+        raise ForbiddenError(
+            f"token `{shown(caller.token_id)}` belongs to no operator in office: "
+            "lawful requests are handled by people (`meridian admin add-operator`)"
+        )
+    return caller.actor, person.name
 
 
 def get_request(session: Session, request_id: str, *, lock: bool = False) -> LegalRequest:
@@ -281,12 +293,24 @@ def reject(rt: Runtime, *, caller: Caller, request_id: str, reason: str) -> Lega
         return row
 
 
-def _same_person(row: LegalRequest, caller: Caller, name: str) -> str | None:
-    """Why ``caller`` counts as the operator who recorded ``row``, if it does."""
-    if str(caller.actor) == row.recorded_by:
-        return "this token"
-    if name.casefold() == row.recorded_by_name.casefold():
-        return f"a token of the same name, `{shown(name)}`"
+def same_person(
+    session: Session, caller: Caller, recorded_by: str, recorded_by_name: str
+) -> str | None:
+    """Why ``caller`` counts as the operator who recorded a request, in words, if it does.
+
+    ``recorded_by`` is the recorder's actor: ``operator:psn_…``, or ``operator:tok_…`` for a
+    request recorded before operators were people (resolved to that token's person).
+    """
+    role, _, who = recorded_by.partition(":")
+    person = who
+    if role == "operator" and who.startswith("tok_"):
+        token = session.get(Token, who)
+        person = "" if token is None or token.person_id is None else token.person_id
+    if person == caller.person_id or who == caller.token_id:
+        return f"this operator, `{shown(recorded_by_name)}` (`{caller.person_id}`)"
+    me = None if caller.person_id is None else session.get(Person, caller.person_id)
+    if me is not None and me.name.casefold() == recorded_by_name.casefold():
+        return f"an operator of the same name, `{shown(me.name)}`"
     return None
 
 
@@ -307,7 +331,7 @@ def approve(rt: Runtime, *, caller: Caller, request_id: str) -> Approval:
             raise ConflictError(
                 f"legal request `{row.id}` is already `{row.state}`: it cannot be approved"
             )
-        same = _same_person(row, caller, name)
+        same = same_person(session, caller, row.recorded_by, row.recorded_by_name)
         if same is not None:
             message = (
                 f"legal request `{row.id}` was recorded by {same}: "

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -41,11 +42,13 @@ __all__ = [
     "Notice",
     "Participation",
     "Partner",
+    "Person",
     "PolicyBundle",
     "Record",
     "Subscription",
     "Token",
     "UtcDateTime",
+    "WebSession",
     "new_id",
 ]
 
@@ -200,6 +203,12 @@ class Token(Base):
     partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    #: the operator person an operator token belongs to (every operator token has one)
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id"), index=True)
+    #: when the token stops working (``None``: when revoked)
+    expires_at: Mapped[datetime | None]
+    #: minted by ``meridian serve --demo``: the next demo start revokes it
+    demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Subscription(Base):
@@ -382,3 +391,36 @@ class LegalBlock(Base):
     active: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime]
     lifted_at: Mapped[datetime | None]
+
+
+class Person(Base):
+    """An operator: one person, created out of band (``meridian admin add-operator``).
+
+    Each operator token belongs to one person; the two-person rule compares people, and the
+    log names the person (``operator:psn_…``), whichever of their tokens acted.
+    """
+
+    __tablename__ = "people"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))  # operator
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    #: set when the person is removed: their tokens stop working
+    disabled_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A signed-in browser session of the pages; signing out ends it here, for every replica.
+
+    ``id`` is the SHA-256 of the session id sealed in the cookie (the id itself is not stored).
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[str] = mapped_column(ForeignKey("tokens.id"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]

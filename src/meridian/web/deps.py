@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import AuthenticationError, ForbiddenError, MeridianError
+from ..identity.sessions import session_caller
 from ..identity.tokens import Caller, Role
 from .session import COOKIE, Session, SessionSeal
 
@@ -67,9 +68,15 @@ async def get_viewer(request: Request) -> Viewer | None:
         return None
     rt = request.app.state.runtime
     try:
-        caller = await run_in_threadpool(request.app.state.tokens.get, rt, session.token)
+        # the session's row is read on every request, never cached: a sign-out holds at once,
+        # on every replica
+        caller = await run_in_threadpool(
+            session_caller, rt, session.sid, session.token, request.app.state.tokens.get
+        )
     except (AuthenticationError, ForbiddenError):
-        return None  # revoked, or its account suspended: the session is over
+        return None  # revoked, expired, or its account suspended: the session is over
+    if caller is None:
+        return None  # signed out (here or on another replica)
     viewer = Viewer(caller=caller, session=session, csrf=seal.csrf(session.cookie))
     request.state.viewer = viewer
     return viewer

@@ -1,11 +1,13 @@
 """Signed-in sessions for the pages: the API token, sealed in a cookie, and its CSRF token.
 
 Signing in means pasting an API token (the one ``meridian serve --demo`` prints, or one from
-``meridian create-token``). The token is sealed with AES-256-GCM under the session key
+``meridian admin create-token``). The token is sealed with AES-256-GCM under the session key
 (``MERIDIAN_SESSION_KEY``) into an ``HttpOnly``, ``SameSite=Strict`` cookie, with the instant it
-was issued; every page request opens it and authenticates the token exactly as the API does. So a
-page sees what the API would show that token and nothing more, a revoked token ends its sessions
-at once, and nothing about a session is kept on the server.
+was issued and a random session id; every page request opens it, checks that the session is
+still open (:mod:`meridian.identity.sessions`: a database row, so signing out ends the session
+on every replica) and authenticates the token exactly as the API does. So a page sees what the
+API would show that token and nothing more, and a revoked token or a sign-out ends a session at
+once.
 
 The CSRF token is an HMAC of the cookie under a key derived from the session key: a form or an
 script request that changes anything must carry it (``csrf`` field or ``X-CSRF-Token`` header).
@@ -30,8 +32,9 @@ __all__ = ["COOKIE", "SESSION_SECONDS", "Session", "SessionSeal"]
 COOKIE = "meridian_session"
 #: a session lasts a working day; signing in again starts a new one
 SESSION_SECONDS = 12 * 3600
-_VERSION = b"s1"
+_VERSION = b"s2"
 _NONCE = 12
+_SID = 16  # bytes of session id
 
 
 def _b64(data: bytes) -> str:
@@ -52,6 +55,8 @@ class Session:
     token: str
     issued: float
     cookie: str
+    #: the session's id (32 hex digits), whose database row says whether it is still open
+    sid: str = ""
 
 
 class SessionSeal:
@@ -63,10 +68,11 @@ class SessionSeal:
         self._aead = AESGCM(hashlib.sha256(b"meridian session cookie v1" + key).digest())
         self._csrf = hashlib.sha256(b"meridian csrf v1" + key).digest()
 
-    def seal(self, token: str, *, now: float | None = None) -> str:
+    def seal(self, token: str, *, sid: str, now: float | None = None) -> str:
+        """A cookie value sealing ``token`` and the session id ``sid`` (32 hex digits)."""
         issued = time.time() if now is None else now
         nonce = os.urandom(_NONCE)
-        body = struct.pack(">d", issued) + token.encode("utf-8")
+        body = struct.pack(">d", issued) + bytes.fromhex(sid) + token.encode("utf-8")
         return _b64(_VERSION + nonce + self._aead.encrypt(nonce, body, _VERSION))
 
     def open(self, cookie: str | None, *, now: float | None = None) -> Session | None:
@@ -74,7 +80,7 @@ class SessionSeal:
         if not cookie or len(cookie) > 4096:
             return None
         raw = _unb64(cookie)
-        if raw is None or not raw.startswith(_VERSION) or len(raw) < 2 + _NONCE + 16 + 8:
+        if raw is None or not raw.startswith(_VERSION) or len(raw) < 2 + _NONCE + 16 + 8 + _SID:
             return None
         nonce, sealed = raw[2 : 2 + _NONCE], raw[2 + _NONCE :]
         try:
@@ -86,10 +92,10 @@ class SessionSeal:
         if not issued <= current + 60 or current - issued > SESSION_SECONDS:
             return None
         try:
-            token = body[8:].decode("utf-8")
+            token = body[8 + _SID :].decode("utf-8")
         except UnicodeDecodeError:
             return None
-        return Session(token=token, issued=issued, cookie=cookie)
+        return Session(token=token, issued=issued, cookie=cookie, sid=body[8 : 8 + _SID].hex())
 
     def csrf(self, cookie: str) -> str:
         """The CSRF token that goes with the session in ``cookie``."""

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import func, select
 
+from ...errors import ForbiddenError, shown
 from ...identity.tokens import create_token, revoke_token
 from ...policy.loader import load_bundle_text
 from ...policy.store import activate_bundle
@@ -60,7 +61,17 @@ def load_policy(body: PolicyLoad, rt: RuntimeDep, caller: CallerDep) -> PolicyPu
     dependencies=[require("operator"), IdempotencyKeyHeader],
 )
 def new_token(body: TokenCreate, rt: RuntimeDep, caller: CallerDep) -> TokenPublic:
-    """Create an api token (shown once). Role: operator."""
+    """Create an api token (shown once): an operator token is always the caller's own, for the same person; another operator is added out of band (`meridian admin add-operator`). Role: operator."""
+    person = None
+    if body.role == "operator":
+        if body.person is not None and body.person != caller.person_id:
+            raise ForbiddenError(
+                f"an operator mints tokens only for themselves, not for `{shown(body.person)}`: "
+                "another operator is added out of band (`meridian admin add-operator`)"
+            )
+        person = caller.person_id
+        if person is None:
+            raise ForbiddenError("this operator token belongs to no person: it cannot mint one")
     with rt.db.write() as session:
         row, secret = create_token(
             session,
@@ -68,6 +79,9 @@ def new_token(body: TokenCreate, rt: RuntimeDep, caller: CallerDep) -> TokenPubl
             name=body.name,
             partner_id=body.partner,
             account_id=body.account,
+            person_id=person if body.role == "operator" else body.person,
+            expires_at=body.expires_at,
+            default_user_days=rt.settings.user_token_days,
             at=rt.now(),
             actor=caller.actor,
             digest=rt.digest,
@@ -78,6 +92,8 @@ def new_token(body: TokenCreate, rt: RuntimeDep, caller: CallerDep) -> TokenPubl
             name=row.name,
             partner_id=row.partner_id,
             account_id=row.account_id,
+            person=row.person_id,
+            expires_at=row.expires_at,
             token=secret,
         )
 

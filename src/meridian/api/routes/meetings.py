@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from ...errors import AuthenticationError, ForbiddenError, InputError, MeridianError, shown
 from ...identity.accounts import get_account
 from ...keys.media import check_signing_key
+from ...identity.sessions import session_caller
 from ...keys.wrap import check_public_key, from_b64url
 from ...meetings import service
 from ...meetings.lifecycle import end_everywhere
@@ -293,7 +294,10 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
         caller = None
         if isinstance(session, Session):
             try:
-                caller = await run_in_threadpool(app.state.tokens.get, rt, session.token)
+                # as the pages: a signed-out session (on any replica) is no session
+                caller = await run_in_threadpool(
+                    session_caller, rt, session.sid, session.token, app.state.tokens.get
+                )
             except (AuthenticationError, ForbiddenError):
                 caller = None  # revoked, or its account suspended: as the pages, a guest
         if auth:

@@ -8,7 +8,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from ...clock import system_clock
 from ...errors import AuthenticationError, ForbiddenError
+from ...identity import sessions
+from ...runtime import Runtime
 from ..deps import CsrfChecked, MaybeViewerDep
 from ..render import render
 from ..session import COOKIE, SESSION_SECONDS, SessionSeal
@@ -60,16 +63,34 @@ async def login(
             request, "login.html", {"next": next, "error": error}, status=401, active="login"
         )
     response = RedirectResponse(_safe_next(next, HOME[caller.role]), status_code=303)
-    start_session(request, response, secret)
+    await run_in_threadpool(start_session, request, response, secret)
     return response
 
 
+def _open(rt: Runtime, sid: str, token_id: str) -> None:
+    with rt.db.write() as session:
+        sessions.start_session(
+            session, sid=sid, token_id=token_id, at=system_clock(), seconds=SESSION_SECONDS
+        )
+
+
+def _close(rt: Runtime, sid: str) -> None:
+    with rt.db.write() as session:
+        sessions.end_session(session, sid, system_clock())
+
+
 def start_session(request: Request, response: Response, secret: str) -> None:
-    """Sign the browser in with the API token ``secret`` (sets the sealed session cookie)."""
+    """Sign the browser in with the API token ``secret``: a new session, open in the database,
+    and the sealed cookie that names it. It reads and writes the database: call it from a
+    thread (as a plain route is run), not on the event loop."""
     seal: SessionSeal = request.app.state.sessions
+    rt: Runtime = request.app.state.runtime
+    caller = request.app.state.tokens.get(rt, secret)
+    sid = sessions.new_session_id()
+    _open(rt, sid, caller.token_id)
     response.set_cookie(
         COOKIE,
-        seal.seal(secret),
+        seal.seal(secret, sid=sid),
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
@@ -79,7 +100,10 @@ def start_session(request: Request, response: Response, secret: str) -> None:
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
-async def logout() -> Response:
+async def logout(request: Request, viewer: MaybeViewerDep) -> Response:
+    """Sign out: the session ends in the database (on every replica), and the cookie goes."""
+    if viewer is not None:
+        await run_in_threadpool(_close, request.app.state.runtime, viewer.session.sid)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

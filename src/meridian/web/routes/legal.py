@@ -40,7 +40,7 @@ from ...legal.model import (
 )
 from ...legal.views import EffectPublic, LegalRequestPublic, to_public
 from ...runtime import Runtime
-from ...storage.models import Record, Token
+from ...storage.models import Record
 from ..deps import CsrfChecked, Viewer, page_for
 from ..forms import form_error
 from ..render import render
@@ -303,13 +303,14 @@ class RequestView:
 
 
 def _same_person(session: Any, lr: LegalRequestPublic, viewer: Viewer) -> str | None:
-    """Why the viewer counts as the recorder, as the workflow decides it (token, or its name)."""
-    if str(viewer.caller.actor) == lr.recorded_by.actor:
-        return "you recorded it"
-    token = session.get(Token, viewer.caller.token_id)
-    if token is not None and token.name.casefold() == lr.recorded_by.name.casefold():
-        return f"it was recorded by a token of your name, `{token.name}`"
-    return None
+    """Why the viewer counts as the recorder, as the workflow decides it (the same person, or
+    a person of the same name)."""
+    same = workflow.same_person(session, viewer.caller, lr.recorded_by.actor, lr.recorded_by.name)
+    if same is None:
+        return None
+    if same.startswith("this operator"):
+        return f"you recorded it (operator `{viewer.caller.person_id}`)"
+    return f"it was recorded by {same}"
 
 
 def _trail(session: Any, lr: LegalRequestPublic) -> tuple[list[TrailEntry], list[TrailEntry]]:

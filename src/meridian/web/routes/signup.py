@@ -25,6 +25,7 @@ from ...errors import DeniedError, MeridianError
 from ...gate import ask
 from ...geography.jurisdictions import ALL_JURISDICTIONS, UNKNOWN, jurisdiction_name
 from ...identity import accounts
+from ...identity.sessions import new_session_id
 from ...policy.compiled import condition_reads
 from ...policy.engine import Engine
 from ...policy.request import epoch_seconds
@@ -215,7 +216,8 @@ def signup(
     seal: SessionSeal = request.app.state.sessions
     response.set_cookie(
         NEW_TOKEN_COOKIE,
-        seal.seal(result.token),
+        # shows the new token once on /account; its session id names no session
+        seal.seal(result.token, sid=new_session_id()),
         max_age=600,
         httponly=True,
         samesite="strict",
