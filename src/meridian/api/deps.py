@@ -136,8 +136,10 @@ async def _idempotency_key(
             min_length=1,
             max_length=255,
             pattern=r"^[ -~]+$",
-            description="Retry safely: the first response is stored and replayed byte for byte; "
-            "the same key with other parameters is 422, and while the first is in flight, 409",
+            description="Retry safely: the first response is stored and replayed byte for byte "
+            "for 24 h, except that an api token in it is never stored (`token` is `null` on a "
+            "replay); anonymous callers are told apart by client address; the same key with "
+            "other parameters is 422, and while the first is in flight, 409",
         ),
     ] = None,
 ) -> None:

@@ -180,9 +180,11 @@ def _demo(rt, console: Console) -> None:  # type: ignore[no-untyped-def]
     from ..identity.tokens import create_token
     from ..storage.models import Account
 
+    from ..keyfiles import write_private
+
     seed_demo(rt, console.print)
     var = Path("var")
-    var.mkdir(exist_ok=True)
+    var.mkdir(mode=0o700, exist_ok=True)
     with rt.db.write() as session:
         _, operator = create_token(
             session, role="operator", name="make run", at=rt.now(), actor=_actor(), digest=rt.digest
@@ -222,9 +224,8 @@ def _demo(rt, console: Console) -> None:  # type: ignore[no-untyped-def]
                 )
     tokens = (("operator", operator), ("operator2", operator2), ("bizconf", bizconf))
     for name, secret in (*tokens, *hosts.items()):
-        path = var / f"{name}.token"
-        path.write_text(secret + "\n", encoding="utf-8")
-        path.chmod(0o600)
+        # mode 0600 from the first byte (never written, then chmod-ed)
+        write_private(var / f"{name}.token", (secret + "\n").encode("utf-8"))
     console.print(f"operator token: [bold]{operator}[/bold]  (also in var/operator.token)")
     console.print(
         f"second operator: [bold]{operator2}[/bold]  (also in var/operator2.token; approves "
