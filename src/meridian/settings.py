@@ -44,7 +44,7 @@ _ENV = {
     "idempotency_ttl": "MERIDIAN_IDEMPOTENCY_TTL",
     "redis_url": "MERIDIAN_REDIS_URL",
     "rate_signup": "MERIDIAN_RATE_SIGNUP",
-    "rate_signup_token": "MERIDIAN_RATE_SIGNUP_TOKEN",
+    "rate_signup_authenticated": "MERIDIAN_RATE_SIGNUP_AUTHENTICATED",
     "rate_signin": "MERIDIAN_RATE_SIGNIN",
     "rate_auth_failures": "MERIDIAN_RATE_AUTH_FAILURES",
     "rate_decisions": "MERIDIAN_RATE_DECISIONS",
@@ -110,7 +110,7 @@ class Settings(BaseModel):
     #: separated by ``;``). Sign-ups without a token (API and page), per client address:
     rate_signup: str = "20/minute;200/hour"
     #: sign-ups by a partner or an operator, per token
-    rate_signup_token: str = "600/minute"
+    rate_signup_authenticated: str = "600/minute"
     #: sign-in attempts on the pages' ``/login``, per client address
     rate_signin: str = "30/minute"
     #: failed authentications (an unknown, revoked or malformed token), per client address;
@@ -172,7 +172,7 @@ class Settings(BaseModel):
 
     @field_validator(
         "rate_signup",
-        "rate_signup_token",
+        "rate_signup_authenticated",
         "rate_signin",
         "rate_auth_failures",
         "rate_decisions",

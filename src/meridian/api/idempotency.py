@@ -27,7 +27,7 @@ work itself commits in between. A crash after the work commits but before the re
 stored leaves the key to be retried after the lease, which then runs again — for a checkout that
 is a 409 (one subscription at a time), never a second charge.
 
-The request body is bounded by :class:`~.limits.BodyLimitMiddleware` outside this one (and by
+The request body is bounded by :class:`~.bodylimit.BodyLimitMiddleware` outside this one (and by
 the same ``max_body_bytes`` here, should this middleware ever run without it).
 """
 
@@ -50,7 +50,13 @@ from ..storage.models import IdempotencyKey
 from .errors import error_body
 from .network import client_ip
 
-__all__ = ["LEASE_SECONDS", "PURGE_EVERY_SECONDS", "IdempotencyMiddleware", "purge_expired", "redact"]
+__all__ = [
+    "LEASE_SECONDS",
+    "PURGE_EVERY_SECONDS",
+    "IdempotencyMiddleware",
+    "purge_expired",
+    "redact",
+]
 
 LEASE_SECONDS = 60
 #: how often (at most) one process deletes expired keys
@@ -185,7 +191,8 @@ class IdempotencyMiddleware:
         caller = (
             hashlib.sha256(auth).hexdigest()[:40]
             if auth
-            else "anonymous:" + hashlib.sha256(str(_client(scope, headers)).encode()).hexdigest()[:30]
+            else "anonymous:"
+            + hashlib.sha256(str(_client(scope, headers)).encode()).hexdigest()[:30]
         )
         fingerprint = _fingerprint(scope["method"], scope["path"], body)
         if time.monotonic() - self._purged_at > PURGE_EVERY_SECONDS:

@@ -178,9 +178,8 @@ def _demo(rt, console: Console) -> None:  # type: ignore[no-untyped-def]
 
     from ..demo import DEMO_HOSTS, seed_demo
     from ..identity.tokens import create_token
-    from ..storage.models import Account
-
     from ..keyfiles import write_private
+    from ..storage.models import Account
 
     seed_demo(rt, console.print)
     var = Path("var")
