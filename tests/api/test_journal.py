@@ -92,4 +92,5 @@ def test_advisory_decisions_add_a_bounded_number_of_bytes_to_the_log(live, shape
                 Record.action == "decision.advisory", Record.actor.like(f"%{actor}")
             )
         )
-    assert entries is not None and entries <= calls
+    assert entries is not None
+    assert entries <= calls

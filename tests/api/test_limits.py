@@ -230,3 +230,22 @@ def test_limits_are_shared_through_redis_by_two_replicas(live_factory):
     assert a.post("/v1/accounts", json={**SIGNUP, "name": "R3"}).status_code == 201
     _rate_limited(b.post("/v1/accounts", json={**SIGNUP, "name": "R4"}))
     _rate_limited(a.post("/v1/accounts", json={**SIGNUP, "name": "R5"}))
+
+
+def test_a_rate_limit_store_that_does_not_answer_refuses_the_request(live_factory):
+    """Fail closed: a limit that cannot be counted is not waived (503, one line)."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    live = live_factory(redis_url=f"redis://127.0.0.1:{port}/0")
+    r = live.client().post("/v1/accounts", json={**SIGNUP, "name": "No Store"})
+    assert r.status_code == 503, r.text
+    message = r.json()["error"]["message"]
+    assert message.startswith("the rate limits' store is unavailable")
+    assert "\n" not in message
+    with live.runtime.db.read() as session:
+        from sqlalchemy import func, select
+
+        from meridian.storage.models import Account
+
+        assert session.scalar(select(func.count()).where(Account.name == "No Store")) == 0

@@ -41,7 +41,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -101,14 +101,17 @@ def redact(body: bytes) -> bytes:
 
 def purge_expired(db: Any, *, ttl: float, now: datetime | None = None) -> int:
     """Delete the keys older than ``ttl`` seconds; how many were deleted."""
-    cutoff = (now or _now()) - timedelta(seconds=ttl)
+    at = now or _now()
+    cutoff = at - timedelta(seconds=ttl)
     with db.write() as session:
         result = session.execute(
             delete(IdempotencyKey).where(
-                IdempotencyKey.created_at < cutoff, IdempotencyKey.state == "done"
+                IdempotencyKey.created_at < cutoff,
+                # a key still running (its lease alive) is left to finish
+                or_(IdempotencyKey.state == "done", IdempotencyKey.lease_until < at),
             )
         )
-    count: int = result.rowcount  # type: ignore[attr-defined]
+    count: int = result.rowcount
     return count
 
 

@@ -77,7 +77,10 @@ class RateLimits:
         storage: Storage
         if settings.redis_url:
             storage = RedisStorage(
-                "async+" + settings.redis_url, implementation="redispy", key_prefix="meridian"
+                "async+" + settings.redis_url,
+                implementation="redispy",
+                key_prefix="meridian",
+                wrap_exceptions=True,
             )
         else:
             storage = MemoryStorage()
@@ -94,18 +97,16 @@ class RateLimits:
     async def hit(self, door: Door, who: str | None, *, cost: int = 1) -> None:
         """Count ``cost`` against ``who`` at ``door``; :class:`RateLimitedError` past a limit.
 
-        Nothing is counted against a limit that refuses: a caller over its limit is not pushed
-        further back by its refused attempts.
+        A limit that refuses does not count the attempt: a caller over its limit is not pushed
+        further back by retrying.
         """
         keys = self._who(door, who)
         try:
             for item in self._items[door]:
                 if cost > item.amount or not await self._limiter.hit(item, *keys, cost=cost):
                     await self._refuse(door, item, keys, cost)
-        except StorageError as exc:
-            raise StorageUnavailableError(f"the rate limits' store is unavailable: {exc}") from None
-        except (ConnectionError, OSError) as exc:
-            raise StorageUnavailableError(f"the rate limits' store is unavailable: {exc}") from None
+        except (StorageError, ConnectionError, OSError) as exc:
+            raise _unavailable(exc) from None
 
     async def check(self, door: Door, who: str | None) -> None:
         """Refuse (:class:`RateLimitedError`) if ``who`` has no room left at ``door``; count nothing."""
@@ -114,10 +115,8 @@ class RateLimits:
             for item in self._items[door]:
                 if not await self._limiter.test(item, *keys):
                     await self._refuse(door, item, keys, 1)
-        except StorageError as exc:
-            raise StorageUnavailableError(f"the rate limits' store is unavailable: {exc}") from None
-        except (ConnectionError, OSError) as exc:
-            raise StorageUnavailableError(f"the rate limits' store is unavailable: {exc}") from None
+        except (StorageError, ConnectionError, OSError) as exc:
+            raise _unavailable(exc) from None
 
     async def _refuse(
         self, door: Door, item: RateLimitItem, keys: tuple[str, ...], cost: int
@@ -131,11 +130,27 @@ class RateLimits:
             per = "caller"
         if cost > item.amount:
             raise RateLimitedError(
-                f"too many {what} in one call: {cost}, the limit is {item}; send fewer", retry
+                f"too many {what} in one call: {cost}, the limit is {_said(item)}; send fewer",
+                retry,
             )
         raise RateLimitedError(
-            f"too many {what} from this {per}: the limit is {item}; retry in {retry} s", retry
+            f"too many {what} from this {per}: the limit is {_said(item)}; retry in {retry} s",
+            retry,
         )
+
+
+def _unavailable(exc: BaseException) -> StorageUnavailableError:
+    cause = getattr(exc, "storage_error", None) or exc
+    text = (str(cause) or type(cause).__name__).splitlines()[0].lower()
+    return StorageUnavailableError(f"the rate limits' store is unavailable: {text}")
+
+
+def _said(item: RateLimitItem) -> str:
+    """``20 per minute``, ``500 per 2 hours``."""
+    unit = item.GRANULARITY.name
+    if item.multiples == 1:
+        return f"{item.amount} per {unit}"
+    return f"{item.amount} per {item.multiples} {unit}s"
 
 
 def rate_limits(app: object) -> RateLimits:

@@ -26,9 +26,13 @@ _DESCRIPTIONS = {
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the given error statuses (422 and 503 always)."""
+    """OpenAPI ``responses`` for the given error statuses (413, 422, 429 and 503 always).
+
+    413 and 429 are always possible: the body limit is every method's, and an address that used
+    up its failed authentications is refused on every endpoint that reads a token.
+    """
     out: dict[int | str, dict[str, Any]] = {}
-    for code in sorted({*codes, 422, 503}):
+    for code in sorted({*codes, 413, 422, 429, 503}):
         out[code] = {"model": ErrorPublic, "description": _DESCRIPTIONS[code]}
     return out
 
