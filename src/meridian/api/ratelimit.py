@@ -17,8 +17,10 @@ already known good (in the token cache) is refused until the window clears: a gu
 answer, right or wrong. Client addresses are those resolved through the trusted proxies
 (:mod:`.network`).
 
-The counters are sliding windows (``limits``' sliding-window counter: two fixed windows,
-weighted) kept in this process's memory, or in Redis when ``redis_url`` is set, so every
+The counts are exact moving windows (each counted instant kept, up to the limit) for every door
+but the decisions, which are counted in the hundreds of thousands and so with ``limits``'
+sliding-window counter (two fixed windows, the previous one weighted: approximate at the edge
+of a window, constant in size). They are kept in this process's memory, or in Redis when ``redis_url`` is set, so every
 replica of a deployment counts the same callers together. Their keys are named by the log's
 origin (one deployment, one name) and hold SHA-256 digests of the addresses and token ids,
 never the addresses themselves. A Redis that does not answer refuses the request (503): a limit
@@ -34,7 +36,11 @@ from typing import TYPE_CHECKING, Literal
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import (
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
 from limits.errors import StorageError
 from starlette.requests import HTTPConnection
 
@@ -84,11 +90,17 @@ class RateLimits:
             )
         else:
             storage = MemoryStorage()
-        self._limiter = SlidingWindowCounterRateLimiter(storage)
+        # exact (a moving window: each hit's instant kept) where counts are small; for the
+        # decisions, counted in the hundreds of thousands, a sliding-window counter (two counters)
+        self._exact = MovingWindowRateLimiter(storage)
+        self._counter = SlidingWindowCounterRateLimiter(storage)
         self._namespace = settings.log_origin
         self._items: dict[Door, list[RateLimitItem]] = {
             door: parse_many(getattr(settings, field)) for door, (field, _) in DOORS.items()
         }
+
+    def _limiter(self, door: Door) -> RateLimiter:
+        return self._counter if door == "decisions" else self._exact
 
     def _who(self, door: Door, who: str | None) -> tuple[str, str, str]:
         digest = hashlib.sha256((who or "-").encode("utf-8", "surrogatepass")).hexdigest()[:32]
@@ -103,7 +115,7 @@ class RateLimits:
         keys = self._who(door, who)
         try:
             for item in self._items[door]:
-                if cost > item.amount or not await self._limiter.hit(item, *keys, cost=cost):
+                if cost > item.amount or not await self._limiter(door).hit(item, *keys, cost=cost):
                     await self._refuse(door, item, keys, cost)
         except (StorageError, ConnectionError, OSError) as exc:
             raise _unavailable(exc) from None
@@ -113,7 +125,7 @@ class RateLimits:
         keys = self._who(door, who)
         try:
             for item in self._items[door]:
-                if not await self._limiter.test(item, *keys):
+                if not await self._limiter(door).test(item, *keys):
                     await self._refuse(door, item, keys, 1)
         except (StorageError, ConnectionError, OSError) as exc:
             raise _unavailable(exc) from None
@@ -121,7 +133,7 @@ class RateLimits:
     async def _refuse(
         self, door: Door, item: RateLimitItem, keys: tuple[str, ...], cost: int
     ) -> None:
-        stats = await self._limiter.get_window_stats(item, *keys)
+        stats = await self._limiter(door).get_window_stats(item, *keys)
         retry = max(1, math.ceil(stats.reset_time - time.time()))
         retry = min(retry, item.get_expiry())
         _, what = DOORS[door]
