@@ -301,7 +301,8 @@ async def _claim(
                         )
                     )
                     return None
-                if _aware(row.created_at) < now - timedelta(seconds=ttl):
+                expired = _aware(row.created_at) < now - timedelta(seconds=ttl)
+                if expired and (row.state == "done" or _aware(row.lease_until) <= now):
                     # expired: forgotten, as if purged; the request runs afresh under the key
                     row.method = scope["method"]
                     row.path = scope["path"][:500]
