@@ -14,6 +14,7 @@ CLI uses and the HTTP status the API uses, so each door has exactly one handler:
     │   └── FenceError             a region node refuses a meeting its allowed set keeps out
     ├── DeniedError               the bundle in force refused the action; carries the decision (exit 3, 403)
     ├── ConflictError              the action clashes with the current state (exit 1, 409)
+    ├── RateLimitedError           a caller passed a rate limit; carries ``retry_after`` (exit 75, 429)
     ├── UnwrapError                a wrapped key or sealed frame does not open (exit 1, 400)
     └── ConfigurationError         the operator's configuration cannot be used (exit 78, 500)
         └── StorageUnavailableError            the database is locked or unreachable (exit 75, 503)
@@ -43,6 +44,7 @@ __all__ = [
     "MeridianError",
     "NotFoundError",
     "ProofError",
+    "RateLimitedError",
     "RequestError",
     "UnwrapError",
     "shown",
@@ -188,3 +190,18 @@ class LogIntegrityError(MeridianError):
         first = self.problems[0] if self.problems else "log does not verify"
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         super().__init__(first + more)
+
+
+class RateLimitedError(MeridianError):
+    """Raised when a caller (a token or a client address) passed one of the service's rate limits.
+
+    ``retry_after`` is the whole number of seconds until the limit lets the next one through
+    (the HTTP door sends it as ``Retry-After``).
+    """
+
+    exit_code = 75  # EX_TEMPFAIL
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -46,6 +46,16 @@ _ENV = {
     "meeting_warning": "MERIDIAN_MEETING_WARNING",
     "grant_seconds": "MERIDIAN_GRANT_SECONDS",
     "user_token_days": "MERIDIAN_USER_TOKEN_DAYS",
+    # limits and secrets at rest (docs/security.md, "Limits")
+    "max_body_bytes": "MERIDIAN_MAX_BODY_BYTES",
+    "idempotency_ttl": "MERIDIAN_IDEMPOTENCY_TTL",
+    "redis_url": "MERIDIAN_REDIS_URL",
+    "rate_signup": "MERIDIAN_RATE_SIGNUP",
+    "rate_signup_authenticated": "MERIDIAN_RATE_SIGNUP_AUTHENTICATED",
+    "rate_signin": "MERIDIAN_RATE_SIGNIN",
+    "rate_auth_failures": "MERIDIAN_RATE_AUTH_FAILURES",
+    "rate_decisions": "MERIDIAN_RATE_DECISIONS",
+    "rate_joins": "MERIDIAN_RATE_JOINS",
 }
 
 
@@ -111,6 +121,30 @@ class Settings(BaseModel):
     #: days a user token works when it is created without ``expires_at`` (sign-up tokens too)
     user_token_days: int = Field(default=90, ge=1, le=3650)
 
+    # -- limits (docs/security.md, "Limits") --
+    #: the largest request body, in bytes, for every method; larger is 413, refused while
+    #: streaming (never read whole)
+    max_body_bytes: int = Field(default=2_000_000, ge=1024, le=1_000_000_000)
+    #: seconds an ``Idempotency-Key`` and its stored response are kept (then forgotten, purged)
+    idempotency_ttl: float = Field(default=86_400.0, gt=0)
+    #: ``redis://host:port/db``: rate limits kept in Redis, shared by every replica; empty:
+    #: in this process's memory
+    redis_url: str | None = None
+    #: rate limits, each in the ``limits`` notation (``N/second|minute|hour|day``, several
+    #: separated by ``;``). Sign-ups without a token (API and page), per client address:
+    rate_signup: str = "20/minute;200/hour"
+    #: sign-ups by a partner or an operator, per token
+    rate_signup_authenticated: str = "600/minute"
+    #: sign-in attempts on the pages' ``/login``, per client address
+    rate_signin: str = "30/minute"
+    #: failed authentications (an unknown, revoked or malformed token), per client address;
+    #: past it, every authentication from that address is refused until the window clears
+    rate_auth_failures: str = "30/minute"
+    #: advisory decisions (``/v1/decisions``, each request of a ``:batch``), per token
+    rate_decisions: str = "120000/minute"
+    #: meeting joins, per token (guests: per client address)
+    rate_joins: str = "300/minute"
+
     @field_validator("node_urls", mode="before")
     @classmethod
     def _pairs(cls, value: object) -> object:
@@ -158,6 +192,33 @@ class Settings(BaseModel):
                 ipaddress.ip_network(net, strict=False)
             except ValueError:
                 raise ValueError(f"`{shown(net)}` is not an IP network") from None
+        return value
+
+    @field_validator(
+        "rate_signup",
+        "rate_signup_authenticated",
+        "rate_signin",
+        "rate_auth_failures",
+        "rate_decisions",
+        "rate_joins",
+    )
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"`{shown(value)}` is not a rate limit: expected e.g. `20/minute` or `10/second;500/hour`"
+            ) from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"`{shown(value)}` is not a redis url: expected `redis://host:port`")
         return value
 
     @field_validator("log_origin")

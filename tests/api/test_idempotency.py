@@ -317,3 +317,97 @@ def test_the_longest_key_is_accepted(live):
     assert first.status_code == 201
     assert again.content == first.content
     assert json.loads(again.content)["account"]["name"] == "Long Key Co"
+
+
+# -- secrets at rest (issue 14) ----------------------------------------------------------------
+
+
+def _secrets_in(row: IdempotencyKey | None) -> bytes:
+    assert row is not None
+    assert row.body is not None
+    return row.body
+
+
+def test_a_replayed_self_sign_up_never_carries_the_token(live):
+    anonymous = live.client()
+    first = _post(anonymous, "/v1/accounts", _body("Secret Co"), "signup-1")
+    assert first.status_code == 201, first.text
+    token = first.json()["token"]
+    assert token.startswith("mrd_")
+    # the stored row holds no token, not even part of it
+    stored = _secrets_in(_row(live, "signup-1"))
+    assert token.encode() not in stored
+    assert b"mrd_" not in stored
+    again = _post(anonymous, "/v1/accounts", _body("Secret Co"), "signup-1")
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["token"] is None
+    assert again.json()["account"] == first.json()["account"]
+    assert token not in again.text
+    assert _accounts_named(live, "Secret Co") == 1
+
+
+def test_a_replayed_token_mint_never_carries_the_secret(live):
+    ops = live.client("operator")
+    body = {"role": "operator", "name": "minted once"}
+    first = _post(ops, "/v1/tokens", body, "mint-1")
+    assert first.status_code == 201, first.text
+    secret = first.json()["token"]
+    stored = _secrets_in(_row(live, "mint-1"))
+    assert secret.encode() not in stored
+    assert b"mrd_" not in stored
+    again = _post(ops, "/v1/tokens", body, "mint-1")
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["token"] is None
+    assert again.json()["id"] == first.json()["id"]  # the same token, shown without its secret
+    # the minted token works: its secret went out once, on the first response
+    assert live.client(None, authorization=f"Bearer {secret}").get("/v1/policy").status_code == 200
+
+
+def test_rows_expire_and_are_purged(live):
+    from meridian.api.idempotency import purge_expired
+
+    ops = live.client("operator")
+    first = _post(ops, "/v1/accounts", _body("Old Co"), "old")
+    assert first.status_code == 201
+    assert _post(ops, "/v1/accounts", _body("Kept Co"), "young").status_code == 201
+    with live.runtime.db.write() as session:
+        session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.key == "old")
+            .values(created_at=datetime.now(UTC) - timedelta(hours=25))
+        )
+    # past its 24 h the key is forgotten: the same request runs again, and is not a replay
+    again = _post(ops, "/v1/accounts", _body("Old Co"), "old")
+    assert again.status_code == 201
+    assert "idempotent-replayed" not in again.headers
+    assert _accounts_named(live, "Old Co") == 2
+    with live.runtime.db.write() as session:
+        session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.key == "old")
+            .values(created_at=datetime.now(UTC) - timedelta(hours=25))
+        )
+    removed = purge_expired(live.runtime.db, ttl=live.runtime.settings.idempotency_ttl)
+    assert removed == 1
+    assert _row(live, "old") is None
+    assert _row(live, "young") is not None
+
+
+def test_two_clients_behind_a_trusted_proxy_are_kept_apart(live_factory):
+    """Behind a proxy every client has the proxy's socket address: the key is scoped by the client."""
+    live = live_factory(trusted_proxies=("127.0.0.1/32",))
+    alice = live.client(None, **{"x-forwarded-for": "8.8.8.8"})
+    bob = live.client(None, **{"x-forwarded-for": "8.8.4.4"})
+    first = _post(alice, "/v1/accounts", _body("Proxied Co"), "same-key")
+    second = _post(bob, "/v1/accounts", _body("Proxied Co"), "same-key")
+    assert first.status_code == second.status_code == 201, (first.text, second.text)
+    assert "idempotent-replayed" not in second.headers
+    assert first.json()["account"]["id"] != second.json()["account"]["id"]
+    assert second.json()["token"] is not None
+    assert second.json()["token"] != first.json()["token"]
+    # and alice's own retry is still hers
+    again = _post(alice, "/v1/accounts", _body("Proxied Co"), "same-key")
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["account"]["id"] == first.json()["account"]["id"]

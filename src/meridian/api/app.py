@@ -36,11 +36,13 @@ from ..meetings.service import close_stale
 from ..runtime import Runtime
 from ..settings import Settings, get_settings
 from ..web import install_web, start_sessions
+from .bodylimit import BodyLimitMiddleware
 from .deps import TokenCache
 from .errors import install_error_handlers
 from .idempotency import IdempotencyMiddleware
 from .journal import DecisionJournal
 from .network import TrustedProxies
+from .ratelimit import RateLimits
 from .routes import accounts, admin, commerce, decisions, legal, meetings, partners, reports
 from .routes import log as log_routes
 
@@ -165,6 +167,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.trusted_proxies = TrustedProxies(config.trusted_proxies)
     install_error_handlers(app)
     app.add_middleware(IdempotencyMiddleware)
+    # limits (docs/security.md, "Limits"): rate limits, and one body limit outside everything
+    # that reads a body, idempotency included
+    app.state.rate_limits = RateLimits(config)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     for module in (
         admin,
         decisions,

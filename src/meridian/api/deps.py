@@ -24,6 +24,7 @@ from ..identity.tokens import Caller, Role, authenticate
 from ..runtime import Runtime
 from ..storage.models import Account
 from .network import TrustedProxies, client_ip
+from .ratelimit import authenticate_counted, failed_authentication, rate_limits
 
 __all__ = [
     "TOKEN_CACHE_SECONDS",
@@ -32,6 +33,7 @@ __all__ = [
     "IdempotencyKeyHeader",
     "MaybeCallerDep",
     "RuntimeDep",
+    "SignupLimited",
     "TokenCache",
     "require",
 ]
@@ -50,6 +52,11 @@ class TokenCache:
     def clear(self) -> None:
         """Forget every cached caller (after a revocation through this process)."""
         self._entries.clear()
+
+    def cached(self, secret: str) -> Caller | None:
+        """The caller ``secret`` stood for a moment ago, if still remembered; no database read."""
+        hit = self._entries.get(secret)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     def get(self, rt: Runtime, secret: str) -> Caller:
         now = time.monotonic()
@@ -99,10 +106,11 @@ async def get_maybe_caller(
 ) -> Caller | None:
     if credentials is None:
         if request.headers.get("authorization"):
+            await failed_authentication(request)
             raise AuthenticationError("malformed `Authorization` header: expected `Bearer <token>`")
         return None
-    cache: TokenCache = request.app.state.tokens
-    return cache.get(request.app.state.runtime, credentials.credentials)
+    # failed authentications are counted per client address (api.ratelimit)
+    return await authenticate_counted(request, credentials.credentials)
 
 
 async def get_caller(caller: Annotated[Caller | None, Depends(get_maybe_caller)]) -> Caller:
@@ -145,8 +153,10 @@ async def _idempotency_key(
             min_length=1,
             max_length=255,
             pattern=r"^[ -~]+$",
-            description="Retry safely: the first response is stored and replayed byte for byte; "
-            "the same key with other parameters is 422, and while the first is in flight, 409",
+            description="Retry safely: the first response is stored and replayed byte for byte "
+            "for 24 h, except that an api token in it is never stored (`token` is `null` on a "
+            "replay); anonymous callers are told apart by client address; the same key with "
+            "other parameters is 422, and while the first is in flight, 409",
         ),
     ] = None,
 ) -> None:
@@ -154,3 +164,15 @@ async def _idempotency_key(
 
 
 IdempotencyKeyHeader = Depends(_idempotency_key)
+
+
+async def _signup_limited(request: Request, caller: MaybeCallerDep, ip: ClientIpDep) -> None:
+    limits = rate_limits(request.app)
+    if caller is not None:
+        await limits.hit("signup_token", caller.token_id)
+    else:
+        await limits.hit("signup", ip)
+
+
+#: counts a sign-up (api.ratelimit): per token, or for an anonymous caller per client address
+SignupLimited = Depends(_signup_limited)

@@ -52,6 +52,7 @@ _STATUS_CODES = {
     413: "too_large",
     415: "unsupported_media_type",
     422: "invalid",
+    429: "rate_limited",
     503: "unavailable",
 }
 
@@ -109,9 +110,14 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.http_status >= 500:
             log.error("%s", exc.message)
         page = _as_page(request, exc, exc.http_status, message)
+        retry_after = getattr(exc, "retry_after", None)  # a RateLimitedError: when to come back
         if page is not None:
+            if retry_after is not None:
+                page.headers["Retry-After"] = str(retry_after)
             return page
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        if retry_after is not None:
+            headers = {"Retry-After": str(retry_after)}
         return ErrorResponse(
             error_body(error_code(exc), message, **extra),
             status_code=exc.http_status,

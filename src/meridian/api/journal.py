@@ -6,12 +6,21 @@ call puts its decisions on a queue and a writer thread commits what has gathered
 :data:`FLUSH_SECONDS`.
 
 What gathered is written as few entries as it can: one per caller and bundle digest, holding up
-to :data:`MAX_PER_ENTRY` decisions (a call's decisions always stay in one entry), each in the
-compact form of :func:`summary` — action, decision, deciding rules, country and the instant it
-was judged at. The entry's ``at`` is the instant of its last decision. One entry per call cost
-the service about 60 µs of CPU for every call (an ORM row, on the same interpreter as the
-requests), a quarter of what a decision costs over HTTP (bench/api.py; BENCHMARKS.md, "HTTP
-API"); the record loses nothing by the grouping, since each decision keeps its own summary.
+to :data:`MAX_PER_ENTRY` decisions (a call's decisions always stay in one entry). An entry does
+not list its decisions: it holds their **tally** (:func:`tally`) — how many were allowed and
+denied, a SHA-256 digest of their compact summaries (:func:`summary`: action, decision, deciding
+rules, country and the instant judged at, in order), and counts per group of action, decision,
+rules, country and minute judged at, at most :data:`TALLY_GROUPS` groups; decisions past that
+many groups are counted per decision and rules only (a set the bundle bounds, not the caller),
+at the entry's instant. The entry's ``at`` is the instant of its last decision.
+
+So what one caller adds to the permanent log is bounded whatever it asks: about 0.3 KB for
+1,000 decisions alike and at most about 3 KB for 1,000 decisions each as different as the
+contract allows (measured: tests/api/test_journal.py, docs/security.md "Limits"), against
+60–90 KB when every decision was listed; and at most one entry per caller and bundle every
+:data:`FLUSH_SECONDS`. The rate limit on decisions (``rate_decisions``) bounds the rest. A caller
+that kept its answers can check them against the log: the digest is SHA-256 over the JSON array
+of their summaries (:func:`digest`).
 
 The trade, stated: an advisory decision's record can lag its answer by up to
 :data:`FLUSH_SECONDS` and is lost if the process dies inside that window. Every decision that
@@ -21,6 +30,7 @@ change, never here.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -28,17 +38,31 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from ..audit import Actor, record
 from ..policy.decision import Decision
 from ..runtime import Runtime
 
-__all__ = ["FLUSH_SECONDS", "MAX_PER_ENTRY", "DecisionJournal", "Summary", "entries", "summary"]
+__all__ = [
+    "FLUSH_SECONDS",
+    "MAX_PER_ENTRY",
+    "TALLY_GROUPS",
+    "DecisionJournal",
+    "Summary",
+    "digest",
+    "entries",
+    "summary",
+    "tally",
+]
 
 FLUSH_SECONDS = 0.2
 #: the most decisions one entry of the record holds (a batch call's limit)
 MAX_PER_ENTRY = 1000
 #: the most calls gathered into one write transaction
 _MAX_CALLS_PER_WRITE = 5000
+#: the most groups (action, decision, rules, country, minute) one entry's tally counts apart
+TALLY_GROUPS = 32
 log = logging.getLogger("meridian.journal")
 
 #: one advisory decision as recorded: action, decision, deciding rules, country, instant
@@ -64,6 +88,56 @@ def summary(decision: Decision) -> Summary:
     if at.endswith("+00:00"):
         at = at[:-6] + "Z"
     return (decision.action, decision.decision, rules, decision.location.country, at)
+
+
+def digest(summaries: Sequence[Summary]) -> str:
+    """``sha256:`` and the hex SHA-256 of the JSON array of ``summaries`` (compact, in order).
+
+    Each summary is ``[action, decision, [rules...], country, instant]``, the instant in ISO 8601
+    as the decision gave it (``Z`` for UTC).
+    """
+    return "sha256:" + hashlib.sha256(orjson.dumps(summaries)).hexdigest()
+
+
+def _minute(at: str) -> str:
+    """The minute an ISO 8601 instant falls in, keeping its offset: ``…T09:41:07.5+08:00`` →
+    ``…T09:41:00+08:00``."""
+    rest = at[19:]
+    if rest.startswith("."):
+        rest = rest.lstrip(".0123456789")
+    return at[:16] + ":00" + rest
+
+
+def tally(summaries: Sequence[Summary]) -> dict[str, Any]:
+    """The details an advisory entry keeps for ``summaries``: counts and a digest, bounded.
+
+    ``{"count", "allowed", "denied", "digest", "tally": [[action, decision, [rules], country,
+    minute, n], ...]}`` with at most :data:`TALLY_GROUPS` groups, in order of first appearance;
+    and, when more groups came, ``"untallied": [[decision, [rules], n], ...]`` for the rest.
+    """
+    groups: dict[tuple[str, str, tuple[str, ...], str, str], int] = {}
+    rest: dict[tuple[str, tuple[str, ...]], int] = {}
+    allowed = 0
+    for action, answer, rules, country, at in summaries:
+        if answer == "allow":
+            allowed += 1
+        key = (action, answer, rules, country, _minute(at))
+        if key in groups:
+            groups[key] += 1
+        elif len(groups) < TALLY_GROUPS:
+            groups[key] = 1
+        else:
+            rest[(answer, rules)] = rest.get((answer, rules), 0) + 1
+    details: dict[str, Any] = {
+        "count": len(summaries),
+        "allowed": allowed,
+        "denied": len(summaries) - allowed,
+        "digest": digest(summaries),
+        "tally": [[a, d, list(r), c, m, n] for (a, d, r, c, m), n in groups.items()],
+    }
+    if rest:
+        details["untallied"] = [[d, list(r), n] for (d, r), n in rest.items()]
+    return details
 
 
 def entries(calls: Sequence[_Call]) -> list[tuple[Actor, str, datetime, list[Summary]]]:
@@ -151,7 +225,7 @@ class DecisionJournal:
                         subject_id=None,
                         at=at,
                         bundle_digest=digest,
-                        details={"count": len(summaries), "decisions": summaries},
+                        details=tally(summaries),
                     )
         except Exception:
             log.exception("could not record %d advisory decision calls", len(batch))

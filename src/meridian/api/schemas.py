@@ -148,7 +148,10 @@ class RegistrationPublic(BaseModel):
 
     account: AccountPublic
     decision: dict[str, Any]
-    token: str | None = Field(description="shown once: the new account's user api token")
+    token: str | None = Field(
+        description="shown once: the new account's user api token (a self sign-up); `null` "
+        "otherwise, and on a replay of the same `Idempotency-Key` (no token is stored)"
+    )
 
 
 class Review(_In):
@@ -286,7 +289,10 @@ class TokenPublic(BaseModel):
     account_id: str | None
     person: str | None = Field(default=None, description="the operator an operator token is")
     expires_at: datetime | None = None
-    token: str = Field(description="shown once")
+    token: str | None = Field(
+        description="shown once, on this response: `null` on a replay of the same "
+        "`Idempotency-Key`, since no secret is stored; a lost secret is revoked and minted again"
+    )
 
 
 class PolicyLoad(_In):

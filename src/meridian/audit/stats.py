@@ -5,9 +5,10 @@ Every decision Meridian takes is in the log, in one of two shapes:
 * a decision that gated a change (a sign-up, a checkout, a join...) is the ``decision`` of the
   entry that records the change: one entry, one decision;
 * advisory decisions (``POST /v1/decisions``, ``/v1/decisions:batch``, the console's what-if) are
-  journaled in ``decision.advisory`` entries that hold up to a thousand decisions each, as compact
-  summaries (action, answer, deciding rules, country, instant; see
-  :func:`meridian.api.journal.summary`): each summary counts, not the entry.
+  journaled in ``decision.advisory`` entries that hold up to a thousand decisions each, as a
+  tally (counts per action, answer, deciding rules, country and minute; see
+  :func:`meridian.api.journal.tally`), or in entries written before issue 14 as one compact
+  summary per decision: each decision counts, not the entry.
 
 A decision is placed at the instant it was judged at (the service clock's "now" for a live
 request; the named instant for a replay or a what-if). Only the log's latest :data:`TAIL_ENTRIES`
@@ -120,15 +121,17 @@ def decision_stats(
     def slot_of(at: datetime) -> int | None:
         return (at - start) // _MINUTE if start <= at < end else None
 
-    def count(slot: int | None, answer: str, deciding: list[str] | tuple[str, ...]) -> None:
+    def count(
+        slot: int | None, answer: str, deciding: list[str] | tuple[str, ...], n: int = 1
+    ) -> None:
         if slot is None:
             return
         if answer == "allow":
-            allowed[slot] += 1
+            allowed[slot] += n
             return
-        denied[slot] += 1
+        denied[slot] += n
         for rule in deciding or (None,):
-            rules[rule] = rules.get(rule, 0) + 1
+            rules[rule] = rules.get(rule, 0) + n
 
     newest = session.scalar(select(func.max(Record.seq)))
     first = 0 if newest is None else max(0, newest - tail + 1)
@@ -143,7 +146,21 @@ def decision_stats(
     for action, at, data in rows:
         entry: dict[str, Any] = orjson.loads(data)
         if action == ADVISORY:
-            for summary in entry["details"].get("decisions", ()):
+            details = entry["details"]
+            # a tally (since issue 14): counts per group, at the group's minute; the decisions
+            # past its groups at the entry's own instant (see meridian.api.journal.tally)
+            for group in details.get("tally", ()):
+                _action, answer, deciding, _country, minute, n = group
+                if minute in slots:
+                    slot = slots[minute]
+                else:
+                    judged = _instant(minute)
+                    slot = slots[minute] = None if judged is None else slot_of(judged)
+                count(slot, answer, deciding, n)
+            for answer, deciding, n in details.get("untallied", ()):
+                count(slot_of(at), answer, deciding, n)
+            # the earlier form: every decision's summary
+            for summary in details.get("decisions", ()):
                 # (action, decision, rules, country, instant): see meridian.api.journal.summary
                 when = summary[4]
                 if when in slots:

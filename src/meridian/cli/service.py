@@ -188,18 +188,16 @@ def _start_nodes(settings: Settings, codes: list[str], console: Console) -> Loca
 def _demo(rt, console: Console) -> None:  # type: ignore[no-untyped-def]
     """Seed the demo world (once) and print fresh tokens, revoking every earlier demo token."""
     from ..demo import DEMO_HOSTS, DEMO_OPERATORS, demo_tokens, seed_demo
+    from ..keyfiles import write_private
 
     seed_demo(rt, console.print)
     var = Path("var")
-    var.mkdir(exist_ok=True)
+    var.mkdir(mode=0o700, exist_ok=True)
     tokens, revoked = demo_tokens(rt, _actor())
     for name, secret in tokens.items():
         path = var / f"{name}.token"
-        path.unlink(missing_ok=True)
-        # created 0600 from the first byte: the file holds a secret
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(secret + "\n")
+        # mode 0600 from the first byte (never written, then chmod-ed)
+        write_private(path, (secret + "\n").encode("utf-8"))
     if revoked:
         console.print(f"revoked the {revoked} tokens of the previous demo start")
     console.print(

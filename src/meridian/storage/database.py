@@ -12,6 +12,9 @@ INVARIANT: a caller acknowledges a change only after :meth:`Database.write` has 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,8 +75,8 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             path = parsed.database
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if path and path != ":memory:" and not path.startswith("file:"):
+                _private_sqlite_file(Path(path))
             self.engine = _sqlite_engine(url, immediate=True)
             self._reader = _sqlite_engine(url, immediate=False)
         elif self.dialect == "postgresql":
@@ -125,6 +128,32 @@ class Database:
         self.engine.dispose()
         if self._reader is not self.engine:
             self._reader.dispose()
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it; close an existing one to others.
+
+    SQLite creates the ``-wal`` and ``-shm`` files with the database file's own permissions, so
+    a database created here keeps all three private from their first byte. The folder it makes
+    is 0700.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise ConfigurationError(f"database file `{path}` cannot be opened: {reason}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_IMODE(info.st_mode) & 0o077 and info.st_uid == os.geteuid():
+            os.fchmod(fd, 0o600)  # a database made by an earlier version, open to others
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        with contextlib.suppress(OSError):
+            if os.stat(companion).st_mode & 0o077:
+                os.chmod(companion, 0o600)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -331,8 +331,8 @@ class IdempotencyKey(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(10))  # in_flight | done
     status_code: Mapped[int | None]
-    body: Mapped[bytes | None] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime]
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)  # never a token (api.idempotency)
+    created_at: Mapped[datetime] = mapped_column(index=True)  # the purge's range
     lease_until: Mapped[datetime]
 
 

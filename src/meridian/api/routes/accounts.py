@@ -16,6 +16,7 @@ from ..deps import (
     IdempotencyKeyHeader,
     MaybeCallerDep,
     RuntimeDep,
+    SignupLimited,
     require,
 )
 from ..schemas import (
@@ -40,8 +41,8 @@ Status = Literal["active", "pending_review", "rejected", "suspended"]
 @router.post(
     "/v1/accounts",
     status_code=201,
-    responses=errors(401, 403, 404, 409, 413),
-    dependencies=[IdempotencyKeyHeader],
+    responses=errors(401, 403, 404, 409, 413, 429),
+    dependencies=[IdempotencyKeyHeader, SignupLimited],
 )
 def register(
     body: AccountCreate, rt: RuntimeDep, caller: MaybeCallerDep, ip: ClientIpDep

@@ -17,16 +17,22 @@ _DESCRIPTIONS = {
     403: "the caller's role may not do this, or the policy refused it (`denied`, with the decision)",
     404: "no such object, or not one the caller may see",
     409: "the action clashes with the current state, or the same `Idempotency-Key` is in flight",
-    413: "request body too large",
+    413: "request body too large (`max_body_bytes`, 2,000,000 by default, for every method)",
     422: "invalid input; `fields` names each failing field",
+    429: "a rate limit was passed (sign-ups, sign-ins, failed authentications, decisions or "
+    "joins): `Retry-After` says when to come back",
     503: "the database is unavailable",
 }
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the given error statuses (422 and 503 always)."""
+    """OpenAPI ``responses`` for the given error statuses (413, 422, 429 and 503 always).
+
+    413 and 429 are always possible: the body limit is every method's, and an address that used
+    up its failed authentications is refused on every endpoint that reads a token.
+    """
     out: dict[int | str, dict[str, Any]] = {}
-    for code in sorted({*codes, 422, 503}):
+    for code in sorted({*codes, 413, 422, 429, 503}):
         out[code] = {"model": ErrorPublic, "description": _DESCRIPTIONS[code]}
     return out
 

@@ -12,6 +12,7 @@ from ...policy.decision import Decision
 from ...policy.request import _RequestWire, parse_request, parse_request_json
 from ..deps import CallerDep
 from ..journal import DecisionJournal
+from ..ratelimit import RateLimits
 from .common import errors, json_response
 
 router = APIRouter(tags=["decisions"])
@@ -83,11 +84,13 @@ _DECISION_RESPONSE: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/v1/decisions",
     openapi_extra=_decision_body(),
-    responses={**_DECISION_RESPONSE, **errors(401)},
+    responses={**_DECISION_RESPONSE, **errors(401, 413, 429)},
     response_class=Response,
 )
 async def decide(request: Request, caller: CallerDep) -> Response:
     """Decide one request (the public contract). Roles: operator, partner, user."""
+    limits: RateLimits = request.app.state.rate_limits
+    await limits.hit("decisions", caller.token_id)
     body = await request.body()
     engine = request.app.state.runtime.engine
     decision = engine.decide(parse_request_json(body))
@@ -104,7 +107,7 @@ async def decide(request: Request, caller: CallerDep) -> Response:
             "description": 'one entry per request, in order: a decision, or `{"error": …}` for a request that could not be decided',
             "content": {"application/json": {"schema": {"type": "object"}}},
         },
-        **errors(401, 413),
+        **errors(401, 413, 429),
     },
     response_class=Response,
 )
@@ -126,6 +129,9 @@ async def decide_batch(request: Request, caller: CallerDep) -> Response:
     items = data["requests"]
     if len(items) > BATCH_LIMIT:
         raise RequestError(f"batch: {len(items)} requests: at most {BATCH_LIMIT} per call")
+    if items:  # each request of a batch counts as one decision
+        limits: RateLimits = request.app.state.rate_limits
+        await limits.hit("decisions", caller.token_id, cost=len(items))
     engine = request.app.state.runtime.engine
     decide = engine.decide
     out: list[dict[str, Any]] = []

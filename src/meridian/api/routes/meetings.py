@@ -10,7 +10,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
-from ...errors import AuthenticationError, ForbiddenError, InputError, MeridianError, shown
+from ...errors import (
+    AuthenticationError,
+    ForbiddenError,
+    InputError,
+    MeridianError,
+    RateLimitedError,
+    shown,
+)
 from ...identity.accounts import get_account
 from ...keys.media import check_signing_key
 from ...identity.sessions import session_caller
@@ -21,9 +28,10 @@ from ...meetings.live import Signalling
 from ...meetings.regions import region_table
 from ...meetings.route import PlacementRequest, route_request
 from ...web.session import COOKIE, Session, SessionSeal
-from ..deps import CallerDep, ClientIpDep, IdempotencyKeyHeader, RuntimeDep, TokenCache
+from ..deps import CallerDep, ClientIpDep, IdempotencyKeyHeader, RuntimeDep
 from ..errors import error_code
 from ..network import TrustedProxies, client_ip
+from ..ratelimit import authenticate_counted, connection_ip, rate_limits
 from ..schemas import (
     IdPath,
     MeetingCreate,
@@ -211,6 +219,7 @@ async def end_meeting(
 _CLOSE_REFUSED = 4403
 _CLOSE_BAD = 4400
 _CLOSE_AUTH = 4401
+_CLOSE_RATE_LIMITED = 4429  # a join past its rate limit; the refusal says `retry_after`
 
 
 #: a session cookie came with a handshake from another origin (cross-site WebSocket hijacking)
@@ -306,8 +315,7 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
                 raise AuthenticationError(
                     "malformed `Authorization` header: expected `Bearer <token>`"
                 )
-            cache: TokenCache = app.state.tokens
-            caller = await run_in_threadpool(cache.get, rt, secret.strip())
+            caller = await authenticate_counted(websocket, secret.strip())  # failures counted
         try:
             text = await asyncio.wait_for(next_text(), timeout=30)
             first = json.loads(text or "null")
@@ -320,6 +328,10 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
             raise InputError("`name` must be printable text of at most 200 characters")
         public_key = check_public_key(from_b64url(first.get("public_key"), "`public_key`"))
         signing_key = check_signing_key(from_b64url(first.get("signing_key"), "`signing_key`"))
+        # a join counts per token, a guest's per client address (api.ratelimit)
+        await rate_limits(app).hit(
+            "joins", caller.token_id if caller is not None else connection_ip(websocket)
+        )
         message = await signalling.join(
             meeting_id,
             name=name,
@@ -352,8 +364,16 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
             if isinstance(exc, AuthenticationError)
             else (_CLOSE_BAD if isinstance(exc, InputError) else _CLOSE_REFUSED)
         )
+        refusal: dict[str, Any] = {
+            "type": "refused",
+            "code": error_code(exc),
+            "message": exc.message,
+        }
+        if isinstance(exc, RateLimitedError):
+            code = _CLOSE_RATE_LIMITED
+            refusal["retry_after"] = exc.retry_after
         try:
-            await send({"type": "refused", "code": error_code(exc), "message": exc.message})
+            await send(refusal)
             await websocket.close(code=code)
         except (RuntimeError, ConnectionError, WebSocketDisconnect):
             pass

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from ...clock import system_clock
+from ...api.ratelimit import authenticate_counted, connection_ip, rate_limits
 from ...errors import AuthenticationError, ForbiddenError
 from ...identity import sessions
 from ...runtime import Runtime
@@ -49,13 +49,14 @@ async def login(
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     secret = token.strip()
-    rt = request.app.state.runtime
+    # every attempt counts per client address, and a failure also as a failed authentication
+    await rate_limits(request.app).hit("signin", connection_ip(request))
     error = None
     if not secret:
         error = "paste an api token to sign in"
     else:
         try:
-            caller = await run_in_threadpool(request.app.state.tokens.get, rt, secret)
+            caller = await authenticate_counted(request, secret)
         except (AuthenticationError, ForbiddenError) as exc:
             error = exc.message
     if error is not None:

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from ...api.deps import ClientIpDep
+from ...api.deps import ClientIpDep, SignupLimited
 from ...api.schemas import AccountCreate
 from ...errors import DeniedError, MeridianError
 from ...gate import ask
@@ -171,7 +171,7 @@ async def signup_form(request: Request, viewer: MaybeViewerDep) -> HTMLResponse:
     return _form_page(request, {"type": "organization"})
 
 
-@router.post("/signup", response_class=HTMLResponse, dependencies=[CsrfChecked])
+@router.post("/signup", response_class=HTMLResponse, dependencies=[CsrfChecked, SignupLimited])
 def signup(
     request: Request,
     ip: ClientIpDep,
