@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
     AuthenticationError,
+    BundleError,
     ConflictError,
     DeniedError,
     ForbiddenError,
@@ -105,6 +106,10 @@ def install_error_handlers(app: FastAPI) -> None:
         extra: dict[str, Any] = {}
         if isinstance(exc, DeniedError):
             extra["decision"] = exc.decision
+        if isinstance(exc, BundleError):  # every problem of a bundle, each at its line
+            extra["problems"] = [
+                {"source": p.source, "line": p.line, "message": p.message} for p in exc.problems
+            ]
         message = exc.message.splitlines()[0] if exc.message else "refused"
         if exc.http_status >= 500:
             log.error("%s", exc.message)
