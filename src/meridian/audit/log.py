@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from ..clock import system_clock
 from ..errors import InputError, LogIntegrityError, NotFoundError, ProofError
@@ -188,8 +189,13 @@ class AuditLog:
         time = self._clock().astimezone(UTC).replace(microsecond=0)
         checkpoint = Checkpoint(origin=self.origin, size=size, root=root, time=time)
         note = self.signer.sign(checkpoint)
-        with self.db.write() as session:
-            session.add(CheckpointRow(size=size, root=root, issued_at=time, note=note))
+        try:
+            with self.db.write() as session:
+                session.add(CheckpointRow(size=size, root=root, issued_at=time, note=note))
+        except IntegrityError:
+            # Another signer (a thread, a replica) issued one at this size first: one
+            # checkpoint per size (a unique index), and every caller is given that one.
+            return self.find(size)
         return Signed(note, checkpoint)
 
     def find(self, size: int) -> Signed:
