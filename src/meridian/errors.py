@@ -40,6 +40,7 @@ __all__ = [
     "GrantError",
     "InputError",
     "LogIntegrityError",
+    "LogTamperedError",
     "MeridianError",
     "NotFoundError",
     "ProofError",
@@ -188,3 +189,14 @@ class LogIntegrityError(MeridianError):
         first = self.problems[0] if self.problems else "log does not verify"
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         super().__init__(first + more)
+
+
+class LogTamperedError(LogIntegrityError):
+    """Raised when the live log's stored entries are not what it committed to.
+
+    A self-check (a read, or start-up) found an entry whose bytes do not hash to its leaf, or
+    leaves that do not give a signed root. The mismatch is recorded, and until the stored log is
+    restored the service refuses reports, proofs and entries, and signs no checkpoint (503).
+    """
+
+    http_status = 503

@@ -26,6 +26,7 @@ from ..errors import (
     DeniedError,
     ForbiddenError,
     InputError,
+    LogTamperedError,
     MeridianError,
     NotFoundError,
     shown,
@@ -36,6 +37,7 @@ __all__ = ["ErrorResponse", "error_body", "install_error_handlers"]
 log = logging.getLogger("meridian.api")
 
 _CODES: list[tuple[type[MeridianError], str]] = [
+    (LogTamperedError, "log_integrity"),
     (DeniedError, "denied"),
     (ForbiddenError, "forbidden"),
     (AuthenticationError, "unauthenticated"),

@@ -93,7 +93,13 @@ def _read(rt: Any) -> dict[str, Any]:
             "root": base64.b64encode(latest.checkpoint.root).decode(),
             "behind": size - latest.checkpoint.size,
         }
-    return {"stats": stats, "loaded": loaded, "log_size": size, "checkpoint": checkpoint}
+    return {
+        "stats": stats,
+        "loaded": loaded,
+        "log_size": size,
+        "checkpoint": checkpoint,
+        "log_problems": rt.log.problems(),
+    }
 
 
 @router.get("/console", response_class=HTMLResponse)
