@@ -5,6 +5,8 @@ Usage::
     .venv/bin/python bench/selfcheck.py                 # 100,000 entries on SQLite
     .venv/bin/python bench/selfcheck.py --size 20000 --postgres-url postgresql+psycopg://…/test
 
+With ``--postgres-url`` a database is created for the run on that server and dropped after.
+
 A new database gets ``--size`` entries shaped like Meridian's (half carrying a compact decision),
 written through :func:`meridian.audit.record` 1,000 a transaction, and one signed checkpoint.
 Then, in ``--rounds`` (3) interleaved rounds, each on a fresh :class:`AuditLog` as a restarted
@@ -23,11 +25,14 @@ Medians are printed, with entries/s of the full check and its ratio to the basel
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,6 +65,28 @@ def _write(db: Database, n: int, first: int) -> None:
                 )
 
 
+@contextlib.contextmanager
+def _database(server: str | None, folder: Path) -> Iterator[str]:
+    """A new database: a file in ``folder``, or one created on ``server`` and dropped after."""
+    if server is None:
+        yield f"sqlite:///{folder / 'bench.db'}"
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(server)
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    name = f"meridian_bench_selfcheck_{os.getpid()}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
@@ -68,8 +95,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        url = args.postgres_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+    with tempfile.TemporaryDirectory() as tmp, _database(args.postgres_url, Path(tmp)) as url:
         db = Database(url)
         migrate(db)
         key = load_or_create_log_key(Path(tmp) / "log.key", create=True)
