@@ -41,6 +41,7 @@ __all__ = [
     "GrantError",
     "InputError",
     "LogIntegrityError",
+    "LogTamperedError",
     "MeridianError",
     "NotFoundError",
     "ProofError",
@@ -205,3 +206,14 @@ class RateLimitedError(MeridianError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class LogTamperedError(LogIntegrityError):
+    """Raised when the live log's stored entries are not what it committed to.
+
+    A self-check (a read, or start-up) found an entry whose bytes do not hash to its leaf, or
+    leaves that do not give a signed root. The mismatch is recorded, and until the stored log is
+    restored the service refuses reports, proofs and entries, and signs no checkpoint (503).
+    """
+
+    http_status = 503

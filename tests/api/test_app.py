@@ -104,6 +104,34 @@ def test_loading_a_bundle_over_http_validates_first_and_is_refused_whole(live):
     assert loads[-1]["details"]["previous"] == before["digest"]
 
 
+def test_a_hostile_bundle_over_http_is_a_422_listing_its_problems_fast(live):
+    ops = live.client("operator")
+    before = ops.get("/v1/policy").json()
+    bomb = "".join(
+        f"{c}: &{c} [{','.join([f'*{p}'] * 9) if p else ','.join(['lol'] * 9)}]\n"
+        for p, c in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+    )
+    selfish = "bundle: &x [*x]\nversion: '1'\nrules: []\n"
+    for text, first in ((bomb, "yaml anchors are not allowed in a bundle: `&a`"), (selfish, "yaml anchors")):
+        started = time.monotonic()
+        bad = ops.put("/v1/policy", json={"yaml": text})
+        assert time.monotonic() - started < 5
+        assert bad.status_code == 422, bad.text
+        error = bad.json()["error"]
+        assert error["message"].startswith(f"<api>:1: {first}")
+        assert error["problems"][0] == {"source": "<api>", "line": 1, "message": error["message"].removeprefix("<api>:1: ")}
+        assert any("yaml aliases" in p["message"] for p in error["problems"])
+    text = default_bundle_path().read_text(encoding="utf-8")
+    both = text.replace("effect: forbid", "effect: block", 1).replace(
+        "jurisdictions: [CN]\n    effective: {from: 2020-05-20}",
+        "jurisdictions: [XX]\n    effective: {from: 2020-05-20}",
+    )
+    refused = ops.put("/v1/policy", json={"yaml": both}).json()["error"]["problems"]
+    assert any(p["message"].startswith("`rules.") for p in refused)
+    assert any(p["message"].startswith("unknown jurisdiction `XX`") for p in refused)
+    assert ops.get("/v1/policy").json() == before
+
+
 def test_the_service_renews_on_its_own_schedule(live_factory, clock):
     clock.set("2021-01-05T10:00:00-05:00")
     live = live_factory(renew_interval=0.2)

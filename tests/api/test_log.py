@@ -90,3 +90,71 @@ def test_bad_proof_requests_are_one_line_422s(live_factory):
     for params in ({"index": "x"}, {"index": -1}, {}):
         r = public.get("/v1/log/proof/inclusion", params=params)
         assert r.status_code == 422, params
+
+
+def test_an_entry_edited_in_the_database_is_refused_by_reports_and_proofs(live_factory):
+    from sqlalchemy import select, update
+
+    from meridian.storage.models import LogProblem, Record
+
+    server = live_factory()
+    public, ops = server.client(), server.client("operator")
+    _grow(server, 6)
+    signed = ops.post("/v1/log/checkpoint")
+    assert signed.status_code == 200
+    assert public.get("/v1/reports/transparency").status_code == 200
+    db = server.runtime.db
+    with db.write() as session:
+        victim, data = session.execute(
+            select(Record.seq, Record.entry).where(Record.action == "token.create").limit(1)
+        ).one()
+        forged = bytes(data).replace(b'"token.create"', b'"token.revoke"')
+        assert forged != bytes(data)
+        session.execute(update(Record).where(Record.seq == victim).values(entry=forged))
+
+    # A report computed now reads every entry and finds it (the report cached at this
+    # checkpoint was computed before the edit, from entries that were checked); from then on
+    # every report, the cached one too, and every proof is refused.
+    for path, params, client in (
+        ("/v1/reports/transparency", {"from": "2020-01-01"}, public),
+        ("/v1/reports/transparency", {}, public),
+        ("/v1/reports/transparency", {"format": "csv"}, public),
+        ("/v1/log/proof/inclusion", {"index": 0}, public),
+        ("/v1/log/proof/consistency", {"first": 1}, public),
+        ("/v1/log/entries", {}, ops),
+    ):
+        got = client.get(path, params=params)
+        assert got.status_code == 503, (path, got.text)
+        error = got.json()["error"]
+        assert error["code"] == "log_integrity"
+        assert error["message"].startswith(f"the log failed its self-check: entry {victim} ")
+        assert "reports, proofs and entries are refused" in error["message"]
+    assert ops.post("/v1/log/checkpoint").status_code == 503
+    with db.read() as session:
+        assert [p.position for p in session.scalars(select(LogProblem))] == [victim]
+
+
+def test_start_up_verifies_the_stored_log_and_records_a_mismatch(live_factory, caplog):
+    from sqlalchemy import select, update
+
+    from meridian.storage.models import LogProblem, Record
+
+    first = live_factory()
+    _grow(first, 4)
+    assert first.client("operator").post("/v1/log/checkpoint").status_code == 200
+    assert first.app.state.log_check.problems == ()
+    with first.runtime.db.write() as session:
+        session.execute(
+            update(Record).where(Record.seq == 2).values(entry=b'{"forged":true}')
+        )
+    with caplog.at_level("ERROR", logger="meridian.api"):
+        second = live_factory()  # a restart: the new service checks what it finds
+    check = second.app.state.log_check
+    assert len(check.problems) == 1
+    assert check.problems[0].startswith("entry 2 ")
+    assert any("the log failed its self-check: entry 2 " in r.getMessage() for r in caplog.records)
+    with second.runtime.db.read() as session:
+        assert [p.position for p in session.scalars(select(LogProblem))] == [2]
+    got = second.client().get("/v1/log/proof/inclusion", params={"index": 3})
+    assert got.status_code == 503
+    assert "entry 2 " in got.json()["error"]["message"]

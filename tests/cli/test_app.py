@@ -183,6 +183,48 @@ def test_policy_validate_good_and_bad(tmp_path: Path) -> None:
     assert "no bundle file at" in absent.stderr
 
 
+def test_policy_validate_reports_an_impossible_date_at_its_line_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    from meridian.policy.loader import default_bundle_path
+
+    text = default_bundle_path().read_text().replace(
+        "effective: {from: 2020-05-20}", "effective: {from: 2020-02-30}"
+    )
+    assert "2020-02-30" in text
+    bad = tmp_path / "dates.yaml"
+    bad.write_text(text)
+    line = next(i for i, t in enumerate(text.splitlines(), start=1) if "2020-02-30" in t)
+    for command in (["policy", "validate", str(bad)], ["policy", "load", str(bad)]):
+        result = runner.invoke(app, [*command, *(["--database", f"sqlite:///{tmp_path}/m.db"] if command[1] == "load" else [])])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        assert result.stderr.startswith(f"error: {bad}:{line}: `rules.") , result.stderr
+        assert "is `2020-02-30`: input should be a valid date" in result.stderr
+
+
+def test_policy_validate_reports_schema_errors_and_unknown_jurisdictions_in_one_pass(
+    tmp_path: Path,
+) -> None:
+    from meridian.policy.loader import default_bundle_path
+
+    text = (
+        default_bundle_path()
+        .read_text()
+        .replace("jurisdictions: [CN]\n    effective: {from: 2020-05-20}", "jurisdictions: [XX]\n    effective: {from: 2020-05-20}")
+        .replace("effect: forbid", "effect: block", 1)
+    )
+    bad = tmp_path / "both.yaml"
+    bad.write_text(text)
+    lines = text.splitlines()
+    effect = next(i for i, t in enumerate(lines, start=1) if "effect: block" in t)
+    code = next(i for i, t in enumerate(lines, start=1) if "[XX]" in t)
+    result = runner.invoke(app, ["policy", "validate", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}:{effect}: `rules." in result.stderr
+    assert f"{bad}:{code}: unknown jurisdiction `XX`" in result.stderr
+
+
 def test_policy_schema_is_json_schema() -> None:
     result = runner.invoke(app, ["policy", "schema"])
     assert result.exit_code == 0

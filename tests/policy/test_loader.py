@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import yaml
 import meridian
 from meridian import BundleError, Engine, NotFoundError
 from meridian.policy import bundle_json_schema, default_bundle_path, load_bundle, load_bundle_text
+from meridian.policy.loader import MAX_BUNDLE_BYTES
 
 SAMPLES = Path(__file__).resolve().parent.parent / "bundles"
 EXPECT = re.compile(r"^# expect: line (\d+): (.+)$", re.MULTILINE)
@@ -242,3 +244,94 @@ def test_the_decisions_carry_the_digest() -> None:
         "version": "2020.12.18",
         "digest": load_bundle().digest,
     }
+
+
+# -- hostile documents: aliases, depth, size, impossible dates, every problem at once ----------------
+
+#: 371 bytes that expand to 9**9 strings when the aliases are followed (the issue's alias bomb)
+ALIAS_BOMB = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def _refused(text: str, source: str = "hostile.yaml") -> tuple[BundleError, float]:
+    started = time.monotonic()
+    with pytest.raises(BundleError) as caught:
+        load_bundle_text(text, source)
+    return caught.value, time.monotonic() - started
+
+
+def test_an_alias_bomb_is_refused_fast_at_its_first_anchor() -> None:
+    error, seconds = _refused(ALIAS_BOMB)
+    assert seconds < 1, f"took {seconds:.1f} s"
+    first = error.problems[0]
+    assert (first.source, first.line) == ("hostile.yaml", 1)
+    assert first.message.startswith("yaml anchors are not allowed in a bundle: `&a`")
+    assert str(error).splitlines()[0].startswith("hostile.yaml:1: yaml anchors")
+    assert any(p.line == 2 and "`*a`" in p.message for p in error.problems)
+
+
+def test_a_self_referencing_alias_is_refused_at_its_line() -> None:
+    text = (SAMPLES / "empty_window_good.yaml").read_text(encoding="utf-8")
+    text = text.replace("description: a small", "description: &loop [*loop]\nnote: a small")
+    error, seconds = _refused(text, "loop.yaml")
+    assert seconds < 1
+    line = text.splitlines().index("description: &loop [*loop]") + 1
+    assert [p.line for p in error.problems] == [line, line]
+    assert "`&loop`" in error.problems[0].message
+    assert "`*loop`" in error.problems[1].message
+
+
+def test_a_merge_key_is_an_alias_too() -> None:
+    error, _ = _refused("base: &base {a: 1}\nother:\n  <<: *base\n")
+    assert [p.line for p in error.problems] == [1, 3]
+
+
+def test_nesting_is_bounded() -> None:
+    error, seconds = _refused("bundle: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert seconds < 1
+    assert error.problems[0].line == 1
+    assert "nested more than" in error.problems[0].message
+
+
+def test_a_bundle_larger_than_the_limit_is_refused_unread(tmp_path: Path) -> None:
+    text = "# " + "x" * MAX_BUNDLE_BYTES + "\n"
+    error, _ = _refused(text, "big.yaml")
+    assert error.problems[0].message == (
+        f"the bundle is {len(text)} bytes: a bundle may be at most {MAX_BUNDLE_BYTES} bytes"
+    )
+    path = tmp_path / "big.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(BundleError, match=r"big\.yaml: the bundle is \d+ bytes"):
+        load_bundle(path)
+
+
+def test_an_impossible_date_is_a_problem_at_its_line_not_a_traceback(tmp_path: Path) -> None:
+    text = (SAMPLES / "impossible_date_good.yaml").read_text(encoding="utf-8")
+    text = text.replace("effective: {from: 2020-08-23}", "effective: {from: 2020-08-23, until: 2021-02-29}")
+    error, _ = _refused(text, "dates.yaml")
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "2021-02-29" in t)
+    assert [(p.line, "`2021-02-29`" in p.message) for p in error.problems] == [(line, True)]
+
+
+def test_schema_errors_and_unknown_jurisdictions_are_reported_in_one_pass() -> None:
+    text = (SAMPLES / "unknown_jurisdiction_bad.yaml").read_text(encoding="utf-8")
+    text = text.replace("    effect: forbid\n", "    effect: block\n")
+    text = text.replace("  CN: {zone: Asia/Shanghai}\n", "  QQ: {zone: Asia/Shanghai}\n")
+    error, _ = _refused(text, "both.yaml")
+    lines = text.splitlines()
+    found = {(p.line, p.message.split(":")[0]) for p in error.problems}
+    assert (lines.index("    effect: block") + 1, "`rules.1.effect` is `block`") in found
+    assert (
+        lines.index("      - XX  # <- here") + 1,
+        "unknown jurisdiction `XX`",
+    ) in found
+    assert (lines.index("  QQ: {zone: Asia/Shanghai}") + 1, "unknown jurisdiction `QQ`") in found

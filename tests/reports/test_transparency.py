@@ -481,6 +481,9 @@ class FakeLog:
     def entries(self, start: int, end: int) -> Any:
         return iter(list(enumerate(self.log))[start:end])
 
+    def guard(self) -> None:
+        """Nothing to refuse: this log is only ever what the test wrote."""
+
 
 @dataclass
 class FakeRuntime:

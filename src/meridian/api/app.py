@@ -79,8 +79,22 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(rt.start)
         # The log's key is read (or, in development, created) now, and the tree built from the
-        # database: a service that cannot sign its log does not start.
-        await asyncio.to_thread(rt.log.checkpoint)
+        # database: a service that cannot sign its log does not start. The stored log is
+        # verified from the position last verified; a mismatch is recorded and shown, and
+        # reports, proofs and checkpoints are refused until it is mended (docs/audit.md).
+        check = await asyncio.to_thread(rt.log.self_check)
+        for problem in check.problems:
+            log.error("the log failed its self-check: %s", problem)
+        if not check.problems:
+            log.info(
+                "log self-check: entries %d to %d verified in %.3f s (%.0f entries/s)",
+                check.start,
+                check.size,
+                check.seconds,
+                check.rate,
+            )
+        app.state.log_check = check
+        await asyncio.to_thread(rt.log.scheduled_checkpoint)
         # the pages' session key: read, or in development created, before the first sign-in
         await asyncio.to_thread(start_sessions, app, config)
         signer = GrantSigner(
@@ -121,7 +135,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         if config.checkpoint_interval > 0:
             tasks.append(
                 asyncio.create_task(
-                    _every(config.checkpoint_interval, rt.log.checkpoint, "checkpoint")
+                    _every(config.checkpoint_interval, rt.log.scheduled_checkpoint, "checkpoint")
                 )
             )
         if config.renew_interval > 0:

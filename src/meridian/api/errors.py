@@ -21,10 +21,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
     AuthenticationError,
+    BundleError,
     ConflictError,
     DeniedError,
     ForbiddenError,
     InputError,
+    LogTamperedError,
     MeridianError,
     NotFoundError,
     shown,
@@ -35,6 +37,7 @@ __all__ = ["ErrorResponse", "error_body", "install_error_handlers"]
 log = logging.getLogger("meridian.api")
 
 _CODES: list[tuple[type[MeridianError], str]] = [
+    (LogTamperedError, "log_integrity"),
     (DeniedError, "denied"),
     (ForbiddenError, "forbidden"),
     (AuthenticationError, "unauthenticated"),
@@ -106,6 +109,10 @@ def install_error_handlers(app: FastAPI) -> None:
         extra: dict[str, Any] = {}
         if isinstance(exc, DeniedError):
             extra["decision"] = exc.decision
+        if isinstance(exc, BundleError):  # every problem of a bundle, each at its line
+            extra["problems"] = [
+                {"source": p.source, "line": p.line, "message": p.message} for p in exc.problems
+            ]
         message = exc.message.splitlines()[0] if exc.message else "refused"
         if exc.http_status >= 500:
             log.error("%s", exc.message)

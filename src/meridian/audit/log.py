@@ -9,26 +9,46 @@ service — are in the tree, and any root or proof costs O(log n) once it is.
 
 Committed positions always form a prefix of the log (they are handed out in commit order under
 one lock), so catching up is reading the leaves at positions ≥ the tree's size.
+
+The log checks itself (``docs/audit.md``, "The log checks itself"). Every read that feeds a
+report, a proof or a page rehashes the entries it reads and compares each with the leaf stored
+for it and the leaf the tree holds, and checks the tree against the latest signed checkpoint; a
+checkpoint is signed only over entries so checked; start-up (:meth:`AuditLog.self_check`)
+rehashes what was written since the position last verified. A mismatch is recorded
+(:mod:`meridian.audit.problems`) and, until a check of the whole log finds it whole again,
+reports, proofs and entries are refused with :class:`~meridian.errors.LogTamperedError`, which
+names the entry.
 """
 
 from __future__ import annotations
 
 import threading
+import time as timing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from ..clock import system_clock
-from ..errors import InputError, LogIntegrityError, NotFoundError, ProofError
+from ..errors import InputError, LogIntegrityError, NotFoundError, ProofError, shown
 from ..storage.database import Database
 from ..storage.models import Checkpoint as CheckpointRow
-from ..storage.models import Record
-from .merkle import Tree
+from ..storage.models import LogProblem, Record
+from .merkle import Tree, leaf_hash
 from .note import Checkpoint, NoteSigner, NoteVerifier
+from .problems import (
+    Found,
+    open_problems,
+    record_problems,
+    refusal,
+    resolve_problems,
+    save_verified,
+    verified,
+)
 
-__all__ = ["AuditLog", "Signed"]
+__all__ = ["AuditLog", "SelfCheck", "Signed"]
 
 #: leaves read from the database per query while catching up
 _BATCH = 50_000
@@ -42,6 +62,30 @@ class Signed:
 
     note: str
     checkpoint: Checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class SelfCheck:
+    """What one :meth:`AuditLog.self_check` did: entries ``start`` to ``size - 1`` rehashed."""
+
+    start: int
+    size: int
+    checked: int
+    seconds: float
+    problems: tuple[str, ...]
+
+    @property
+    def rate(self) -> float:
+        """Entries rehashed per second."""
+        return self.checked / self.seconds if self.seconds > 0 else float(self.checked)
+
+
+def _short(digest: bytes) -> str:
+    return digest.hex()[:16] + "…"
+
+
+def _span(start: int, stop: int) -> str:
+    return f"entry {start}" if stop - start == 1 else f"entries {start}–{stop - 1}"
 
 
 class AuditLog:
@@ -58,6 +102,8 @@ class AuditLog:
         self._clock = clock
         self._tree = Tree()
         self._lock = threading.Lock()
+        #: entries below this were checked against their leaves by this process (None: not yet)
+        self._checked: int | None = None
 
     # -- the tree ----------------------------------------------------------------------------
 
@@ -91,8 +137,15 @@ class AuditLog:
     def inclusion(
         self, index: int, size: int | None = None
     ) -> tuple[int, bytes, list[bytes], bytes]:
-        """``(size, leaf hash, proof, root)`` for entry ``index`` in the tree of ``size``."""
+        """``(size, leaf hash, proof, root)`` for entry ``index`` in the tree of ``size``.
+
+        Refused (:class:`~meridian.errors.LogTamperedError`) if the log failed a self-check, or
+        if the entry or the tree does not match what was stored and signed.
+        """
         current = self.sync()
+        self._check_tree()
+        if 0 <= index < current:
+            self._check_entries(index, index + 1)
         size = current if size is None else self._check_size(size, current, "size")
         if not 0 <= index < size:
             raise InputError(f"entry `{index}` is outside a log of {size} entries")
@@ -109,6 +162,7 @@ class AuditLog:
     ) -> tuple[int, list[bytes], bytes, bytes]:
         """``(second, proof, first root, second root)`` between two sizes of the log."""
         current = self.sync()
+        self._check_tree()
         second = current if second is None else self._check_size(second, current, "second")
         if not 0 <= first <= second:
             raise InputError(f"first size `{first}` must be between 0 and the second, {second}")
@@ -129,21 +183,216 @@ class AuditLog:
     # -- entries -----------------------------------------------------------------------------
 
     def entries(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-        """Entries ``start`` to ``end - 1`` as ``(position, bytes)``, read a page at a time."""
+        """Entries ``start`` to ``end - 1`` as ``(position, bytes)``, read a page at a time.
+
+        Each entry is checked as it is read: its bytes must hash to the leaf stored for it and
+        to the leaf the tree holds, and the tree must give the latest signed root. The first
+        mismatch is recorded and raised (:class:`~meridian.errors.LogTamperedError`) before
+        the entry is yielded, so nothing built from the entries (a report, an export, a page)
+        ever includes one that changed.
+        """
+        self.sync()
+        self._check_tree()
         position = start
         while position < end:
-            with self.db.read() as session:
-                rows = session.execute(
-                    select(Record.seq, Record.entry)
-                    .where(Record.seq >= position, Record.seq < end)
-                    .order_by(Record.seq)
-                    .limit(_PAGE)
-                ).all()
+            rows = self._read_page(position, end)
             if not rows:
                 return
-            for seq, data in rows:
-                yield seq, bytes(data)
+            self._check_rows(rows, raise_=True)
+            for seq, data, _ in rows:
+                yield seq, data
             position = rows[-1][0] + 1
+
+    # -- the self-check ----------------------------------------------------------------------
+
+    def problems(self) -> list[LogProblem]:
+        """The mismatches found and not resolved (the console shows them); ``[]`` when whole."""
+        return open_problems(self.db)
+
+    def guard(self) -> None:
+        """Raise :class:`~meridian.errors.LogTamperedError` if a self-check found a mismatch."""
+        found = open_problems(self.db)
+        if found:
+            raise refusal([row.message for row in found])
+
+    def self_check(self, *, full: bool = False) -> SelfCheck:
+        """Verify the stored log against its latest checkpoint, from the position last verified.
+
+        The tree is read from the stored leaves; its root must be the one recorded at the last
+        verified position and the one the latest checkpoint signed; every entry from the last
+        verified position on must hash to its stored leaf. Any mismatch is recorded, and the
+        position is not moved. With ``full``, or while a recorded mismatch is open, every entry
+        is checked, and a log found whole resolves the open mismatches (once restored).
+        """
+        started = timing.monotonic()
+        size = self.sync()
+        was_open = bool(open_problems(self.db))
+        last = None if (full or was_open) else verified(self.db)
+        found: list[Found] = []
+        start = 0
+        if last is not None:
+            if last.size > size:
+                found.append(
+                    Found(
+                        "truncated",
+                        size,
+                        f"{_span(size, last.size)} are gone: the log holds {size} entries, "
+                        f"{last.size} were verified",
+                    )
+                )
+            elif self._root(last.size) != last.root:
+                found.append(self._locate("verified_root", last.size, "verified"))
+            else:
+                start = last.size
+        found += self._tree_problems()
+        checked = 0
+        position = start
+        while position < size:
+            rows = self._read_page(position, size)
+            if not rows:
+                break
+            found += self._check_rows(rows, raise_=False)
+            checked += len(rows)
+            position = rows[-1][0] + 1
+        seconds = timing.monotonic() - started
+        if found:
+            record_problems(self.db, found)
+        else:
+            # INVARIANT: only this check moves the persisted position, so the entries written
+            # since the last start-up are rehashed by the next one (reads check every entry)
+            save_verified(self.db, size, self._root(size))
+            self._checked = size
+            if was_open:
+                resolve_problems(self.db)
+        return SelfCheck(start, size, checked, seconds, tuple(f.message for f in found))
+
+    def _root(self, size: int) -> bytes:
+        with self._lock:
+            return self._tree.root(size)
+
+    def _read_page(self, start: int, end: int) -> list[tuple[int, bytes, bytes]]:
+        # Core on the session's connection: a third less overhead a row than the ORM result
+        with self.db.read() as session:
+            rows = (
+                session.connection()
+                .execute(
+                    select(Record.seq, Record.entry, Record.leaf)
+                    .where(Record.seq >= start, Record.seq < end)
+                    .order_by(Record.seq)
+                    .limit(_PAGE)
+                )
+                .all()
+            )
+        return [(seq, bytes(entry), bytes(leaf)) for seq, entry, leaf in rows]
+
+    def _check_rows(self, rows: list[tuple[int, bytes, bytes]], *, raise_: bool) -> list[Found]:
+        """Each row's entry against its stored leaf and the tree's leaf; the mismatches.
+
+        With ``raise_`` the first mismatch is recorded and raised instead.
+        """
+        found: list[Found] = []
+        # INVARIANT: ``rows`` hold consecutive positions (committed positions form a prefix)
+        first = rows[0][0]
+        with self._lock:
+            known = self._tree.leaves(first, first + len(rows))
+        for seq, entry, stored in rows:
+            offset = (seq - first) << 5
+            tree_leaf = known[offset : offset + 32] or None
+            computed = leaf_hash(entry)
+            if computed != stored:
+                found.append(
+                    Found(
+                        "entry_hash",
+                        seq,
+                        f"entry {seq} {self._describe(seq)}hashes to `{_short(computed)}`, "
+                        f"not to the leaf `{_short(stored)}` stored for it: it was changed "
+                        "after it was written",
+                    )
+                )
+            elif tree_leaf is not None and tree_leaf != stored:
+                found.append(
+                    Found(
+                        "leaf_changed",
+                        seq,
+                        f"entry {seq} {self._describe(seq)}and its stored leaf "
+                        f"`{_short(stored)}` were changed after they were written: the log "
+                        f"read the leaf `{_short(tree_leaf)}` there",
+                    )
+                )
+            if found and raise_:
+                record_problems(self.db, found)
+                raise refusal([found[0].message])
+        return found
+
+    def _describe(self, seq: int) -> str:
+        """``(`legal_request lr_…`, `legal.applied`) `` for the entry at ``seq``, as stored."""
+        with self.db.read() as session:
+            row = session.execute(
+                select(Record.subject_kind, Record.subject_id, Record.action).where(
+                    Record.seq == seq
+                )
+            ).first()
+        if row is None:
+            return ""
+        kind, subject, action = row
+        name = f"{kind} {subject or ''}".strip()
+        return f"(`{shown(name)}`, `{shown(action)}`) "
+
+    def _check_entries(self, start: int, end: int) -> None:
+        position = start
+        while position < end:
+            rows = self._read_page(position, end)
+            if not rows:
+                return
+            self._check_rows(rows, raise_=True)
+            position = rows[-1][0] + 1
+
+    def _check_tree(self) -> None:
+        """Refuse if a mismatch is open, or the tree does not give the latest signed root."""
+        self.guard()
+        found = self._tree_problems()
+        if found:
+            record_problems(self.db, found)
+            raise refusal([found[0].message])
+
+    def _tree_problems(self) -> list[Found]:
+        """The tree (the stored leaves as read) against the latest checkpoint: [] or one problem."""
+        latest = self.latest()
+        if latest is None:
+            return []
+        signed = latest.checkpoint
+        size = self.size
+        if signed.size > size:
+            return [
+                Found(
+                    "truncated",
+                    size,
+                    f"{_span(size, signed.size)} are gone: the log holds {size} entries, the "
+                    f"checkpoint at size {signed.size} signed them",
+                )
+            ]
+        if self._root(signed.size) == signed.root:
+            return []
+        return [self._locate("root", signed.size, "signed")]
+
+    def _locate(self, kind: str, size: int, what: str) -> Found:
+        """The root of the first ``size`` stored leaves is not the one ``what``: narrow it down
+        to the entries between the last checkpoint whose root still holds and the first that
+        does not (a change at position p changes every root of a larger tree, and no other)."""
+        low, high = 0, size
+        for signed in self.checkpoints(up_to=size):
+            checkpoint = signed.checkpoint
+            if self._root(checkpoint.size) == checkpoint.root:
+                low = max(low, checkpoint.size)
+            else:
+                high = min(high, checkpoint.size)
+                break
+        return Found(
+            kind,
+            None,
+            f"{_span(low, high)} were changed after they were written: the stored leaves do not "
+            f"give the root {what} at size {size}",
+        )
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -177,19 +426,40 @@ class AuditLog:
             count = session.scalar(select(func.count()).select_from(CheckpointRow)) or 0
         return [self._signed(row) for row in rows], count
 
+    def scheduled_checkpoint(self) -> Signed | None:
+        """:meth:`checkpoint`, unless a self-check found a mismatch (then nothing is signed)."""
+        if open_problems(self.db):
+            return None
+        return self.checkpoint()
+
     def checkpoint(self, *, force: bool = False) -> Signed:
         """The latest checkpoint, issuing one first if the log grew since (or if ``force``)."""
         size = self.sync()
         latest = self.latest()
         if latest is not None and latest.checkpoint.size >= size and not force:
+            self._check_tree()
             return latest
+        # Sign only what was checked: the tree against the last signature, and every entry
+        # since the position last verified against its leaf.
+        self._check_tree()
+        start = self._checked
+        if start is None:
+            last = verified(self.db)
+            start = 0 if last is None else last.size
+        self._check_entries(min(start, size), size)
+        self._checked = size
         with self._lock:
             root = self._tree.root(size)
         time = self._clock().astimezone(UTC).replace(microsecond=0)
         checkpoint = Checkpoint(origin=self.origin, size=size, root=root, time=time)
         note = self.signer.sign(checkpoint)
-        with self.db.write() as session:
-            session.add(CheckpointRow(size=size, root=root, issued_at=time, note=note))
+        try:
+            with self.db.write() as session:
+                session.add(CheckpointRow(size=size, root=root, issued_at=time, note=note))
+        except IntegrityError:
+            # Another signer (a thread, a replica) issued one at this size first: one
+            # checkpoint per size (a unique index), and every caller is given that one.
+            return self.find(size)
         return Signed(note, checkpoint)
 
     def find(self, size: int) -> Signed:

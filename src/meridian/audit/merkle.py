@@ -191,6 +191,13 @@ class Tree:
         self._check_index(index, self.size)
         return bytes(self._levels[0][index << 5 : (index + 1) << 5])
 
+    def leaves(self, start: int, stop: int) -> bytes:
+        """The leaf hashes ``start`` to ``stop - 1`` (clipped to the tree), 32 bytes each, joined."""
+        start, stop = max(0, start), min(stop, self.size)
+        if start >= stop:
+            return b""
+        return bytes(self._levels[0][start << 5 : stop << 5])
+
     def root(self, size: int | None = None) -> bytes:
         """The root of the first ``size`` leaves (all of them by default)."""
         size = self._check_size(size, "tree size")

@@ -225,17 +225,10 @@ def policy_load(
 
     A running service picks it up within its poll interval (MERIDIAN_POLICY_POLL_INTERVAL).
     """
-    from ..policy.loader import load_bundle_text
+    from ..policy.loader import load_bundle_text, read_bundle_file
     from ..policy.store import activate_bundle
 
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        from ..errors import NotFoundError
-
-        raise NotFoundError(f"no bundle file at `{file}`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read bundle `{file}`: {exc}") from None
+    text = read_bundle_file(file)
     loaded = load_bundle_text(text, str(file))
     rt = _runtime(database)
     try:

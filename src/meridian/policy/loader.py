@@ -2,7 +2,15 @@
 
 Every problem is reported as ``file:line: message``: pydantic's field errors are mapped back to the
 YAML node they came from, and the cross-checks (jurisdiction codes, groups, zones, vocabularies of
-conditions) point at the value they reject.
+conditions) point at the value they reject. Every problem is reported in one pass: when the
+document does not match the schema, the jurisdiction codes are still checked on what was read.
+
+A bundle is untrusted input (``PUT /v1/policy`` takes one from the network), so before anything
+is built from it the text is bounded (:data:`MAX_BUNDLE_BYTES`) and its YAML event stream —
+linear in the text, never expanded — is screened: anchors and aliases are refused (an alias
+bomb of a few hundred bytes expands to billions of nodes; a self-referencing alias builds a
+cycle) and nesting is bounded (:data:`MAX_DEPTH`), each problem at its line. A date that is not
+in the calendar (``2020-02-30``) is kept as text for the schema to refuse at its line.
 """
 
 from __future__ import annotations
@@ -21,11 +29,28 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import ValidationError
 
-from ..errors import BundleError, BundleProblem, InputError, NotFoundError
+from ..errors import BundleError, BundleProblem, InputError, NotFoundError, shown
 from ..geography.jurisdictions import ALL_JURISDICTIONS, UNKNOWN, check_jurisdiction
 from .model import AllOf, AnyOf, Attribute, AttributeIn, Bundle, Condition, Not, Window
 
-__all__ = ["LoadedBundle", "default_bundle_path", "load_bundle", "load_bundle_text"]
+__all__ = [
+    "MAX_BUNDLE_BYTES",
+    "MAX_DEPTH",
+    "LoadedBundle",
+    "default_bundle_path",
+    "load_bundle",
+    "load_bundle_text",
+    "read_bundle_file",
+]
+
+#: the largest bundle accepted, in bytes of UTF-8 (the built-in one is about 12 KB)
+MAX_BUNDLE_BYTES = 1 << 20
+#: the deepest nesting of mappings and lists accepted (the schema itself needs about ten)
+MAX_DEPTH = 32
+#: the members pydantic names after a field of a union type (``Window``'s ``date | datetime``)
+_UNION_MEMBERS = ("date", "datetime")
+#: the most screening problems listed before the rest are summed up in one
+_MAX_LISTED = 50
 
 BUILTIN_GROUPS = {"everywhere": "every ISO 3166-1 jurisdiction"}
 USCC_VALUES = ("absent", "valid", "pilot", "invalid")
@@ -54,6 +79,68 @@ _Loader.add_implicit_resolver(
     re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"),
 )
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    """A YAML timestamp, or its text when it is not a real instant (``2020-02-30``).
+
+    PyYAML raises a bare ``ValueError`` for such a date; as text it reaches the schema, which
+    refuses it at its line like any other bad value.
+    """
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError):
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
+def _screen(text: str, source: str) -> list[BundleProblem]:
+    """Anchors, aliases and nesting beyond :data:`MAX_DEPTH`, from the event stream alone.
+
+    Parsing events costs time linear in the text and builds nothing, so this is safe to run on
+    any input of bounded size; a YAML syntax error propagates as :class:`yaml.YAMLError`.
+    """
+    problems: list[BundleProblem] = []
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        line = event.start_mark.line + 1 if event.start_mark is not None else None
+        if isinstance(event, yaml.AliasEvent):
+            problems.append(
+                BundleProblem(
+                    f"yaml aliases are not allowed in a bundle: `*{shown(event.anchor)}`: "
+                    "write the value out",
+                    source,
+                    line,
+                )
+            )
+        elif isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            problems.append(
+                BundleProblem(
+                    f"yaml anchors are not allowed in a bundle: `&{shown(event.anchor)}`: "
+                    "write the value out where it is used",
+                    source,
+                    line,
+                )
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                problems.append(
+                    BundleProblem(
+                        f"the bundle is nested more than {MAX_DEPTH} levels deep", source, line
+                    )
+                )
+                break
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        if len(problems) > _MAX_LISTED:
+            problems[_MAX_LISTED:] = [
+                BundleProblem(f"more than {_MAX_LISTED} problems: the rest are not listed", source)
+            ]
+            break
+    return problems
 
 
 def _lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
@@ -296,7 +383,13 @@ def _canonical_digest(doc: Bundle) -> str:
 
 def load_bundle_text(text: str, source: str = "<bundle>") -> LoadedBundle:
     """Parse and validate bundle YAML; raise :class:`BundleError` listing every problem."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BUNDLE_BYTES:
+        raise BundleError([_too_large(size, source)])
     try:
+        screened = _screen(text, source)
+        if screened:
+            raise BundleError(screened)
         node = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError as exc:
@@ -322,15 +415,116 @@ def load_bundle_text(text: str, source: str = "<bundle>") -> LoadedBundle:
     try:
         doc = Bundle.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            BundleProblem(_pydantic_message(err), source, _line_for(lines, tuple(err["loc"])))
-            for err in exc.errors(include_url=False)
-        ]
+        problems = []
+        seen: set[tuple[Any, ...]] = set()
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            if loc and loc[-1] in _UNION_MEMBERS:
+                # `date | datetime` reports each member: one problem per value is enough
+                loc = loc[:-1]
+                err = {**err, "loc": loc}
+            if loc in seen:
+                continue
+            seen.add(loc)
+            problems.append(BundleProblem(_pydantic_message(err), source, _line_for(lines, loc)))
+        # The cross-checks need a valid document; the jurisdiction codes do not, so they are
+        # checked on what was read and reported with the schema's problems, in one pass.
+        flagged = {p.line for p in problems}
+        problems += [p for p in _raw_codes(data, lines, source) if p.line not in flagged]
         raise BundleError(problems) from None
     problems = _check(doc, lines, source)
     if problems:
         raise BundleError(problems)
     return LoadedBundle(document=doc, source=source, digest=_canonical_digest(doc))
+
+
+def _too_large(size: int, source: str) -> BundleProblem:
+    return BundleProblem(
+        f"the bundle is {size} bytes: a bundle may be at most {MAX_BUNDLE_BYTES} bytes", source
+    )
+
+
+def _raw_codes(
+    data: dict[Any, Any], lines: dict[tuple[Any, ...], int], source: str
+) -> list[BundleProblem]:
+    """The jurisdiction codes and group names of a document the schema refused, checked as
+    :func:`_check` checks them, wherever they have the shape the schema expects."""
+    problems: list[BundleProblem] = []
+    groups = data.get("groups")
+    group_names = {k for k in groups if isinstance(k, str)} if isinstance(groups, dict) else set()
+
+    def problem(path: tuple[Any, ...], message: str) -> None:
+        problems.append(BundleProblem(message, source, _line_for(lines, path)))
+
+    def code(path: tuple[Any, ...], value: object) -> None:
+        if not isinstance(value, str):
+            return
+        try:
+            check_jurisdiction(value)
+        except InputError as exc:
+            problem(path, exc.message)
+
+    def names(path: tuple[Any, ...], values: object) -> None:
+        if not isinstance(values, list):
+            return
+        for i, name in enumerate(values):
+            if not isinstance(name, str) or name in group_names:
+                continue
+            if name in BUILTIN_GROUPS or name == UNKNOWN:
+                continue
+            if not name.isupper() or len(name) != 2:
+                problem(
+                    (*path, i),
+                    f"unknown jurisdiction or group `{shown(name)}`: expected an ISO 3166-1 alpha-2 code or a group under `groups`",
+                )
+            else:
+                code((*path, i), name)
+
+    def items(key: str) -> list[tuple[Any, Any]]:
+        value = data.get(key)
+        if isinstance(value, dict):
+            return list(value.items())
+        if isinstance(value, list):
+            return list(enumerate(value))
+        return []
+
+    for jur, _ in items("jurisdictions"):
+        code(("jurisdictions", jur), jur)
+    for name, group in items("groups"):
+        if isinstance(group, dict):
+            for field in ("include", "all_except"):
+                listed = group.get(field)
+                for i, c in enumerate(listed if isinstance(listed, list) else ()):
+                    code(("groups", name, field, i), c)
+    for key in ("partners", "rules"):
+        for name, item in items(key):
+            if isinstance(item, dict):
+                names((key, name, "jurisdictions"), item.get("jurisdictions"))
+    for region, dc in items("datacentres"):
+        if isinstance(dc, dict):
+            code(("datacentres", region, "jurisdiction"), dc.get("jurisdiction"))
+    routing = data.get("routing")
+    defaults = routing.get("defaults") if isinstance(routing, dict) else None
+    for i, entry in enumerate(defaults if isinstance(defaults, list) else ()):
+        if isinstance(entry, dict):
+            names(("routing", "defaults", i, "hosts"), entry.get("hosts"))
+    return problems
+
+
+def read_bundle_file(path: Path, source: str | None = None) -> str:
+    """The text of the bundle file at ``path``, refused unread when larger than the limit."""
+    shown_as = str(path) if source is None else source
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_BUNDLE_BYTES + 1)
+            if len(data) > MAX_BUNDLE_BYTES:
+                stream.seek(0, 2)
+                raise BundleError([_too_large(stream.tell(), shown_as)])
+        return data.decode("utf-8")
+    except FileNotFoundError:
+        raise NotFoundError(f"no bundle file at `{path}`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read bundle `{path}`: {exc}") from None
 
 
 def default_bundle_path() -> Path:
@@ -341,10 +535,5 @@ def default_bundle_path() -> Path:
 def load_bundle(path: str | Path | None = None) -> LoadedBundle:
     """Load a bundle file, or the built-in bundle when ``path`` is ``None``."""
     target = default_bundle_path() if path is None else Path(path)
-    try:
-        text = target.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotFoundError(f"no bundle file at `{target}`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read bundle `{target}`: {exc}") from None
-    return load_bundle_text(text, str(path) if path is not None else "default.yaml")
+    source = str(path) if path is not None else "default.yaml"
+    return load_bundle_text(read_bundle_file(target, source), source)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import String, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
@@ -70,11 +71,33 @@ def check_storable(loaded: LoadedBundle) -> None:
         raise BundleError([BundleProblem(p, loaded.source) for p in problems])
 
 
+#: the PostgreSQL advisory lock that serialises putting bundles in force (any constant works;
+#: this is the first 8 bytes of SHA-256 of "meridian.policy.activate", as a signed integer)
+_ACTIVATION_LOCK = int.from_bytes(bytes.fromhex("77f9ae08fca66afc"), "big", signed=True)
+
+
+def _lock_activation(session: Session) -> None:
+    """Wait for any other transaction putting a bundle in force to end (released at commit).
+
+    Without it two PostgreSQL transactions both read the same bundle in force, both switch it
+    off and both switch theirs on: two bundles in force (the partial unique index on ``active``
+    would then refuse the second with an error rather than let it wait). A SQLite write
+    transaction holds the database's write lock from its start (``BEGIN IMMEDIATE``) already.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sql_text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ACTIVATION_LOCK})
+
+
 def activate_bundle(
     session: Session, loaded: LoadedBundle, text: str, *, actor: Actor, at: datetime
 ) -> bool:
-    """Put ``loaded`` in force (``text`` is its YAML). Returns ``False`` if it already was."""
+    """Put ``loaded`` in force (``text`` is its YAML). Returns ``False`` if it already was.
+
+    Atomic: concurrent calls are serialised (:func:`_lock_activation`), each replacing the one
+    before it, and the database holds at most one bundle in force (a partial unique index).
+    """
     check_storable(loaded)
+    _lock_activation(session)
     current = active_digest(session)
     if current == loaded.digest:
         return False

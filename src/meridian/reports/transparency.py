@@ -123,6 +123,7 @@ class LiveLog(Protocol):
     def checkpoint(self, *, force: bool = False) -> SignedLike: ...
     def latest(self) -> SignedLike | None: ...
     def entries(self, start: int, end: int) -> Iterator[tuple[int, bytes]]: ...
+    def guard(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -691,8 +692,11 @@ def report_from_log(
 
     With ``fresh`` one is signed first if the log grew; without, the latest issued is used (the
     public endpoint: an anonymous caller never makes the service sign, and the schedule keeps
-    checkpoints recent).
+    checkpoints recent). The live log checks every entry it gives against its leaf and the tree
+    against the checkpoint, and a log that failed its self-check gives no report at all
+    (:class:`~meridian.errors.LogTamperedError`, naming the entry).
     """
+    log.guard()
     signed = (None if fresh else log.latest()) or log.checkpoint()
     stated = StatedCheckpoint.of(signed.checkpoint, signed.note)
     return compute_report(log.entries(0, stated.size), stated, start=start, end=end)

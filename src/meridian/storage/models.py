@@ -28,6 +28,7 @@ from sqlalchemy import (
     TypeDecorator,
     false,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "LegalBlock",
     "LegalRequest",
     "LogHead",
+    "LogProblem",
+    "LogVerified",
     "Meeting",
     "Notice",
     "Participation",
@@ -108,6 +111,17 @@ class PolicyBundle(Base):
     loaded_at: Mapped[datetime]
     loaded_by: Mapped[str] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+    # INVARIANT: at most one bundle is in force; the database holds it (migration 0007)
+    __table_args__ = (
+        Index(
+            "uq_policy_bundles_active",
+            "active",
+            unique=True,
+            sqlite_where=sql_text("active"),
+            postgresql_where=sql_text("active"),
+        ),
+    )
 
 
 class Partner(Base):
@@ -313,10 +327,48 @@ class Checkpoint(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), index=True)
+    #: one checkpoint per size (migration 0007): a second signer at the same size gets the first
+    size: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), index=True, unique=True
+    )
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
     issued_at: Mapped[datetime]
     note: Mapped[str] = mapped_column(Text)
+
+
+class LogVerified(Base):
+    """How far the stored log was last verified (one row): start-up checks only what follows.
+
+    ``size`` entries were found to hash to their stored leaves and the tree of those leaves to
+    have ``root``, which matched the signed checkpoint at that size.
+    """
+
+    __tablename__ = "log_verified"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    verified_at: Mapped[datetime]
+
+
+class LogProblem(Base):
+    """A place where the stored log is not what it committed to, as found by a self-check.
+
+    While one is unresolved the service refuses reports, proofs and entries, and signs no
+    checkpoint. ``position`` is the entry's (``None`` when only a range is known, given in
+    ``message``); a start-up check that finds the log whole again sets ``resolved_at``.
+    """
+
+    __tablename__ = "log_problems"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    found_at: Mapped[datetime]
+    position: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    kind: Mapped[str] = mapped_column(String(30))
+    message: Mapped[str] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class IdempotencyKey(Base):

@@ -55,6 +55,7 @@ def transparency_report(
     report_format = parse_format(fmt, "format")
     first = None if start is None else parse_day(start, "from")
     last = None if end is None else parse_day(end, "to")
+    rt.log.guard()  # a log that failed its self-check gives no report, not even a cached one
     latest = rt.log.latest()
     key = (None if latest is None else latest.note, first, last, report_format)
     body = _CACHE.get(key)

@@ -135,6 +135,7 @@ def log_page(
     """The log's size, its latest checkpoints, the verifier key, and the tools to check it."""
     rt: Runtime = request.app.state.runtime
     size = rt.log.sync()
+    problems = rt.log.problems()
     checkpoints, count = _checkpoints(rt, (page - 1) * PER_PAGE, PER_PAGE)
     latest = checkpoints[0] if page == 1 and checkpoints else None
     if latest is None:
@@ -154,7 +155,10 @@ def log_page(
             "pages": max(1, -(-count // PER_PAGE)),
             "recent": _recent(rt, RECENT),
             "done": done,
+            "log_problems": problems,
         },
+        # a log that failed its self-check is not served as if it were whole
+        status=503 if problems else 200,
         active="log",
     )
 

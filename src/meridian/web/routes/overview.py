@@ -103,6 +103,7 @@ def _read(rt: Any, caller: Caller) -> dict[str, Any]:
         "checkpoint": checkpoint,
         "live_meetings": live.meetings,
         "live_participants": live.participants,
+        "log_problems": rt.log.problems(),
     }
 
 
