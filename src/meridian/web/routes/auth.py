@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import AuthenticationError, ForbiddenError
 from ..deps import CsrfChecked, MaybeViewerDep
 from ..render import render
-from ..session import COOKIE, SESSION_SECONDS, SessionSeal
+from ..session import COOKIE, SESSION_SECONDS, SessionSeal, secure_cookies
 
 router = APIRouter(include_in_schema=False)
 __all__ = ["HOME", "router", "start_session"]
@@ -73,7 +73,7 @@ def start_session(request: Request, response: Response, secret: str) -> None:
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request),
         path="/",
     )
 
