@@ -148,3 +148,11 @@ def test_grant_key_is_made_in_development_and_required_in_production(tmp_path, d
     )
     assert missing.exit_code == 78
     assert "does not exist" in missing.stderr
+
+
+def test_create_token_refuses_a_name_with_a_bidi_override(database_url):
+    result = run(database_url, "admin", "create-token", "--role", "operator", "--name", "ops\u202eevil")
+    assert result.exit_code == 2, result.stdout
+    assert result.stderr.startswith("error: invalid token name `ops")
+    assert "U+202E" in result.stderr
+    assert "Traceback" not in result.stderr

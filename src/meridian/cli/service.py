@@ -281,7 +281,12 @@ def create_token_command(
 ) -> None:
     """Create an API token and print it (it is stored only hashed: this is the one time it shows)."""
     from ..identity.tokens import create_token
+    from ..text import plain_name
 
+    try:
+        plain_name(name)
+    except ValueError as exc:
+        raise InputError(f"invalid token name `{shown(name)}`: {exc}") from None
     rt = _runtime(database)
     try:
         with rt.db.write() as session:

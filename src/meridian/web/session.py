@@ -25,8 +25,6 @@ from typing import TYPE_CHECKING
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..api.network import forwarded_https
-
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
@@ -108,6 +106,9 @@ class SessionSeal:
 def secure_cookies(request: HTTPConnection) -> bool:
     """Whether cookies set on ``request`` get ``Secure``: it came over HTTPS, directly or via a
     trusted TLS proxy's ``X-Forwarded-Proto`` (``MERIDIAN_TRUSTED_PROXIES``)."""
+    # imported here: the API's package imports this module (its WebSocket reads the cookie)
+    from ..api.network import forwarded_https
+
     peer = request.client.host if request.client else None
     return forwarded_https(
         request.url.scheme,
