@@ -4,12 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench install lock clean
 
-$(STAMP): pyproject.toml frontend/package-lock.json frontend/vendor.sh
+# The Python dependencies come from requirements.lock: every package pinned with its hashes
+# (`make lock` writes it from pyproject.toml with uv, itself pinned here); Meridian itself is
+# then installed on top without resolving anything.
+UV_VERSION := 0.13.8
+LOCK := requirements.lock
+
+$(STAMP): pyproject.toml $(LOCK) frontend/package-lock.json frontend/vendor.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error && ./vendor.sh
 	touch $(STAMP)
 
@@ -34,6 +41,13 @@ bench: $(STAMP) ## the benchmarks, as recorded in BENCHMARKS.md
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/middleware.py
+
+lock: ## rewrite requirements.lock from pyproject.toml (keeps current pins; UPGRADE=1 takes the newest allowed)
+	[ -x $(BIN)/uv ] || { [ -x $(BIN)/pip ] || $(PYTHON) -m venv $(VENV); $(BIN)/pip install --quiet uv==$(UV_VERSION); }
+	$(BIN)/uv --version | grep -qx "uv $(UV_VERSION)" || $(BIN)/pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --universal --python-version 3.11 \
+		--generate-hashes --quiet $(if $(UPGRADE),--upgrade) --output-file $(LOCK)
+	@echo "wrote $(LOCK): $$(grep -c '^[a-z0-9]' $(LOCK)) packages, hashed; run \`make install\` to use it"
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .hypothesis frontend/node_modules src/meridian/web/static/vendor

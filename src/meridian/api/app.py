@@ -37,6 +37,7 @@ from ..runtime import Runtime
 from ..settings import Settings, get_settings
 from ..web import install_web, start_sessions
 from .bodylimit import BodyLimitMiddleware
+from . import docs
 from .deps import TokenCache
 from .errors import install_error_handlers
 from .idempotency import IdempotencyMiddleware
@@ -173,7 +174,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         version=__version__,
         description=_DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        # /docs and /redoc come from vendored assets (api/docs.py), not FastAPI's CDN pages
+        docs_url=None,
         redoc_url=None,
     )
     app.state.runtime = rt
@@ -198,6 +200,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     ):
         app.include_router(module.router)
     install_web(app, config)
+    app.include_router(docs.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

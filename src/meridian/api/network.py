@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-__all__ = ["TrustedProxies", "client_ip"]
+__all__ = ["TrustedProxies", "client_ip", "forwarded_https"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -46,3 +46,18 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted: TrustedProxi
         if hop not in trusted:
             return hop
     return current
+
+
+def forwarded_https(
+    scheme: str, peer: str | None, forwarded_proto: str | None, trusted: TrustedProxies
+) -> bool:
+    """Whether the client reached us over HTTPS: directly, or through a trusted TLS proxy.
+
+    ``X-Forwarded-Proto`` counts only from a trusted proxy; its first entry is the scheme the
+    client-facing proxy saw. From any other peer the header is ignored.
+    """
+    if scheme in ("https", "wss"):
+        return True
+    if peer is None or not forwarded_proto or peer not in trusted:
+        return False
+    return forwarded_proto.split(",", 1)[0].strip().lower() == "https"

@@ -6,14 +6,15 @@ lone surrogates (PostgreSQL refuses NUL; UTF-8 cannot encode a lone surrogate), 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from ..errors import InputError
+from ..errors import InputError, shown
 from ..geography.jurisdictions import check_jurisdiction
-from ..text import plain_text
+from ..text import plain_name, plain_text
 
 __all__ = [
     "AccountCreate",
@@ -31,6 +32,7 @@ __all__ = [
     "MeetingCreated",
     "MeetingPublic",
     "MeetingsPublic",
+    "Name",
     "NoticePublic",
     "NoticesPublic",
     "PartnerChoice",
@@ -50,6 +52,7 @@ __all__ = [
     "SubscriptionsPublic",
     "TokenCreate",
     "TokenPublic",
+    "check_id",
     "check_instant",
 ]
 
@@ -87,7 +90,23 @@ Email = Annotated[
 Country = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_country)]
 #: a path parameter naming an object: short, no characters a database would choke on
 IdPath = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
+_ID_PATH = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+
+
+def check_id(value: str, what: str) -> str:
+    """``value`` if it is an :data:`IdPath`, else :class:`InputError` naming it (for parameters
+    FastAPI does not validate, such as a WebSocket's path)."""
+    if _ID_PATH.fullmatch(value) is None:
+        raise InputError(
+            f"invalid {what} `{shown(value)}`: expected at most 100 letters, digits, `_`, `.` or `-`"
+        )
+    return value
+
+
 Instant = Annotated[AwareDatetime, AfterValidator(check_instant)]
+#: a name people read (an account's, a token's, a meeting's topic): text without invisible or
+#: bidirectional control characters (:func:`meridian.text.plain_name`)
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(plain_name)]
 
 
 class _In(BaseModel):
@@ -115,7 +134,7 @@ class AccountCreate(_In):
     """Sign-up: ``type``, ``name`` and ``country`` always; ``org_id`` for an organisation."""
 
     type: Literal["individual", "organization"]
-    name: Text
+    name: Name
     country: Country
     org_id: (
         Annotated[str, Field(min_length=1, max_length=64), AfterValidator(plain_text)] | None
@@ -267,7 +286,7 @@ class NoticesPublic(BaseModel):
 
 class TokenCreate(_In):
     role: Literal["operator", "partner", "user"]
-    name: Text
+    name: Name
     partner: Ident | None = None
     account: Ident | None = None
     person: Ident | None = Field(
@@ -331,7 +350,7 @@ class CountryListIn(_In):
 
 
 class MeetingCreate(_In):
-    topic: Text = "Meeting"
+    topic: Name = "Meeting"
     #: the hosting account; a user token hosts for its own account and may leave it out
     host: IdPath | None = None
     countries: CountryListIn | None = None

@@ -9,12 +9,15 @@ through the same service functions as the HTTP API, and record who acted as ``cl
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import os
 import signal
+import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -97,6 +100,9 @@ def serve(
         # The demo places loopback clients in countries the way production places clients
         # behind a load balancer: through X-Forwarded-For from a trusted proxy (this machine).
         settings = settings.with_changes(trusted_proxies=("127.0.0.1/32",))
+    # Listen first: a busy port is refused before the database is touched, and "serving" below
+    # is said only once the server is up on this socket.
+    sock = _listen(settings.host, settings.port)
     rt = Runtime(settings)
     rt.start()
     # uvicorn re-raises SIGTERM once it has shut down; as an exception it lets the region
@@ -120,32 +126,87 @@ def serve(
             console.print(
                 f"trusted proxies (X-Forwarded-For): {', '.join(settings.trusted_proxies)}"
             )
-        console.print(f"serving:  [bold]{url}[/bold]   API docs: {url}/docs   stop: Ctrl-C")
-        if demo:
-            console.print(
-                f"console:  open [bold]{url}/login[/bold] and paste the operator token above "
-                "(partners and hosts: their tokens; anyone: /signup, /report)"
-            )
+
+        def serving() -> None:
+            console.print(f"serving:  [bold]{url}[/bold]   API docs: {url}/docs   stop: Ctrl-C")
+            if demo:
+                console.print(
+                    f"console:  open [bold]{url}/login[/bold] and paste the operator token above "
+                    "(partners and hosts: their tokens; anyone: /signup, /report)"
+                )
+
         app = create_app(runtime=rt)
         if demo:
             from ..demo import DEMO_IPS
 
             # the meeting page may connect "as if from" one of the demo's places (loopback only)
             app.state.demo_network = DEMO_IPS
-        uvicorn.run(
+        config = uvicorn.Config(
             app,
-            host=settings.host,
-            port=settings.port,
             log_level="warning",
             access_log=False,
             # Meridian reads X-Forwarded-For itself, only from MERIDIAN_TRUSTED_PROXIES; uvicorn's
             # own rewriting (on by default for 127.0.0.1) would let any local caller forge its IP.
             proxy_headers=False,
         )
+        if not _run_server(config, sock, serving):
+            # start-up failed (uvicorn logged why); as uvicorn.run, exit 3
+            raise typer.Exit(3)
     finally:
+        sock.close()
         if cluster is not None:
             console.print("stopping region nodes…")
             cluster.stop()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``, or one line saying why not."""
+    shown_at = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, UnicodeError) as exc:
+        raise ConfigurationError(f"cannot listen on `{shown(shown_at)}`: {_why(exc)}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(f"cannot listen on `{shown(shown_at)}`: {_why(exc)}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return "the address is already in use (another process holds it: stop it or choose another --port)"
+    if isinstance(exc, OSError) and exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges: choose another --port)"
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRNOTAVAIL:
+        return "no such address on this machine (choose another --host)"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host: {exc.strerror}".lower()
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text[:1].lower() + text[1:]
+
+
+def _run_server(config: Any, sock: socket.socket, on_started: Callable[[], None]) -> bool:
+    """Serve on ``sock`` until stopped, calling ``on_started`` once start-up is done (the app's
+    lifespan has run and the socket accepts); ``False`` if start-up failed."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and not self.should_exit:
+                on_started()
+
+    server = Server(config)
+    server.run(sockets=[sock])
+    return bool(server.started)
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -341,8 +402,13 @@ def create_token_command(
     """Create an API token and print it (it is stored only hashed: this is the one time it shows)."""
     from ..clock import parse_instant
     from ..identity.tokens import create_token
+    from ..text import plain_name
 
     until = None if expires_at is None else parse_instant(expires_at, "--expires-at")
+    try:
+        plain_name(name)
+    except ValueError as exc:
+        raise InputError(f"invalid token name `{shown(name)}`: {exc}") from None
     rt = _runtime(database)
     try:
         with rt.db.write() as session:

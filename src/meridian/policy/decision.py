@@ -53,7 +53,14 @@ class Location(NamedTuple):
             "country": self.country,
             "evidence": [
                 {"signal": signal._value_, "value": value, "country": country}
-                for signal, value, country in self.evidence
+                if source is None
+                else {
+                    "signal": signal._value_,
+                    "value": value,
+                    "country": country,
+                    "source": source,
+                }
+                for signal, value, country, source in self.evidence
             ],
             "judged_under": list(self.judged_under),
         }

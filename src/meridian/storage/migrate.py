@@ -8,8 +8,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from .database import Database
+from ..errors import shown
+from .database import Database, StorageUnavailableError, _first_line
 
 __all__ = ["alembic_config", "current_revision", "head_revision", "migrate"]
 
@@ -37,6 +40,14 @@ def current_revision(db: Database) -> str | None:
 def migrate(db: Database) -> None:
     """Apply every migration the database has not had yet (idempotent)."""
     config = alembic_config(db)
-    with db.engine.begin() as conn:
+    try:
+        conn = db.engine.connect()
+    except (OperationalError, InterfaceError) as exc:
+        # the first connection of a start-up: one line naming the database (without its password)
+        where = make_url(db.url).render_as_string(hide_password=True)
+        raise StorageUnavailableError(
+            f"cannot reach the database `{shown(where, 200)}`: {_first_line(exc)}"
+        ) from None
+    with conn, conn.begin():
         config.attributes["connection"] = conn
         command.upgrade(config, "head")

@@ -2,8 +2,13 @@
 
 The policy allows scripts, styles, images and fonts from this origin only (no inline script, no
 ``eval``), connections to this origin and to the region nodes' relays (the meeting page talks to
-its relay directly), and framing only by this origin. The API under ``/v1`` and its ``/docs``
-keep their own headers.
+its relay directly), and framing only by this origin.
+
+The API under ``/v1`` (and ``/openapi.json``) gets ``Cache-Control: no-store`` (an answer is for
+its caller alone) and ``nosniff``; its documentation pages ``/docs`` (Swagger UI) and ``/redoc``
+(ReDoc), drawn from vendored copies in ``/static/vendor``, get a policy of their own
+(:func:`docs_security_policy`): the same origin-only sources, plus the inline styles both libraries
+set and the ``blob:`` worker ReDoc searches with.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["SecurityHeaders", "content_security_policy", "relay_origins"]
+__all__ = ["SecurityHeaders", "content_security_policy", "docs_security_policy", "relay_origins"]
 
-_SKIP = ("/v1/", "/docs", "/openapi.json")
+_API = ("/v1/", "/openapi.json")
+_DOCS = ("/docs", "/redoc")
 
 
 def content_security_policy(connect: Iterable[str] = ()) -> str:
@@ -29,6 +35,30 @@ def content_security_policy(connect: Iterable[str] = ()) -> str:
             f"connect-src {sources}",
             "frame-src 'self'",
             "frame-ancestors 'self'",
+            "form-action 'self'",
+            "base-uri 'none'",
+            "object-src 'none'",
+        ]
+    )
+
+
+def docs_security_policy() -> str:
+    """The policy of ``/docs`` and ``/redoc``: this origin only, no inline script, no ``eval``.
+
+    Swagger UI and ReDoc (React, styled-components) write ``style`` attributes and ``<style>``
+    elements, hence ``'unsafe-inline'`` for styles (not scripts); ReDoc runs its search index in a
+    ``blob:`` worker.
+    """
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "worker-src 'self' blob:",
+            "frame-ancestors 'none'",
             "form-action 'self'",
             "base-uri 'none'",
             "object-src 'none'",
@@ -61,18 +91,27 @@ class SecurityHeaders:
             (b"cross-origin-opener-policy", b"same-origin"),
             (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
         ]
+        self.docs_headers = [
+            (b"content-security-policy", docs_security_policy().encode("ascii")),
+            *self.headers[1:],
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(_SKIP):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        static = scope["path"].startswith("/static/")
+        path = scope["path"]
+        if path.startswith(_API):
+            await self.app(scope, receive, _api_headers(send))
+            return
+        static = path.startswith("/static/")
+        extra = self.docs_headers if path.startswith(_DOCS) else self.headers
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
-                headers.extend(h for h in self.headers if h[0] not in names)
+                headers.extend(h for h in extra if h[0] not in names)
                 if not static and b"cache-control" not in names:
                     # pages show what one signed-in viewer may see: never cached
                     headers.append((b"cache-control", b"no-store"))
@@ -80,3 +119,24 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+_NO_STORE = (b"cache-control", b"no-store")
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
+def _api_headers(send: Send) -> Send:
+    """``send``, adding ``no-store`` and ``nosniff`` to an API response that lacks them."""
+
+    async def with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            names = {k.lower() for k, _ in headers}
+            if b"cache-control" not in names:
+                headers.append(_NO_STORE)
+            if b"x-content-type-options" not in names:
+                headers.append(_NOSNIFF)
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return with_headers

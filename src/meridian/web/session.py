@@ -22,11 +22,15 @@ import os
 import struct
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["COOKIE", "SESSION_SECONDS", "Session", "SessionSeal"]
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
+
+__all__ = ["COOKIE", "SESSION_SECONDS", "Session", "SessionSeal", "secure_cookies"]
 
 #: the cookie's name; the ``__Host-`` prefix is only honoured over HTTPS, so it is not used
 COOKIE = "meridian_session"
@@ -103,3 +107,18 @@ class SessionSeal:
 
     def check_csrf(self, cookie: str, offered: str | None) -> bool:
         return offered is not None and hmac.compare_digest(self.csrf(cookie), offered)
+
+
+def secure_cookies(request: HTTPConnection) -> bool:
+    """Whether cookies set on ``request`` get ``Secure``: it came over HTTPS, directly or via a
+    trusted TLS proxy's ``X-Forwarded-Proto`` (``MERIDIAN_TRUSTED_PROXIES``)."""
+    # imported here: the API's package imports this module (its WebSocket reads the cookie)
+    from ..api.network import forwarded_https
+
+    peer = request.client.host if request.client else None
+    return forwarded_https(
+        request.url.scheme,
+        peer,
+        request.headers.get("x-forwarded-proto"),
+        request.app.state.trusted_proxies,
+    )

@@ -27,6 +27,7 @@ from ...meetings.lifecycle import end_everywhere
 from ...meetings.live import Signalling
 from ...meetings.regions import region_table
 from ...meetings.route import PlacementRequest, route_request
+from ...text import plain_name
 from ...web.session import COOKIE, Session, SessionSeal
 from ..deps import CallerDep, ClientIpDep, IdempotencyKeyHeader, RuntimeDep
 from ..errors import error_code
@@ -40,6 +41,7 @@ from ..schemas import (
     MeetingsPublic,
     RegionSettingPublic,
     RegionsUpdate,
+    check_id,
 )
 from .common import errors, json_response
 
@@ -295,6 +297,8 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
             raise ConnectionError("the participant is gone") from exc
 
     try:
+        # before anything reads the database: a NUL here is a 500 on PostgreSQL
+        check_id(meeting_id, "meeting id")
         if via is not None and ip is None:
             raise InputError(
                 f"`from={shown(via)}` is only for the demo's simulated network: a service started "
@@ -326,6 +330,10 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
         name = first.get("name") or "guest"
         if not isinstance(name, str) or len(name) > 200 or not name.isprintable():
             raise InputError("`name` must be printable text of at most 200 characters")
+        try:
+            plain_name(name)
+        except ValueError as exc:
+            raise InputError(f"`name`: {exc}") from None
         public_key = check_public_key(from_b64url(first.get("public_key"), "`public_key`"))
         signing_key = check_signing_key(from_b64url(first.get("signing_key"), "`signing_key`"))
         # a join counts per token, a guest's per client address (api.ratelimit)

@@ -14,7 +14,7 @@ from ...identity import sessions
 from ...runtime import Runtime
 from ..deps import CsrfChecked, MaybeViewerDep
 from ..render import render
-from ..session import COOKIE, SESSION_SECONDS, SessionSeal
+from ..session import COOKIE, SESSION_SECONDS, SessionSeal, secure_cookies
 
 router = APIRouter(include_in_schema=False)
 __all__ = ["HOME", "router", "start_session"]
@@ -95,7 +95,7 @@ def start_session(request: Request, response: Response, secret: str) -> None:
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request),
         path="/",
     )
 

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ...api.schemas import IdPath
 from ...commerce import partners as partner_registry
 from ...commerce.plans import entitlements
 from ...commerce.subscriptions import list_subscriptions
@@ -43,7 +44,8 @@ SUBSCRIPTION_STATUSES = ("pending", "active", "transfer_required", "transferred"
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _IDENT = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 _PageNumber = Annotated[int, Query(ge=1, le=200_000)]
-_Filter = Annotated[str, Query(max_length=100)]
+#: a filter from the query string: bounded, and no control character (a NUL would reach the database)
+_Filter = Annotated[str, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,7 @@ def account_list(
 
 @router.get("/console/accounts/{account_id}", response_class=HTMLResponse)
 def account_detail(
-    request: Request, viewer: Operator, account_id: str, reviewed: str = ""
+    request: Request, viewer: Operator, account_id: IdPath, reviewed: str = ""
 ) -> HTMLResponse:
     """One account with its subscriptions, what it may do now, and its notices."""
     rt: Runtime = request.app.state.runtime
@@ -289,7 +291,7 @@ def _partner_page(
 
 @router.get("/console/partners/{partner_id}", response_class=HTMLResponse)
 def partner_detail(
-    request: Request, viewer: Operator, partner_id: str, saved: str = ""
+    request: Request, viewer: Operator, partner_id: IdPath, saved: str = ""
 ) -> HTMLResponse:
     """One partner: where and when it may sell, and how customers reach it."""
     return _partner_page(request, partner_id, saved=bool(saved))
@@ -299,7 +301,7 @@ def partner_detail(
 def partner_contact(
     request: Request,
     viewer: Operator,
-    partner_id: str,
+    partner_id: IdPath,
     contact: Annotated[str, Form(max_length=10_000)] = "",
 ) -> Response:
     """Set how customers reach the partner (empty: none), as PATCH /v1/partners/{id} does."""
@@ -380,7 +382,7 @@ def review_list(
 def review_account(
     request: Request,
     viewer: Operator,
-    account_id: str,
+    account_id: IdPath,
     verdict: Annotated[Literal["approve", "reject"], Form()],
     note: Annotated[str, Form(max_length=10_000)] = "",
     back: Annotated[str, Form(max_length=20)] = "reviews",

@@ -34,7 +34,7 @@ from ...storage.models import Partner
 from ..deps import CsrfChecked, MaybeViewerDep
 from ..forms import parse_form
 from ..render import render
-from ..session import SessionSeal
+from ..session import SessionSeal, secure_cookies
 from .auth import start_session
 
 router = APIRouter(include_in_schema=False)
@@ -221,7 +221,7 @@ def signup(
         max_age=600,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request),
         path="/account",
     )
     return response
