@@ -36,8 +36,8 @@ from ..meetings.service import close_stale
 from ..runtime import Runtime
 from ..settings import Settings, get_settings
 from ..web import install_web, start_sessions
-from .bodylimit import BodyLimitMiddleware
 from . import docs
+from .bodylimit import BodyLimitMiddleware
 from .deps import TokenCache
 from .errors import install_error_handlers
 from .idempotency import IdempotencyMiddleware

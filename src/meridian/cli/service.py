@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import getpass
 import json
-import os
 import signal
 import socket
 from collections.abc import Callable

@@ -19,8 +19,8 @@ from ...errors import (
     shown,
 )
 from ...identity.accounts import get_account
-from ...keys.media import check_signing_key
 from ...identity.sessions import session_caller
+from ...keys.media import check_signing_key
 from ...keys.wrap import check_public_key, from_b64url
 from ...meetings import service
 from ...meetings.lifecycle import end_everywhere

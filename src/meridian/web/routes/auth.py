@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from ...clock import system_clock
 from ...api.ratelimit import authenticate_counted, connection_ip, rate_limits
+from ...clock import system_clock
 from ...errors import AuthenticationError, ForbiddenError
 from ...identity import sessions
 from ...runtime import Runtime
