@@ -55,7 +55,7 @@ def test_a_token_an_operator_mints_is_its_own_and_cannot_be_the_second_reviewer(
     live.tokens["minted"] = minted["token"]
     r = live.client("minted").post(f"/v1/legal-requests/{cn_request}/approve")
     assert r.status_code == 403, r.text
-    assert minted["person"] == person_of(live, "operator")
+    assert minted["person_id"] == person_of(live, "operator")
     assert r.json()["error"]["message"] == (
         f"legal request `{cn_request}` was recorded by this operator, `operator` "
         f"(`{person_of(live, 'operator')}`): a second operator must approve it"

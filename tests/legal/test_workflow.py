@@ -14,7 +14,15 @@ from meridian.errors import ConflictError, ForbiddenError, InputError, NotFoundE
 from meridian.identity.tokens import Caller, create_token
 from meridian.legal import workflow
 from meridian.meetings.service import create_meeting
-from meridian.storage.models import Account, LegalBlock, Meeting, Notice, Participation
+from meridian.storage.models import (
+    Account,
+    LegalBlock,
+    LegalRequest,
+    Meeting,
+    Notice,
+    Participation,
+    Person,
+)
 
 from .conftest import request
 
@@ -419,3 +427,44 @@ def test_lifting_a_block_lets_the_jurisdiction_join_again(world, us_meeting):
         assert workflow.get_request(session, row.id).state == "applied"
     with pytest.raises(ConflictError, match="has no block standing"):
         workflow.lift(world.rt, caller=bob, request_id=row.id, reason="again")
+
+
+def test_a_request_recorded_by_a_token_before_people_existed_is_still_its_persons(
+    world, us_meeting
+):
+    mid, _, _ = us_meeting
+    alice = world.operator("alice")
+    row = workflow.receive(
+        world.rt, caller=alice, body=request(target={"kind": "meeting", "id": mid})
+    )
+    with world.rt.db.write() as session:  # as a request recorded before migration 0005 reads
+        session.get(LegalRequest, row.id).recorded_by = f"operator:{alice.token_id}"
+    with pytest.raises(ForbiddenError, match="recorded by this operator, `alice`"):
+        workflow.approve(world.rt, caller=world.operator("alice"), request_id=row.id)
+
+
+def test_two_people_of_one_name_count_as_one_operator(world, us_meeting):
+    """Only an upgrade makes two people of one name (from two old tokens): fail closed."""
+    mid, _, _ = us_meeting
+    alice = world.operator("Alice")
+    row = workflow.receive(
+        world.rt, caller=alice, body=request(target={"kind": "meeting", "id": mid})
+    )
+    with world.rt.db.write() as session:
+        twin = Person(
+            id="psn_twin", role="operator", name="ALICE", email=None, created_at=world.rt.now()
+        )
+        session.add(twin)
+        session.flush()
+        token, _ = create_token(
+            session,
+            role="operator",
+            name="ALICE",
+            person_id=twin.id,
+            at=world.rt.now(),
+            actor=SYSTEM,
+            digest=world.rt.digest,
+        )
+    twin_caller = Caller(token.id, "operator", person_id="psn_twin")
+    with pytest.raises(ForbiddenError, match="recorded by an operator of the same name, `ALICE`"):
+        workflow.approve(world.rt, caller=twin_caller, request_id=row.id)

@@ -389,7 +389,7 @@ def test_a_token_the_recorder_minted_cannot_approve_either(live: Any, browse: An
     )
     assert minted.status_code == 201, minted.text
     live.tokens["minted"] = minted.json()["token"]
-    person = minted.json()["person"]
+    person = minted.json()["person_id"]
     page = browse(live, "minted", path=f"/console/legal/{lr}")
     expect(page.get_by_role("button", name="Approve")).to_have_count(0)
     expect(page.locator("#second-operator")).to_contain_text(

@@ -306,7 +306,7 @@ class TokenPublic(BaseModel):
     name: str
     partner_id: str | None
     account_id: str | None
-    person: str | None = Field(default=None, description="the operator an operator token is")
+    person_id: str | None = Field(default=None, description="the operator person it belongs to")
     expires_at: datetime | None = None
     token: str | None = Field(
         description="shown once, on this response: `null` on a replay of the same "

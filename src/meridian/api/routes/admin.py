@@ -92,7 +92,7 @@ def new_token(body: TokenCreate, rt: RuntimeDep, caller: CallerDep) -> TokenPubl
             name=row.name,
             partner_id=row.partner_id,
             account_id=row.account_id,
-            person=row.person_id,
+            person_id=row.person_id,
             expires_at=row.expires_at,
             token=secret,
         )
