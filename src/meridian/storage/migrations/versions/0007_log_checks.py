@@ -18,7 +18,7 @@ from alembic import op
 import meridian.storage.models
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
