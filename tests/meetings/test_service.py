@@ -20,7 +20,7 @@ OPERATOR = Caller("tok_test", "operator")
 def test_admitted_and_refused_joins_are_recorded_and_stale_ones_closed_at_start(runtime, clock):
     clock.set("2021-03-01T10:00:00Z")
     account = register(runtime, caller=OPERATOR, type="organization", name="Acme", country="US").account
-    meeting, _ = create_meeting(
+    meeting, _, _ = create_meeting(
         runtime,
         caller=OPERATOR,
         host_account_id=account.id,
