@@ -17,16 +17,17 @@ from meridian.client.participant import Participant
 from meridian.errors import ConflictError, ForbiddenError
 from meridian.storage.models import Meeting, Record
 
-pytestmark = [pytest.mark.storage, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+pytestmark = [
+    pytest.mark.storage,
+    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+]
 
 US_IP, DE_IP, CN_IP = "8.8.8.8", "80.81.192.1", "114.114.114.114"
 WAIT = 10.0
 INVITE_NEEDED = "this meeting needs its invite link: ask the host"
 
 
-def host(
-    live: Any, *, name: str = "Board", country: str = "US", partner: str | None = None
-) -> str:
+def host(live: Any, *, name: str = "Board", country: str = "US", partner: str | None = None) -> str:
     """An organisation on a paid plan, with a user token of its own (named by its id)."""
     ops = live.client("operator")
     body = {"type": "organization", "name": name, "country": country}
@@ -186,7 +187,9 @@ def test_the_waiting_room_holds_each_guest_until_the_host_decides(plane, nodes):
 
     async def scenario() -> None:
         notices: list[str] = []
-        ann = asyncio.ensure_future(join(plane, mid, "Ann", invite=invite, on_notice=notices.append))
+        ann = asyncio.ensure_future(
+            join(plane, mid, "Ann", invite=invite, on_notice=notices.append)
+        )
         (ann_waiting,) = await waiting_now(1)
         assert ann_waiting["name"] == "Ann"
         assert not ann.done()  # still waiting: no participation, no key
