@@ -104,7 +104,8 @@ def test_an_outsider_who_knows_only_the_meeting_id_is_refused(plane, nodes):
     # only the hash is stored
     with plane.runtime.db.read() as session:
         stored = session.get(Meeting, mid)
-        assert stored is not None and stored.invite_hash is not None
+        assert stored is not None
+        assert stored.invite_hash is not None
         assert created["invite"] not in stored.invite_hash
 
 
@@ -310,7 +311,8 @@ def test_the_epoch_after_the_meeting_empties_and_after_a_restart_is_higher(
     assert min(after_restart) > max(after_empty)
     with plane.runtime.db.read() as session_:
         stored = session_.get(Meeting, mid)
-        assert stored is not None and stored.epoch == max(after_restart)
+        assert stored is not None
+        assert stored.epoch == max(after_restart)
 
 
 def test_an_ended_meeting_refuses_with_the_invite(plane, nodes):

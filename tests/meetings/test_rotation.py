@@ -160,7 +160,8 @@ def test_a_meeting_that_cannot_rotate_within_the_limit_ends(plane2, pair, monkey
     asyncio.run(scenario())
     with plane2.runtime.db.read() as session:
         row = session.get(Meeting, mid)
-        assert row is not None and row.status == "ended"
+        assert row is not None
+        assert row.status == "ended"
     done = actions(plane2, mid)
     assert done.index("meeting.pause") < done.index("meeting.end")
     assert "meeting.resume" not in done
