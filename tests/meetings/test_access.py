@@ -324,5 +324,8 @@ def test_an_ended_meeting_refuses_with_the_invite(plane, nodes):
     async def scenario() -> None:
         with pytest.raises(ConflictError, match="has ended"):
             await join(plane, mid, "late", invite=created["invite"])
+        # without the invite, not even that it ended is told
+        with pytest.raises(ForbiddenError, match="needs its invite link"):
+            await join(plane, mid, "outsider")
 
     asyncio.run(scenario())

@@ -103,13 +103,14 @@ def enter(
     actor = caller.actor if caller is not None else Actor("anonymous", client_ip or "-")
     with rt.db.write() as session:
         meeting = get_meeting(session, None, meeting_id)
-        if meeting.status != "live":
-            raise ConflictError(f"meeting `{meeting.id}` has ended")
         host = is_host(caller, meeting)
         refusal: str | None = None
         why = ""
+        # the invite first: without it, not even whether the meeting has ended is told
         if not host and not invite_matches(meeting.invite_hash, invite):
             refusal, why = INVITE_NEEDED, "invite" if invite is None else "wrong invite"
+        elif meeting.status != "live":
+            raise ConflictError(f"meeting `{meeting.id}` has ended")
         elif not host and meeting.locked:
             refusal, why = (
                 f"meeting `{meeting.id}` is locked: the host lets nobody new in",

@@ -290,7 +290,8 @@ class Signalling:
         pid = None
         if entry.wait:
             pid = new_id("p")
-            refusal = await self._wait(meeting_id, pid, name, send, gone)
+            who = caller.actor if caller is not None else Actor("anonymous", client_ip or "-")
+            refusal = await self._wait(meeting_id, pid, name, send, gone, who)
             if refusal is not None:
                 return {"type": "refused", "code": "forbidden", "message": refusal}
         async with self._place_lock:
@@ -414,6 +415,7 @@ class Signalling:
         name: str,
         send: Send,
         gone: Awaitable[Any] | None,
+        actor: Actor,
     ) -> str | None:
         """Hold a guest in the waiting room until a host decides: ``None`` when admitted, else
         why not (refused, gone, or not decided within :data:`WAIT_SECONDS`)."""
@@ -423,7 +425,7 @@ class Signalling:
         waiter = Waiting(pid, name, asyncio.get_running_loop().create_future())
         room[pid] = waiter
         await asyncio.to_thread(
-            self._record, meeting_id, "meeting.wait", {"participant": pid, "name": name}
+            self._record, meeting_id, "meeting.wait", {"participant": pid, "name": name}, actor
         )
         try:
             await send({"type": "waiting", "participant": pid, "meeting": meeting_id})
