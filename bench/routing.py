@@ -207,11 +207,11 @@ class Service:
                 self.process.kill()
 
 
-def _meeting(http: Any, account: str) -> str:
+def _meeting(http: Any, account: str) -> tuple[str, str]:
+    """A new meeting's id and invite (a guest needs the invite to join)."""
     r = http.post("/v1/meetings", json={"host": account, "topic": "bench"})
     r.raise_for_status()
-    meeting: str = r.json()["meeting"]["id"]
-    return meeting
+    return str(r.json()["meeting"]["id"]), str(r.json()["invite"])
 
 
 async def _live(url: str, token: str, clients: int, concurrency: int) -> dict[str, Any]:
@@ -229,13 +229,15 @@ async def _live(url: str, token: str, clients: int, concurrency: int) -> dict[st
 
     single = []
     for _ in range(10):
-        meeting = _meeting(http, account)
+        meeting, invite = _meeting(http, account)
         start = time.perf_counter()
-        p = await Participant.join(url, meeting, name="solo", forwarded_for=LIVE_IPS["US"])
+        p = await Participant.join(
+            url, meeting, name="solo", forwarded_for=LIVE_IPS["US"], invite=invite
+        )
         single.append(time.perf_counter() - start)
         await p.leave()
 
-    meeting = _meeting(http, account)
+    meeting, invite = _meeting(http, account)
     countries = [("US", "DE", "CN")[i % 3] for i in range(clients)]
     people: list[Participant] = []
     gate = asyncio.Semaphore(concurrency)
@@ -243,7 +245,7 @@ async def _live(url: str, token: str, clients: int, concurrency: int) -> dict[st
     async def one(i: int) -> Participant:
         async with gate:
             return await Participant.join(
-                url, meeting, name=f"c{i}", forwarded_for=LIVE_IPS[countries[i]]
+                url, meeting, name=f"c{i}", forwarded_for=LIVE_IPS[countries[i]], invite=invite
             )
 
     start = time.perf_counter()

@@ -175,6 +175,8 @@ class Live:
     runtime: Any
     clock: SetClock
     tokens: dict[str, str] = field(default_factory=dict)
+    #: each meeting's invite (its join secret), by meeting id, as the tests' helpers created them
+    invites: dict[str, str] = field(default_factory=dict)
     _clients: list[httpx.Client] = field(default_factory=list)
     #: the served app, and the event loop it runs on
     app: Any = None

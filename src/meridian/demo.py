@@ -193,7 +193,7 @@ def _june_2020(
     evening = _at(rt, "2020-06-04T20:00:00+08:00")
     meetings = []
     for host, topic, places in _JUNE_MEETINGS:
-        meeting, _ = create_meeting(
+        meeting, _, _ = create_meeting(
             evening,
             caller=_OPERATOR,
             host_account_id=hosts[host],

@@ -162,3 +162,26 @@ def test_a_pinned_control_key_refuses_any_other_signer(control, meeting):
     )
     assert joined.exit_code == 0, joined.stderr
     assert joined.stderr.startswith(f"joined {meeting} as p_alice_")
+
+
+def test_a_join_link_gives_the_control_plane_and_the_invite(control, meeting):
+    link = f"{control.url}/meet/{meeting}#k=s3cret-Invite_1"
+    result = runner.invoke(app, ["client", "join", link, "--name", "alice", "--stay", "0"])
+    assert result.exit_code == 0, result.stderr
+    assert control.joins[-1]["meeting"] == meeting
+    assert control.joins[-1]["invite"] == "s3cret-Invite_1"
+    # --invite with the id does the same; and without either, no invite is sent
+    result = runner.invoke(app, [*join_args(control, meeting, "--invite", "other"), "--stay", "0"])
+    assert result.exit_code == 0, result.stderr
+    assert control.joins[-1]["invite"] == "other"
+    runner.invoke(app, [*join_args(control, meeting), "--stay", "0"])
+    assert "invite" not in control.joins[-1]
+
+
+def test_a_link_that_is_not_a_join_link_is_refused_in_one_line():
+    result = runner.invoke(app, ["client", "join", "http://127.0.0.1:9/meetings/x", "--say", "x"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: `http://127.0.0.1:9/meetings/x` is not a join link: "
+        "expected http(s)://host/meet/<meeting>#k=<invite>\n"
+    )

@@ -81,7 +81,7 @@ class World:
 
     def meeting(self, host: str, topic: str = "meeting") -> str:
         admin = Caller("tok_setup", "operator")
-        meeting, _ = create_meeting(
+        meeting, _, _ = create_meeting(
             self.rt, caller=admin, host_account_id=host, topic=topic, countries=None, client_ip=None
         )
         return meeting.id

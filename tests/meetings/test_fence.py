@@ -69,6 +69,7 @@ def host(live, *, country="US", plan="pro", name="Host", partner=None) -> str:
 def create_meeting(live, account: str, **body: Any) -> dict[str, Any]:
     r = live.client(account).post("/v1/meetings", json=body)
     assert r.status_code == 201, r.text
+    live.invites[r.json()["meeting"]["id"]] = r.json()["invite"]
     return r.json()["meeting"]
 
 
@@ -81,6 +82,7 @@ async def join(live, meeting: str, name: str, ip: str, notices: list[str] | None
         name=name,
         forwarded_for=ip,
         on_notice=None if notices is None else notices.append,
+        invite=live.invites.get(meeting),
     )
 
 
@@ -257,10 +259,10 @@ def test_the_key_rotates_when_someone_leaves(plane, nodes):
         a = await join(plane, meeting["id"], "a", US_IP)
         b = await join(plane, meeting["id"], "b", DE_IP)
         c = await join(plane, meeting["id"], "c", US_IP)
-        assert a.epoch == b.epoch == c.epoch == 0
+        assert a.epoch == b.epoch == c.epoch == 1
         await c.leave()
         for _ in range(200):
-            if a.epoch == 1 and b.epoch == 1:
+            if a.epoch == 2 and b.epoch == 2:
                 break
             await asyncio.sleep(0.05)
         heard = await exchange([a, b])
@@ -270,7 +272,7 @@ def test_the_key_rotates_when_someone_leaves(plane, nodes):
         return epochs, heard
 
     epochs, heard = run(scenario())
-    assert epochs == (1, 1)
+    assert epochs == (2, 2)
     assert all(len(v) == 1 for v in heard.values())
     # three joins, two keys when c left, one when a left
     assert stats(nodes, meeting["id"], keys=("US", 6))["US"]["keys"] == 3 + 2 + 1
@@ -362,7 +364,7 @@ def test_a_government_request_drops_only_the_cn_participants_of_a_live_meeting(p
         approved = await asyncio.to_thread(ops2.post, f"/v1/legal-requests/{request['id']}/approve")
         assert approved.status_code == 200, approved.text
         for _ in range(200):
-            if cn.removed is not None and us.epoch == hk.epoch == 1:
+            if cn.removed is not None and us.epoch == hk.epoch == 2:
                 break
             await asyncio.sleep(0.05)
         after = await exchange([us, hk])
@@ -381,7 +383,7 @@ def test_a_government_request_drops_only_the_cn_participants_of_a_live_meeting(p
     assert approved["disconnected"] == [cn.participant]
     assert cn.removed is not None
     assert request["id"] in cn.removed
-    assert epochs == (1, 1)
+    assert epochs == (2, 2)
     assert all(len(heard) == 1 for heard in after.values())
     assert request["id"] in str(refused)
 

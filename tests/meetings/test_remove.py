@@ -80,10 +80,12 @@ def create_meeting(plane: Live, account: str) -> dict[str, Any]:
     r = plane.client(account).post("/v1/meetings", json={})
     assert r.status_code == 201, r.text
     meeting: dict[str, Any] = r.json()["meeting"]
+    plane.invites[meeting["id"]] = r.json()["invite"]
     return meeting
 
 
 async def join(plane: Live, meeting: str, name: str, ip: str, **kw: Any) -> Participant:
+    kw.setdefault("invite", plane.invites.get(meeting))
     return await Participant.join(plane.url, meeting, name=name, forwarded_for=ip, **kw)
 
 
@@ -177,13 +179,13 @@ def test_removing_a_cn_participant_cuts_it_off_and_the_rest_go_on(plane, nodes, 
         signal = cn._signal  # the client's signalling socket, closed by the control plane
         assert signal is not None
         await asyncio.wait_for(signal.wait_closed(), WAIT)
-        await until(lambda: cn.removed is not None and us.epoch == hk.epoch == 1)
+        await until(lambda: cn.removed is not None and us.epoch == hk.epoch == 2)
         await until(lambda: cn.participant not in us.roster and cn.participant not in hk.roster)
         # US and HK go on, on the new epoch
         await us.send_chat("after")
         await hk.send_media(900)
         got_hk, got_us = await hk.receive(WAIT), await us.receive(WAIT)
-        # what US sends now, CN cannot open: it never got epoch 1
+        # what US sends now, CN cannot open: it never got epoch 2
         sealed = us.keys.seal(sender=us.participant, kind=FrameKind.CHAT, payload=b"secret")
         with pytest.raises(UnwrapError):
             cn.keys.open(sealed)
@@ -229,9 +231,9 @@ def test_removing_a_cn_participant_cuts_it_off_and_the_rest_go_on(plane, nodes, 
     assert out["spy"] == (4451, REASON, 0)  # nothing after the drop
     assert out["signal"] == (4451, REASON)
     ended = f"removed from the meeting: {REASON}"
-    assert out["cn"] == (REASON, ended, 0, [ended])
-    assert out["epochs"] == (1, 1)
-    assert out["got"] == ("after", 1, FrameKind.MEDIA, 900, 1)
+    assert out["cn"] == (REASON, ended, 1, [ended])
+    assert out["epochs"] == (2, 2)
+    assert out["got"] == ("after", 2, FrameKind.MEDIA, 900, 2)
     assert out["refused"] == ended
     # the record says it was a removal, and that its relay closed its connection
     assert out["records"] == {
@@ -255,7 +257,7 @@ def test_unknown_or_gone_ids_are_a_no_op(plane, nodes):
         await us.wait_for_others(1, WAIT)
         gone = de.participant
         await de.leave()
-        await until(lambda: us.epoch == 1)
+        await until(lambda: us.epoch == 2)
         after_leave = await remove(plane, meeting, [gone, "p_unknown"])
         empty = await remove(plane, meeting, [])
         with pytest.raises(TypeError, match="not one id"):
@@ -267,7 +269,7 @@ def test_unknown_or_gone_ids_are_a_no_op(plane, nodes):
 
     nobody, after_leave, empty, epoch, ended, records = run(scenario())
     assert nobody == after_leave == empty == []
-    assert (epoch, ended) == (1, None)  # no rotation for nothing, and US is still in
+    assert (epoch, ended) == (2, None)  # no rotation for nothing, and US is still in
     assert len(records) == 1
     assert "removal" not in records[0]
 
@@ -311,7 +313,7 @@ def test_an_unreachable_relay_does_not_stop_the_removal(plane, nodes, caplog):
             removed = await remove(plane, meeting, [cn.participant])
         finally:
             signalling(plane).node_urls["HK"] = nodes["HK"].url
-        await until(lambda: cn.removed is not None and us.epoch == 1)
+        await until(lambda: cn.removed is not None and us.epoch == 2)
         sealed = us.keys.seal(sender=us.participant, kind=FrameKind.CHAT, payload=b"secret")
         with pytest.raises(UnwrapError):
             cn.keys.open(sealed)
@@ -345,9 +347,8 @@ def test_the_client_shows_the_removal_reason_in_one_line(plane, nodes):
             "meridian",
             "client",
             "join",
-            meeting,
-            "--control",
-            plane.url,
+            # the whole join link: the control plane and the invite come from it
+            f"{plane.url}/meet/{meeting}#k={plane.invites[meeting]}",
             "--name",
             "cn",
             "--forwarded-for",

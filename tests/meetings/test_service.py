@@ -20,7 +20,7 @@ OPERATOR = Caller("tok_test", "operator")
 def test_admitted_and_refused_joins_are_recorded_and_stale_ones_closed_at_start(runtime, clock):
     clock.set("2021-03-01T10:00:00Z")
     account = register(runtime, caller=OPERATOR, type="organization", name="Acme", country="US").account
-    meeting, _ = create_meeting(
+    meeting, _, _ = create_meeting(
         runtime,
         caller=OPERATOR,
         host_account_id=account.id,
@@ -48,3 +48,36 @@ def test_admitted_and_refused_joins_are_recorded_and_stale_ones_closed_at_start(
         assert row.left_at is not None
         assert row.country == "US"
         assert row.dc == "US"
+
+
+def test_a_meetings_key_epoch_only_grows_on_both_databases(runtime, clock):
+    from meridian.meetings.access import advance_epoch
+    from meridian.meetings.invite import invite_matches
+    from meridian.storage.models import Meeting
+
+    clock.set("2021-03-01T10:00:00Z")
+    account = register(runtime, caller=OPERATOR, type="organization", name="Acme", country="US").account
+    meeting, _, invite = create_meeting(
+        runtime, caller=OPERATOR, host_account_id=account.id, topic="t", countries=None, client_ip=None
+    )
+    occupancy = Occupancy(region_table(runtime.engine.bundle))
+
+    def session_epoch() -> int | None:
+        return admit(
+            runtime, meeting_id=meeting.id, name="a", caller=None, client_ip="8.8.8.8",
+            occupancy=occupancy, uses={}, new_session=True,
+        ).epoch
+
+    first = session_epoch()
+    rotated = advance_epoch(runtime, meeting.id)
+    second = session_epoch()
+    assert (first, rotated, second) == (1, 2, 3)
+    with runtime.db.read() as session:
+        row = session.get(Meeting, meeting.id)
+        assert row is not None
+        assert row.epoch == 3
+        # only the invite's hash is stored, and it matches the invite
+        assert row.invite_hash is not None
+        assert invite not in row.invite_hash
+        assert invite_matches(row.invite_hash, invite)
+        assert not invite_matches(row.invite_hash, invite + "x")

@@ -64,6 +64,7 @@ def new_meeting(live: Any, account: str, topic: str = "Quarterly review") -> dic
     r = live.client(account).post("/v1/meetings", json={"topic": topic})
     assert r.status_code == 201, r.text
     meeting: dict[str, Any] = r.json()["meeting"]
+    live.invites[meeting["id"]] = r.json()["invite"]
     return meeting
 
 
@@ -72,7 +73,9 @@ async def join_and_talk(live: Any, meeting: str) -> list[Any]:
     from meridian.client.participant import Participant
 
     people = [
-        await Participant.join(live.url, meeting, name=name, forwarded_for=ip)
+        await Participant.join(
+            live.url, meeting, name=name, forwarded_for=ip, invite=live.invites[meeting]
+        )
         for name, ip in (("us", US_IP), ("de", DE_IP), ("cn", CN_IP))
     ]
     for p in people:

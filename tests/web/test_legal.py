@@ -83,6 +83,7 @@ def us_meeting(plane: Any) -> str:
     plane.token(account["id"], role="user", account_id=account["id"])
     r = plane.client(account["id"]).post("/v1/meetings", json={})
     assert r.status_code == 201, r.text
+    plane.invites[r.json()["meeting"]["id"]] = r.json()["invite"]
     return str(r.json()["meeting"]["id"])
 
 
@@ -90,7 +91,11 @@ def join_three(plane: Any, loop: Loop, meeting: str) -> tuple[Participant, ...]:
     async def joined() -> tuple[Participant, ...]:
         people = []
         for name, ip in (("us", US_IP), ("hk", HK_IP), ("cn", CN_IP)):
-            people.append(await Participant.join(plane.url, meeting, name=name, forwarded_for=ip))
+            people.append(
+                await Participant.join(
+                    plane.url, meeting, name=name, forwarded_for=ip, invite=plane.invites[meeting]
+                )
+            )
         for p in people:
             await p.wait_for_others(2, WAIT)
         return tuple(people)

@@ -45,7 +45,9 @@ class Clients:
 
     def join(self, plane: Any, meeting: str, name: str, ip: str) -> Participant:
         person: Participant = self.run(
-            Participant.join(plane.url, meeting, name=name, forwarded_for=ip)
+            Participant.join(
+                plane.url, meeting, name=name, forwarded_for=ip, invite=plane.invites.get(meeting)
+            )
         )
         self.people.append(person)
         return person
@@ -84,7 +86,13 @@ def create_meeting(live: Any, account: str, **body: Any) -> dict[str, Any]:
     r = live.client(account).post("/v1/meetings", json=body)
     assert r.status_code == 201, r.text
     meeting: dict[str, Any] = r.json()["meeting"]
+    live.invites[meeting["id"]] = r.json()["invite"]
     return meeting
+
+
+def invited(live: Any, meeting: str) -> str:
+    """The path of the meeting's join link: the page, with the invite in the fragment."""
+    return f"/meet/{meeting}#k={live.invites[meeting]}"
 
 
 def stats(nodes: Any, meeting: str) -> dict[str, dict[str, Any]]:
@@ -136,14 +144,14 @@ def test_a_browser_and_two_clients_chat_end_to_end_encrypted(plane, nodes, brows
     account = host(plane)
     meeting = create_meeting(plane, account, topic="Quarterly review")
     mid = meeting["id"]
-    page = browse(plane, forwarded_for=US_IP, path=f"/meet/{mid}")
+    page = browse(plane, forwarded_for=US_IP, path=invited(plane, mid))
     wire = Wire(page)
     check_a11y(page)
     join_page(page, "Browser guest")
     expect(page.get_by_role("status")).to_contain_text("Connected through the relay in US")
     expect(page.locator("#dc")).to_have_text("US")
     expect(page.locator("#key-region")).to_have_text("US")
-    expect(page.locator("#epoch")).to_have_text("0")
+    expect(page.locator("#epoch")).to_have_text("1")
 
     de = clients.join(plane, mid, "Dana in Frankfurt", DE_IP)
     us = clients.join(plane, mid, "Uma in Denver", US_IP)
@@ -168,7 +176,7 @@ def test_a_browser_and_two_clients_chat_end_to_end_encrypted(plane, nodes, brows
     for person in (de, us):
         got = clients.run(hear(person, browser_id))
         assert got.text == "Hello from the browser ✓"
-        assert (got.sender, got.epoch) == (browser_id, 0)
+        assert (got.sender, got.epoch) == (browser_id, 1)
         assert clients.run(person.sender_name(got.sender)) == "Browser guest"
     expect(chat).to_contain_text("Browser guest: Hello from the browser ✓")
     check_a11y(page)
@@ -176,15 +184,15 @@ def test_a_browser_and_two_clients_chat_end_to_end_encrypted(plane, nodes, brows
 
     # someone leaves: the key rotates, and the browser goes on under the new epoch
     clients.run(us.leave())
-    expect(page.locator("#epoch")).to_have_text("1")
+    expect(page.locator("#epoch")).to_have_text("2")
     expect(roster).not_to_contain_text("Uma in Denver")
-    wait_until(lambda: de.epoch == 1, "DE's rotation")
+    wait_until(lambda: de.epoch == 2, "DE's rotation")
     clients.run(de.send_chat("Still here after the rotation"))
     expect(chat).to_contain_text("Dana in Frankfurt: Still here after the rotation")
     page.get_by_label("Message").fill("So am I")
     page.get_by_role("button", name="Send").click()
     got = clients.run(hear(de, browser_id))
-    assert (got.text, got.epoch) == ("So am I", 1)
+    assert (got.text, got.epoch) == ("So am I", 2)
 
     # what crossed the wire: the relay carried MF2 frames only, and no plaintext line ever went
     # to or came from a server, in either direction
@@ -215,6 +223,51 @@ def test_a_browser_and_two_clients_chat_end_to_end_encrypted(plane, nodes, brows
     expect(page.get_by_role("status")).to_have_text("You left the meeting.")
 
 
+def test_the_page_needs_the_invite_and_the_host_admits_from_the_waiting_room(plane, nodes, browse):
+    account = host(plane, name="Board Inc")
+    mid = create_meeting(plane, account, topic="Board")["id"]
+    # the id alone: one clear line, and nothing was placed or keyed
+    outsider = browse(plane, forwarded_for=US_IP, path=f"/meet/{mid}")
+    join_page(outsider, "Mallory")
+    expect(outsider.get_by_role("alert")).to_have_text(
+        "Refused: this meeting needs its invite link: ask the host"
+    )
+    expect(outsider.locator("#room")).to_be_hidden()
+    assert join_records(plane, mid) == []
+
+    r = plane.client(account).patch(f"/v1/meetings/{mid}", json={"waiting_room": True})
+    assert r.status_code == 200, r.text
+    # the host account's own user needs no invite and does not wait
+    host_page = browse(plane, account, forwarded_for=US_IP, path=f"/meet/{mid}")
+    host_page.get_by_role("button", name="Join meeting").click()
+    expect(host_page.get_by_role("status")).to_contain_text("Connected through the relay in US")
+
+    guest = browse(plane, forwarded_for=DE_IP, path=invited(plane, mid))
+    join_page(guest, "Gina")
+    expect(guest.get_by_role("status")).to_have_text("Waiting for the host to let you in…")
+    expect(guest.locator("#room")).to_be_hidden()
+    waiting = host_page.get_by_role("region", name="Waiting to join")
+    expect(waiting).to_contain_text("Gina")
+    check_a11y(host_page)
+    shot(host_page, "meeting-waiting-room")
+    waiting.get_by_role("button", name="Admit Gina").click()
+    expect(guest.get_by_role("status")).to_contain_text("Connected through the relay in DE")
+    expect(host_page.locator("#roster")).to_contain_text("Gina")
+    expect(waiting).to_be_hidden()
+
+    other = browse(plane, forwarded_for=DE_IP, path=invited(plane, mid))
+    join_page(other, "Otto")
+    expect(waiting).to_contain_text("Otto")
+    waiting.get_by_role("button", name="Refuse Otto").click()
+    expect(other.get_by_role("alert")).to_have_text(
+        "Refused: the host refused your request to join"
+    )
+    expect(other.locator("#room")).to_be_hidden()
+    expect(waiting).to_be_hidden()
+    # Otto was never placed: one join each for the host and Gina
+    assert len(join_records(plane, mid)) == 2
+
+
 def join_records(live: Any, meeting: str) -> list[dict[str, Any]]:
     params = {"action": "meeting.join", "subject": meeting}
     data: list[dict[str, Any]] = (
@@ -225,7 +278,7 @@ def join_records(live: Any, meeting: str) -> list[dict[str, Any]]:
 
 def test_a_joiner_from_a_denied_country_sees_the_reason_on_the_page(plane, nodes, browse):
     meeting = create_meeting(plane, host(plane), topic="No CN", countries={"deny": ["CN"]})
-    page = browse(plane, forwarded_for=CN_IP, path=f"/meet/{meeting['id']}")
+    page = browse(plane, forwarded_for=CN_IP, path=invited(plane, meeting["id"]))
     wire = Wire(page)
     join_page(page, "Chen")
     alert = page.get_by_role("alert")
@@ -265,7 +318,7 @@ def test_a_signed_in_user_joins_with_their_session_and_only_from_this_origin(
     assert record["actor"] == created["actor"]
     assert record["actor"].startswith("user:")
     # a guest sees no topic (the API would not show it the meeting either)
-    guest = browse(plane, forwarded_for=US_IP, path=f"/meet/{meeting['id']}")
+    guest = browse(plane, forwarded_for=US_IP, path=invited(plane, meeting["id"]))
     expect(guest.get_by_role("heading", level=1)).to_have_text("Join a meeting")
     expect(guest.locator("main")).not_to_contain_text("Board call")
 
@@ -290,10 +343,10 @@ def test_removal_rotation_and_the_end_reach_the_page(plane, nodes, browse, clien
     account = host(plane)
     meeting = create_meeting(plane, account)
     mid = meeting["id"]
-    kept = browse(plane, forwarded_for=DE_IP, path=f"/meet/{mid}")
+    kept = browse(plane, forwarded_for=DE_IP, path=invited(plane, mid))
     join_page(kept, "Dieter")
     expect(kept.get_by_role("status")).to_contain_text("Connected through the relay in DE")
-    gone = browse(plane, forwarded_for=CN_IP, path=f"/meet/{mid}")
+    gone = browse(plane, forwarded_for=CN_IP, path=invited(plane, mid))
     join_page(gone, "Chen")
     expect(gone.get_by_role("status")).to_contain_text("Connected through the relay in HK")
     expect(kept.locator("#roster")).to_contain_text("Chen")
@@ -307,8 +360,8 @@ def test_removal_rotation_and_the_end_reach_the_page(plane, nodes, browse, clien
     expect(gone.get_by_role("button", name="Send")).to_be_disabled()
     # the one who stays is told, and moves to a key the removed never get
     expect(kept.locator("#roster")).not_to_contain_text("Chen")
-    expect(kept.locator("#epoch")).to_have_text("1")
-    expect(gone.locator("#epoch")).to_have_text("0")
+    expect(kept.locator("#epoch")).to_have_text("2")
+    expect(gone.locator("#epoch")).to_have_text("1")
 
     r = plane.client(account).post(f"/v1/meetings/{mid}/end")
     assert r.status_code == 200, r.text
@@ -327,7 +380,6 @@ def test_a_user_creates_a_meeting_and_gets_its_join_link(live, browse):
     page.get_by_label("Everyone except people in these countries").check()
     page.get_by_label("Countries (ISO codes").fill("cn, RU")
     page.get_by_role("button", name="Create meeting").click()
-    page.wait_for_url("**/account/meetings?created=mtg_*")
     # the list is the API's list for this user, and the new meeting is in it as the API made it
     (meeting,) = live.client(acct).get("/v1/meetings").json()["data"]
     assert (meeting["topic"], meeting["countries"]) == ("Weekly sync", {"deny": ["CN", "RU"]})
@@ -338,12 +390,30 @@ def test_a_user_creates_a_meeting_and_gets_its_join_link(live, browse):
     expect(row.get_by_role("link", name="Weekly sync")).to_have_attribute(
         "href", f"/meet/{meeting['id']}"
     )
+    # the join link carries the invite in its fragment, and is shown this once
     link = row.get_by_label("Join link of Weekly sync")
-    expect(link).to_have_value(f"{live.url}/meet/{meeting['id']}")
+    expect(link).to_have_value(
+        re.compile(rf"^{re.escape(live.url)}/meet/{meeting['id']}#k=[A-Za-z0-9_-]{{32}}$")
+    )
     row.get_by_role("button", name="Copy the join link of Weekly sync").click()
     expect(row.locator("button[data-copy]")).to_contain_text(re.compile(r"^(Copied|Selected)"))
     check_a11y(page)
     shot(page, "account-meetings")
+    first = link.input_value()
+    page.goto("/account/meetings")
+    expect(row.get_by_label("Join link of Weekly sync")).to_have_count(0)
+    # a new join link replaces it
+    row.get_by_role("button", name="New join link for Weekly sync").click()
+    fresh = row.get_by_label("Join link of Weekly sync").input_value()
+    assert fresh != first
+    assert fresh.startswith(f"{live.url}/meet/{meeting['id']}#k=")
+    # lock and waiting room, as PATCH /v1/meetings/{id} sets them
+    row.get_by_role("button", name="Lock Weekly sync").click()
+    expect(row.get_by_role("button", name="Unlock Weekly sync")).to_be_visible()
+    row.get_by_role("button", name="Waiting room on for Weekly sync").click()
+    expect(row.get_by_role("button", name="Waiting room off for Weekly sync")).to_be_visible()
+    got = live.client(acct).get(f"/v1/meetings/{meeting['id']}").json()
+    assert (got["locked"], got["waiting_room"]) == (True, True)
 
     # a bad country code is the API's own refusal, with what was typed kept
     page.get_by_label("Title").fill("Second")
@@ -397,7 +467,7 @@ def test_a_live_meeting_with_a_cn_joiner_uses_no_cn_relay_on_the_operator_page(
     meeting = create_meeting(plane, host(plane), topic="Across the Pacific")
     assert "CN" not in meeting["regions"]  # the default set of a US host: CN needs an opt-in
     mid = meeting["id"]
-    page = browse(plane, forwarded_for=US_IP, path=f"/meet/{mid}")
+    page = browse(plane, forwarded_for=US_IP, path=invited(plane, mid))
     join_page(page, "Browser in Denver")
     expect(page.get_by_role("status")).to_contain_text("Connected through the relay in US")
     de = clients.join(plane, mid, "Dana in Frankfurt", DE_IP)

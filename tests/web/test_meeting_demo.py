@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 from tests.web.conftest import check_a11y, shot
-from tests.web.test_meeting import create_meeting, host, join_page, stats
+from tests.web.test_meeting import create_meeting, host, invited, join_page, stats
 
 from meridian.demo import DEMO_IPS
 
@@ -17,7 +17,7 @@ def test_a_browser_joins_as_if_from_mainland_china_and_is_fenced(plane, nodes, b
     plane.app.state.demo_network = DEMO_IPS
     try:
         mid = create_meeting(plane, host(plane), topic="Vendor sync")["id"]
-        page = browse(plane, path=f"/meet/{mid}")
+        page = browse(plane, path=invited(plane, mid))
         check_a11y(page)
         page.get_by_label("Demo network: connect as if from").select_option("CN")
         join_page(page, "Chen in Beijing")
@@ -37,7 +37,7 @@ def test_a_browser_joins_as_if_from_mainland_china_and_is_fenced(plane, nodes, b
 
 def test_without_the_demo_network_from_is_refused_with_the_reason(plane, nodes, browse) -> None:
     mid = create_meeting(plane, host(plane), topic="Vendor sync")["id"]
-    page = browse(plane, path=f"/meet/{mid}")
+    page = browse(plane, path=invited(plane, mid))
     # the select is not offered; a hand-made `?from=` is refused in one line
     assert page.get_by_label("Demo network: connect as if from").count() == 0
     message = page.evaluate(

@@ -28,8 +28,10 @@ __all__ = [
     "ErrorPublic",
     "IdPath",
     "Instant",
+    "MeetingAccess",
     "MeetingCreate",
     "MeetingCreated",
+    "MeetingInvite",
     "MeetingPublic",
     "MeetingsPublic",
     "Name",
@@ -53,6 +55,8 @@ __all__ = [
     "TokenCreate",
     "TokenPublic",
     "check_id",
+    "WaitingGuest",
+    "WaitingPublic",
     "check_instant",
 ]
 
@@ -367,6 +371,10 @@ class MeetingPublic(_Out):
     status: Literal["live", "ended"]
     created_at: datetime
     ended_at: datetime | None
+    #: nobody new joins but the host account's own users
+    locked: bool = False
+    #: each guest waits until a host admits it
+    waiting_room: bool = False
 
 
 class MeetingsPublic(BaseModel):
@@ -378,6 +386,33 @@ class MeetingCreated(BaseModel):
     meeting: MeetingPublic
     decision: dict[str, Any]
     signal: str = Field(description="the WebSocket path participants join through")
+    invite: str = Field(description="the meeting's join secret, shown only now (stored hashed)")
+    join_url: str = Field(description="the join link to share: the meeting page with the invite")
+
+
+class MeetingAccess(_In):
+    """Lock or unlock a meeting, turn its waiting room on or off (omitted: unchanged)."""
+
+    locked: bool | None = None
+    waiting_room: bool | None = None
+
+
+class MeetingInvite(BaseModel):
+    meeting: str
+    invite: str = Field(
+        description="the new join secret, shown only now; earlier links stop working"
+    )
+    join_url: str
+
+
+class WaitingGuest(BaseModel):
+    participant: str
+    name: str
+
+
+class WaitingPublic(BaseModel):
+    data: list[WaitingGuest]
+    count: int
 
 
 class RegionsUpdate(_In):

@@ -15,10 +15,11 @@ import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import typer
 
-from ..errors import InputError, MeridianError
+from ..errors import InputError, MeridianError, shown
 from .app import app, door
 
 if TYPE_CHECKING:
@@ -31,8 +32,11 @@ app.add_typer(client_app, name="client")
 
 _EPILOG = """Examples:
 
-    meridian client join mtg_123 --name alice --say "hello" --expect 1
-    meridian client join mtg_123 --name bob            # interactive: type lines, Ctrl-D leaves
+    meridian client join 'http://127.0.0.1:8000/meet/mtg_123#k=SECRET' --name alice --say "hello"
+    meridian client join mtg_123 --invite SECRET --name bob   # interactive: Ctrl-D leaves
+
+A guest needs the meeting's invite: the whole join link, or the id with --invite (the host's
+own account joins with --token and no invite).
 
 It is interactive when none of --say, --media, --expect and --stay is given. Every frame
 received is checked against the roster the control plane signs; what is dropped (a bad
@@ -64,10 +68,30 @@ class _Events:
         self.emit("key", f"key rotated: epoch {epoch}", epoch=epoch)
 
 
+_DEFAULT_CONTROL = "http://127.0.0.1:8000"
+
+
+def _target(meeting: str, invite: str | None, control: str | None) -> tuple[str, str, str | None]:
+    """The control plane, meeting id and invite from the argument: an id, or a join link
+    (``http(s)://host/meet/<id>#k=<invite>``; ``--invite`` and ``--control`` win over it)."""
+    if not meeting.startswith(("http://", "https://")):
+        return control or _DEFAULT_CONTROL, meeting, invite
+    link = urlsplit(meeting)
+    head, _, meeting_id = link.path.rstrip("/").rpartition("/meet/")
+    if not meeting_id or "/" in meeting_id or not link.netloc:
+        raise InputError(
+            f"`{shown(meeting)}` is not a join link: expected http(s)://host/meet/<meeting>#k=<invite>"
+        )
+    found = parse_qs(link.fragment).get("k") or parse_qs(link.query).get("k") or []
+    base = f"{link.scheme}://{link.netloc}{head}"
+    return control or base, unquote(meeting_id), invite or next(iter(found), None)
+
+
 async def _run(
     control: str,
     meeting: str,
     *,
+    invite: str | None,
     name: str,
     token: str | None,
     forwarded_for: str | None,
@@ -99,6 +123,7 @@ async def _run(
         on_notice=events.notice,
         on_key=events.key,
         control_key=pinned,
+        invite=invite,
     )
     events.emit(
         "joined",
@@ -235,11 +260,27 @@ async def _interactive(p: Participant, events: _Events, tally: dict[str, int]) -
 @client_app.command("join", epilog=_EPILOG)
 @door
 def join(
-    meeting: Annotated[str, typer.Argument(help="The meeting to join.")],
+    meeting: Annotated[
+        str, typer.Argument(help="The meeting's join link, or its id (then give --invite).")
+    ],
+    invite: Annotated[
+        str | None,
+        typer.Option(
+            "--invite",
+            help="The meeting's invite (the k=… of its join link); not needed with the link.",
+            envvar="MERIDIAN_INVITE",
+            show_default=False,
+        ),
+    ] = None,
     control: Annotated[
-        str,
-        typer.Option("--control", help="The control plane's URL.", envvar="MERIDIAN_CONTROL_URL"),
-    ] = "http://127.0.0.1:8000",
+        str | None,
+        typer.Option(
+            "--control",
+            help="The control plane's URL (default: the join link's, else http://127.0.0.1:8000).",
+            envvar="MERIDIAN_CONTROL_URL",
+            show_default=False,
+        ),
+    ] = None,
     name: Annotated[
         str | None, typer.Option(help="The name others see (default: your user name).")
     ] = None,
@@ -314,11 +355,13 @@ def join(
             who = getpass.getuser()
         except (KeyError, OSError):
             who = "participant"
+    control_url, meeting_id, invite = _target(meeting, invite, control)
     try:
         asyncio.run(
             _run(
-                control,
-                meeting,
+                control_url,
+                meeting_id,
+                invite=invite,
                 name=who,
                 token=token,
                 forwarded_for=forwarded_for,

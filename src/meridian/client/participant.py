@@ -2,7 +2,8 @@
 
 Joining follows docs/data-plane.md §Signalling::
 
-    participant ──{"type": "join", "name", "public_key"}──▶ control plane
+    participant ──{"type": "join", "name", "public_key", "invite"}──▶ control plane
+                ◀──{"type": "waiting", …}  (only with a waiting room: until a host decides)
                 ◀──{"type": "refused", …}  (DeniedError, with the decision)
                 ◀──{"type": "admitted", "participant", "dc", "relay", "grant", "notices", "key"}
     participant ──{"grant"}──▶ relay ──{"type": "ready"}──▶ participant
@@ -20,6 +21,9 @@ A participant the control plane removes gets ``{"type": "removed", "reason"}`` a
 sockets closed with code 4451: :attr:`Participant.removed` holds the reason, :attr:`ended` says
 ``removed from the meeting: <reason>``, and the ``on_notice`` given to :meth:`Participant.join`
 hears that one line.
+
+``{"type": "paused", "reason"}`` (the meeting key could not be rotated after someone left) stops
+this participant sending (:attr:`Participant.paused`) until ``{"type": "resumed"}``.
 
 The relay part stands alone (:meth:`Participant.connect_relay`), so it can be driven with
 hand-made grants and keys, without a control plane.
@@ -46,6 +50,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from ..errors import (
     AuthenticationError,
     ConfigurationError,
+    ConflictError,
     DeniedError,
     FenceError,
     ForbiddenError,
@@ -86,6 +91,8 @@ _EARLY_FRAMES = 256
 #: the counters of :attr:`Participant.dropped`
 _DROPPED = (DropReason.BAD_SIGNATURE, DropReason.UNKNOWN_SENDER, DropReason.OLD_EPOCH)
 _TIMEOUT_SECONDS = 10.0
+#: how long a guest waits in a meeting's waiting room for a host (the control plane's own limit)
+_WAIT_SECONDS = 600.0
 _END = object()  # queued when the relay connection ends
 #: the close code of both sockets of a removed participant (docs/data-plane.md)
 _CLOSE_REMOVED = 4451
@@ -218,6 +225,7 @@ def _refusal(message: dict[str, Any]) -> MeridianError:
         "forbidden": ForbiddenError,
         "not_found": NotFoundError,
         "invalid": InputError,
+        "conflict": ConflictError,
     }
     error = by_code.get(str(code))
     return DeniedError(text, {}) if error is None else error(text)
@@ -286,6 +294,8 @@ class Participant:
         self.warnings: list[dict[str, Any]] = []
         #: the region whose node went down while it carried this participant (join again)
         self.region_down: str | None = None
+        #: why the meeting is paused (nothing is sent until it resumes), or ``None``
+        self.paused: str | None = None
         self.on_key: Callable[[int], None] | None = None
         self.on_notice: Callable[[str], None] | None = None
         self._relay: ClientConnection | None = None
@@ -363,8 +373,13 @@ class Participant:
         on_notice: Callable[[str], None] | None = None,
         on_key: Callable[[int], None] | None = None,
         control_key: Ed25519PublicKey | None = None,
+        invite: str | None = None,
     ) -> Participant:
         """Join ``meeting`` through the control plane at ``control_url`` and connect to its relay.
+
+        ``invite`` is the meeting's join secret (the ``k`` of its join link): without it only
+        the host account's own users get in. In a waiting room, ``on_notice`` hears that it is
+        waiting, and the join returns once a host admits it.
 
         Notices are given to ``on_notice`` before the relay is connected, and a removal when it
         happens (one line with its reason); ``on_key`` hears of each key rotation. Raises
@@ -378,17 +393,20 @@ class Participant:
         headers = _headers(token, forwarded_for)
         signal = await _connect(signal_url(control_url, meeting), "control plane", headers)
         try:
-            await signal.send(
-                json.dumps(
-                    {
-                        "type": "join",
-                        "name": name,
-                        "public_key": b64url(public_bytes(private)),
-                        "signing_key": b64url(signing_public_bytes(signing)),
-                    }
-                )
-            )
+            join: dict[str, Any] = {
+                "type": "join",
+                "name": name,
+                "public_key": b64url(public_bytes(private)),
+                "signing_key": b64url(signing_public_bytes(signing)),
+            }
+            if invite:
+                join["invite"] = invite
+            await signal.send(json.dumps(join))
             answer = await _next_message(signal, "control plane")
+            while answer.get("type") == "waiting":
+                if on_notice is not None:
+                    on_notice("waiting for the host to let you in")
+                answer = await _next_message(signal, "control plane", _WAIT_SECONDS)
             if answer.get("type") == "refused":
                 raise _refusal(answer)
             if answer.get("type") != "admitted":
@@ -479,6 +497,8 @@ class Participant:
         """Send a frame that is already sealed, as it is (the relay forwards it unchanged)."""
         if self._relay is None or self.ended is not None:
             raise InputError(f"not in meeting `{shown(self.meeting)}`: {self.ended or 'no relay'}")
+        if self.paused is not None:
+            raise ConflictError(f"meeting `{shown(self.meeting)}` is paused: {self.paused}")
         try:
             await self._relay.send(frame)
         except ConnectionClosed as exc:
@@ -638,6 +658,14 @@ class Participant:
                             self._update_roster({"type": "joined", **entry})
                 elif message.get("type") == "renew":
                     await self._renew_relay(message.get("grant"))
+                elif message.get("type") == "paused":
+                    self.paused = str(message.get("reason") or "the key could not be rotated")
+                    if self.on_notice is not None:
+                        self.on_notice(f"meeting paused: {self.paused}")
+                elif message.get("type") == "resumed":
+                    self.paused = None
+                    if self.on_notice is not None:
+                        self.on_notice("meeting resumed")
                 elif message.get("type") == "ended":
                     why = message.get("reason")
                     self.ended = "the meeting ended" + (f": {why}" if why else "")
@@ -704,16 +732,16 @@ class Participant:
         await self.leave()
 
 
-async def _next_message(conn: ClientConnection, what: str) -> dict[str, Any]:
+async def _next_message(
+    conn: ClientConnection, what: str, timeout: float = _TIMEOUT_SECONDS
+) -> dict[str, Any]:
     """The next JSON object from ``conn``; a close is the refusal its close code stands for."""
     try:
-        text = await asyncio.wait_for(conn.recv(), _TIMEOUT_SECONDS)
+        text = await asyncio.wait_for(conn.recv(), timeout)
     except ConnectionClosed as exc:
         raise _closed_error(exc, what) from None
     except TimeoutError:
-        raise ConfigurationError(
-            f"the {what} did not answer within {_TIMEOUT_SECONDS:g} s"
-        ) from None
+        raise ConfigurationError(f"the {what} did not answer within {timeout:g} s") from None
     try:
         message = json.loads(text)
     except ValueError:

@@ -17,6 +17,20 @@ Each participant's frames are signed with its own Ed25519 key, whose public half
 (:func:`~meridian.keys.sign_roster`) and hands out whenever it changes: in ``admitted``, in
 ``roster``, and as ``members`` to everyone connected (docs/data-plane.md §Roster).
 
+Before any placement a joiner must be let in (:func:`~meridian.meetings.access.enter`): with
+the meeting's invite unless it is one of the host account's own users, not while the meeting is
+locked, and, when the waiting room is on, only once a host admits it (:meth:`Signalling.decide`,
+from the API or from a host's own meeting page); until then it is told ``waiting`` and holds no
+participation, grant or key.
+
+Key epochs come from the database and only increase (:func:`~meridian.meetings.access.advance_epoch`):
+a new live session takes the next one, and so does each rotation. Rotation after a leave or a
+removal is mandatory: if it cannot happen (the key region's key server is down, the database
+fails), the meeting is **paused** (everyone told ``paused``, with the reason; clients stop
+sending; joins are refused; recorded), the rotation is retried every
+:data:`PAUSE_RETRY_SECONDS`, and the meeting ends, recorded, if it still cannot rotate after
+:data:`PAUSE_LIMIT_SECONDS`. Nobody keeps sending under a key a leaver holds.
+
 Joins are placed one at a time (one lock for the control plane) so capacity is counted exactly;
 each meeting's joins, leaves and rotations are serialised by the meeting's own lock, so a key
 epoch never goes to a participant out of order.
@@ -45,14 +59,24 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.websockets import WebSocketDisconnect
 
-from ..errors import ConfigurationError, ForbiddenError, MeridianError, shown
+from ..audit import Actor, record
+from ..errors import (
+    ConfigurationError,
+    ConflictError,
+    ForbiddenError,
+    MeridianError,
+    NotFoundError,
+    shown,
+)
 from ..identity.tokens import Caller
 from ..keys import RosterMember
 from ..runtime import Runtime
+from ..storage.models import new_id
+from .access import advance_epoch, enter
 from .grants import Grant, GrantSigner, public_key_b64
 from .placement import MeetingPlan, Occupancy, links_between
 from .regions import region_table
-from .service import admit, leave
+from .service import admit, end_meeting, get_meeting, leave
 
 __all__ = ["CLOSE_REMOVED", "KeyServerError", "LiveMeeting", "LiveParticipant", "Signalling"]
 
@@ -67,6 +91,12 @@ Close = Callable[[int, str], Awaitable[None]]
 CLOSE_REMOVED = 4451
 #: how long a region node has to answer a drop order before the removal goes on without it
 DROP_TIMEOUT_SECONDS = 5.0
+#: how often a paused meeting tries its rotation again, and how long before it is ended instead
+PAUSE_RETRY_SECONDS = 2.0
+PAUSE_LIMIT_SECONDS = 60.0
+#: how many guests may wait for a host in one meeting, and for how long each
+MAX_WAITING = 50
+WAIT_SECONDS = 600.0
 _REASON_BYTES = 123  # the most a WebSocket close reason can carry
 
 
@@ -95,6 +125,20 @@ class LiveParticipant:
     renewal: asyncio.Task[None] | None = None
     #: its Ed25519 signing public key (raw, 32 bytes), registered at admission
     signing_key: bytes = b""
+    #: one of the host account's own users: hears of the waiting room, may admit and refuse
+    host: bool = False
+
+
+@dataclass
+class Waiting:
+    """A guest in a meeting's waiting room: it holds no participation, grant or key yet."""
+
+    id: str
+    name: str
+    #: resolved ``True`` (admitted) or ``False`` (refused) by a host's decision
+    decided: asyncio.Future[bool]
+    #: why it was turned away, when not by a host (the meeting ended)
+    reason: str | None = None
 
 
 @dataclass
@@ -109,6 +153,9 @@ class LiveMeeting:
     session: str = field(default_factory=lambda: "s_" + secrets.token_urlsafe(9))
     #: the sequence number of the last signed roster handed out (receivers never go back)
     roster_seq: int = 0
+    #: why the meeting is paused (its key could not be rotated), or ``None``
+    paused: str | None = None
+    retry: asyncio.Task[None] | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -150,6 +197,8 @@ class Signalling:
         #: removal ran is refused as it registers (its participation was committed before)
         self._barred: dict[str, dict[str, str]] = {}
         self._place_lock = asyncio.Lock()
+        #: per meeting, its waiting room: guests waiting for a host, by their participant ids
+        self._waiting: dict[str, dict[str, Waiting]] = {}
         self._occupancy: Occupancy | None = None
         self._digest: str | None = None
         #: regions whose node the health checker marked down, and since when (ISO 8601)
@@ -176,12 +225,14 @@ class Signalling:
         base = self.node_urls[region]
         return "ws" + base.removeprefix("http") + "/v1/relay"
 
-    def live_load(self) -> dict[str, dict[str, Any]]:
-        """Per region: participants carried, capacity, and the meetings using it."""
+    def live_load(self, visible: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Per region: participants carried, capacity, the number of live meetings using it,
+        and the ids of those among them in ``visible`` (``None``: all of them)."""
         occ = self.occupancy()
         out: dict[str, dict[str, Any]] = {}
         for code in sorted(occ.capacity):
-            meetings = sorted(m.id for m in self.meetings.values() if m.uses.get(code))
+            using = sorted(m.id for m in self.meetings.values() if m.uses.get(code))
+            meetings = using if visible is None else [m for m in using if m in visible]
             out[code] = {
                 "participants": occ.used[code],
                 "capacity": occ.capacity[code],
@@ -191,6 +242,7 @@ class Signalling:
                 if code not in self.node_urls
                 else ("down" if code in self.down_since else "up"),
                 "down_since": self.down_since.get(code),
+                "meeting_count": len(using),
                 "meetings": meetings,
             }
         return out
@@ -240,8 +292,15 @@ class Signalling:
         close: Close | None = None,
         connect_ip: str | None = None,
         signing_key: bytes,
+        invite: str | None = None,
+        gone: Awaitable[Any] | None = None,
     ) -> dict[str, Any]:
         """Admit one participant: the ``admitted`` message, or a ``refused`` one.
+
+        First it must be let in (:func:`~meridian.meetings.access.enter`: the ``invite``, the
+        lock; refusals raise :class:`ForbiddenError`). When the meeting's waiting room is on it
+        is sent ``{"type": "waiting"}`` and waits for a host's decision; ``gone`` (its socket
+        closing) ends the wait.
 
         ``signing_key`` (raw Ed25519 public key, required) is what its frames are signed with: it
         goes in the signed roster everyone gets, which lists every participant admitted and not
@@ -255,6 +314,22 @@ class Signalling:
         :class:`ConnectionError` or :class:`RuntimeError`, and ``close`` (Starlette's
         ``WebSocket.close``) may also raise ``WebSocketDisconnect``.
         """
+        entry = await asyncio.to_thread(
+            enter,
+            self.rt,
+            meeting_id=meeting_id,
+            caller=caller,
+            invite=invite,
+            name=name,
+            client_ip=client_ip,
+        )
+        pid = None
+        if entry.wait:
+            pid = new_id("p")
+            who = caller.actor if caller is not None else Actor("anonymous", client_ip or "-")
+            refusal = await self._wait(meeting_id, pid, name, send, gone, who)
+            if refusal is not None:
+                return {"type": "refused", "code": "forbidden", "message": refusal}
         async with self._place_lock:
             occupancy = self.occupancy()
             live = self.meetings.get(meeting_id)
@@ -268,6 +343,9 @@ class Signalling:
                 client_ip=client_ip,
                 occupancy=occupancy,
                 uses=uses,
+                participant_id=pid,
+                # a new live session takes the meeting's next epoch, never one used before
+                new_session=live is None,
             )
             placement = admission.placement
             if not placement.allowed:
@@ -283,7 +361,9 @@ class Signalling:
             assert admission.participation is not None
             live = self.meetings.get(meeting_id)
             if live is None:
-                live = self.meetings[meeting_id] = LiveMeeting(meeting_id, admission.plan)
+                assert admission.epoch is not None
+                live = LiveMeeting(meeting_id, admission.plan, epoch=admission.epoch)
+                self.meetings[meeting_id] = live
             live.uses = uses
         participant = LiveParticipant(
             admission.participation.id,
@@ -294,6 +374,7 @@ class Signalling:
             send,
             close,
             signing_key=signing_key,
+            host=entry.host,
         )
         async with live.lock:
             live.participants[participant.id] = participant
@@ -301,6 +382,9 @@ class Signalling:
             if barred is not None:
                 await self._forget(live, participant)
                 raise ForbiddenError(f"removed from the meeting: {barred}")
+            if live.paused is not None:
+                await self._forget(live, participant)
+                raise ConflictError(f"meeting `{meeting_id}` is paused: {live.paused}")
             try:
                 key = await self.wrapped_key(live, participant)
             except KeyServerError:
@@ -366,6 +450,104 @@ class Signalling:
             if p.connected and p.id != exclude
         ]
 
+    # -- the waiting room --------------------------------------------------------------------
+
+    def waiting(self, meeting_id: str) -> list[dict[str, str]]:
+        """The guests waiting in a meeting's waiting room, in the order they came."""
+        room = self._waiting.get(meeting_id, {})
+        return [{"participant": w.id, "name": w.name} for w in room.values()]
+
+    async def _tell_hosts(self, meeting_id: str) -> None:
+        """Tell the hosts connected to the meeting who is waiting now."""
+        live = self.meetings.get(meeting_id)
+        if live is None:
+            return
+        message = {"type": "waiting_room", "waiting": self.waiting(meeting_id)}
+        for p in list(live.participants.values()):
+            if p.host and p.connected:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await p.send(message)
+
+    async def _wait(
+        self,
+        meeting_id: str,
+        pid: str,
+        name: str,
+        send: Send,
+        gone: Awaitable[Any] | None,
+        actor: Actor,
+    ) -> str | None:
+        """Hold a guest in the waiting room until a host decides: ``None`` when admitted, else
+        why not (refused, gone, or not decided within :data:`WAIT_SECONDS`)."""
+        room = self._waiting.setdefault(meeting_id, {})
+        if len(room) >= MAX_WAITING:
+            return f"the waiting room of meeting `{meeting_id}` is full: try again later"
+        waiter = Waiting(pid, name, asyncio.get_running_loop().create_future())
+        room[pid] = waiter
+        await asyncio.to_thread(
+            self._record, meeting_id, "meeting.wait", {"participant": pid, "name": name}, actor
+        )
+        try:
+            await send({"type": "waiting", "participant": pid, "meeting": meeting_id})
+            await self._tell_hosts(meeting_id)
+            waits: set[asyncio.Future[Any]] = {waiter.decided}
+            if gone is not None:
+                waits.add(asyncio.ensure_future(gone))
+            done, _ = await asyncio.wait(
+                waits, timeout=WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            if waiter.decided in done:
+                if waiter.decided.result():
+                    return None
+                return waiter.reason or "the host refused your request to join"
+            if done:  # its socket closed while it waited
+                raise ConnectionError("the guest left the waiting room")
+            return f"no host let you in within {WAIT_SECONDS / 60:g} minutes"
+        finally:
+            if room.get(pid) is waiter:
+                del room[pid]
+            if not room:
+                self._waiting.pop(meeting_id, None)
+            await self._tell_hosts(meeting_id)
+
+    async def decide(
+        self, meeting_id: str, participant_id: str, *, admit: bool, caller: Caller
+    ) -> None:
+        """A host admits or refuses one waiting guest (recorded). 404 for a meeting the caller
+        may not see or a guest who is not waiting (any more)."""
+
+        def check() -> None:
+            with self.rt.db.read() as session:
+                get_meeting(session, caller, meeting_id)
+
+        await asyncio.to_thread(check)
+        waiter = self._waiting.get(meeting_id, {}).get(participant_id)
+        if waiter is None or waiter.decided.done():
+            raise NotFoundError(f"no guest `{shown(participant_id)}` is waiting to join")
+        await asyncio.to_thread(
+            self._record,
+            meeting_id,
+            "meeting.admit" if admit else "meeting.refuse",
+            {"participant": participant_id, "name": waiter.name, "by": str(caller.actor)},
+            caller.actor,
+        )
+        waiter.decided.set_result(admit)
+
+    def _record(
+        self, meeting_id: str, action: str, details: dict[str, Any], actor: Actor | None = None
+    ) -> None:
+        with self.rt.db.write() as session:
+            record(
+                session,
+                actor=actor or Actor("system", "meridian"),
+                action=action,
+                subject_kind="meeting",
+                subject_id=meeting_id,
+                at=self.rt.now(),
+                bundle_digest=self.rt.digest,
+                details=details,
+            )
+
     async def _tell(self, live: LiveMeeting, message: dict[str, Any], *, exclude: str) -> None:
         for p in list(live.participants.values()):
             if p.connected and p.id != exclude:
@@ -397,6 +579,11 @@ class Signalling:
                 return
             joined = {"type": "joined", "participant": participant.id, "name": participant.name}
             await self._tell(live, joined, exclude=participant.id)
+            if participant.host:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await participant.send(
+                        {"type": "waiting_room", "waiting": self.waiting(meeting_id)}
+                    )
 
     async def _forget(
         self,
@@ -455,13 +642,88 @@ class Signalling:
             if participant.connected:
                 left = {"type": "left", "participant": participant.id}
                 await self._tell(live, left, exclude=participant.id)
-        live.epoch += 1
         # their signing keys leave the roster: receivers keep them only for the frame grace
         members = {"type": "members", "signed_roster": self.signed_roster(live)}
         await self._tell(live, members, exclude="")
-        await asyncio.gather(
-            *(self._rekey(live, p) for p in list(live.participants.values())),
+        why = await self._rotate(live)
+        if why is None and live.paused is not None:
+            await self._resumed(live)
+        elif why is not None and live.paused is None:
+            await self._pause(live, why, left=[p.id for p in gone])
+
+    async def _rotate(self, live: LiveMeeting) -> str | None:
+        """Move everyone left to the meeting's next epoch (taken from the database); ``None``
+        when done, else why it could not be (then nobody was sent the new key: the ones who
+        would have been are told ``paused``). Called under the meeting's lock."""
+        try:
+            epoch = await asyncio.to_thread(advance_epoch, self.rt, live.id)
+        except Exception as exc:  # any failure to persist the epoch: fail closed
+            log.exception("meeting %s: the next key epoch could not be stored", live.id)
+            return f"the next key epoch could not be stored: {type(exc).__name__}"
+        live.epoch = epoch
+        people = list(live.participants.values())
+        keys = await asyncio.gather(
+            *(self.wrapped_key(live, p) for p in people), return_exceptions=True
         )
+        for answer in keys:
+            if isinstance(answer, KeyServerError):
+                return answer.message
+            if isinstance(answer, BaseException):
+                raise answer
+        for p, key in zip(people, keys, strict=True):
+            assert isinstance(key, dict)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await p.send({"type": "key", **key})
+        return None
+
+    async def _pause(self, live: LiveMeeting, why: str, *, left: list[str]) -> None:
+        """The key could not be rotated: everyone stops sending until it is (recorded)."""
+        live.paused = f"the meeting key could not be rotated: {why}"
+        log.warning("meeting %s paused: %s", live.id, live.paused)
+        await asyncio.to_thread(
+            self._record, live.id, "meeting.pause", {"reason": live.paused, "left": left}
+        )
+        message = {"type": "paused", "reason": live.paused}
+        for p in list(live.participants.values()):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await p.send(message)
+        live.retry = asyncio.get_running_loop().create_task(self._resume(live))
+
+    async def _resumed(self, live: LiveMeeting) -> None:
+        """The rotation went through after a pause: everyone may send again (recorded)."""
+        live.paused = None
+        await asyncio.to_thread(self._record, live.id, "meeting.resume", {"epoch": live.epoch})
+        resumed = {"type": "resumed", "epoch": live.epoch}
+        for p in list(live.participants.values()):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await p.send(resumed)
+
+    async def _resume(self, live: LiveMeeting) -> None:
+        """Retry a paused meeting's rotation; end the meeting if it still fails at the limit."""
+        deadline = asyncio.get_running_loop().time() + PAUSE_LIMIT_SECONDS
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(PAUSE_RETRY_SECONDS)
+            async with live.lock:
+                if self.meetings.get(live.id) is not live or live.paused is None:
+                    return
+                if not live.participants:
+                    live.paused = None
+                    return
+                if await self._rotate(live) is None:
+                    await self._resumed(live)
+                    return
+        reason = live.paused or "the meeting key could not be rotated"
+        log.warning("meeting %s ended: %s", live.id, reason)
+        with contextlib.suppress(ConflictError, NotFoundError):
+            await asyncio.to_thread(
+                end_meeting,
+                self.rt,
+                caller=None,
+                meeting_id=live.id,
+                actor=Actor("system", "meridian"),
+                reason=reason,
+            )
+        await self.end(live.id, reason=reason)
 
     async def remove(
         self, meeting_id: str, participant_ids: Collection[str], *, reason: str
@@ -574,22 +836,20 @@ class Signalling:
             if participant.close is not None:
                 await participant.close(CLOSE_REMOVED, _close_reason(reason))
 
-    async def _rekey(self, live: LiveMeeting, participant: LiveParticipant) -> None:
-        try:
-            key = await self.wrapped_key(live, participant)
-            await participant.send({"type": "key", **key})
-        except (KeyServerError, ConnectionError, RuntimeError):
-            # The participant is gone or the key server failed: it cannot read on; its own
-            # socket closing removes it.
-            return
-
     async def end(self, meeting_id: str, *, reason: str | None = None) -> None:
         """End a live meeting: every region node of its allowed set closes all its sockets and
-        links and refuses its grants from now on (an end order), then everyone is told."""
+        links and refuses its grants from now on (an end order), then everyone is told (and why,
+        when ``reason`` is given)."""
         self._barred.pop(meeting_id, None)
+        for waiter in self._waiting.get(meeting_id, {}).values():
+            if not waiter.decided.done():
+                waiter.reason = "the meeting ended"
+                waiter.decided.set_result(False)
         live = self.meetings.pop(meeting_id, None)
         if live is None:
             return
+        if live.retry is not None and live.retry is not asyncio.current_task():
+            live.retry.cancel()
         everyone = list(live.participants.values())
         await self._drop(live, everyone, reason or "the meeting ended", end=True)
         async with self._place_lock:  # their places are free again

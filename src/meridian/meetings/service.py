@@ -30,6 +30,7 @@ from ..runtime import Runtime
 from ..storage.models import Account, Meeting, Participation, new_id
 from ..storage.paging import page
 from .limits import refuse_full
+from .invite import new_invite
 from .placement import CountryList, MeetingPlan, Occupancy, Placement, place, plan_meeting
 from .regions import RegionTable, region_table
 
@@ -50,6 +51,7 @@ __all__ = [
     "meeting_plan",
     "region_setting",
     "set_regions",
+    "visible_meetings",
 ]
 
 
@@ -165,6 +167,14 @@ def get_meeting(session: Session, caller: Caller | None, meeting_id: str) -> Mee
     return row
 
 
+def visible_meetings(session: Session, caller: Caller, ids: Sequence[str]) -> set[str]:
+    """Which of these meeting ids ``caller`` may see (operators all; see the module's table)."""
+    if not ids:
+        return set()
+    query = select(Meeting.id).where(Meeting.id.in_(list(ids)), meeting_filter(caller))
+    return set(session.scalars(query))
+
+
 def list_meetings(
     session: Session,
     caller: Caller,
@@ -225,12 +235,13 @@ def create_meeting(
     topic: str,
     countries: dict[str, Any] | None,
     client_ip: str | None,
-) -> tuple[Meeting, dict[str, Any]]:
+) -> tuple[Meeting, dict[str, Any], str]:
     """Create a meeting hosted by an account, if the ``host`` decision allows it now.
 
     A user hosts for its own account; an operator (or a partner, for a customer) names the
     account. The meeting's allowed regions and key region are fixed now from the account's
-    setting and the bundle in force.
+    setting and the bundle in force. Returns the meeting, the decision and its invite (the join
+    secret, shown only now: only its hash is stored).
     """
     at = rt.now()
     engine = rt.engine
@@ -280,6 +291,7 @@ def create_meeting(
             failure: DeniedError | None = DeniedError(message, public)
         else:
             failure = None
+            invite, invite_hash = new_invite()
             mplan = plan_meeting(
                 table,
                 host_country=account.country,
@@ -301,6 +313,10 @@ def create_meeting(
                 bundle_digest=decision.bundle.digest,
                 created_at=at,
                 ended_at=None,
+                invite_hash=invite_hash,
+                locked=False,
+                waiting_room=False,
+                epoch=0,
             )
             session.add(meeting)
             session.flush()
@@ -321,7 +337,7 @@ def create_meeting(
             )
     if failure is not None:
         raise failure
-    return meeting, public
+    return meeting, public, invite
 
 
 def end_meeting(
@@ -383,6 +399,8 @@ class Admission:
     placement: Placement
     participation: Participation | None
     decision: dict[str, Any] | None
+    #: the key epoch of a new live session (``new_session``), taken when it was admitted
+    epoch: int | None = None
 
 
 def admit(
@@ -395,11 +413,15 @@ def admit(
     occupancy: Occupancy,
     uses: dict[str, int],
     table: RegionTable | None = None,
+    participant_id: str | None = None,
+    new_session: bool = False,
 ) -> Admission:
     """Judge and place one joiner of a live meeting, and record it (allowed or refused).
 
     The participant's location is its connection address (``client_ip``) and nothing else. The
-    caller's account, when a token was sent, gives the subject's type and plan.
+    caller's account, when a token was sent, gives the subject's type and plan. An admitted
+    first joiner of a ``new_session`` takes the meeting's next key epoch in the same
+    transaction (:attr:`Admission.epoch`): a session never reuses an earlier one's keys.
     """
     at = rt.now()
     engine = rt.engine
@@ -416,7 +438,7 @@ def admit(
                 subject["type"] = account.type
                 subject["plan"] = account_plan(session, rt, account, at)[0]
         mplan = meeting_plan(meeting)
-        pid = new_id("p")
+        pid = participant_id or new_id("p")
         placement = place(engine, table, mplan, pid, subject, at, occupancy, uses)
         # a block left by a lawful request refuses joiners from its jurisdiction, naming it
         placement = refuse_blocked(session, meeting.id, placement, occupancy, uses)
@@ -436,6 +458,12 @@ def admit(
         )
         participation = None
         public = None
+        epoch = None
+        if placement.allowed and new_session:
+            # in SQL (`epoch = epoch + 1`), so two writers can never take the same epoch
+            meeting.epoch = Meeting.epoch + 1
+            session.flush()
+            epoch = int(meeting.epoch)
         if placement.allowed:
             assert placement.dc is not None
             participation = Participation(
@@ -454,7 +482,7 @@ def admit(
             public = public_decision(session, placement.join)
             public["decision"] = "deny"
             public["reasons"] = [r.to_dict() for r in placement.reasons]
-    return Admission(meeting, mplan, placement, participation, public)
+    return Admission(meeting, mplan, placement, participation, public, epoch)
 
 
 def leave(rt: Runtime, *, participation_id: str, removal: dict[str, Any] | None = None) -> None:

@@ -185,6 +185,15 @@ class Meeting(Base):
     bundle_digest: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+    #: SHA-256 (hex) of the meeting's join secret; the secret itself is shown once, to its host
+    #: (``None``: no invite admits anyone, only the host account's own users may join)
+    invite_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
+    #: nobody new joins but the host account's own users
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: each guest waits until the host admits or refuses it
+    waiting_room: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the last key epoch handed out: only ever increases (a new session or rotation takes + 1)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Participation(Base):

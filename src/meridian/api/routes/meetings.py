@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Annotated, Any, Literal
@@ -24,6 +25,8 @@ from ...keys.media import check_signing_key
 from ...keys.wrap import check_public_key, from_b64url
 from ...meetings import service
 from ...meetings.lifecycle import end_everywhere
+from ...meetings import access, service
+from ...meetings.invite import join_link
 from ...meetings.live import Signalling
 from ...meetings.regions import region_table
 from ...meetings.route import PlacementRequest, route_request
@@ -35,13 +38,16 @@ from ..network import TrustedProxies, client_ip
 from ..ratelimit import authenticate_counted, connection_ip, rate_limits
 from ..schemas import (
     IdPath,
+    MeetingAccess,
     MeetingCreate,
     MeetingCreated,
+    MeetingInvite,
     MeetingPublic,
     MeetingsPublic,
     RegionSettingPublic,
     RegionsUpdate,
     check_id,
+    WaitingPublic,
 )
 from .common import errors, json_response
 
@@ -66,14 +72,24 @@ def placements(body: PlacementRequest, rt: RuntimeDep, _: CallerDep) -> Any:
 async def datacentres(request: Request, rt: RuntimeDep, caller: CallerDep) -> Any:
     """The data-centre regions of the bundle in force, with the live load the control plane sees. Roles: operator, partner, user.
 
-    Each region's `state` is its node's health: `up`, `down` (it failed its health checks; no
-    one is placed there until it answers again, `down_since` says since when) or `none` (no
-    node configured). `live_meetings` and `live_participants` count the meetings the caller may
-    see that are live, as every page does.
+    Every caller sees each region's load and how many live meetings use it (`meeting_count`);
+    the ids in `meetings` are only those the caller may see: every one for an operator, its
+    customers' for a partner, its own account's for a user. Each region's `state` is its node's
+    health: `up`, `down` (it failed its health checks; no one is placed there until it answers
+    again, `down_since` says since when) or `none` (no node configured). `live_meetings` and
+    `live_participants` count the meetings the caller may see that are live, as every page does.
     """
     table = region_table(rt.engine.bundle)
     signalling: Signalling | None = getattr(request.app.state, "signalling", None)
-    live = signalling.live_load() if signalling is not None else {}
+    live: dict[str, dict[str, Any]] = {}
+    if signalling is not None:
+        ids = sorted(signalling.meetings)
+
+        def visible() -> set[str]:
+            with rt.db.read() as session:
+                return service.visible_meetings(session, caller, ids)
+
+        live = signalling.live_load(await run_in_threadpool(visible))
     out = []
     for code, dc in sorted(table.datacentres.items()):
         entry: dict[str, Any] = {
@@ -140,15 +156,17 @@ def put_regions(
     dependencies=[IdempotencyKeyHeader],
 )
 def create_meeting(
-    body: MeetingCreate, rt: RuntimeDep, caller: CallerDep, ip: ClientIpDep
+    body: MeetingCreate, request: Request, rt: RuntimeDep, caller: CallerDep, ip: ClientIpDep
 ) -> MeetingCreated:
     """Create a meeting. Roles: user (hosts for its own account), operator or partner (names `host`).
 
     The `host` decision runs now (free accounts in mainland China cannot host after
     2020-05-20). The meeting's allowed regions and key region are fixed from the account's
     region setting; `countries` is an approve list or a deny list of participant countries.
+    The answer carries the meeting's `invite` and `join_url`, shown only now: a guest needs
+    them to join (`POST /v1/meetings/{id}/invite` issues a new one).
     """
-    meeting, decision = service.create_meeting(
+    meeting, decision, invite = service.create_meeting(
         rt,
         caller=caller,
         host_account_id=body.host,
@@ -160,6 +178,8 @@ def create_meeting(
         meeting=MeetingPublic.model_validate(meeting),
         decision=decision,
         signal=f"/v1/meetings/{meeting.id}/signal",
+        invite=invite,
+        join_url=join_link(str(request.base_url), meeting.id, invite),
     )
 
 
@@ -216,6 +236,78 @@ async def end_meeting(
     return MeetingPublic.model_validate(meeting)
 
 
+@router.patch("/v1/meetings/{meeting_id}", responses=errors(401, 404, 409))
+def update_meeting(
+    meeting_id: IdPath, body: MeetingAccess, rt: RuntimeDep, caller: CallerDep
+) -> MeetingPublic:
+    """Lock or unlock a live meeting, turn its waiting room on or off. Roles: operator, partner (its customers'), user (its own).
+
+    Locked: nobody new joins but the host account's own users. Waiting room: each guest waits
+    until a host admits or refuses it (`/v1/meetings/{id}/waiting`). Recorded as `meeting.access`.
+    """
+    meeting = access.set_access(
+        rt,
+        caller=caller,
+        meeting_id=meeting_id,
+        locked=body.locked,
+        waiting_room=body.waiting_room,
+    )
+    return MeetingPublic.model_validate(meeting)
+
+
+@router.post("/v1/meetings/{meeting_id}/invite", responses=errors(401, 404, 409))
+def rotate_invite(
+    meeting_id: IdPath, request: Request, rt: RuntimeDep, caller: CallerDep
+) -> MeetingInvite:
+    """Issue a live meeting a new invite: earlier join links stop working. Roles: operator, partner (its customers'), user (its own).
+
+    The new invite is shown only in this answer (only its hash is stored); recorded as
+    `meeting.invite`. People already in the meeting stay.
+    """
+    invite = access.rotate_invite(rt, caller=caller, meeting_id=meeting_id)
+    return MeetingInvite(
+        meeting=meeting_id,
+        invite=invite,
+        join_url=join_link(str(request.base_url), meeting_id, invite),
+    )
+
+
+@router.get("/v1/meetings/{meeting_id}/waiting", responses=errors(401, 404))
+async def waiting(
+    meeting_id: IdPath, request: Request, rt: RuntimeDep, caller: CallerDep
+) -> WaitingPublic:
+    """The guests waiting in the meeting's waiting room, in the order they came. Roles: operator, partner (its customers'), user (its own)."""
+
+    def check() -> None:
+        with rt.db.read() as session:
+            service.get_meeting(session, caller, meeting_id)
+
+    await run_in_threadpool(check)
+    signalling: Signalling = request.app.state.signalling
+    guests = signalling.waiting(meeting_id)
+    return WaitingPublic.model_validate({"data": guests, "count": len(guests)})
+
+
+@router.post("/v1/meetings/{meeting_id}/waiting/{participant}/admit", responses=errors(401, 404))
+async def admit_waiting(
+    meeting_id: IdPath, participant: IdPath, request: Request, caller: CallerDep
+) -> Any:
+    """Let one waiting guest in: it is then judged and placed like any joiner. Roles: operator, partner (its customers'), user (its own)."""
+    signalling: Signalling = request.app.state.signalling
+    await signalling.decide(meeting_id, participant, admit=True, caller=caller)
+    return json_response({"meeting": meeting_id, "participant": participant, "admitted": True})
+
+
+@router.post("/v1/meetings/{meeting_id}/waiting/{participant}/refuse", responses=errors(401, 404))
+async def refuse_waiting(
+    meeting_id: IdPath, participant: IdPath, request: Request, caller: CallerDep
+) -> Any:
+    """Turn one waiting guest away: it is told so and never gets a key. Roles: operator, partner (its customers'), user (its own)."""
+    signalling: Signalling = request.app.state.signalling
+    await signalling.decide(meeting_id, participant, admit=False, caller=caller)
+    return json_response({"meeting": meeting_id, "participant": participant, "admitted": False})
+
+
 # -- joining ----------------------------------------------------------------------------------
 
 _CLOSE_REFUSED = 4403
@@ -257,7 +349,7 @@ def _demo_address(app: Any, peer: str | None, via: str) -> str | None:
 
 @router.websocket("/v1/meetings/{meeting_id}/signal")
 async def signal(websocket: WebSocket, meeting_id: str) -> None:
-    """Join a meeting: send `{"type": "join", "name", "public_key", "signing_key"}`; see
+    """Join a meeting: send `{"type": "join", "name", "public_key", "signing_key", "invite"}`; see
     docs/data-plane.md.
 
     The caller is the `Authorization: Bearer` token, or else (a browser on the meeting page) the
@@ -336,21 +428,36 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
             raise InputError(f"`name`: {exc}") from None
         public_key = check_public_key(from_b64url(first.get("public_key"), "`public_key`"))
         signing_key = check_signing_key(from_b64url(first.get("signing_key"), "`signing_key`"))
+        invite = access.parse_invite(first.get("invite"))
         # a join counts per token, a guest's per client address (api.ratelimit)
         await rate_limits(app).hit(
             "joins", caller.token_id if caller is not None else connection_ip(websocket)
         )
-        message = await signalling.join(
-            meeting_id,
-            name=name,
-            public_key=public_key,
-            caller=caller,
-            client_ip=ip,
-            connect_ip=connect_ip,
-            signing_key=signing_key,
-            send=send,
-            close=websocket.close,
-        )
+
+        async def gone() -> None:
+            """Ends when the socket closes (while its owner waits in the waiting room)."""
+            while True:
+                await next_text()  # nothing is expected until admitted: ignored
+
+        watcher = asyncio.ensure_future(gone())
+        try:
+            message = await signalling.join(
+                meeting_id,
+                name=name,
+                public_key=public_key,
+                caller=caller,
+                client_ip=ip,
+                connect_ip=connect_ip,
+                signing_key=signing_key,
+                send=send,
+                close=websocket.close,
+                invite=invite,
+                gone=watcher,
+            )
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                await watcher
         if message["type"] == "admitted":
             participant = message["participant"]  # from here on, leaving must be handled
         await send(message)
@@ -362,8 +469,21 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
                 said = json.loads(await next_text() or "null")
             except ValueError:
                 continue
-            if isinstance(said, dict) and said.get("type") == "connected":
+            if not isinstance(said, dict):
+                continue
+            if said.get("type") == "connected":
                 await signalling.connected(meeting_id, participant)
+            elif said.get("type") in ("admit", "refuse") and caller is not None:
+                # a host's own page deciding on a waiting guest, as the API's waiting endpoints
+                try:
+                    await signalling.decide(
+                        meeting_id,
+                        str(said.get("participant"))[:100],
+                        admit=said["type"] == "admit",
+                        caller=caller,
+                    )
+                except MeridianError as exc:
+                    await send({"type": "error", "code": error_code(exc), "message": exc.message})
     except (WebSocketDisconnect, ConnectionError):
         pass
     except MeridianError as exc:

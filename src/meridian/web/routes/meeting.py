@@ -2,7 +2,12 @@
 
 ``/account/meetings`` lists and creates meetings exactly as ``GET``/``POST /v1/meetings`` do for
 the signed-in user; ``/account/settings`` reads and changes the account's data-centre regions as
-``GET``/``PUT /v1/accounts/{id}/regions`` do. ``/meet/{id}`` is open to anyone: its script
+``GET``/``PUT /v1/accounts/{id}/regions`` do. A meeting's join link (``/meet/{id}#k=<invite>``)
+is shown once, in the answer to creating the meeting or to "New join link" (the invite is stored
+hashed, so no later page can show it again); the list also locks and unlocks each live meeting
+and turns its waiting room on and off, as ``PATCH /v1/meetings/{id}`` does. ``/meet/{id}`` is
+open to anyone, but joining needs the invite (read from the link's fragment, which no server
+sees) unless the viewer is one of the host account's own users: its script
 (``static/js/meeting.js``) joins through the signalling WebSocket, unwraps the meeting key with a
 key pair made in the browser and talks through the assigned relay in sealed frames, so nothing
 secret or decrypted ever reaches the server.
@@ -24,6 +29,8 @@ from ...errors import ConflictError, DeniedError, InputError, MeridianError, Not
 from ...identity.accounts import get_account
 from ...meetings import service
 from ...meetings.lifecycle import end_everywhere
+from ...meetings import access, service
+from ...meetings.invite import join_link
 from ...meetings.regions import region_table
 from ...runtime import Runtime
 from ..deps import CsrfChecked, MaybeViewerDep, Viewer, page_for
@@ -63,6 +70,7 @@ async def _meetings_page(
     error: str | None = None,
     decision: dict[str, Any] | None = None,
     created: str | None = None,
+    link: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     meetings = await run_in_threadpool(_meetings, request.app.state.runtime, viewer)
@@ -79,6 +87,8 @@ async def _meetings_page(
             "error": error,
             "decision": decision,
             "created": next((m for m in meetings if m.id == created), None),
+            # a join link just issued ({"meeting", "url", "topic"}): shown this once
+            "link": link,
         },
         status=status,
         active="meetings",
@@ -115,7 +125,7 @@ async def create_meeting(
             )
         except ValidationError as exc:
             raise form_error(exc) from None
-        meeting, _ = await run_in_threadpool(
+        meeting, _, invite = await run_in_threadpool(
             service.create_meeting,
             rt,
             caller=viewer.caller,
@@ -137,7 +147,55 @@ async def create_meeting(
         return await _meetings_page(
             request, viewer, form=form, error=exc.message, status=exc.http_status
         )
-    return RedirectResponse(f"/account/meetings?created={meeting.id}", status_code=303)
+    # rendered here rather than redirected: the invite is shown once and is in no URL
+    base = str(request.base_url)
+    return await _meetings_page(
+        request,
+        viewer,
+        created=meeting.id,
+        link={"meeting": meeting.id, "url": join_link(base, meeting.id, invite)},
+    )
+
+
+@router.post(
+    "/account/meetings/{meeting_id}/invite", response_class=HTMLResponse, dependencies=[CsrfChecked]
+)
+async def new_invite(request: Request, meeting_id: IdPath, viewer: UserPage) -> Response:
+    """A new join link for a live meeting (``POST /v1/meetings/{id}/invite``): shown once."""
+    rt = request.app.state.runtime
+    try:
+        invite = await run_in_threadpool(
+            access.rotate_invite, rt, caller=viewer.caller, meeting_id=meeting_id
+        )
+    except MeridianError as exc:
+        return await _meetings_page(request, viewer, error=exc.message, status=exc.http_status)
+    url = join_link(str(request.base_url), meeting_id, invite)
+    return await _meetings_page(request, viewer, link={"meeting": meeting_id, "url": url})
+
+
+@router.post(
+    "/account/meetings/{meeting_id}/access", response_class=HTMLResponse, dependencies=[CsrfChecked]
+)
+async def meeting_access(
+    request: Request,
+    meeting_id: IdPath,
+    viewer: UserPage,
+    setting: Annotated[str, Form(max_length=20)] = "",
+    value: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Lock or unlock a meeting, or turn its waiting room on or off (``PATCH /v1/meetings/{id}``)."""
+    rt = request.app.state.runtime
+    try:
+        if setting not in ("locked", "waiting_room") or value not in ("on", "off"):
+            raise InputError(f"unknown meeting setting `{setting[:20]}={value[:5]}`")
+        await run_in_threadpool(
+            lambda: access.set_access(
+                rt, caller=viewer.caller, meeting_id=meeting_id, **{setting: value == "on"}
+            )
+        )
+    except MeridianError as exc:
+        return await _meetings_page(request, viewer, error=exc.message, status=exc.http_status)
+    return RedirectResponse("/account/meetings", status_code=303)
 
 
 # -- meeting settings -----------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 // It follows docs/data-plane.md as meridian.client.Participant does:
 //   1. an X25519 key pair and an Ed25519 signing key pair made here (WebCrypto; neither private
 //      key can be exported);
-//   2. signalling (same origin): {"type": "join", "name", "public_key", "signing_key"} → "refused"
-//      or "admitted", which carries the roster the control plane signs (`signed_roster`, an EdDSA
-//      JWT) and the key it is checked with (`roster_key`): participant id → name, signing key;
+//   2. signalling (same origin): {"type": "join", "name", "public_key", "signing_key", "invite"} →
+//      "refused" or "admitted" (first "waiting" while a host decides, when the meeting has a
+//      waiting room; the invite is the join link's fragment (#k=…), which the browser never sends
+//      to any server); "admitted" carries the roster the control plane signs (`signed_roster`, an
+//      EdDSA JWT) and the key it is checked with (`roster_key`): participant id → name, signing key;
 //   3. the meeting key, wrapped to our public key by the key region's key server, is opened here:
 //      ECDH with the ephemeral `epk`, HKDF-SHA256 (salt epk || our public key, info
 //      "meridian key wrap v1"), AES-256-GCM with the canonical JSON of the key's context as AAD;
@@ -15,7 +17,9 @@
 //      within GRACE_MS, its sender in the signed roster, its signature by that sender's key)
 //      before it is opened, and what is dropped is counted on the page; key rotations, rosters,
 //      joins, leaves, removal and the end arrive on signalling, as do a plan's time warning
-//      and `region_down` (this page's relay node died: join again).
+//      and `region_down` (this page's relay node died: join again); "paused" (the key could not
+//      be rotated) stops sending until "resumed";
+//   6. a host (the host account's own user) hears "waiting_room" and admits or refuses each guest.
 //   Once out of the meeting (removed, ended, left, region down) the page lists nobody.
 // Nothing secret and nothing decrypted is ever sent anywhere: only sealed frames leave the page.
 //
@@ -35,6 +39,12 @@
   const EARLY_FRAMES = 256; // frames whose key or sender's roster entry has not arrived yet
   const CLOSE_REMOVED = 4451;
   const CLOSE_ENDED = 4410; // the relay closes an ended meeting's sockets
+
+  // The invite of the join link: `#k=…` (preferred: never sent to a server) or `?k=…`.
+  function linkInvite() {
+    const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
+    return fragment.get("k") || new URLSearchParams(location.search).get("k") || null;
+  }
 
   // -- bytes -------------------------------------------------------------------------------------
 
@@ -330,6 +340,8 @@
       this.own = null;
       this.me = null;
       this.name = "";
+      this.invite = linkInvite();
+      this.paused = null;
       this.queue = Promise.resolve(); // frames and keys are handled one at a time, in order
       this.$("join").addEventListener("submit", (event) => {
         event.preventDefault();
@@ -386,16 +398,20 @@
       const signal = new WebSocket(wsUrl(path));
       this.signal = signal;
       await opened(signal);
-      // The first message answers the join; every later one (a rotation may come at once) is
-      // queued behind the admission, so no key is applied out of order or missed.
-      const first = nextMessage(signal);
-      first.then(() => {
-        signal.addEventListener("message", (event) => {
-          this.serial(() => this.onSignal(event.data));
-        });
-      }, () => {});
-      signal.send(JSON.stringify({ type: "join", name, public_key: b64url(publicRaw), signing_key: b64url(signingRaw) }));
-      const answer = JSON.parse(await first);
+      // The first message answers the join (after any "waiting"); every later one (a rotation
+      // may come at once) is queued behind the admission, so no key is applied out of order or
+      // missed: the listener is added in the same turn the answer is read.
+      const join = { type: "join", name, public_key: b64url(publicRaw), signing_key: b64url(signingRaw) };
+      if (this.invite) join.invite = this.invite;
+      signal.send(JSON.stringify(join));
+      let answer = JSON.parse(await nextMessage(signal));
+      while (answer.type === "waiting") {
+        this.status("Waiting for the host to let you in…");
+        answer = JSON.parse(await nextMessage(signal));
+      }
+      signal.addEventListener("message", (event) => {
+        this.serial(() => this.onSignal(event.data));
+      });
       if (answer.type === "refused") {
         this.refused(answer);
         return;
@@ -587,6 +603,18 @@
             this.relay.send(JSON.stringify({ type: "renew", grant: message.grant }));
           }
           break;
+        case "paused":
+          this.pause(message.reason || "the meeting key could not be rotated");
+          break;
+        case "resumed":
+          this.resume();
+          break;
+        case "waiting_room":
+          this.waitingRoom(message.waiting || []);
+          break;
+        case "error":
+          this.status(message.message || "the control plane refused that");
+          break;
         default:
           break;
       }
@@ -600,6 +628,48 @@
       for (const from of document.querySelectorAll(`#chat .from[data-sender="${CSS.escape(participant)}"]`)) {
         from.textContent = this.nameOf(participant);
       }
+    }
+
+    // The key could not be rotated after someone left: nothing is sent until it is.
+    pause(reason) {
+      this.paused = reason;
+      this.status(`Paused: ${reason}. Nothing is sent until the key is rotated.`);
+      this.line(null, `The meeting is paused: ${reason}.`);
+      this.$("say").querySelector("button").disabled = true;
+      this.$("line").disabled = true;
+    }
+
+    resume() {
+      if (!this.paused || this.ended) return;
+      this.paused = null;
+      this.status("The meeting key was rotated: messages are end-to-end encrypted.");
+      this.line(null, "The meeting resumed.");
+      this.$("say").querySelector("button").disabled = false;
+      this.$("line").disabled = false;
+    }
+
+    // A host's view of the waiting room: each guest with Admit and Refuse.
+    waitingRoom(waiting) {
+      const section = this.$("waiting-room");
+      const list = this.$("waiting");
+      const items = waiting.map((guest) => {
+        const item = el("li");
+        item.dataset.participant = guest.participant;
+        item.append(el("span", guest.name, "name"), " ");
+        for (const [label, type] of [["Admit", "admit"], ["Refuse", "refuse"]]) {
+          const button = el("button", label, type === "admit" ? "" : "secondary");
+          button.type = "button";
+          button.setAttribute("aria-label", `${label} ${guest.name}`);
+          button.addEventListener("click", () => {
+            button.disabled = true;
+            this.signal.send(JSON.stringify({ type, participant: guest.participant }));
+          });
+          item.append(button, " ");
+        }
+        return item;
+      });
+      list.replaceChildren(...items);
+      section.hidden = waiting.length === 0;
     }
 
     nameOf(participant) {
@@ -746,7 +816,7 @@
     async say() {
       const input = this.$("line");
       const text = input.value;
-      if (!text.trim() || !this.relay || this.ended) return;
+      if (!text.trim() || !this.relay || this.ended || this.paused) return;
       const frame = await this.keys.seal(this.me, CHAT, encoder.encode(text));
       this.relay.send(frame);
       input.value = "";
