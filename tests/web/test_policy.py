@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 from playwright.sync_api import expect
@@ -158,6 +159,30 @@ def test_malformed_yaml_is_shown_at_its_line(live: Any, browse: Any) -> None:
     page.get_by_role("button", name="Validate and put in force").click()
     expect(page.locator(".problems li")).to_contain_text("malformed yaml")
     assert page.locator("ol.excerpt li.bad").count() == 1
+
+
+def test_an_alias_bomb_pasted_in_the_console_is_refused_fast_at_its_lines(
+    live: Any, browse: Any
+) -> None:
+    bomb = "".join(
+        f"{c}: &{c} [{','.join([f'*{p}'] * 9) if p else ','.join(['lol'] * 9)}]\n"
+        for p, c in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+    )
+    page = browse(live, "operator", path="/console/policy/bundle")
+    page.get_by_label("Bundle (YAML)").fill(bomb)
+    started = time.monotonic()
+    page.get_by_role("button", name="Validate and put in force").click()
+    page.wait_for_load_state()
+    assert time.monotonic() - started < 10
+    problems = page.locator(".problems li")
+    expect(problems.first).to_contain_text("line 1:")
+    expect(problems.first).to_contain_text("yaml anchors are not allowed in a bundle: `&a`")
+    expect(problems.nth(1)).to_contain_text("line 2:")
+    expect(problems.nth(1)).to_contain_text("yaml anchors are not allowed in a bundle: `&b`")
+    expect(problems.nth(2)).to_contain_text("yaml aliases are not allowed in a bundle: `*a`")
+    # bounded: fifty are listed, and the rest summed up in one line
+    expect(problems).to_have_count(51)
+    expect(problems.last).to_contain_text("more than 50 problems")
 
 
 def test_a_valid_edited_bundle_is_put_in_force_and_recorded(live: Any, browse: Any) -> None:
