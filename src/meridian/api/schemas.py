@@ -54,9 +54,9 @@ __all__ = [
     "SubscriptionsPublic",
     "TokenCreate",
     "TokenPublic",
-    "check_id",
     "WaitingGuest",
     "WaitingPublic",
+    "check_id",
     "check_instant",
 ]
 

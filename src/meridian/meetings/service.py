@@ -29,8 +29,8 @@ from ..legal.blocks import refuse_blocked
 from ..runtime import Runtime
 from ..storage.models import Account, Meeting, Participation, new_id
 from ..storage.paging import page
-from .limits import refuse_full
 from .invite import new_invite
+from .limits import refuse_full
 from .placement import CountryList, MeetingPlan, Occupancy, Placement, place, plan_meeting
 from .regions import RegionTable, region_table
 

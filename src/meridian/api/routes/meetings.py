@@ -23,10 +23,9 @@ from ...identity.accounts import get_account
 from ...identity.sessions import session_caller
 from ...keys.media import check_signing_key
 from ...keys.wrap import check_public_key, from_b64url
-from ...meetings import service
-from ...meetings.lifecycle import end_everywhere
 from ...meetings import access, service
 from ...meetings.invite import join_link
+from ...meetings.lifecycle import end_everywhere
 from ...meetings.live import Signalling
 from ...meetings.regions import region_table
 from ...meetings.route import PlacementRequest, route_request
@@ -46,8 +45,8 @@ from ..schemas import (
     MeetingsPublic,
     RegionSettingPublic,
     RegionsUpdate,
-    check_id,
     WaitingPublic,
+    check_id,
 )
 from .common import errors, json_response
 

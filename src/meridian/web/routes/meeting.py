@@ -27,10 +27,9 @@ from ...api.deps import get_client_ip
 from ...api.schemas import IdPath, MeetingCreate, MeetingPublic, RegionsUpdate
 from ...errors import ConflictError, DeniedError, InputError, MeridianError, NotFoundError
 from ...identity.accounts import get_account
-from ...meetings import service
-from ...meetings.lifecycle import end_everywhere
 from ...meetings import access, service
 from ...meetings.invite import join_link
+from ...meetings.lifecycle import end_everywhere
 from ...meetings.regions import region_table
 from ...runtime import Runtime
 from ..deps import CsrfChecked, MaybeViewerDep, Viewer, page_for
