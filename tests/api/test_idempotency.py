@@ -411,3 +411,23 @@ def test_two_clients_behind_a_trusted_proxy_are_kept_apart(live_factory):
     again = _post(alice, "/v1/accounts", _body("Proxied Co"), "same-key")
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json()["account"]["id"] == first.json()["account"]["id"]
+
+
+def test_a_replayed_meeting_creation_never_carries_the_invite(live):
+    # the join secret is shown once, like a token: an idempotent replay must not keep it at rest
+    from tests.api.test_meetings import paid_account
+
+    account = paid_account(live, name="Invite Co")
+    host = live.client(account["id"])
+    first = _post(host, "/v1/meetings", {"topic": "board"}, "meet-1")
+    assert first.status_code == 201, first.text
+    invite = first.json()["invite"]
+    assert invite
+    stored = _secrets_in(_row(live, "meet-1"))
+    assert invite.encode() not in stored
+    again = _post(host, "/v1/meetings", {"topic": "board"}, "meet-1")
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["meeting"]["id"] == first.json()["meeting"]["id"]
+    assert again.json()["invite"] is None
+    assert again.json()["join_url"] is None

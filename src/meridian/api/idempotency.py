@@ -64,17 +64,20 @@ PURGE_EVERY_SECONDS = 60.0
 log = logging.getLogger("meridian.api")
 #: an API token's secret, wherever it appears in a stored response (see identity.tokens)
 _SECRET = re.compile(r"^mrd_[a-z]+_[A-Za-z0-9_-]{16,}$")
+#: fields that hold a secret shown once: an API token, a meeting's join secret and its link
+_SECRET_FIELDS = frozenset({"token", "invite", "join_url"})
 
 
 def redact(body: bytes) -> bytes:
-    """``body`` as it may be stored: every API token secret in it replaced by ``null``.
+    """``body`` as it may be stored: every secret in it replaced by ``null``.
 
-    A JSON body is walked: a ``token`` field holding a string, and any string shaped like a token
-    secret, become ``null``. A body with nothing to redact is returned unchanged (byte for byte);
+    A JSON body is walked: a ``token``, ``invite`` or ``join_url`` field holding a string (an API
+    token, a meeting's join secret and its link), and any string shaped like a token secret,
+    become ``null``. A body with nothing to redact is returned unchanged (byte for byte);
     one that is not JSON is returned unchanged unless it contains ``mrd_``, when it is not
     stored at all (``b""``).
     """
-    if b"mrd_" not in body and b'"token"' not in body:
+    if b"mrd_" not in body and b'"token"' not in body and b'"invite"' not in body:
         return body
     try:
         data = json.loads(body)
@@ -88,7 +91,7 @@ def redact(body: bytes) -> bytes:
             return {k: walk(v, k) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v) for v in value]
-        if isinstance(value, str) and (key == "token" or _SECRET.match(value)):
+        if isinstance(value, str) and (key in _SECRET_FIELDS or _SECRET.match(value)):
             found = True
             return None
         return value

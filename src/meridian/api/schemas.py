@@ -386,8 +386,13 @@ class MeetingCreated(BaseModel):
     meeting: MeetingPublic
     decision: dict[str, Any]
     signal: str = Field(description="the WebSocket path participants join through")
-    invite: str = Field(description="the meeting's join secret, shown only now (stored hashed)")
-    join_url: str = Field(description="the join link to share: the meeting page with the invite")
+    invite: str | None = Field(
+        description="the meeting's join secret, shown only now (stored hashed): `null` on a "
+        "replay of the same `Idempotency-Key`, since no secret is kept; rotate it to get a new one"
+    )
+    join_url: str | None = Field(
+        description="the join link to share: the meeting page with the invite (`null` on a replay)"
+    )
 
 
 class MeetingAccess(_In):
