@@ -124,7 +124,9 @@ class Settings(BaseModel):
     # -- limits (docs/security.md, "Limits") --
     #: the largest request body, in bytes, for every method; larger is 413, refused while
     #: streaming (never read whole)
-    max_body_bytes: int = Field(default=2_000_000, ge=1024, le=1_000_000_000)
+    #: the largest request body for every method: 8 MiB holds the largest bundle `PUT /v1/policy`
+    #: accepts (1,000,000 characters, up to 6 bytes each as JSON escapes) with room to spare
+    max_body_bytes: int = Field(default=8_388_608, ge=1024, le=1_000_000_000)
     #: seconds an ``Idempotency-Key`` and its stored response are kept (then forgotten, purged)
     idempotency_ttl: float = Field(default=86_400.0, gt=0)
     #: ``redis://host:port/db``: rate limits kept in Redis, shared by every replica; empty:

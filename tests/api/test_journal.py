@@ -74,7 +74,7 @@ def test_advisory_decisions_add_a_bounded_number_of_bytes_to_the_log(live, shape
     with live.runtime.db.read() as session:
         from meridian.identity.tokens import authenticate
 
-        actor = authenticate(session, signup.json()["token"]).token_id
+        actor = authenticate(session, signup.json()["token"], at=live.clock()).token_id
     calls = 5
     for call in range(calls):
         requests = _alike(1000) if shape == "alike" else _varied(1000, call * 1000)

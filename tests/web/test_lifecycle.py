@@ -17,6 +17,7 @@ from tests.web.test_meeting import (
     clients,  # noqa: F401 - a fixture
     create_meeting,
     host,
+    invited,
     join_page,
 )
 
@@ -30,7 +31,7 @@ def status(live: Any, meeting: str) -> str:
 def test_the_host_ends_the_meeting_from_its_page_and_everyone_sees_it_ended(plane, nodes, browse):
     account = host(plane)
     mid = create_meeting(plane, account, topic="Board")["id"]
-    guest = browse(plane, forwarded_for=DE_IP, path=f"/meet/{mid}")
+    guest = browse(plane, forwarded_for=DE_IP, path=invited(plane, mid))
     # a guest is offered no way to end it
     expect(guest.get_by_role("button", name="End meeting")).to_have_count(0)
     join_page(guest, "Dieter")
@@ -73,10 +74,10 @@ def test_the_end_form_needs_its_csrf_token(plane, nodes, browse):
 def test_a_removed_participants_page_says_so_and_shows_nobody(plane, nodes, browse, clients):  # noqa: F811
     account = host(plane)
     mid = create_meeting(plane, account)["id"]
-    kept = browse(plane, forwarded_for=DE_IP, path=f"/meet/{mid}")
+    kept = browse(plane, forwarded_for=DE_IP, path=invited(plane, mid))
     join_page(kept, "Dieter")
     expect(kept.get_by_role("status")).to_contain_text("Connected through the relay in DE")
-    gone = browse(plane, forwarded_for=CN_IP, path=f"/meet/{mid}")
+    gone = browse(plane, forwarded_for=CN_IP, path=invited(plane, mid))
     join_page(gone, "Chen")
     expect(gone.get_by_role("status")).to_contain_text("Connected through the relay in HK")
     expect(gone.locator("#roster")).to_contain_text("Dieter")
@@ -116,7 +117,7 @@ def test_every_page_counts_live_meetings_the_same_way(live, browse):
 def test_the_plans_time_warning_and_the_timed_end_reach_the_page(plane, nodes, browse):
     account = host(plane, plan=None)  # free: 40 minutes a meeting
     mid = create_meeting(plane, account)["id"]  # at 10:00 by the service's clock
-    page = browse(plane, forwarded_for=DE_IP, path=f"/meet/{mid}")
+    page = browse(plane, forwarded_for=DE_IP, path=invited(plane, mid))
     join_page(page, "Dieter")
     expect(page.get_by_role("status")).to_contain_text("Connected through the relay in DE")
     plane.clock.set("2021-03-01T10:35:00Z")

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from playwright.sync_api import expect
-from tests.web.test_meeting import US_IP, WAIT, Clients, create_meeting, host, join_page
+from tests.web.test_meeting import US_IP, WAIT, Clients, create_meeting, host, invited, join_page
 from tests.web.test_meeting import clients as clients  # the fixture, shared
 
 from meridian.keys import FrameKind
@@ -22,7 +22,7 @@ def test_the_page_drops_a_frame_forged_under_another_participants_id(
     plane, nodes, browse, clients: Clients
 ):
     meeting = create_meeting(plane, host(plane), topic="Forgery")["id"]
-    page = browse(plane, forwarded_for=US_IP, path=f"/meet/{meeting}")
+    page = browse(plane, forwarded_for=US_IP, path=invited(plane, meeting))
     join_page(page, "Browser guest")
     expect(page.get_by_role("status")).to_contain_text("Connected through the relay in US")
     bob = clients.join(plane, meeting, "Bob", US_IP)
@@ -71,7 +71,7 @@ def _tamper(message: str | bytes) -> str | bytes:
 
 def test_the_page_refuses_a_roster_the_control_plane_did_not_sign(plane, nodes, browse):
     meeting = create_meeting(plane, host(plane), topic="Tampered roster")["id"]
-    page = browse(plane, forwarded_for=US_IP, path=f"/meet/{meeting}")
+    page = browse(plane, forwarded_for=US_IP, path=invited(plane, meeting))
 
     def between(ws: Any) -> None:
         server = ws.connect_to_server()

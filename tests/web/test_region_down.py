@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 from tests.conftest import Live
-from tests.web.test_meeting import DE_IP, US_IP, create_meeting, host, join_page
+from tests.web.test_meeting import DE_IP, US_IP, create_meeting, host, invited, join_page
 
 from meridian.meetings.grants import load_or_create_signing_key, public_key_b64
 from meridian.node.cluster import LocalCluster
@@ -51,10 +51,10 @@ def test_a_page_on_a_node_that_dies_is_told_and_joins_again_elsewhere(
     plane: Live, own_nodes: LocalCluster, browse: Any
 ) -> None:
     mid = create_meeting(plane, host(plane, country="DE"))["id"]  # may use DE and US
-    kept = browse(plane, forwarded_for=DE_IP, path=f"/meet/{mid}")
+    kept = browse(plane, forwarded_for=DE_IP, path=invited(plane, mid))
     join_page(kept, "Dieter")
     expect(kept.get_by_role("status")).to_contain_text("Connected through the relay in DE")
-    page = browse(plane, forwarded_for=US_IP, path=f"/meet/{mid}")
+    page = browse(plane, forwarded_for=US_IP, path=invited(plane, mid))
     join_page(page, "Ana")
     expect(page.get_by_role("status")).to_contain_text("Connected through the relay in US")
     expect(page.locator("#roster")).to_contain_text("Dieter")

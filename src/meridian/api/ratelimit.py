@@ -186,7 +186,8 @@ async def authenticate_counted(conn: HTTPConnection, secret: str) -> Caller:
     """
     cache: TokenCache = conn.app.state.tokens
     known = cache.cached(secret)
-    if known is not None:
+    # a cached token's expiry is still judged on every use (against the service's clock)
+    if known is not None and known.expired(conn.app.state.runtime.now()) is None:
         return known
     limits = rate_limits(conn.app)
     ip = connection_ip(conn)

@@ -17,7 +17,7 @@ _DESCRIPTIONS = {
     403: "the caller's role may not do this, or the policy refused it (`denied`, with the decision)",
     404: "no such object, or not one the caller may see",
     409: "the action clashes with the current state, or the same `Idempotency-Key` is in flight",
-    413: "request body too large (`max_body_bytes`, 2,000,000 by default, for every method)",
+    413: "request body too large (`max_body_bytes`, 8,388,608 by default, for every method)",
     422: "invalid input; `fields` names each failing field",
     429: "a rate limit was passed (sign-ups, sign-ins, failed authentications, decisions or "
     "joins): `Retry-After` says when to come back",

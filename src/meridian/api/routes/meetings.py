@@ -418,6 +418,11 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
             raise InputError('expected `{"type": "join", "name", "public_key"}` first') from None
         if not isinstance(first, dict) or first.get("type") != "join":
             raise InputError('expected `{"type": "join", "name", "public_key"}` first')
+        # a join counts per token, a guest's per client address (api.ratelimit), before it is
+        # judged: a malformed or refused join costs its sender as much as an admitted one
+        await rate_limits(app).hit(
+            "joins", caller.token_id if caller is not None else connection_ip(websocket)
+        )
         name = first.get("name") or "guest"
         if not isinstance(name, str) or len(name) > 200 or not name.isprintable():
             raise InputError("`name` must be printable text of at most 200 characters")
@@ -428,10 +433,6 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
         public_key = check_public_key(from_b64url(first.get("public_key"), "`public_key`"))
         signing_key = check_signing_key(from_b64url(first.get("signing_key"), "`signing_key`"))
         invite = access.parse_invite(first.get("invite"))
-        # a join counts per token, a guest's per client address (api.ratelimit)
-        await rate_limits(app).hit(
-            "joins", caller.token_id if caller is not None else connection_ip(websocket)
-        )
 
         async def gone() -> None:
             """Ends when the socket closes (while its owner waits in the waiting room)."""
