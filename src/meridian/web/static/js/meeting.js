@@ -720,7 +720,14 @@
         return;
       }
       if (event.code === CLOSE_ENDED) {
-        this.end("The meeting ended."); // the relay's end order may come before signalling's
+        // The relay's end order comes before signalling's `ended`, which says why (a plan's time
+        // limit, say): while signalling is open, wait a moment for it; nothing is sent meanwhile.
+        if (what === "relay" && this.signal && this.signal.readyState === WebSocket.OPEN) {
+          this.disable();
+          if (!this.endWait) this.endWait = setTimeout(() => this.end("The meeting ended."), 2000);
+          return;
+        }
+        this.end("The meeting ended.");
         return;
       }
       const text = `The ${what} closed the connection (code ${event.code}${event.reason ? `: ${event.reason}` : ""}).`;
@@ -755,6 +762,7 @@
 
     end(text) {
       if (this.ended) return;
+      clearTimeout(this.endWait);
       this.ended = text;
       this.status(text);
       this.line(null, text);
