@@ -25,7 +25,10 @@ WAIT = 10  # seconds: a safety net against hanging, never an assertion
 #: the documented grace for frames of a superseded epoch (docs/data-plane.md §Frames), and a margin
 PAST_THE_GRACE = 2.0 + 0.3
 
-pytestmark = [pytest.mark.storage, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+pytestmark = [
+    pytest.mark.storage,
+    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+]
 
 
 def run(scenario: Coroutine[Any, Any, Any]) -> Any:
@@ -41,10 +44,13 @@ def create_meeting(plane: Any) -> str:
     plane.token(account["id"], role="user", account_id=account["id"])
     r = plane.client(account["id"]).post("/v1/meetings", json={})
     assert r.status_code == 201, r.text
+    plane.invites[r.json()["meeting"]["id"]] = r.json()["invite"]
     return str(r.json()["meeting"]["id"])
 
 
 async def join(plane: Any, meeting: str, name: str, **kw: Any) -> Participant:
+    """Join as a guest holding the meeting's invite (its join link's secret)."""
+    kw.setdefault("invite", plane.invites[meeting])
     return await Participant.join(plane.url, meeting, name=name, forwarded_for=US_IP, **kw)
 
 
@@ -110,26 +116,34 @@ def test_frames_of_a_superseded_epoch_are_dropped_after_the_grace(plane, nodes):
 
     async def scenario() -> dict[str, Any]:
         alice, bob, carol, dave = await everyone(plane, meeting, "alice", "bob", "carol", "dave")
-        await carol.leave()  # the key rotates to epoch 1
-        await until(lambda: alice.epoch == bob.epoch == 1, "the rotation to epoch 1")
-        # sealed just before, under epoch 0, arriving just after: within the grace, it opens
-        in_flight = bob.keys.seal(sender=bob.participant, kind=FrameKind.CHAT, payload=b"late", epoch=0)
+        await carol.leave()  # the key rotates to epoch 2 (epochs start at 1)
+        await until(lambda: alice.epoch == bob.epoch == 2, "the rotation to epoch 2")
+        # sealed just before, under epoch 1, arriving just after: within the grace, it opens
+        in_flight = bob.keys.seal(
+            sender=bob.participant, kind=FrameKind.CHAT, payload=b"late", epoch=1
+        )
         await bob.send_frame(in_flight)
         first = await alice.receive(WAIT)
-        very_old = bob.keys.seal(sender=bob.participant, kind=FrameKind.CHAT, payload=b"e0", epoch=0)
-        await dave.leave()  # epoch 2: epoch 0 is now older than the previous one
-        await until(lambda: alice.epoch == bob.epoch == 2, "the rotation to epoch 2")
+        very_old = bob.keys.seal(
+            sender=bob.participant, kind=FrameKind.CHAT, payload=b"e1", epoch=1
+        )
+        await dave.leave()  # epoch 3: epoch 1 is now older than the previous one
+        await until(lambda: alice.epoch == bob.epoch == 3, "the rotation to epoch 3")
         await bob.send_frame(very_old)  # dropped at once, grace or not
-        previous = bob.keys.seal(sender=bob.participant, kind=FrameKind.CHAT, payload=b"e1", epoch=1)
+        previous = bob.keys.seal(
+            sender=bob.participant, kind=FrameKind.CHAT, payload=b"e2", epoch=2
+        )
         await bob.send_frame(previous)
         second = await alice.receive(WAIT)
-        assert (second.epoch, second.text) == (1, "e1")  # epoch 0 was dropped
-        await asyncio.sleep(PAST_THE_GRACE)  # epoch 1's grace runs out
-        stale = bob.keys.seal(sender=bob.participant, kind=FrameKind.CHAT, payload=b"e1 again", epoch=1)
+        assert (second.epoch, second.text) == (2, "e2")  # epoch 1 was dropped
+        await asyncio.sleep(PAST_THE_GRACE)  # epoch 2's grace runs out
+        stale = bob.keys.seal(
+            sender=bob.participant, kind=FrameKind.CHAT, payload=b"e2 again", epoch=2
+        )
         await bob.send_frame(stale)
         await bob.send_chat("current")
         third = await alice.receive(WAIT)
-        assert (third.epoch, third.text) == (2, "current")  # epoch 1, past its grace, dropped
+        assert (third.epoch, third.text) == (3, "current")  # epoch 2, past its grace, dropped
         out = {
             "got": [(r.epoch, r.text) for r in (first, second, third)],
             "dropped": alice.dropped,
@@ -139,7 +153,7 @@ def test_frames_of_a_superseded_epoch_are_dropped_after_the_grace(plane, nodes):
         return out
 
     out = run(scenario())
-    assert out["got"] == [(0, "late"), (1, "e1"), (2, "current")]
+    assert out["got"] == [(1, "late"), (2, "e2"), (3, "current")]
     assert out["dropped"] == {"bad_signature": 0, "unknown_sender": 0, "old_epoch": 2}
 
 
@@ -153,9 +167,7 @@ def _tampered(token: str, participant: str, key: Ed25519PrivateKey) -> str:
 
     head, payload, signature = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    raw = key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     for member in claims["members"]:
         if member["participant"] == participant:
             member["signing_key"] = _b64(raw)
@@ -180,9 +192,7 @@ def test_a_roster_not_signed_by_the_control_plane_is_refused(plane, nodes):
         claims["seq"] += 100
         for member in claims["members"]:
             if member["participant"] == bob.participant:
-                member["signing_key"] = _b64(
-                    mallory_key.public_key().public_bytes_raw()
-                )
+                member["signing_key"] = _b64(mallory_key.public_key().public_bytes_raw())
         forged = {
             "tampered": _tampered(genuine, bob.participant, mallory_key),
             "other-key": jwt.encode(claims, mallory_key, algorithm="EdDSA"),

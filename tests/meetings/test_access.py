@@ -74,7 +74,12 @@ def records(live: Any, meeting: str, action: str) -> list[Record]:
 
 
 def keys_made(nodes: Any, meeting: str) -> int:
-    return int(httpx.get(f"{nodes['US'].url}/v1/stats/{meeting}", timeout=10).json()["keys"])
+    """Keys the US node made for ``meeting`` (its counters need the admin credential)."""
+    answer = httpx.get(
+        f"{nodes['US'].url}/v1/stats/{meeting}", headers=nodes.admin, timeout=10, trust_env=False
+    )
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["keys"])
 
 
 # -- the invite -------------------------------------------------------------------------------

@@ -15,8 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from meridian.errors import DeniedError
+from meridian.keys import b64url
+from meridian.keys.media import signing_public_bytes
 from meridian.node.cluster import LocalCluster
 from meridian.policy.loader import default_bundle_path
 
@@ -412,7 +415,14 @@ def test_a_signed_out_page_session_opens_the_meeting_socket_only_as_a_guest(plan
             "X-Forwarded-For": US_IP,
         }
         async with connect(url, additional_headers=headers, proxy=None) as ws:
-            await ws.send(json.dumps({"type": "join", "name": "replayed", "public_key": "A" * 43}))
+            join = {
+                "type": "join",
+                "name": "replayed",
+                "public_key": "A" * 43,
+                "signing_key": b64url(signing_public_bytes(Ed25519PrivateKey.generate())),
+                "invite": plane.invites[meeting["id"]],  # a guest's way in: the join link
+            }
+            await ws.send(json.dumps(join))
             answer: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 30))
             return answer
 

@@ -77,6 +77,7 @@ def host(plane: Live, country: str, regions: list[str] | None = None) -> str:
 def create_meeting(plane: Live, account: str) -> str:
     r = plane.client(account).post("/v1/meetings", json={})
     assert r.status_code == 201, r.text
+    plane.invites[r.json()["meeting"]["id"]] = r.json()["invite"]
     return str(r.json()["meeting"]["id"])
 
 
@@ -105,7 +106,9 @@ async def eventually(check: Callable[[], bool], what: str) -> None:
 
 
 async def join(plane: Live, meeting: str, name: str, ip: str) -> Participant:
-    return await Participant.join(plane.url, meeting, name=name, forwarded_for=ip)
+    return await Participant.join(
+        plane.url, meeting, name=name, forwarded_for=ip, invite=plane.invites[meeting]
+    )
 
 
 def test_a_node_killed_with_sigkill_is_marked_down_skipped_and_taken_back(plane, own_nodes):

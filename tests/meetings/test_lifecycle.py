@@ -75,6 +75,7 @@ def host(plane: Live, *, plan: str | None = None) -> str:
 def create_meeting(plane: Live, account: str) -> str:
     r = plane.client(account).post("/v1/meetings", json={})
     assert r.status_code == 201, r.text
+    plane.invites[r.json()["meeting"]["id"]] = r.json()["invite"]
     return str(r.json()["meeting"]["id"])
 
 
@@ -103,7 +104,9 @@ async def eventually(check: Callable[[], bool], what: str) -> None:
 
 
 async def join(plane: Live, meeting: str, name: str, ip: str = US_IP) -> Participant:
-    return await Participant.join(plane.url, meeting, name=name, forwarded_for=ip)
+    return await Participant.join(
+        plane.url, meeting, name=name, forwarded_for=ip, invite=plane.invites[meeting]
+    )
 
 
 def run(scenario: Any) -> Any:
@@ -154,7 +157,12 @@ def test_the_meeting_timer_warns_then_ends_the_meeting_at_the_plans_minutes(plan
     async def scenario() -> None:
         told: list[str] = []
         alice = await Participant.join(
-            plane.url, meeting, name="alice", forwarded_for=US_IP, on_notice=told.append
+            plane.url,
+            meeting,
+            name="alice",
+            forwarded_for=US_IP,
+            on_notice=told.append,
+            invite=plane.invites[meeting],
         )
         rt_clock.set("2021-03-01T10:34:00Z")  # six minutes before the end: no warning yet
         await asyncio.sleep(0.5)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from tests.conftest import Live
 from websockets.asyncio.client import ClientConnection, connect
@@ -24,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 from meridian.client.participant import Participant, signal_url
 from meridian.keys import b64url, public_bytes
+from meridian.keys.media import signing_public_bytes
 from meridian.meetings.grants import Grant, GrantSigner, load_or_create_signing_key
 
 pytestmark = pytest.mark.storage
@@ -54,11 +56,14 @@ def host(plane: Live) -> str:
 def create_meeting(plane: Live, account: str) -> str:
     r = plane.client(account).post("/v1/meetings", json={})
     assert r.status_code == 201, r.text
+    plane.invites[r.json()["meeting"]["id"]] = r.json()["invite"]
     return str(r.json()["meeting"]["id"])
 
 
 async def join(plane: Live, meeting: str, name: str, ip: str) -> Participant:
-    return await Participant.join(plane.url, meeting, name=name, forwarded_for=ip)
+    return await Participant.join(
+        plane.url, meeting, name=name, forwarded_for=ip, invite=plane.invites[meeting]
+    )
 
 
 def relay_socket(p: Participant) -> ClientConnection:
@@ -108,7 +113,15 @@ def test_a_normal_leave_drops_the_leavers_relay_socket(plane, nodes):
         headers = {"X-Forwarded-For": US_IP}
         signal = await connect(signal_url(plane.url, meeting), additional_headers=headers)
         public = b64url(public_bytes(X25519PrivateKey.generate()))
-        await signal.send(json.dumps({"type": "join", "name": "bob", "public_key": public}))
+        signing = b64url(signing_public_bytes(Ed25519PrivateKey.generate()))
+        join_message = {
+            "type": "join",
+            "name": "bob",
+            "public_key": public,
+            "signing_key": signing,
+            "invite": plane.invites[meeting],
+        }
+        await signal.send(json.dumps(join_message))
         admitted = json.loads(await asyncio.wait_for(signal.recv(), WAIT))
         assert admitted["type"] == "admitted", admitted
         relay = await connect(admitted["relay"], proxy=None, additional_headers=headers)
