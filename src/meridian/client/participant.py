@@ -588,7 +588,10 @@ class Participant:
             if exc.rcvd is not None and exc.rcvd.code == _CLOSE_REMOVED:
                 self._was_removed(exc.rcvd.reason or "no reason given")
             elif exc.rcvd is not None and exc.rcvd.code == _CLOSE_ENDED:
-                self.ended = "the meeting ended"  # the relay's end order, before signalling's
+                # the relay's end order usually comes before signalling's `ended`; when it comes
+                # after, the reason signalling gave is kept
+                if self.ended is None or not self.ended.startswith("the meeting ended"):
+                    self.ended = "the meeting ended"
             elif self.ended is None:
                 self.ended = _closed_error(exc, "relay").message
         finally:
