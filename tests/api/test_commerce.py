@@ -172,6 +172,10 @@ def test_renewal_after_the_cutover_requires_transfer_and_keeps_paid_time_then_bi
     ops = live.client("operator")
     # the year is up on 2021-07-15: the renewal is judged then, after the cutover
     live.clock.set("2021-07-16T00:00:00Z")
+    # its sign-up token expired after 90 days: a year on, the customer signs in with a new one
+    assert user.get(f"/v1/subscriptions/{sub['id']}").status_code == 401
+    live.token("cn customer, a year on", role="user", account_id=reg["account"]["id"])
+    user = live.client("cn customer, a year on")
     summary = ops.post("/v1/renewals", json={}).json()
     assert summary["transfer_required"] == 1
     moved = user.get(f"/v1/subscriptions/{sub['id']}").json()
