@@ -111,10 +111,10 @@ def serve_app(directory: Path, profile: Path | None) -> None:
     """Meridian's app under uvicorn, on a new SQLite database in ``directory``."""
     import uvicorn
 
-    from meridian.api import create_app
     from meridian.audit import SYSTEM
     from meridian.identity.people import add_operator
     from meridian.runtime import Runtime
+    from meridian.server import create_app
     from meridian.settings import Settings
 
     # the bench's one token sends far more than a caller may (rate_decisions): the limiter is

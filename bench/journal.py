@@ -8,7 +8,7 @@ Usage::
 The same decisions (real ones, from the engine of the built-in bundle) are journaled twice into
 one new SQLite database, through :func:`meridian.audit.record` as the journal writes them: once
 as entries before issue 14 wrote them (``{"count", "decisions": [summary, ...]}``, the
-baseline) and once as the journal writes them now (:func:`meridian.api.journal.tally`). Two
+baseline) and once as the journal writes them now (:func:`meridian.http.journal.tally`). Two
 shapes of ``--calls`` (5) calls of 1,000 decisions each: ``alike`` (live traffic: one action,
 one country, judged now) and ``varied`` (each decision as different as the contract allows: 3
 actions, 14 countries, a minute apart). The figure is the bytes of the log's entries (the
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from sqlalchemy import func, select
 
-    from meridian.api.journal import summary, tally
     from meridian.audit import Actor, record
+    from meridian.http.journal import summary, tally
     from meridian.policy.request import parse_request
     from meridian.runtime import Runtime
     from meridian.settings import Settings

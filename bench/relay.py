@@ -19,7 +19,7 @@ Three forwarders run as separate processes on 127.0.0.1, one at a time under loa
 * ``relay``: a real ``meridian node --region US`` process, started with
   :class:`~meridian.node.cluster.LocalCluster`: uvicorn with ``ws="websockets-sansio"``, FastAPI,
   the grant check, per-socket outboxes and per-meeting counters, the node as it ships. It holds
-  the public key of a :class:`~meridian.meetings.grants.GrantSigner` made for the run. Every
+  the public key of a :class:`~meridian.keys.grants.GrantSigner` made for the run. Every
   participant connects to ``/v1/relay``, sends ``{"grant": ...}`` (a relay grant for US, its
   address 127.0.0.1) and waits for ``{"type": "ready"}``.
 * ``bare``: the peer the target is set against. A minimal forwarder on the same WebSocket stack
@@ -860,7 +860,7 @@ def run_benchmark(options: Options, bar: CaseBar) -> dict[str, Any]:
     import httpx
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from meridian.meetings.grants import Grant, GrantSigner, public_key_b64
+    from meridian.keys.grants import Grant, GrantSigner, public_key_b64
     from meridian.node.cluster import LocalCluster
 
     load_before = _loadavg()

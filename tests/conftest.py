@@ -272,8 +272,8 @@ def live_factory(
     database_url: str, clock: SetClock, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., Live]]:
     """Serve the app on loopback over the test's database, with settings of the test's choosing."""
-    from meridian.api import create_app
     from meridian.runtime import Runtime
+    from meridian.server import create_app
     from meridian.settings import Settings
 
     started: list[tuple[Live, Callable[[], None]]] = []
@@ -324,7 +324,7 @@ REGIONS = ["CN", "DE", "HK", "US"]
 @pytest.fixture(scope="module")
 def grant_key(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The control plane's grant key, which the nodes check grants against."""
-    from meridian.meetings.grants import load_or_create_signing_key
+    from meridian.keys.grants import load_or_create_signing_key
 
     path = tmp_path_factory.mktemp("control") / "grant.key"
     load_or_create_signing_key(path, create=True)
@@ -333,7 +333,7 @@ def grant_key(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory, grant_key: Any) -> Iterator[Any]:
-    from meridian.meetings.grants import GrantSigner, load_or_create_signing_key, public_key_b64
+    from meridian.keys.grants import GrantSigner, load_or_create_signing_key, public_key_b64
     from meridian.node.cluster import LocalCluster
 
     key = load_or_create_signing_key(grant_key, create=False)

@@ -51,7 +51,7 @@ REQUEST_TIMEOUT = 30.0
 _SERVER = """
 import sys
 import uvicorn
-from meridian.api import create_app
+from meridian.server import create_app
 from meridian.runtime import Runtime
 from meridian.settings import Settings
 

@@ -147,7 +147,7 @@ def test_start_up_verifies_the_stored_log_and_records_a_mismatch(live_factory, c
         session.execute(
             update(Record).where(Record.seq == 2).values(entry=b'{"forged":true}')
         )
-    with caplog.at_level("ERROR", logger="meridian.api"):
+    with caplog.at_level("ERROR", logger="meridian.server"):
         second = live_factory()  # a restart: the new service checks what it finds
     check = second.app.state.log_check
     assert len(check.problems) == 1

@@ -107,8 +107,8 @@ _ID_FIELDS = {
 
 def _openapi() -> dict[str, Any]:
     """The document ``/openapi.json`` serves, built from the app without starting it."""
-    from meridian.api import create_app
     from meridian.runtime import Runtime
+    from meridian.server import create_app
     from meridian.settings import Settings
 
     with tempfile.TemporaryDirectory() as folder:  # never opened: the document needs no database
@@ -214,8 +214,8 @@ def seeded(
 ) -> Iterator[Any]:
     """One seeded server per backend for the whole module (a server per operation costs more
     than the operation's run)."""
-    from meridian.api import create_app
     from meridian.runtime import Runtime
+    from meridian.server import create_app
     from meridian.settings import Settings
 
     database = None

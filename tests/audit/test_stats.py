@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from meridian.api.journal import DecisionJournal
 from meridian.audit import Actor, record
 from meridian.audit.stats import decision_stats
+from meridian.http.journal import DecisionJournal
 
 pytestmark = pytest.mark.storage
 

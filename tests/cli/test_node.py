@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from meridian.cli.app import app
 from meridian.errors import GrantError
-from meridian.meetings.grants import GrantVerifier, load_or_create_signing_key
+from meridian.keys.grants import GrantVerifier, load_or_create_signing_key
 
 
 @pytest.fixture

@@ -169,7 +169,7 @@ def test_revoke_token(database_url):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_grant_key_is_made_in_development_and_required_in_production(tmp_path, database_url):
-    from meridian.meetings.grants import load_or_create_signing_key, public_key_b64
+    from meridian.keys.grants import load_or_create_signing_key, public_key_b64
 
     key_path = tmp_path / "grant.key"
     made = runner.invoke(app, ["admin", "grant-key"], env={"MERIDIAN_GRANT_KEY": str(key_path)})
@@ -263,9 +263,9 @@ def test_serve_demo_is_refused_in_production(database_url, tmp_path):
 def test_a_demo_restart_revokes_the_earlier_demo_tokens(runtime, clock, tmp_path, monkeypatch):
     from rich.console import Console
 
-    from meridian.api.deps import TokenCache
     from meridian.cli.service import _demo
     from meridian.errors import AuthenticationError
+    from meridian.http.deps import TokenCache
 
     def caller(secret):
         return TokenCache().get(runtime, secret)  # a fresh cache: the database's answer

@@ -29,7 +29,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from meridian.keys import RosterMember, from_b64url, sign_roster
-from meridian.meetings.grants import Grant, GrantSigner, public_key_b64
+from meridian.keys.grants import Grant, GrantSigner, public_key_b64
 from meridian.node.cluster import LocalCluster
 
 REGIONS = ("DE", "US")

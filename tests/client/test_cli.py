@@ -143,7 +143,7 @@ def test_node_refuses_a_bad_configuration_with_exit_78(tmp_path):
 def test_a_pinned_control_key_refuses_any_other_signer(control, meeting):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from meridian.meetings.grants import public_key_b64
+    from meridian.keys.grants import public_key_b64
 
     other = public_key_b64(Ed25519PrivateKey.generate().public_key())
     refused = runner.invoke(

@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 from meridian.client import Participant
 from meridian.errors import ConfigurationError, DeniedError, FenceError, GrantError
 from meridian.keys import FrameKind, SenderKeys, SenderRoster, seal_frame, sender_key
-from meridian.meetings.grants import Grant
+from meridian.keys.grants import Grant
 
 WAIT = 10  # seconds: a safety net against hanging, never an assertion
 

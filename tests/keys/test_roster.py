@@ -16,7 +16,7 @@ from meridian.keys import (
     signing_public_bytes,
     verify_roster,
 )
-from meridian.meetings.grants import Grant, GrantSigner
+from meridian.keys.grants import Grant, GrantSigner
 
 CONTROL = Ed25519PrivateKey.generate()
 MEETING = "mtg_7f3a"

@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from meridian.errors import ConfigurationError, FenceError, GrantError, InputError, UnwrapError
+from meridian.keys.grants import Grant, GrantSigner, GrantVerifier
 from meridian.keys.server import KeyServer
 from meridian.keys.store import MasterKeyStore
 from meridian.keys.wrap import KeyContext, WrappedKey, public_bytes, unwrap_key
-from meridian.meetings.grants import Grant, GrantSigner, GrantVerifier
 
 Mint = Callable[..., str]
 

@@ -8,9 +8,9 @@ from collections.abc import Collection
 import pytest
 from sqlalchemy import select
 
-from meridian.api.deps import TokenCache
 from meridian.audit import SYSTEM
 from meridian.errors import ConflictError, ForbiddenError, InputError, NotFoundError
+from meridian.http.deps import TokenCache
 from meridian.identity.tokens import Caller, create_token
 from meridian.legal import workflow
 from meridian.meetings.service import create_meeting

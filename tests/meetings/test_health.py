@@ -17,7 +17,7 @@ from tests.conftest import Live
 
 from meridian.client.participant import Participant
 from meridian.errors import DeniedError
-from meridian.meetings.grants import load_or_create_signing_key, public_key_b64
+from meridian.keys.grants import load_or_create_signing_key, public_key_b64
 from meridian.node.cluster import LocalCluster
 
 pytestmark = [pytest.mark.storage, pytest.mark.slow]

@@ -25,8 +25,8 @@ from websockets.exceptions import ConnectionClosed
 
 from meridian.client.participant import Participant, signal_url
 from meridian.keys import b64url, public_bytes
+from meridian.keys.grants import Grant, GrantSigner, load_or_create_signing_key
 from meridian.keys.media import signing_public_bytes
-from meridian.meetings.grants import Grant, GrantSigner, load_or_create_signing_key
 
 pytestmark = pytest.mark.storage
 

@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from meridian.client.participant import Participant
 from meridian.errors import ForbiddenError, InputError, UnwrapError
 from meridian.keys import FrameKind
-from meridian.meetings.grants import (
+from meridian.keys.grants import (
     Grant,
     GrantSigner,
     load_or_create_signing_key,

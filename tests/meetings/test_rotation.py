@@ -32,7 +32,7 @@ WAIT = 15.0
 
 @pytest.fixture
 def pair(tmp_path_factory: pytest.TempPathFactory, grant_key: Any) -> Iterator[LocalCluster]:
-    from meridian.meetings.grants import load_or_create_signing_key, public_key_b64
+    from meridian.keys.grants import load_or_create_signing_key, public_key_b64
 
     key = load_or_create_signing_key(grant_key, create=False)
     cluster = LocalCluster(

@@ -16,7 +16,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from meridian.meetings.grants import Grant, GrantSigner, public_key_b64
+from meridian.keys.grants import Grant, GrantSigner, public_key_b64
 from meridian.node.cluster import LocalCluster
 
 

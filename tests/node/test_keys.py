@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from meridian.errors import UnwrapError
 from meridian.keys import KeyContext, WrappedKey, b64url, public_bytes, unwrap_key
-from meridian.meetings.grants import GrantSigner
+from meridian.keys.grants import GrantSigner
 
 
 def ask(cluster, region: str, body: object) -> httpx.Response:

@@ -25,7 +25,7 @@ from meridian.keys import (
     seal_frame,
     sender_key,
 )
-from meridian.meetings.grants import Grant, GrantSigner
+from meridian.keys.grants import Grant, GrantSigner
 
 WAIT = 10  # seconds: a safety net against hanging, never an assertion
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from websockets.asyncio.client import ClientConnection, connect
 
 from meridian.errors import ConfigurationError
-from meridian.meetings.grants import Grant, GrantSigner, public_key_b64
+from meridian.keys.grants import Grant, GrantSigner, public_key_b64
 from meridian.node import NodeConfig, create_node_app
 from meridian.node import relay as relay_module
 from meridian.node.counters import MeetingCounters

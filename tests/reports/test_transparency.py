@@ -16,12 +16,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from tests.conftest import serve
 
-from meridian.api.errors import install_error_handlers
 from meridian.api.routes import reports as report_routes
 from meridian.audit.log import Signed
 from meridian.audit.merkle import RootBuilder, leaf_hash
 from meridian.audit.note import Checkpoint, NoteSigner
 from meridian.errors import InputError
+from meridian.http.errors import install_error_handlers
 from meridian.reports import transparency as t
 from meridian.reports.transparency import (
     Period,

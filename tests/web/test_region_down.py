@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from tests.conftest import Live
 from tests.web.test_meeting import DE_IP, US_IP, create_meeting, host, invited, join_page
 
-from meridian.meetings.grants import load_or_create_signing_key, public_key_b64
+from meridian.keys.grants import load_or_create_signing_key, public_key_b64
 from meridian.node.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow

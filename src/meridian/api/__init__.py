@@ -1,5 +1,8 @@
-"""The HTTP door: a FastAPI app over the same service functions the CLI uses."""
+"""The API door: JSON over HTTP, over the same domain services the CLI and the pages use.
 
-from .app import create_app
+``install_api`` adds its routes to the app :func:`meridian.server.create_app` builds.
+"""
 
-__all__ = ["create_app"]
+from .app import API_DESCRIPTION, install_api
+
+__all__ = ["API_DESCRIPTION", "install_api"]

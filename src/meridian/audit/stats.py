@@ -7,7 +7,7 @@ Every decision Meridian takes is in the log, in one of two shapes:
 * advisory decisions (``POST /v1/decisions``, ``/v1/decisions:batch``, the console's what-if) are
   journaled in ``decision.advisory`` entries that hold up to a thousand decisions each, as a
   tally (counts per action, answer, deciding rules, country and minute; see
-  :func:`meridian.api.journal.tally`), or in entries written before issue 14 as one compact
+  :func:`meridian.http.journal.tally`), or in entries written before issue 14 as one compact
   summary per decision: each decision counts, not the entry.
 
 A decision is placed at the instant it was judged at (the service clock's "now" for a live
@@ -148,7 +148,7 @@ def decision_stats(
         if action == ADVISORY:
             details = entry["details"]
             # a tally (since issue 14): counts per group, at the group's minute; the decisions
-            # past its groups at the entry's own instant (see meridian.api.journal.tally)
+            # past its groups at the entry's own instant (see meridian.http.journal.tally)
             for group in details.get("tally", ()):
                 _action, answer, deciding, _country, minute, n = group
                 if minute in slots:
@@ -161,7 +161,7 @@ def decision_stats(
                 count(slot_of(at), answer, deciding, n)
             # the earlier form: every decision's summary
             for summary in details.get("decisions", ()):
-                # (action, decision, rules, country, instant): see meridian.api.journal.summary
+                # (action, decision, rules, country, instant): see meridian.http.journal.summary
                 when = summary[4]
                 if when in slots:
                     slot = slots[when]

@@ -148,7 +148,7 @@ def scrape_token(
     """Print an `admin` credential for region nodes' counters (/metrics, /v1/stats), e.g. for
     Prometheus: send it as `Authorization: Bearer <token>` (docs/data-plane.md)."""
     from ..geography.regions import REGIONS
-    from ..meetings.grants import ANY_REGION, GrantSigner, load_or_create_signing_key
+    from ..keys.grants import ANY_REGION, GrantSigner, load_or_create_signing_key
     from ..settings import get_settings
 
     code = region.strip().upper()

@@ -83,8 +83,8 @@ def serve(
     """Serve the HTTP API (OpenAPI at /docs) on the database, creating and migrating it if needed."""
     import uvicorn
 
-    from ..api import create_app
     from ..runtime import Runtime
+    from ..server import create_app
 
     settings: Settings = get_settings().with_changes(
         host=host, port=port, database_url=database, clock=clock
@@ -214,7 +214,7 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 def _start_nodes(settings: Settings, codes: list[str], console: Console) -> LocalCluster | None:
     """Start the local region nodes ``settings.nodes`` names, unless nodes are known by URL."""
-    from ..meetings.grants import load_or_create_signing_key, public_key_b64
+    from ..keys.grants import load_or_create_signing_key, public_key_b64
 
     if settings.node_urls or settings.nodes in (("none",), ()):
         return None
@@ -440,7 +440,7 @@ def grant_key() -> None:
     It is the public half of MERIDIAN_GRANT_KEY (default var/grant.key), which is made on first
     use in development mode and must be provided in production.
     """
-    from ..meetings.grants import load_or_create_signing_key, public_key_b64
+    from ..keys.grants import load_or_create_signing_key, public_key_b64
 
     settings = get_settings()
     key = load_or_create_signing_key(settings.grant_key, create=settings.mode == "development")

@@ -1,6 +1,6 @@
 """Signed-in page sessions, kept in the database so that signing out ends them everywhere.
 
-The sealed cookie (:mod:`meridian.web.session`) carries a random session id beside the API
+The sealed cookie (:mod:`meridian.http.session`) carries a random session id beside the API
 token; the ``web_sessions`` row of that id (stored as its SHA-256) says whether the session is
 still open. Every page request reads the row, on whichever replica it lands, with no cache: a
 signed-out cookie replayed anywhere is no session from the next request on. Instants here are

@@ -16,7 +16,7 @@ import threading
 from typing import TypedDict
 
 from ..errors import ConfigurationError, FenceError, GrantError, InputError, shown
-from ..meetings.grants import GrantVerifier
+from .grants import GrantVerifier
 from .store import MasterKeyStore
 from .wrap import KeyContext, check_public_key, wrap_key
 

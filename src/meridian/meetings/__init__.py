@@ -5,7 +5,7 @@ signalling of a running control plane) are imported where they are used, so a re
 only checks grants never loads them.
 """
 
-from .grants import Grant, GrantSigner, GrantVerifier
+from ..keys.grants import Grant, GrantSigner, GrantVerifier
 from .placement import CountryList, MeetingPlan, Occupancy, Placement, place, plan_meeting
 from .regions import RegionTable, region_table
 from .route import PlacementRequest, route

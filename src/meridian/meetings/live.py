@@ -70,10 +70,10 @@ from ..errors import (
 )
 from ..identity.tokens import Caller
 from ..keys import RosterMember
+from ..keys.grants import Grant, GrantSigner, public_key_b64
 from ..runtime import Runtime
 from ..storage.models import new_id
 from .access import advance_epoch, enter
-from .grants import Grant, GrantSigner, public_key_b64
 from .placement import MeetingPlan, Occupancy, links_between
 from .regions import region_table
 from .service import admit, end_meeting, get_meeting, leave

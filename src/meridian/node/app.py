@@ -24,12 +24,12 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict
 
-from ..api.errors import install_error_handlers
-from ..api.network import TrustedProxies
 from ..errors import ConfigurationError, GrantError, shown
 from ..geography.regions import REGIONS
+from ..http.errors import install_error_handlers
+from ..http.network import TrustedProxies
 from ..keys import KeyServer, MasterKeyStore, from_b64url
-from ..meetings.grants import GrantVerifier, public_key_from_b64
+from ..keys.grants import GrantVerifier, public_key_from_b64
 from .counters import NodeCollector, NodeCounters
 from .relay import Relay
 

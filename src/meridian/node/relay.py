@@ -54,9 +54,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from ..api.network import TrustedProxies, client_ip
 from ..errors import FenceError, ForbiddenError, GrantError, InputError, MeridianError, shown
-from ..meetings.grants import GRANT_SECONDS, Grant, GrantVerifier
+from ..http.network import TrustedProxies, client_ip
+from ..keys.grants import GRANT_SECONDS, Grant, GrantVerifier
 from .counters import MeetingCounters, NodeCounters
 
 __all__ = [

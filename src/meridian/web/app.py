@@ -12,12 +12,12 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..errors import DeniedError
+from ..http.session import SessionSeal
 from ..keyfiles import load_or_create_secret
 from ..settings import Settings
 from .deps import SignInRequiredError
 from .render import render
 from .security import SecurityHeaders, relay_origins
-from .session import SessionSeal
 
 __all__ = ["install_web", "is_page", "page_error", "start_sessions"]
 

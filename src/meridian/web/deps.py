@@ -16,9 +16,9 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import AuthenticationError, ForbiddenError, MeridianError
+from ..http.session import COOKIE, Session, SessionSeal
 from ..identity.sessions import session_caller
 from ..identity.tokens import Caller, Role
-from .session import COOKIE, Session, SessionSeal
 
 __all__ = [
     "CsrfChecked",

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ..api.errors import validation_fields
 from ..errors import InputError, shown
+from ..http.errors import validation_fields
 
 __all__ = ["form_error", "parse_form"]
 

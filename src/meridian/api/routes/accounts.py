@@ -7,10 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from ...commerce.plans import entitlements
-from ...identity import accounts
-from ...storage.models import Notice
-from ...storage.paging import page
-from ..deps import (
+from ...http.deps import (
     CallerDep,
     ClientIpDep,
     IdempotencyKeyHeader,
@@ -19,7 +16,7 @@ from ..deps import (
     SignupLimited,
     require,
 )
-from ..schemas import (
+from ...http.schemas import (
     AccountCreate,
     AccountPublic,
     AccountsPublic,
@@ -30,6 +27,9 @@ from ..schemas import (
     RegistrationPublic,
     Review,
 )
+from ...identity import accounts
+from ...storage.models import Notice
+from ...storage.paging import page
 from .common import errors
 
 router = APIRouter(tags=["accounts"])

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import func, select
 
 from ...errors import ForbiddenError, shown
+from ...http.deps import CallerDep, IdempotencyKeyHeader, RuntimeDep, require
+from ...http.schemas import IdPath, PolicyLoad, PolicyPublic, TokenCreate, TokenPublic
 from ...identity.tokens import create_token, revoke_token
 from ...policy.loader import load_bundle_text
 from ...policy.store import activate_bundle
 from ...storage.models import Record
-from ..deps import CallerDep, IdempotencyKeyHeader, RuntimeDep, require
-from ..schemas import IdPath, PolicyLoad, PolicyPublic, TokenCreate, TokenPublic
 from .common import errors
 
 router = APIRouter(tags=["operations"])

@@ -12,8 +12,8 @@ from ...commerce.renewal import renew_due
 from ...commerce.transition import plan_transition
 from ...errors import InputError, shown
 from ...geography.jurisdictions import check_jurisdiction
-from ..deps import CallerDep, ClientIpDep, IdempotencyKeyHeader, RuntimeDep, require
-from ..schemas import (
+from ...http.deps import CallerDep, ClientIpDep, IdempotencyKeyHeader, RuntimeDep, require
+from ...http.schemas import (
     CheckoutCreate,
     CheckoutPublic,
     IdPath,

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from fastapi import Response
 
-from ..schemas import ErrorPublic
+from ...http.schemas import ErrorPublic
 
 __all__ = ["errors", "json_encode", "json_response"]
 

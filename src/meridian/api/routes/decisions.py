@@ -8,11 +8,11 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from ...errors import MeridianError, RequestError
+from ...http.deps import CallerDep
+from ...http.journal import DecisionJournal
+from ...http.ratelimit import RateLimits
 from ...policy.decision import Decision
 from ...policy.request import _RequestWire, parse_request, parse_request_json
-from ..deps import CallerDep
-from ..journal import DecisionJournal
-from ..ratelimit import RateLimits
 from .common import errors, json_response
 
 router = APIRouter(tags=["decisions"])

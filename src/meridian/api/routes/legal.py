@@ -7,13 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from ...http.deps import CallerDep, IdempotencyKeyHeader, RuntimeDep, TokenCache, require
+from ...http.schemas import IdPath
 from ...legal import workflow
 from ...legal.model import LegalRequestCreate, Lift, Rejection
 from ...legal.views import ApprovalPublic, LegalRequestPublic, LegalRequestsPublic, to_public
 from ...runtime import Runtime
 from ...storage.models import LegalRequest
-from ..deps import CallerDep, IdempotencyKeyHeader, RuntimeDep, TokenCache, require
-from ..schemas import IdPath
 from .common import errors
 
 router = APIRouter(tags=["legal"], dependencies=[require("operator")])

@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from ...audit.export import entry_line
-from ..deps import CallerDep, RuntimeDep, require
+from ...http.deps import CallerDep, RuntimeDep, require
 from .common import errors, json_response
 
 router = APIRouter(tags=["log"])

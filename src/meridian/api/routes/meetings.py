@@ -19,23 +19,11 @@ from ...errors import (
     RateLimitedError,
     shown,
 )
-from ...identity.accounts import get_account
-from ...identity.sessions import session_caller
-from ...keys.media import check_signing_key
-from ...keys.wrap import check_public_key, from_b64url
-from ...meetings import access, service
-from ...meetings.invite import join_link
-from ...meetings.lifecycle import end_everywhere
-from ...meetings.live import Signalling
-from ...meetings.regions import region_table
-from ...meetings.route import PlacementRequest, route_request
-from ...text import plain_name
-from ...web.session import COOKIE, Session, SessionSeal
-from ..deps import CallerDep, ClientIpDep, IdempotencyKeyHeader, RuntimeDep
-from ..errors import error_code
-from ..network import TrustedProxies, client_ip
-from ..ratelimit import authenticate_counted, connection_ip, rate_limits
-from ..schemas import (
+from ...http.deps import CallerDep, ClientIpDep, IdempotencyKeyHeader, RuntimeDep
+from ...http.errors import error_code
+from ...http.network import TrustedProxies, client_ip
+from ...http.ratelimit import authenticate_counted, connection_ip, rate_limits
+from ...http.schemas import (
     IdPath,
     MeetingAccess,
     MeetingCreate,
@@ -48,6 +36,18 @@ from ..schemas import (
     WaitingPublic,
     check_id,
 )
+from ...http.session import COOKIE, Session, SessionSeal
+from ...identity.accounts import get_account
+from ...identity.sessions import session_caller
+from ...keys.media import check_signing_key
+from ...keys.wrap import check_public_key, from_b64url
+from ...meetings import access, service
+from ...meetings.invite import join_link
+from ...meetings.lifecycle import end_everywhere
+from ...meetings.live import Signalling
+from ...meetings.regions import region_table
+from ...meetings.route import PlacementRequest, route_request
+from ...text import plain_name
 from .common import errors, json_response
 
 router = APIRouter(tags=["meetings"])

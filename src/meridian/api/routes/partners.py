@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ...commerce import partners
-from ..deps import CallerDep, RuntimeDep, require
-from ..schemas import ContactUpdate, IdPath, PartnerPublic, PartnersPublic
+from ...http.deps import CallerDep, RuntimeDep, require
+from ...http.schemas import ContactUpdate, IdPath, PartnerPublic, PartnersPublic
 from .common import errors
 
 router = APIRouter(tags=["partners"])

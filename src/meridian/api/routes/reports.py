@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
+from ...http.deps import RuntimeDep
 from ...reports.transparency import media_type, parse_day, parse_format, render, report_from_log
-from ..deps import RuntimeDep
 from .common import errors
 
 router = APIRouter(tags=["reports"])

@@ -25,8 +25,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from ...api.deps import ClientIpDep
-from ...api.schemas import (
+from ...commerce import subscriptions as subs
+from ...commerce.partners import list_partners, partner_public
+from ...commerce.plans import LIVE, entitlements, plan_catalogue
+from ...errors import DeniedError, MeridianError
+from ...gate import ask, deny_message, public_decision
+from ...http.deps import ClientIpDep
+from ...http.schemas import (
     AccountPublic,
     CheckoutCreate,
     EntitlementsPublic,
@@ -35,11 +40,7 @@ from ...api.schemas import (
     PartnerChoice,
     SubscriptionPublic,
 )
-from ...commerce import subscriptions as subs
-from ...commerce.partners import list_partners, partner_public
-from ...commerce.plans import LIVE, entitlements, plan_catalogue
-from ...errors import DeniedError, MeridianError
-from ...gate import ask, deny_message, public_decision
+from ...http.session import SessionSeal
 from ...identity.accounts import get_account
 from ...identity.tokens import Caller
 from ...policy.engine import Engine
@@ -50,7 +51,6 @@ from ...storage.paging import page
 from ..deps import CsrfChecked, Viewer, page_for
 from ..forms import parse_form
 from ..render import render
-from ..session import SessionSeal
 from .signup import NEW_TOKEN_COOKIE
 
 router = APIRouter(include_in_schema=False)

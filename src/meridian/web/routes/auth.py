@@ -8,14 +8,14 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ...api.ratelimit import authenticate_counted, connection_ip, rate_limits
 from ...clock import system_clock
 from ...errors import AuthenticationError, ForbiddenError
+from ...http.ratelimit import authenticate_counted, connection_ip, rate_limits
+from ...http.session import COOKIE, SESSION_SECONDS, SessionSeal, secure_cookies
 from ...identity import sessions
 from ...runtime import Runtime
 from ..deps import CsrfChecked, MaybeViewerDep
 from ..render import render
-from ..session import COOKIE, SESSION_SECONDS, SessionSeal, secure_cookies
 
 router = APIRouter(include_in_schema=False)
 __all__ = ["HOME", "router", "start_session"]

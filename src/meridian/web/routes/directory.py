@@ -19,11 +19,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ...api.schemas import IdPath
 from ...commerce import partners as partner_registry
 from ...commerce.plans import entitlements
 from ...commerce.subscriptions import list_subscriptions
 from ...errors import InputError, MeridianError, shown
+from ...http.schemas import IdPath
 from ...identity import accounts
 from ...runtime import Runtime
 from ...storage.models import Account, Notice

@@ -25,9 +25,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from ...api.schemas import IdPath
 from ...errors import MeridianError
 from ...geography.jurisdictions import jurisdiction_name
+from ...http.schemas import IdPath
 from ...legal import workflow
 from ...legal.model import (
     ACTIONS,

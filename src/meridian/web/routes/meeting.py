@@ -23,9 +23,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ...api.deps import get_client_ip
-from ...api.schemas import IdPath, MeetingCreate, MeetingPublic, RegionsUpdate
 from ...errors import ConflictError, DeniedError, InputError, MeridianError, NotFoundError
+from ...http.deps import get_client_ip
+from ...http.schemas import IdPath, MeetingCreate, MeetingPublic, RegionsUpdate
 from ...identity.accounts import get_account
 from ...meetings import access, service
 from ...meetings.invite import join_link

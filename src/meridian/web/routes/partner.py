@@ -22,8 +22,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ...api.deps import ClientIpDep
-from ...api.schemas import (
+from ...commerce import subscriptions as subs
+from ...commerce.partners import get_partner, partner_public
+from ...commerce.plans import entitlements, plan_catalogue
+from ...errors import DeniedError, InputError, MeridianError, NotFoundError, shown
+from ...geography.jurisdictions import check_jurisdiction, jurisdiction_name
+from ...http.deps import ClientIpDep
+from ...http.schemas import (
     AccountCreate,
     AccountPublic,
     CheckoutCreate,
@@ -32,11 +37,6 @@ from ...api.schemas import (
     NoticePublic,
     SubscriptionPublic,
 )
-from ...commerce import subscriptions as subs
-from ...commerce.partners import get_partner, partner_public
-from ...commerce.plans import entitlements, plan_catalogue
-from ...errors import DeniedError, InputError, MeridianError, NotFoundError, shown
-from ...geography.jurisdictions import check_jurisdiction, jurisdiction_name
 from ...identity import accounts
 from ...identity.tokens import Caller
 from ...runtime import Runtime

@@ -21,12 +21,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ...api.journal import DecisionJournal
-from ...api.schemas import check_instant
 from ...commerce.instants import local_instant
 from ...commerce.transition import plan_transition
 from ...errors import BundleError, BundleProblem, InputError, MeridianError, shown
 from ...geography.jurisdictions import check_jurisdiction, jurisdiction_name
+from ...http.journal import DecisionJournal
+from ...http.schemas import check_instant
 from ...policy.loader import load_bundle_text
 from ...policy.request import ACTIONS, epoch_seconds, parse_request
 from ...policy.store import activate_bundle

@@ -19,11 +19,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from ...api.deps import ClientIpDep, SignupLimited
-from ...api.schemas import AccountCreate
 from ...errors import DeniedError, MeridianError
 from ...gate import ask
 from ...geography.jurisdictions import ALL_JURISDICTIONS, UNKNOWN, jurisdiction_name
+from ...http.deps import ClientIpDep, SignupLimited
+from ...http.schemas import AccountCreate
+from ...http.session import SessionSeal, secure_cookies
 from ...identity import accounts
 from ...identity.sessions import new_session_id
 from ...policy.compiled import condition_reads
@@ -34,7 +35,6 @@ from ...storage.models import Partner
 from ..deps import CsrfChecked, MaybeViewerDep
 from ..forms import parse_form
 from ..render import render
-from ..session import SessionSeal, secure_cookies
 from .auth import start_session
 
 router = APIRouter(include_in_schema=False)

@@ -6,7 +6,7 @@ Create Date: 2026-12-02
 
 Responses stored before this revision may hold API token secrets (a self sign-up's user token,
 a minted token): each is rewritten with its tokens replaced by ``null``, as the service now
-stores them (:func:`meridian.api.idempotency.redact`; the rule is copied here, so the
+stores them (:func:`meridian.http.idempotency.redact`; the rule is copied here, so the
 migration keeps its meaning whatever that module becomes). A body that is not JSON but mentions
 a token is emptied.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meridian.api.network import TrustedProxies, client_ip
+from meridian.http.network import TrustedProxies, client_ip
 
 TRUSTED = TrustedProxies(["10.0.0.0/8", "192.168.0.1"])
 

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from meridian.errors import ConfigurationError, FenceError, GrantError
-from meridian.meetings.grants import (
+from meridian.keys.grants import (
     Grant,
     GrantSigner,
     GrantVerifier,

@@ -366,7 +366,7 @@ def test_a_replayed_token_mint_never_carries_the_secret(live):
 
 
 def test_rows_expire_and_are_purged(live):
-    from meridian.api.idempotency import purge_expired
+    from meridian.http.idempotency import purge_expired
 
     ops = live.client("operator")
     first = _post(ops, "/v1/accounts", _body("Old Co"), "old")

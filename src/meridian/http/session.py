@@ -113,7 +113,7 @@ def secure_cookies(request: HTTPConnection) -> bool:
     """Whether cookies set on ``request`` get ``Secure``: it came over HTTPS, directly or via a
     trusted TLS proxy's ``X-Forwarded-Proto`` (``MERIDIAN_TRUSTED_PROXIES``)."""
     # imported here: the API's package imports this module (its WebSocket reads the cookie)
-    from ..api.network import forwarded_https
+    from .network import forwarded_https
 
     peer = request.client.host if request.client else None
     return forwarded_https(

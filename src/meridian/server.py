@@ -1,0 +1,184 @@
+"""The composition root: ``create_app(settings)`` builds the service, never at import.
+
+It mounts the doors as peers on one FastAPI app: the API (:func:`meridian.api.install_api`) and
+the pages (:func:`meridian.web.install_web`), over what every HTTP door shares
+(:mod:`meridian.http`: callers, client addresses, errors, limits, idempotency, the journal).
+
+Start-up (the lifespan) migrates the database, puts the built-in bundle in force on a new one,
+builds the engine, loads the grant-signing key (creating it in development mode only), and
+starts three background jobs: the advisory-decision journal, the renewal
+job (every ``renew_interval`` seconds; lawful-request notices whose delayed-notice order has
+ended go out on the same cadence, and at start-up), the check for a bundle loaded by another
+process, the region nodes' health checks (:mod:`meridian.meetings.health`) and the meeting timer
+(plan minutes and empty meetings, :mod:`meridian.meetings.lifecycle`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI
+
+from . import __version__
+from .api import API_DESCRIPTION, install_api
+from .audit import SYSTEM
+from .commerce.renewal import renew_due
+from .geography.positions import country_position
+from .http.bodylimit import BodyLimitMiddleware
+from .http.deps import TokenCache
+from .http.errors import install_error_handlers
+from .http.idempotency import IdempotencyMiddleware
+from .http.journal import DecisionJournal
+from .http.network import TrustedProxies
+from .http.ratelimit import RateLimits
+from .keys.grants import GrantSigner, load_or_create_signing_key
+from .legal.workflow import notify_due
+from .meetings.health import NodeHealth, watch_nodes
+from .meetings.lifecycle import MeetingTimer
+from .meetings.live import Signalling, check_nodes
+from .meetings.regions import region_table
+from .meetings.service import close_stale
+from .runtime import Runtime
+from .settings import Settings, get_settings
+from .web import install_web, start_sessions
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("meridian.server")
+
+
+async def _every(seconds: float, job: Any, name: str) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await asyncio.to_thread(job)
+        except Exception:
+            log.exception("background job %s failed", name)
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app for ``settings`` (default: from the environment) or a ready ``runtime``."""
+    rt = runtime if runtime is not None else Runtime(settings or get_settings())
+    config = rt.settings
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(rt.start)
+        # The log's key is read (or, in development, created) now, and the tree built from the
+        # database: a service that cannot sign its log does not start. The stored log is
+        # verified from the position last verified; a mismatch is recorded and shown, and
+        # reports, proofs and checkpoints are refused until it is mended (docs/audit.md).
+        check = await asyncio.to_thread(rt.log.self_check)
+        for problem in check.problems:
+            log.error("the log failed its self-check: %s", problem)
+        if not check.problems:
+            log.info(
+                "log self-check: entries %d to %d verified in %.3f s (%.0f entries/s)",
+                check.start,
+                check.size,
+                check.seconds,
+                check.rate,
+            )
+        app.state.log_check = check
+        await asyncio.to_thread(rt.log.scheduled_checkpoint)
+        # the pages' session key: read, or in development created, before the first sign-in
+        await asyncio.to_thread(start_sessions, app, config)
+        signer = GrantSigner(
+            load_or_create_signing_key(config.grant_key, create=config.mode == "development"),
+            seconds=config.grant_seconds,
+        )
+        check_nodes(config.node_urls, region_table(rt.engine.bundle).codes)
+        await asyncio.to_thread(close_stale, rt)
+        # lawful-request notices whose delayed-notice order ended while the service was down
+        await asyncio.to_thread(notify_due, rt)
+        # Read the city table placement measures distance from now, not on the first join.
+        await asyncio.to_thread(country_position, "US")
+        signalling = Signalling(rt, signer, config.node_urls)
+        app.state.signalling = signalling
+        journal = DecisionJournal(rt)
+        journal.start()
+        app.state.journal = journal
+        tasks = [
+            asyncio.create_task(_every(config.policy_poll_interval, rt.refresh, "policy-poll"))
+        ]
+        # region node health (placement skips a node that is down) and the meeting timer
+        health = NodeHealth(
+            config.node_urls,
+            failures=config.node_failures,
+            timeout=min(config.node_check_interval, 2.0),
+        )
+        app.state.node_health = health
+        tasks.append(
+            asyncio.create_task(watch_nodes(signalling, health, config.node_check_interval))
+        )
+        timer = MeetingTimer(
+            rt,
+            signalling,
+            empty_after=timedelta(seconds=config.meeting_empty_timeout),
+            warn_before=timedelta(seconds=config.meeting_warning),
+        )
+        tasks.append(asyncio.create_task(timer.run(config.meeting_check_interval)))
+        if config.checkpoint_interval > 0:
+            tasks.append(
+                asyncio.create_task(
+                    _every(config.checkpoint_interval, rt.log.scheduled_checkpoint, "checkpoint")
+                )
+            )
+        if config.renew_interval > 0:
+            tasks.append(
+                asyncio.create_task(
+                    _every(
+                        config.renew_interval,
+                        lambda: renew_due(rt, rt.now(), actor=SYSTEM),
+                        "renewal",
+                    )
+                )
+            )
+            # ... and on the same cadence, notices whose delayed-notice order has ended
+            tasks.append(
+                asyncio.create_task(
+                    _every(config.renew_interval, lambda: notify_due(rt), "legal-notices")
+                )
+            )
+        # Everything built at start-up lives as long as the process: keep it out of the
+        # collector's way (the engine's tables and memos are large and never garbage).
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            journal.stop()
+            await health.aclose()
+            await signalling.aclose()
+            rt.close()
+
+    app = FastAPI(
+        title="Meridian",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        # /docs and /redoc come from vendored assets (api/docs.py), not FastAPI's CDN pages
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.runtime = rt
+    app.state.tokens = TokenCache()
+    app.state.trusted_proxies = TrustedProxies(config.trusted_proxies)
+    install_error_handlers(app)
+    app.add_middleware(IdempotencyMiddleware)
+    # limits (docs/security.md, "Limits"): rate limits, and one body limit outside everything
+    # that reads a body, idempotency included
+    app.state.rate_limits = RateLimits(config)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    # the doors, as peers: the API (with its docs) and the pages
+    install_api(app)
+    install_web(app, config)
+    return app
