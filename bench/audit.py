@@ -95,6 +95,7 @@ from meridian.audit.merkle import (
     verify_inclusion,
 )
 from meridian.audit.note import Checkpoint, NoteSigner
+from meridian.audit.records import attach_log
 from meridian.audit.verify import verify_export
 from meridian.cli.progress import CaseBar, bench_cases, summary
 from meridian.clock import system_clock
@@ -294,7 +295,7 @@ def measure_appends_on(
         subset = facts[:single] if batch == 1 else facts
         bar.start(f"appends, {backend}, batch {batch}")
         with database_url() as url:
-            db = Database(url)
+            db = attach_log(Database(url))
             try:
                 migrate(db)
                 _Bare.metadata.create_all(db.engine)

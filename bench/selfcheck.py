@@ -39,6 +39,7 @@ from pathlib import Path
 from meridian.audit import Actor, record
 from meridian.audit.log import AuditLog
 from meridian.audit.note import NoteSigner, load_or_create_log_key
+from meridian.audit.records import attach_log
 from meridian.storage import Database, migrate
 
 AT = datetime(2020, 8, 23, 9, tzinfo=UTC)
@@ -96,7 +97,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, _database(args.postgres_url, Path(tmp)) as url:
-        db = Database(url)
+        db = attach_log(Database(url))
         migrate(db)
         key = load_or_create_log_key(Path(tmp) / "log.key", create=True)
 

@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 from .text import INVISIBLE
 
@@ -50,6 +53,7 @@ __all__ = [
     "RateLimitedError",
     "RequestError",
     "UnwrapError",
+    "format_validation_error",
     "shown",
 ]
 
@@ -221,3 +225,29 @@ class LogTamperedError(LogIntegrityError):
     """
 
     http_status = 503
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def format_validation_error(exc: ValidationError, what: str = "request") -> str:
+    """One lowercase line for the first problem pydantic found, naming the field and the input."""
+    err = exc.errors(include_url=False)[0]
+    path = _field_path(err["loc"]) or what
+    kind = err["type"]
+    given = err.get("input")
+    if kind == "missing":
+        return f"{what}: missing field `{shown(path)}`"
+    if kind == "extra_forbidden":
+        return f"{what}: unknown field `{shown(path)}`"
+    if kind == "timezone_aware":
+        return f"{what}: `{shown(path)}` needs a time zone: `{shown(given)}` has none, add `Z` or an offset"
+    if kind in {"model_type", "model_attributes_type", "dict_type"}:
+        return f"{what}: `{shown(path)}` must be an object, got `{shown(given)}`"
+    message = err["msg"]
+    message = message[0].lower() + message[1:] if message else "is invalid"
+    message = message.replace("\n", " ")
+    if isinstance(given, dict | list):
+        return f"{what}: `{shown(path)}`: {message}"
+    return f"{what}: `{shown(path)}` is `{shown(given)}`: {message}"

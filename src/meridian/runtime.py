@@ -10,6 +10,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from .audit.records import attach_log
 from .clock import Clock, set_clock
 from .geography.ipgeo import IpLocator, default_locator, parse_ip
 from .policy.engine import Engine
@@ -36,7 +37,7 @@ class Runtime:
         locator: IpLocator | None = None,
     ) -> None:
         self.settings = settings
-        self.db = db if db is not None else Database(settings.database_url)
+        self.db = attach_log(db if db is not None else Database(settings.database_url))
         self.clock = clock if clock is not None else set_clock(settings.clock)
         self.locator = locator if locator is not None else default_locator(settings.geoip)
         self._engine: Engine | None = None

@@ -13,8 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigurationError, shown
-from .policy.request import format_validation_error
+from .errors import ConfigurationError, format_validation_error, shown
 
 __all__ = ["DEFAULT_DATABASE_URL", "Settings", "get_settings"]
 

@@ -51,6 +51,7 @@ REQUEST_TIMEOUT = 30.0
 _SERVER = """
 import sys
 import uvicorn
+from meridian.audit.records import attach_log
 from meridian.server import create_app
 from meridian.runtime import Runtime
 from meridian.settings import Settings
@@ -252,10 +253,11 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged_and_leaves_nothing_half_w
 
 
 def _check_nothing_half_written(database_url: str, stream: Stream) -> None:
+    from meridian.audit.records import attach_log
     from meridian.storage import Database
     from meridian.storage.models import Account, Record, Subscription
 
-    db = Database(database_url)
+    db = attach_log(Database(database_url))
     try:
         with db.read() as session:
             subs = {s.id: s for s in session.scalars(select(Subscription))}
@@ -352,9 +354,10 @@ def test_sigkill_among_32_writers_loses_no_acknowledged_entry_and_the_log_verifi
 
     from meridian.audit.export import write_export
     from meridian.audit.log import AuditLog
+    from meridian.audit.records import attach_log
     from meridian.storage import Database
 
-    db = Database(database_url)
+    db = attach_log(Database(database_url))
     try:
         signer = NoteSigner(
             "meridian.localhost/log", load_or_create_log_key(server.keys / "log.key", create=False)

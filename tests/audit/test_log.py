@@ -16,6 +16,7 @@ from meridian.audit import SYSTEM, Actor, record
 from meridian.audit.log import AuditLog
 from meridian.audit.merkle import verify_consistency, verify_inclusion
 from meridian.audit.note import NoteSigner, NoteVerifier, load_or_create_log_key
+from meridian.audit.records import attach_log
 from meridian.audit.verify import verify_export
 from meridian.errors import InputError
 from meridian.storage import Database, migrate
@@ -32,7 +33,7 @@ PER_TRANSACTION = 10
 
 @pytest.fixture
 def db(database_url):
-    database = Database(database_url)
+    database = attach_log(Database(database_url))
     migrate(database)
     yield database
     database.dispose()
@@ -151,7 +152,7 @@ def test_proofs_and_checkpoints_over_the_stored_log(db, log):
 
 
 def test_a_second_process_sees_what_another_wrote(db, log, database_url):
-    other = Database(database_url)
+    other = attach_log(Database(database_url))
     try:
         _add(other, 4)
         assert log.sync() == 4
@@ -217,7 +218,7 @@ def test_thirty_two_writers_a_thousand_actions_each(db, log, tmp_path):
 
 
 def test_migration_turns_existing_records_into_the_log(database_url):
-    db = Database(database_url)
+    db = attach_log(Database(database_url))
     try:
         config = alembic_config(db)
         with db.engine.begin() as conn:
@@ -270,3 +271,25 @@ def test_an_action_recorded_in_a_read_transaction_is_refused(db):
             bundle_digest="sha256:x",
         )
     assert _positions(db) == []
+
+
+def test_an_action_recorded_on_a_database_the_log_is_not_attached_to_is_refused(database_url):
+    # storage knows nothing of the log: until the log attaches itself, nothing would write
+    # what record() adds, so record() refuses rather than lose the entry
+    from meridian.errors import ConfigurationError
+
+    bare = Database(database_url)
+    try:
+        migrate(bare)
+        with pytest.raises(ConfigurationError, match="not attached"), bare.write() as session:
+            record(
+                session,
+                actor=SYSTEM,
+                action="test.lost",
+                subject_kind="x",
+                subject_id=None,
+                at=AT,
+                bundle_digest="sha256:" + "0" * 64,
+            )
+    finally:
+        bare.dispose()

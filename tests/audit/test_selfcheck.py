@@ -18,6 +18,7 @@ from meridian.audit import Actor, record
 from meridian.audit.log import AuditLog
 from meridian.audit.merkle import leaf_hash
 from meridian.audit.note import NoteSigner, load_or_create_log_key
+from meridian.audit.records import attach_log
 from meridian.errors import LogIntegrityError, LogTamperedError
 from meridian.reports.transparency import report_from_log
 from meridian.storage import Database, migrate
@@ -32,7 +33,7 @@ VICTIM = 4
 
 @pytest.fixture
 def db(database_url):
-    database = Database(database_url)
+    database = attach_log(Database(database_url))
     migrate(database)
     yield database
     database.dispose()

@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
 
+from meridian.audit.records import attach_log
 from meridian.errors import ConfigurationError
 from meridian.storage import Database, migrate
 from meridian.storage.migrate import current_revision, head_revision
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.storage
 
 @pytest.fixture
 def db(database_url):
-    database = Database(database_url)
+    database = attach_log(Database(database_url))
     yield database
     database.dispose()
 

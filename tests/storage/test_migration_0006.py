@@ -9,6 +9,7 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 
+from meridian.audit.records import attach_log
 from meridian.storage import Database
 from meridian.storage.migrate import alembic_config
 
@@ -32,7 +33,7 @@ def _downgrade(db: Database, revision: str) -> None:
 
 
 def test_stored_tokens_are_redacted_by_the_migration(database_url):
-    db = Database(database_url)
+    db = attach_log(Database(database_url))
     try:
         _upgrade(db, "0004")
         _downgrade(db, "0004")  # PostgreSQL's test databases come migrated to the head

@@ -8,6 +8,7 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
+from meridian.audit.records import attach_log
 from meridian.storage import Database, migrate
 from meridian.storage.migrate import alembic_config
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.storage
 
 @pytest.fixture
 def db(database_url):
-    database = Database(database_url)
+    database = attach_log(Database(database_url))
     yield database
     database.dispose()
 

@@ -47,6 +47,7 @@ from .problems import (
     save_verified,
     verified,
 )
+from .records import attach_log
 
 __all__ = ["AuditLog", "SelfCheck", "Signed"]
 
@@ -94,7 +95,7 @@ class AuditLog:
     def __init__(
         self, db: Database, signer: NoteSigner, *, clock: Callable[[], datetime] = system_clock
     ) -> None:
-        self.db = db
+        self.db = attach_log(db)  # the log writes what record() adds on this database
         self.signer = signer
         self.origin = signer.name
         self.vkey = signer.verifier_key()

@@ -17,19 +17,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
 from ..clock import system_clock
 from ..errors import ConfigurationError
-from ..policy.decision import Decision
+from ..storage import Database
 from ..storage.models import LogHead, Record
 from .entry import entry_bytes, entry_object
 from .merkle import leaf_hash
 
-__all__ = ["SYSTEM", "Actor", "assign_positions", "discard_pending", "record", "unwritten"]
+__all__ = [
+    "LOG_MARK",
+    "SYSTEM",
+    "Actor",
+    "Recorded",
+    "assign_positions",
+    "attach_log",
+    "discard_pending",
+    "record",
+    "unwritten",
+]
+
+#: the mark :func:`attach_log` leaves on a database (``Database.marks``)
+LOG_MARK = "meridian.audit.log"
 
 #: where :func:`record` keeps a transaction's entries until it commits
 _PENDING = "meridian.log.pending"
@@ -49,6 +62,28 @@ class Actor:
 SYSTEM = Actor("system", "meridian")
 
 
+class Recorded(Protocol):
+    """What a log entry carries of a decision: its plain-JSON form (``policy.Decision`` is one)."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def attach_log(db: Database) -> Database:
+    """Make ``db``'s write transactions write the log entries :func:`record` adds, as they
+    commit (and forget them on rollback); a read transaction holding entries is refused.
+
+    :class:`meridian.runtime.Runtime` calls this for its database; so must anything else that
+    builds a :class:`~meridian.storage.Database` and records on it.
+    """
+    db.attach(
+        before_commit=assign_positions,
+        after_rollback=discard_pending,
+        unwritten=unwritten,
+        mark=LOG_MARK,
+    )
+    return db
+
+
 def record(
     session: Session,
     *,
@@ -58,7 +93,7 @@ def record(
     subject_id: str | None,
     at: datetime,
     bundle_digest: str,
-    decision: Decision | None = None,
+    decision: Recorded | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
     """Add one entry to the log in ``session``'s transaction (committed with the caller's change).
@@ -66,6 +101,15 @@ def record(
     The entry's bytes are fixed here; its position is given at commit. An entry that is not
     plain JSON raises :class:`~meridian.errors.InputError`, and the caller's change with it.
     """
+    kind = session.info.get(LOG_MARK)
+    if kind != "write":
+        # an entry added where no commit would write it would be lost without a word
+        raise ConfigurationError(
+            "an action was recorded in a read-only transaction"
+            if kind == "read"
+            else "an action was recorded on a database the log is not attached to "
+            "(audit.records.attach_log)"
+        )
     recorded_at = system_clock()
     who = str(actor)
     data = entry_bytes(

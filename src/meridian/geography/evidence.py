@@ -9,14 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-from .ipgeo import IpLocator
+from .ipgeo import IpAddress, IpLocator
 
-if TYPE_CHECKING:
-    from ..policy.request import Subject
+__all__ = ["RESOLVERS", "Evidence", "Signal", "Subject", "resolve_signal"]
 
-__all__ = ["RESOLVERS", "Evidence", "Signal", "resolve_signal"]
+
+class Subject(Protocol):
+    """What the resolvers read of a subject (``policy.request.Subject`` is one)."""
+
+    @property
+    def country(self) -> str | None: ...
+    @property
+    def ip(self) -> IpAddress | None: ...
+    @property
+    def org_id(self) -> str | None: ...
+    @property
+    def org_country(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def phone_country(self) -> str | None: ...
 
 
 class Signal(StrEnum):

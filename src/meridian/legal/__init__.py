@@ -5,7 +5,7 @@ where it is used, so that :mod:`meridian.meetings.service` can check blocks at j
 a cycle.
 """
 
-from .blocks import active_blocks, block_reason, refuse_blocked
+from ..meetings.blocks import active_blocks, block_reason, refuse_blocked
 from .model import (
     ACTIONS,
     CONTENT_BASES,

@@ -41,6 +41,7 @@ from ..audit import SYSTEM, Actor, record
 from ..errors import ConflictError, ForbiddenError, NotFoundError, shown
 from ..geography.jurisdictions import jurisdiction_name
 from ..identity.tokens import Caller
+from ..meetings.blocks import lock_meeting
 from ..meetings.service import close_meeting
 from ..runtime import Runtime
 from ..storage.models import (
@@ -55,7 +56,6 @@ from ..storage.models import (
     new_id,
 )
 from ..storage.paging import page
-from .blocks import lock_meeting
 from .model import LegalRequestCreate, iso
 from .scoping import (
     AccountFacts,

@@ -86,7 +86,7 @@ def refuse_full(
     """``placement``, or a refusal naming the plan when the meeting already holds its plan's
     ``max_participants``. A refused placement gives its place back (``occupancy``, ``uses``).
 
-    Call it under the meeting's row lock (as :func:`~meridian.legal.blocks.refuse_blocked`
+    Call it under the meeting's row lock (as :func:`~meridian.meetings.blocks.refuse_blocked`
     takes it), before the joiner's participation is added.
     """
     if not placement.allowed:

@@ -20,9 +20,8 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import InputError, shown
+from ..errors import InputError, format_validation_error, shown
 from ..policy.engine import Engine
-from ..policy.request import format_validation_error
 from .placement import CountryList, Occupancy, links_between, place, plan_meeting
 from .regions import region_table
 

@@ -25,10 +25,10 @@ from ..errors import ConflictError, DeniedError, ForbiddenError, InputError, Not
 from ..gate import ask, deny_message, public_decision
 from ..identity.accounts import get_account
 from ..identity.tokens import Caller
-from ..legal.blocks import refuse_blocked
 from ..runtime import Runtime
 from ..storage.models import Account, Meeting, Participation, new_id
 from ..storage.paging import page
+from .blocks import refuse_blocked
 from .invite import new_invite
 from .limits import refuse_full
 from .placement import CountryList, MeetingPlan, Occupancy, Placement, place, plan_meeting

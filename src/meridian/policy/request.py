@@ -25,7 +25,7 @@ from typing import Any, Literal
 import phonenumbers
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import InputError, RequestError, shown
+from ..errors import InputError, RequestError, format_validation_error, shown
 from ..geography.ipgeo import IpAddress, parse_ip
 from ..geography.jurisdictions import ALL_JURISDICTIONS, check_jurisdiction
 from ..geography.uscc import OrgForm, normalise_uscc
@@ -39,7 +39,6 @@ __all__ = [
     "Resource",
     "Subject",
     "epoch_seconds",
-    "format_validation_error",
     "parse_request",
     "parse_request_json",
 ]
@@ -143,32 +142,6 @@ def _phone_country(text: str) -> str:
     if not region or region == "001":
         raise RequestError(f"request: phone number `{shown(text)}` belongs to no country")
     return str(region)
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc)
-
-
-def format_validation_error(exc: ValidationError, what: str = "request") -> str:
-    """One lowercase line for the first problem pydantic found, naming the field and the input."""
-    err = exc.errors(include_url=False)[0]
-    path = _field_path(err["loc"]) or what
-    kind = err["type"]
-    given = err.get("input")
-    if kind == "missing":
-        return f"{what}: missing field `{shown(path)}`"
-    if kind == "extra_forbidden":
-        return f"{what}: unknown field `{shown(path)}`"
-    if kind == "timezone_aware":
-        return f"{what}: `{shown(path)}` needs a time zone: `{shown(given)}` has none, add `Z` or an offset"
-    if kind in {"model_type", "model_attributes_type", "dict_type"}:
-        return f"{what}: `{shown(path)}` must be an object, got `{shown(given)}`"
-    message = err["msg"]
-    message = message[0].lower() + message[1:] if message else "is invalid"
-    message = message.replace("\n", " ")
-    if isinstance(given, dict | list):
-        return f"{what}: `{shown(path)}`: {message}"
-    return f"{what}: `{shown(path)}` is `{shown(given)}`: {message}"
 
 
 # -- the plain-request path ------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -87,14 +87,34 @@ class Database:
                 f"unsupported database `{shown(self.dialect)}`: expected sqlite or postgresql"
             )
         self._writes = sessionmaker(self.engine, expire_on_commit=False)
-        # Every write transaction's log entries get their positions as it commits (imported
-        # here: the log's module imports the tables this package defines).
-        from ..audit.records import assign_positions, discard_pending, unwritten
-
-        event.listen(self._writes, "before_commit", assign_positions)
-        event.listen(self._writes, "after_rollback", discard_pending)
-        self._unwritten = unwritten
         self._reads = sessionmaker(self._reader, expire_on_commit=False)
+        # what the layer above (the audit log) attaches: see attach()
+        self._unwritten: Callable[[Session], bool] | None = None
+        self.marks: frozenset[str] = frozenset()
+
+    def attach(
+        self,
+        *,
+        before_commit: Callable[[Session], None],
+        after_rollback: Callable[..., None],
+        unwritten: Callable[[Session], bool],
+        mark: str,
+    ) -> None:
+        """Run ``before_commit`` as each write transaction commits, ``after_rollback`` when one
+        rolls back; a read transaction that ``unwritten`` finds holding work is refused.
+
+        The audit log attaches itself here (:func:`meridian.audit.records.attach_log`) so this
+        package need not know it exists; ``mark`` names what attached, once.
+        """
+        if mark in self.marks:
+            return
+        event.listen(self._writes, "before_commit", before_commit)
+        event.listen(self._writes, "after_rollback", after_rollback)
+        self._unwritten = unwritten
+        self.marks = self.marks | {mark}
+        # each session carries the marks ("write" or "read"), so what attached can tell them apart
+        self._writes.configure(info=dict.fromkeys(self.marks, "write"))
+        self._reads.configure(info=dict.fromkeys(self.marks, "read"))
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -115,7 +135,7 @@ class Database:
             # stay readable after the block (a rollback would expire them).
             with self._reads() as session:
                 yield session
-                if self._unwritten(session):
+                if self._unwritten is not None and self._unwritten(session):
                     # record() in a read transaction: the entry would be lost, so nothing passes
                     raise ConfigurationError("an action was recorded in a read-only transaction")
         except OperationalError as exc:

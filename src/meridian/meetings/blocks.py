@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..geography.jurisdictions import jurisdiction_name
-from ..meetings.placement import Occupancy, Placement
 from ..policy.decision import Reason
 from ..storage.models import LegalBlock, Meeting
+from .placement import Occupancy, Placement
 
 __all__ = ["active_blocks", "block_reason", "lock_meeting", "refuse_blocked"]
 
