@@ -7,7 +7,8 @@ table. Seeding happens once, on a database with no accounts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -18,10 +19,19 @@ from .commerce.subscriptions import checkout
 from .identity.accounts import register
 from .identity.people import add_operator, find_operator
 from .identity.tokens import Caller, create_token, revoke_token
+from .keyfiles import write_private
 from .runtime import Runtime
 from .storage.models import Account, Partner, Token
 
-__all__ = ["DEMO_CONTACTS", "DEMO_HOSTS", "DEMO_IPS", "DEMO_OPERATORS", "demo_tokens", "seed_demo"]
+__all__ = [
+    "DEMO_CONTACTS",
+    "DEMO_HOSTS",
+    "DEMO_IPS",
+    "DEMO_OPERATORS",
+    "demo_tokens",
+    "save_demo_tokens",
+    "seed_demo",
+]
 
 #: Placeholder contacts on reserved example domains (RFC 2606): the public record gives none.
 DEMO_CONTACTS = {
@@ -347,3 +357,16 @@ def demo_tokens(rt: Runtime, actor: Actor) -> tuple[dict[str, str], int]:
                     demo=True,
                 )
     return secrets, len(earlier)
+
+
+def save_demo_tokens(tokens: Mapping[str, str], directory: Path = Path("var")) -> dict[str, Path]:
+    """Keep each token of :func:`demo_tokens` in ``directory/<name>.token`` (mode 0600), the
+    directory made (mode 0700) if missing; the files written, by name."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    written: dict[str, Path] = {}
+    for name, secret in tokens.items():
+        path = directory / f"{name}.token"
+        # mode 0600 from the first byte (never written, then chmod-ed)
+        write_private(path, (secret + "\n").encode("utf-8"))
+        written[name] = path
+    return written

@@ -41,7 +41,8 @@ from .keys.grants import GrantSigner, load_or_create_signing_key
 from .legal.workflow import notify_due
 from .meetings.health import NodeHealth, watch_nodes
 from .meetings.lifecycle import MeetingTimer
-from .meetings.live import Signalling, check_nodes
+from .meetings.live import Signalling
+from .meetings.nodes import check_nodes
 from .meetings.regions import region_table
 from .meetings.service import close_stale
 from .runtime import Runtime

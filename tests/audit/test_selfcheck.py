@@ -20,7 +20,7 @@ from meridian.audit.merkle import leaf_hash
 from meridian.audit.note import NoteSigner, load_or_create_log_key
 from meridian.audit.records import attach_log
 from meridian.errors import LogIntegrityError, LogTamperedError
-from meridian.reports.transparency import report_from_log
+from meridian.reports.compute import report_from_log
 from meridian.storage import Database, migrate
 from meridian.storage.models import LogProblem, LogVerified, Record
 

@@ -17,7 +17,9 @@ from meridian.audit.export import write_export
 from meridian.audit.merkle import RootBuilder, leaf_hash
 from meridian.audit.note import Checkpoint, NoteSigner
 from meridian.cli.app import app
-from meridian.reports.transparency import StatedCheckpoint, compute_report, render
+from meridian.reports.compute import compute_report
+from meridian.reports.model import StatedCheckpoint
+from meridian.reports.render import render
 
 runner = CliRunner()
 ORIGIN = "meridian.test/log"

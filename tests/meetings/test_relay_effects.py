@@ -23,7 +23,8 @@ from tests.conftest import Live
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from meridian.client.participant import Participant, signal_url
+from meridian.client.participant import Participant
+from meridian.client.signalling import signal_url
 from meridian.keys import b64url, public_bytes
 from meridian.keys.grants import Grant, GrantSigner, load_or_create_signing_key
 from meridian.keys.media import signing_public_bytes

@@ -10,14 +10,10 @@ from html.parser import HTMLParser
 
 import pytest
 
+from meridian.reports.compute import compute_report
 from meridian.reports.html import render_html
-from meridian.reports.transparency import (
-    Period,
-    StatedCheckpoint,
-    TransparencyReport,
-    compute_report,
-    stated_parameters,
-)
+from meridian.reports.model import Period, StatedCheckpoint, TransparencyReport
+from meridian.reports.readback import stated_parameters
 
 CHARTS = ["by-jurisdiction", "by-legal-type", "by-action", "by-outcome"]
 VOID = {"meta", "br", "img", "input", "link", "hr"}

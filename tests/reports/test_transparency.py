@@ -22,18 +22,12 @@ from meridian.audit.merkle import RootBuilder, leaf_hash
 from meridian.audit.note import Checkpoint, NoteSigner
 from meridian.errors import InputError
 from meridian.http.errors import install_error_handlers
-from meridian.reports import transparency as t
-from meridian.reports.transparency import (
-    Period,
-    StatedCheckpoint,
-    compute_report,
-    default_period,
-    first_difference,
-    render,
-    render_csv,
-    render_json,
-    stated_parameters,
-)
+from meridian.reports import model as t
+from meridian.reports.compute import compute_report, default_period
+from meridian.reports.model import Period, StatedCheckpoint
+from meridian.reports.readback import stated_parameters
+from meridian.reports.render import render, render_csv, render_json
+from meridian.reports.verify import first_difference
 
 ORIGIN = "meridian.test/log"
 

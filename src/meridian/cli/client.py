@@ -345,7 +345,7 @@ def join(
     ] = None,
 ) -> None:
     """Join a meeting through the control plane, then chat and send media through its relay."""
-    from ..client.participant import MAX_FRAME_BYTES
+    from ..client.sockets import MAX_FRAME_BYTES
 
     if size > MAX_FRAME_BYTES - 1024:  # room for the header and tag
         raise InputError(f"--size {size} is more than a relay carries in one frame")

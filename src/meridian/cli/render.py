@@ -1,4 +1,9 @@
-"""How the CLI shows decisions, bundles and timelines to a person (rich)."""
+"""How the CLI shows decisions, bundles and timelines to a person (rich).
+
+Every table goes through :func:`show`: ids, instants and rule names are never cut. On a
+terminal a table too wide for it is printed as records instead (one ``field: value`` line per
+cell); piped, it is plain text (no box, no colour) as wide as its rows, so nothing wraps.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..geography.jurisdictions import jurisdiction_name
 from ..policy.compiled import CompiledBundle
@@ -16,7 +22,65 @@ from ..policy.engine import Engine
 from ..policy.request import parse_request
 from ..policy.timeline import timeline as bundle_timeline
 
-__all__ = ["bundle_summary", "explain", "replay", "timeline"]
+__all__ = ["bundle_summary", "explain", "replay", "show", "timeline", "transition"]
+
+#: the columns (by header) whose values are ids, instants or rule names: never cut
+_WHOLE = frozenset(
+    {"account", "subscription", "partner", "rule", "value", "local time", "UTC", "paid until"}
+)
+#: the width piped output is laid out at: wider than any row, so no cell wraps
+_PIPED_WIDTH = 10_000
+
+
+def _plain(cell: object) -> str:
+    return Text.from_markup(cell).plain if isinstance(cell, str) else str(cell)
+
+
+def show(console: Console, table: Table) -> None:
+    """Print ``table`` with its id, instant and rule columns whole (see the module's docstring)."""
+    whole = [c for c in table.columns if _plain(c.header) in _WHOLE]
+    if not console.is_terminal:
+        table.box = None
+        plain = Console(
+            file=console.file,
+            width=_PIPED_WIDTH,
+            force_terminal=False,
+            color_system=None,
+            highlight=False,
+        )
+        plain.print(table, crop=False)
+        return
+    for column in whole:
+        column.no_wrap = True
+    # the table fits when every whole value and every word of the other cells shows uncut
+    values = [line for c in whole for cell in c.cells for line in _plain(cell).splitlines()]
+    values += [
+        word
+        for c in table.columns
+        if c not in whole
+        for cell in (c.header, *c.cells)
+        for word in _plain(cell).split()
+    ]
+    with console.capture() as captured:
+        console.print(table)
+    if all(v in Text.from_ansi(captured.get()).plain for v in values):
+        console.print(table)
+        return
+    _records(console, table)
+
+
+def _records(console: Console, table: Table) -> None:
+    """Each row of ``table`` as ``field: value`` lines, a blank line between rows."""
+    if table.title:
+        console.print(table.title)
+    headers = [_plain(c.header) for c in table.columns]
+    cells = [list(c.cells) for c in table.columns]
+    for row in range(table.row_count):
+        console.print()
+        for header, column in zip(headers, cells, strict=True):
+            value = column[row]
+            text = value.replace("\n", " ") if isinstance(value, str) else value
+            console.print(f"[bold]{header}[/]: ", text, sep="", soft_wrap=True)
 
 
 def _zone(engine_or_bundle: CompiledBundle, jurisdiction: str) -> ZoneInfo:
@@ -41,7 +105,7 @@ def explain(console: Console, engine: Engine, decision: Decision) -> None:
         evidence.add_row(e.signal.value, e.value, e.country or "[yellow]unknown[/]")
     if not loc.evidence:
         evidence.add_row("—", "no signal in the request", "[yellow]unknown[/]")
-    console.print(evidence)
+    show(console, evidence)
     if decision.reasons:
         reasons = Table(
             "rule", "effect", "where", "why", title="Deciding rules", title_justify="left"
@@ -50,7 +114,7 @@ def explain(console: Console, engine: Engine, decision: Decision) -> None:
             effect = f"[green]{r.effect}[/]" if r.effect == "permit" else f"[red]{r.effect}[/]"
             why = r.message + (" [dim](date approximate)[/]" if r.approximate else "")
             reasons.add_row(r.rule, effect, r.jurisdiction, why)
-        console.print(reasons)
+        show(console, reasons)
     else:
         console.print("[red]No rule permits this request[/] (default deny).")
     for error in decision.errors:
@@ -66,7 +130,7 @@ def explain(console: Console, engine: Engine, decision: Decision) -> None:
         )
         for p in offered:
             partners.add_row(p.id, p.name, *([p.contact or ""] if contacts else []))
-        console.print(partners)
+        show(console, partners)
     b = decision.bundle
     console.print(f"[dim]bundle {b.name} {b.version} {b.digest}[/]")
 
@@ -109,7 +173,7 @@ def timeline(console: Console, bundle: CompiledBundle, jurisdiction: str | None)
         )
     if not changes:
         table.add_row("—", "—", jurisdiction or "all", "nothing dated", "", "")
-    console.print(table)
+    show(console, table)
     if any(c.approximate for c in changes):
         console.print("[yellow]≈[/] the date is an approximation: the exact day is not public")
 
@@ -180,7 +244,7 @@ def replay(console: Console, engine: Engine, jurisdiction: str) -> None:
             mark = "[green]allow[/]" if decision.allowed else "[red]deny[/]"
             cells.append(mark if decision.allowed else f"{mark}\n[dim]{rule}[/]")
         table.add_row(label, *cells)
-    console.print(table)
+    show(console, table)
 
 
 _KIND_TITLES = {
@@ -194,7 +258,8 @@ def transition(console: Console, report: dict[str, Any]) -> None:
     """The transition report as tables, one per kind of item, and a one-line summary."""
     console.print(
         f"[bold]Transition in {report['jurisdiction']} at {report['at']}[/bold]  "
-        f"(bundle {report['bundle']['name']} {report['bundle']['version']})"
+        f"(bundle {report['bundle']['name']} {report['bundle']['version']})",
+        soft_wrap=True,  # the instant stays whole: the terminal wraps the line, never rich
     )
     for kind, title in _KIND_TITLES.items():
         items = [i for i in report["items"] if i["kind"] == kind]
@@ -224,7 +289,7 @@ def transition(console: Console, report: dict[str, Any]) -> None:
                     ", ".join(i["rules"]),
                     state,
                 )
-        console.print(table)
+        show(console, table)
     counts = report["counts"]
     mode = "applied" if report["applied"] else "dry run: nothing changed (--apply to act)"
     console.print(

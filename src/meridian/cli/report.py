@@ -20,19 +20,15 @@ from ..errors import (
     ProofError,
     shown,
 )
-from ..reports.transparency import (
+from ..reports.compute import report_from_log
+from ..reports.model import FORMATS, ReportFormat, TransparencyReport, parse_day, parse_format
+from ..reports.render import render
+from ..reports.verify import (
     ExportSource,
-    ReportFormat,
-    TransparencyReport,
     first_difference,
-    format_for,
     open_verified_export,
-    parse_day,
-    parse_format,
     recompute_report,
-    render,
     report_from_export,
-    report_from_log,
 )
 from .app import app, door
 from .audit import declared_entries
@@ -109,10 +105,18 @@ class _ExportFailedError(MeridianError):
         super().__init__("\n".join(lines))
 
 
+def _format_for(filename: str) -> ReportFormat | None:
+    """The format a file's extension names (``.json``, ``.csv``, ``.html``/``.htm``), if any."""
+    suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if suffix == "htm":
+        return "html"
+    return next((fmt for fmt in FORMATS if fmt == suffix), None)
+
+
 def _format(fmt: str | None, path: Path | None) -> ReportFormat:
     if fmt is not None:
         return parse_format(fmt)
-    named = None if path is None else format_for(path.name)
+    named = None if path is None else _format_for(path.name)
     return named or "json"
 
 

@@ -247,17 +247,11 @@ def _start_nodes(settings: Settings, codes: list[str], console: Console) -> Loca
 
 def _demo(rt, console: Console) -> None:  # type: ignore[no-untyped-def]
     """Seed the demo world (once) and print fresh tokens, revoking every earlier demo token."""
-    from ..demo import DEMO_HOSTS, DEMO_OPERATORS, demo_tokens, seed_demo
-    from ..keyfiles import write_private
+    from ..demo import DEMO_HOSTS, DEMO_OPERATORS, demo_tokens, save_demo_tokens, seed_demo
 
     seed_demo(rt, console.print)
-    var = Path("var")
-    var.mkdir(mode=0o700, exist_ok=True)
     tokens, revoked = demo_tokens(rt, _actor())
-    for name, secret in tokens.items():
-        path = var / f"{name}.token"
-        # mode 0600 from the first byte (never written, then chmod-ed)
-        write_private(path, (secret + "\n").encode("utf-8"))
+    save_demo_tokens(tokens)
     if revoked:
         console.print(f"revoked the {revoked} tokens of the previous demo start")
     console.print(

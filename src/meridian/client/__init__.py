@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from .participant import Admission, Participant, Received, signal_url
+from .keys import Received
+from .participant import Participant
+from .signalling import Admission, signal_url
 
 __all__ = ["Admission", "Participant", "Received", "signal_url"]

@@ -27,6 +27,10 @@ this participant sending (:attr:`Participant.paused`) until ``{"type": "resumed"
 
 The relay part stands alone (:meth:`Participant.connect_relay`), so it can be driven with
 hand-made grants and keys, without a control plane.
+
+A participant composes three parts: what the control plane says (:mod:`.signalling`), the two
+WebSockets and what their refusals and close codes stand for (:mod:`.sockets`), and its keys
+and the frames it opens (:class:`~meridian.client.keys.FrameKeys`, which it is).
 """
 
 from __future__ import annotations
@@ -36,256 +40,40 @@ import contextlib
 import json
 import logging
 import os
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
-from ..errors import (
-    AuthenticationError,
-    ConfigurationError,
-    ConflictError,
-    DeniedError,
-    FenceError,
-    ForbiddenError,
-    GrantError,
-    InputError,
-    MeridianError,
-    NotFoundError,
-    UnwrapError,
-    shown,
+from ..errors import ConflictError, InputError, MeridianError, shown
+from ..keys import FrameKind, RosterError, SenderKeys, b64url, public_bytes, signing_public_bytes
+from .keys import _END, FrameKeys, Received, _roster_key
+from .signalling import _WAIT_SECONDS, Admission, _admission, _refusal, signal_url
+from .sockets import (
+    _CLOSE_ENDED,
+    _CLOSE_REMOVED,
+    _closed_error,
+    _connect,
+    _headers,
+    _next_message,
+    _removed,
 )
-from ..keys import (
-    DropReason,
-    FrameDroppedError,
-    FrameKind,
-    KeyContext,
-    RosterError,
-    SenderKeys,
-    WrappedKey,
-    b64url,
-    from_b64url,
-    parse_header,
-    public_bytes,
-    signing_public_bytes,
-    unwrap_key,
-    verify_roster,
-)
-from ..keys.media import FRAME_GRACE_SECONDS
 
-__all__ = ["MAX_FRAME_BYTES", "Admission", "Participant", "Received", "signal_url"]
+__all__ = ["Participant"]
 
 log = logging.getLogger("meridian.client")
 
-#: the largest frame accepted from a relay (a relay's own limit)
-MAX_FRAME_BYTES = 16 * 1024 * 1024
-#: frames of an epoch whose key has not arrived yet, or of a sender whose roster entry has not,
-#: held for when it does (a sender's roster entry is held for FRAME_GRACE_SECONDS at most)
-_EARLY_FRAMES = 256
-#: the counters of :attr:`Participant.dropped`
-_DROPPED = (DropReason.BAD_SIGNATURE, DropReason.UNKNOWN_SENDER, DropReason.OLD_EPOCH)
-_TIMEOUT_SECONDS = 10.0
-#: how long a guest waits in a meeting's waiting room for a host (the control plane's own limit)
-_WAIT_SECONDS = 600.0
-_END = object()  # queued when the relay connection ends
-#: the close code of both sockets of a removed participant (docs/data-plane.md)
-_CLOSE_REMOVED = 4451
-#: the relay closes an ended meeting's sockets with this code
-_CLOSE_ENDED = 4410
 
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """One frame from another participant, opened."""
-
-    kind: FrameKind
-    sender: str
-    epoch: int
-    payload: bytes
-
-    @property
-    def text(self) -> str:
-        """A chat frame's line (undecodable bytes shown as U+FFFD)."""
-        return self.payload.decode("utf-8", "replace")
-
-
-@dataclass(frozen=True, slots=True)
-class Admission:
-    """What the control plane said when it admitted this participant."""
-
-    participant: str
-    meeting: str
-    dc: str
-    relay: str
-    grant: str
-    notices: tuple[str, ...]
-    key_region: str
-    epoch: int
-    placement: dict[str, Any] = field(default_factory=dict)
-
-
-def _ws_base(url: str) -> str:
-    url = url.rstrip("/")
-    for http, ws in (("https://", "wss://"), ("http://", "ws://")):
-        if url.startswith(http):
-            return ws + url[len(http) :]
-    return url
-
-
-def signal_url(control_url: str, meeting: str) -> str:
-    """The signalling WebSocket of ``meeting`` on the control plane at ``control_url``."""
-    return f"{_ws_base(control_url)}/v1/meetings/{quote(meeting, safe='')}/signal"
-
-
-def _headers(token: str | None, forwarded_for: str | None) -> dict[str, str]:
-    headers = {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    if forwarded_for:
-        headers["X-Forwarded-For"] = forwarded_for
-    return headers
-
-
-async def _connect(url: str, what: str, headers: dict[str, str]) -> ClientConnection:
-    """A WebSocket to ``url``; refusals of the handshake become Meridian errors."""
-    try:
-        return await connect(
-            url,
-            additional_headers=headers,
-            compression=None,  # sealed frames do not compress
-            max_size=MAX_FRAME_BYTES,
-            open_timeout=_TIMEOUT_SECONDS,
-            proxy=None,
-        )
-    except InvalidStatus as exc:
-        raise _status_error(exc, what) from None
-    except InvalidURI as exc:
-        raise InputError(f"{what} address `{shown(url)}` is not a ws:// or http:// URL") from exc
-    except (OSError, TimeoutError, InvalidHandshake) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigurationError(f"cannot reach the {what} at `{url}`: {why.lower()}") from None
-
-
-def _status_error(exc: InvalidStatus, what: str) -> MeridianError:
-    status = exc.response.status_code
-    message = f"the {what} refused the connection: HTTP {status}"
-    with contextlib.suppress(ValueError, AttributeError, TypeError):
-        message = str(json.loads(exc.response.body or b"")["error"]["message"])
-    if status == 401:
-        return AuthenticationError(message)
-    if status == 403:
-        return ForbiddenError(message)
-    if status == 404:
-        return NotFoundError(message)
-    if status == 422:
-        return InputError(message)
-    return ConfigurationError(message)
-
-
-def _closed_error(exc: ConnectionClosed, what: str) -> MeridianError:
-    """The refusal a close of the ``what``'s socket stands for (close codes 44xx mirror HTTP)."""
-    code = exc.rcvd.code if exc.rcvd else 1006
-    reason = exc.rcvd.reason if exc.rcvd and exc.rcvd.reason else ""
-    if code == _CLOSE_REMOVED:
-        return ForbiddenError(_removed(reason or "no reason given"))
-    message = reason or f"the {what} closed the connection (code {code})"
-    if what == "relay" and code == 4401:
-        return GrantError(message)
-    if what == "relay" and code == 4403:
-        return FenceError(message)
-    by_code: dict[int, type[MeridianError]] = {
-        4400: InputError,
-        4401: AuthenticationError,
-        4403: ForbiddenError,
-        4404: NotFoundError,
-        4422: InputError,
-    }
-    return by_code.get(code, ConfigurationError)(message)
-
-
-def _removed(reason: str) -> str:
-    return f"removed from the meeting: {reason}"
-
-
-def _refusal(message: dict[str, Any]) -> MeridianError:
-    """The error a ``refused`` message stands for."""
-    text = str(message.get("message") or "refused by the control plane")
-    code = message.get("code")
-    decision = message.get("decision")
-    if code == "denied" or isinstance(decision, dict):
-        return DeniedError(text, decision if isinstance(decision, dict) else {})
-    by_code: dict[str, type[MeridianError]] = {
-        "unauthenticated": AuthenticationError,
-        "forbidden": ForbiddenError,
-        "not_found": NotFoundError,
-        "invalid": InputError,
-        "conflict": ConflictError,
-    }
-    error = by_code.get(str(code))
-    return DeniedError(text, {}) if error is None else error(text)
-
-
-def _roster_key(text: object, pinned: Ed25519PublicKey | None) -> Ed25519PublicKey:
-    """The key rosters are checked with: ``pinned`` if given (and ``admitted`` must agree)."""
-    try:
-        offered = Ed25519PublicKey.from_public_bytes(from_b64url(text, "`roster_key`"))
-    except (InputError, ValueError) as exc:
-        raise RosterError(
-            f"the control plane's `admitted` has no valid `roster_key`: {exc}"
-        ) from None
-    if pinned is not None and signing_public_bytes(pinned) != signing_public_bytes(offered):
-        raise RosterError(
-            "the control plane's roster key is not the pinned one: refusing its rosters"
-        )
-    return pinned or offered
-
-
-def _admission(message: dict[str, Any]) -> tuple[Admission, dict[str, Any]]:
-    """The admission and its ``key`` message; :class:`InputError` if either is malformed."""
-    try:
-        key = message["key"]
-        admission = Admission(
-            participant=str(message["participant"]),
-            meeting=str(message["meeting"]),
-            dc=str(message["dc"]),
-            relay=str(message["relay"]),
-            grant=str(message["grant"]),
-            notices=tuple(str(n) for n in message.get("notices") or ()),
-            key_region=str(key["region"]),
-            epoch=int(key["epoch"]),
-            placement=dict(message.get("placement") or {}),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(
-            f"the control plane's `admitted` message is malformed: missing or bad {exc}"
-        ) from None
-    return admission, key
-
-
-class Participant:
+class Participant(FrameKeys):
     """One participant of one meeting: its relay connection, keys and (when joined) signalling."""
 
     def __init__(self, meeting: str, participant: str, keys: SenderKeys) -> None:
-        self.meeting = meeting
-        self.participant = participant
-        self.keys = keys
+        super().__init__(meeting, participant, keys)
         self.dc: str | None = None
         self.admission: Admission | None = None
-        #: frames that did not open (wrong key, unknown epoch, malformed): counted, never raised
-        self.undecryptable = 0
-        self._dropped: dict[str, int] = dict.fromkeys(_DROPPED, 0)
-        #: rosters refused (not signed by the control plane, or malformed); the last good one holds
-        self.rosters_refused = 0
-        self._control_key: Ed25519PublicKey | None = None
-        self._roster_seq = -1
-        #: the names of the signed roster (kept after someone leaves, for their last frames)
-        self._signed_names: dict[str, str] = {}
         #: why the participant is no longer in the meeting, once it is not
         self.ended: str | None = None
         #: the reason the control plane gave when it removed this participant
@@ -300,9 +88,6 @@ class Participant:
         self.on_notice: Callable[[str], None] | None = None
         self._relay: ClientConnection | None = None
         self._signal: ClientConnection | None = None
-        self._private: X25519PrivateKey | None = None
-        self._inbox: asyncio.Queue[Received | object] = asyncio.Queue()
-        self._early: deque[tuple[float, bytes]] = deque()
         self._tasks: list[asyncio.Task[None]] = []
         #: the others connected to the meeting, by participant id: their names
         self.roster: dict[str, str] = {}
@@ -517,68 +302,6 @@ class Participant:
         assert isinstance(item, Received)
         return item
 
-    @property
-    def dropped(self) -> dict[str, int]:
-        """Frames dropped, by reason: ``bad_signature`` (not signed by its sender's key in the
-        roster: a forgery), ``unknown_sender`` (a sender the roster does not list, after the
-        grace), ``old_epoch`` (an epoch superseded past the grace, or older than the previous)."""
-        self._expire()
-        return dict(self._dropped)
-
-    def _open(self, frame: bytes, *, hold: bool = True) -> None:
-        try:
-            header, payload = self.keys.open(frame)
-        except FrameDroppedError as exc:
-            waits = exc.reason == DropReason.UNKNOWN_SENDER or (
-                exc.reason == DropReason.UNDECRYPTABLE and self._is_early(frame)
-            )
-            if hold and waits:
-                self._hold(frame)
-            elif exc.reason == DropReason.UNDECRYPTABLE:
-                self.undecryptable += 1
-            else:
-                self._dropped[exc.reason] += 1
-            return
-        except UnwrapError:
-            self.undecryptable += 1
-            return
-        self._inbox.put_nowait(Received(header.kind, header.sender, header.epoch, payload))
-
-    def _hold(self, frame: bytes) -> None:
-        """Keep a frame whose key or sender's roster entry may be on its way (bounded)."""
-        self._expire()
-        if len(self._early) >= _EARLY_FRAMES:
-            self._open(self._early.popleft()[1], hold=False)  # counted, as it stands now
-        self._early.append((self.keys.clock(), frame))
-
-    def _expire(self) -> None:
-        """Count the held frames whose sender the roster did not name within the grace."""
-        deadline = self.keys.clock() - FRAME_GRACE_SECONDS
-        if not self._early or self._early[0][0] >= deadline:
-            return
-        held, self._early = list(self._early), deque()
-        for at, frame in held:
-            # a frame ahead of its key waits as long as it is ahead (bounded by _EARLY_FRAMES)
-            if at >= deadline or self._is_early(frame):
-                self._early.append((at, frame))
-            else:
-                self._open(frame, hold=False)
-
-    def _retry(self) -> None:
-        """Open what now opens of the held frames (a key or a roster arrived)."""
-        held, self._early = list(self._early), deque()
-        for _, frame in held:
-            self._open(frame)
-
-    def _is_early(self, frame: bytes) -> bool:
-        """Whether ``frame`` is of an epoch newer than any held (its key may be on its way)."""
-        try:
-            epoch = parse_header(frame).epoch
-        except InputError:
-            return False
-        latest = self.keys.latest
-        return latest is not None and epoch > latest
-
     async def _read(self, relay: ClientConnection) -> None:
         try:
             async for frame in relay:
@@ -599,35 +322,6 @@ class Participant:
                 code = relay.close_code
                 self.ended = f"the relay closed the connection (code {code})"
             self._inbox.put_nowait(_END)
-
-    # -- keys -----------------------------------------------------------------------------
-
-    def _add_key(self, key: dict[str, Any]) -> None:
-        """Unwrap a ``key`` message (admission or rotation) and hold its epoch."""
-        if self._private is None:
-            raise UnwrapError("no key pair to unwrap with: this participant did not join")
-        try:
-            region, epoch = str(key["region"]), int(key["epoch"])
-            wrapped = WrappedKey.from_json(key["wrapped"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"malformed key message: missing or bad {exc}") from None
-        context = KeyContext(self.meeting, self.participant, region, epoch)
-        self.keys.add_epoch(epoch, unwrap_key(wrapped, self._private, context))
-        # frames that came before their key: open what now opens, hold or count the rest
-        self._retry()
-
-    def _apply_roster(self, token: object) -> None:
-        """Take a roster the control plane signed (:class:`RosterError` if it did not); one
-        older than the roster held is ignored."""
-        if self._control_key is None:
-            raise RosterError("no control-plane roster key to check the roster with")
-        roster = verify_roster(self._control_key, token, meeting=self.meeting)
-        if roster.seq <= self._roster_seq:
-            return
-        self._roster_seq = roster.seq
-        self._signed_names.update(roster.names())
-        self.keys.senders.replace(roster.keys())
-        self._retry()
 
     async def _listen(self, signal: ClientConnection) -> None:
         """Key rotations and the end of the meeting, from the signalling socket."""
@@ -733,22 +427,3 @@ class Participant:
 
     async def __aexit__(self, *_: object) -> None:
         await self.leave()
-
-
-async def _next_message(
-    conn: ClientConnection, what: str, timeout: float = _TIMEOUT_SECONDS
-) -> dict[str, Any]:
-    """The next JSON object from ``conn``; a close is the refusal its close code stands for."""
-    try:
-        text = await asyncio.wait_for(conn.recv(), timeout)
-    except ConnectionClosed as exc:
-        raise _closed_error(exc, what) from None
-    except TimeoutError:
-        raise ConfigurationError(f"the {what} did not answer within {timeout:g} s") from None
-    try:
-        message = json.loads(text)
-    except ValueError:
-        message = None
-    if not isinstance(message, dict):
-        raise InputError(f"the {what} sent `{shown(text)}`: expected a JSON object")
-    return message

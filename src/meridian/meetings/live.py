@@ -40,20 +40,20 @@ Fail closed: a region whose node is not configured, or that the health checker m
 cannot be reached refuses the join (and the participation is closed again); a relay that cannot
 be reached to drop a removed participant does not stop the removal (the new key epoch keeps the
 participant out of what follows), and is logged and recorded with the removal.
+
+What is said to the nodes goes over HTTP through :class:`~meridian.meetings.nodes.RegionNodes`
+(key requests, drop and end orders, links, counters); this module decides what to say.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -61,10 +61,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from ..audit import Actor, record
 from ..errors import (
-    ConfigurationError,
     ConflictError,
     ForbiddenError,
-    MeridianError,
     NotFoundError,
     shown,
 )
@@ -74,6 +72,7 @@ from ..keys.grants import Grant, GrantSigner, public_key_b64
 from ..runtime import Runtime
 from ..storage.models import new_id
 from .access import advance_epoch, enter
+from .nodes import KeyServerError, RegionNodes
 from .placement import MeetingPlan, Occupancy, links_between
 from .regions import region_table
 from .service import admit, end_meeting, get_meeting, leave
@@ -89,8 +88,6 @@ Close = Callable[[int, str], Awaitable[None]]
 #: the close code of a removed participant's sockets, signalling and relay alike (HTTP 451,
 #: unavailable for legal reasons; 44xx codes mirror HTTP statuses)
 CLOSE_REMOVED = 4451
-#: how long a region node has to answer a drop order before the removal goes on without it
-DROP_TIMEOUT_SECONDS = 5.0
 #: how often a paused meeting tries its rotation again, and how long before it is ended instead
 PAUSE_RETRY_SECONDS = 2.0
 PAUSE_LIMIT_SECONDS = 60.0
@@ -98,13 +95,6 @@ PAUSE_LIMIT_SECONDS = 60.0
 MAX_WAITING = 50
 WAIT_SECONDS = 600.0
 _REASON_BYTES = 123  # the most a WebSocket close reason can carry
-
-
-class KeyServerError(MeridianError):
-    """Raised when the key server of a meeting's key region cannot give a key: the join fails."""
-
-    exit_code = 69  # EX_UNAVAILABLE
-    http_status = 503
 
 
 @dataclass
@@ -158,10 +148,6 @@ class LiveMeeting:
     retry: asyncio.Task[None] | None = None
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def _close_reason(message: str) -> str:
     raw = message.encode("utf-8")
     if len(raw) <= _REASON_BYTES:
@@ -169,16 +155,8 @@ def _close_reason(message: str) -> str:
     return raw[: _REASON_BYTES - 3].decode("utf-8", "ignore") + "…"
 
 
-def _refusal(response: httpx.Response) -> str:
-    """What a region node said when it refused (Meridian's error body), or its status."""
-    try:
-        return str(response.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return f"status {response.status_code}"
-
-
 class Signalling:
-    """The control plane's live meetings, and its way to the region nodes."""
+    """The control plane's live meetings; :attr:`nodes` is its way to the region nodes."""
 
     def __init__(
         self,
@@ -190,8 +168,7 @@ class Signalling:
     ) -> None:
         self.rt = rt
         self.signer = signer
-        self.node_urls = dict(node_urls)
-        self.http = http or httpx.AsyncClient(timeout=10.0)
+        self.nodes = RegionNodes(signer, node_urls, http=http)
         self.meetings: dict[str, LiveMeeting] = {}
         #: per meeting, participants a removal named, with its reason: one still joining when the
         #: removal ran is refused as it registers (its participation was committed before)
@@ -203,8 +180,11 @@ class Signalling:
         self._digest: str | None = None
         #: regions whose node the health checker marked down, and since when (ISO 8601)
         self.down_since: dict[str, str] = {}
-        #: the admin credential the nodes' counters are read with, and when it was signed
-        self._admin: tuple[float, str] | None = None
+
+    @property
+    def node_urls(self) -> dict[str, str]:
+        """The region nodes by region code (the client's own: a change here reaches it)."""
+        return self.nodes.urls
 
     def occupancy(self) -> Occupancy:
         """Participants per data centre across live meetings (capacity from the bundle in force)."""
@@ -220,10 +200,6 @@ class Signalling:
                         fresh.used[code] = used
             self._occupancy, self._digest = fresh, digest
         return self._occupancy
-
-    def relay_url(self, region: str) -> str:
-        base = self.node_urls[region]
-        return "ws" + base.removeprefix("http") + "/v1/relay"
 
     def live_load(self, visible: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
         """Per region: participants carried, capacity, the number of live meetings using it,
@@ -252,9 +228,6 @@ class Signalling:
     ) -> dict[str, Any]:
         """The meeting key of the current epoch, wrapped for ``participant`` by the key server."""
         region = meeting.plan.key_region
-        base = self.node_urls.get(region)
-        if base is None:
-            raise KeyServerError(f"no key server for region `{region}` is configured")
         grant = Grant(
             typ="key",
             meeting=meeting.id,
@@ -265,20 +238,7 @@ class Signalling:
             epoch=meeting.epoch,
             session=meeting.session,
         )
-        body = {"grant": self.signer.sign(grant), "public_key": _b64(participant.public_key)}
-        try:
-            response = await self.http.post(f"{base}/v1/keys", json=body)
-        except httpx.HTTPError as exc:
-            raise KeyServerError(f"key server `{region}` is unreachable: {exc}") from exc
-        if response.status_code != 200:
-            raise KeyServerError(f"key server `{region}` refused: {_refusal(response)}")
-        try:
-            data = response.json()
-            if not isinstance(data, dict) or "wrapped" not in data:
-                raise ValueError("no `wrapped` key")
-        except ValueError as exc:
-            raise KeyServerError(f"key server `{region}` sent a malformed answer: {exc}") from exc
-        return data
+        return await self.nodes.wrapped_key(grant, participant.public_key)
 
     async def join(
         self,
@@ -416,7 +376,7 @@ class Signalling:
                 "meeting": meeting_id,
                 "dc": placement.dc,
                 "country": placement.country,
-                "relay": self.relay_url(placement.dc),
+                "relay": self.nodes.relay_url(placement.dc),
                 "grant": self.signer.sign(grant),
                 "notices": list(placement.notices),
                 "key": key,
@@ -796,23 +756,7 @@ class Signalling:
                 end=end,
                 code=code,
             )
-            url = f"{self.node_urls[region]}/v1/relay/{quote(live.id, safe='')}/drop"
-            try:
-                response = await self.http.post(
-                    url, json={"grant": self.signer.sign(grant)}, timeout=DROP_TIMEOUT_SECONDS
-                )
-            except httpx.HTTPError as exc:
-                return (
-                    region,
-                    f"region node `{region}` is unreachable: {str(exc) or type(exc).__name__}",
-                )
-            if response.status_code != 200:
-                return region, f"region node `{region}` refused the drop: {_refusal(response)}"
-            try:
-                closed = response.json()["dropped"]
-                return region, {str(p) for p in closed}
-            except (ValueError, KeyError, TypeError):
-                return region, f"region node `{region}` sent a malformed answer to the drop"
+            return region, await self.nodes.drop(region, grant)
 
         answers = dict(await asyncio.gather(*(one(r) for r in targets)))
         for answer in answers.values():
@@ -864,44 +808,15 @@ class Signalling:
                 continue
 
     async def carried(self, meeting_id: str) -> dict[str, dict[str, Any]]:
-        """What every region node counted for a meeting: bytes, frames, keys, participants.
-
-        Read from the nodes themselves; a node that does not answer is reported as such, with
-        no figures (never as zeros).
-        """
-
-        headers = {"Authorization": f"Bearer {self.admin_credential()}"}
-
-        async def one(region: str, base: str) -> tuple[str, dict[str, Any]]:
-            try:
-                response = await self.http.get(
-                    f"{base}/v1/stats/{quote(meeting_id, safe='')}", headers=headers
-                )
-                response.raise_for_status()
-                data: dict[str, Any] = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
-                return region, {"error": f"region node `{region}` did not answer: {exc}"}
-            data.pop("meeting", None)
-            data.pop("region", None)
-            return region, data
-
-        pairs = await asyncio.gather(*(one(r, u) for r, u in sorted(self.node_urls.items())))
-        return dict(pairs)
-
-    def admin_credential(self) -> str:
-        """The control plane's ``admin`` credential for the nodes' counters, re-signed when half
-        its lifetime has passed."""
-        now = time.monotonic()
-        if self._admin is None or now - self._admin[0] > self.signer.seconds / 2:
-            self._admin = (now, self.signer.admin())
-        return self._admin[1]
+        """What every region node counted for a meeting (:meth:`RegionNodes.carried`)."""
+        return await self.nodes.carried(meeting_id)
 
     async def _give_links(self, live: LiveMeeting, links: Collection[tuple[str, str]]) -> None:
         """Give each node the meeting uses the ``link`` grants of its cascades (only nodes ever
         hold them: a participant's grant opens no cascade). A node that cannot be reached is
         logged: its participants then hear only their own region."""
         regions = tuple(sorted(live.plan.regions))
-        per_node: dict[str, list[str]] = {}
+        per_node: dict[str, list[Grant]] = {}
         for pair in links:
             for region in pair:
                 grant = Grant(
@@ -913,29 +828,9 @@ class Signalling:
                     key_region=live.plan.key_region,
                     pair=tuple(sorted(pair)),
                 )
-                per_node.setdefault(region, []).append(self.signer.sign(grant))
+                per_node.setdefault(region, []).append(grant)
 
-        async def one(region: str, grants: list[str]) -> None:
-            base = self.node_urls.get(region)
-            if base is None:
-                return
-            url = f"{base}/v1/relay/{quote(live.id, safe='')}/links"
-            try:
-                response = await self.http.post(
-                    url, json={"grants": grants}, timeout=DROP_TIMEOUT_SECONDS
-                )
-            except httpx.HTTPError as exc:
-                log.warning("meeting %s: links to %s: %s", live.id, region, exc)
-                return
-            if response.status_code != 200:
-                log.warning(
-                    "meeting %s: region node %s refused its links: %s",
-                    live.id,
-                    region,
-                    _refusal(response),
-                )
-
-        await asyncio.gather(*(one(r, g) for r, g in sorted(per_node.items())))
+        await self.nodes.give_links(live.id, per_node)
 
     async def _renew(self, participant: LiveParticipant) -> None:
         """Send ``participant`` a fresh relay grant every third of a grant's lifetime, which its
@@ -952,13 +847,4 @@ class Signalling:
                 return
 
     async def aclose(self) -> None:
-        await self.http.aclose()
-
-
-def check_nodes(node_urls: dict[str, str], codes: frozenset[str]) -> None:
-    """Refuse node URLs for regions the bundle does not list (a typo must not go unnoticed)."""
-    for region in node_urls:
-        if region not in codes:
-            raise ConfigurationError(
-                f"node url given for `{shown(region)}`, which is not a data-centre region"
-            )
+        await self.nodes.aclose()

@@ -6,7 +6,7 @@ so the same report always gives the same bytes. Each chart has a table with the 
 and a caption, for readers who do not see it; every value from the log is escaped.
 
 The page states what it was computed from twice: for people, in its last section, and for
-:func:`meridian.reports.transparency.stated_parameters`, in ``<meta name="meridian-…">`` tags.
+:func:`meridian.reports.readback.stated_parameters`, in ``<meta name="meridian-…">`` tags.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from html import escape, unescape
 
-from .transparency import FORMAT, TransparencyReport
+from .model import FORMAT, TransparencyReport
 
 __all__ = ["render_html", "stated_fields"]
 

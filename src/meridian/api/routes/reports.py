@@ -7,7 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from ...http.deps import RuntimeDep
-from ...reports.transparency import media_type, parse_day, parse_format, render, report_from_log
+from ...reports.compute import report_from_log
+from ...reports.model import media_type, parse_day, parse_format
+from ...reports.render import render
 from .common import errors
 
 router = APIRouter(tags=["reports"])

@@ -2,7 +2,7 @@
 operator console at ``/console/report``.
 
 The report is computed exactly as ``GET /v1/reports/transparency`` computes it
-(:func:`meridian.reports.transparency.report_from_log` at the log's latest signed checkpoint, for
+(:func:`meridian.reports.compute.report_from_log` at the log's latest signed checkpoint, for
 the same period and with the same defaults), so the page and the API give the same counts. The
 page draws its own bar charts as SVG on the server — shapes carry classes, never ``style``
 attributes, which the pages' Content-Security-Policy forbids — each beside a table of the same
@@ -21,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ...errors import MeridianError
 from ...geography.jurisdictions import jurisdiction_name
-from ...reports.transparency import TransparencyReport, parse_day, report_from_log
+from ...reports.compute import report_from_log
+from ...reports.model import TransparencyReport, parse_day
 from ...runtime import Runtime
 from ..deps import MaybeViewerDep, Viewer, page_for
 from ..render import render
