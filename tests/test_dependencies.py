@@ -5,9 +5,12 @@ version its range allows."""
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
 import tomllib
 from collections.abc import Callable
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -137,3 +140,33 @@ def test_make_run_installs_the_runtime_only() -> None:
     for target in ("test", "lint", "bench", "install"):
         assert _prerequisites(makefile, target) == ["$(STAMP)"], target
     assert "$(RUNTIME)" in _prerequisites(makefile, "$(STAMP)")
+
+
+def _imported_distributions() -> dict[str, set[str]]:
+    """The distributions whose modules src/meridian imports, by the module that needs each."""
+    provided = packages_distributions()
+    needed: dict[str, set[str]] = {}
+    for path in (ROOT / "src" / "meridian").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                tops = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                tops = [node.module.split(".")[0]]
+            else:
+                continue
+            for top in tops:
+                if top in sys.stdlib_module_names or top == "meridian":
+                    continue
+                for dist in provided.get(top, [top]):
+                    needed.setdefault(canonicalize_name(dist), set()).add(path.name)
+    return needed
+
+
+def test_what_the_package_imports_is_a_runtime_dependency() -> None:
+    """`make run` installs the runtime lock alone: a module the service imports must be in it."""
+    runtime = set(_runtime())
+    runtime_locked = set(_locked(LOCK))
+    for dist, where in sorted(_imported_distributions().items()):
+        assert dist in runtime or dist in runtime_locked, (
+            f"`{dist}` is imported by {sorted(where)} but is not a runtime dependency"
+        )
