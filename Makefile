@@ -2,27 +2,37 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench install lock clean
 
-# The Python dependencies come from requirements.lock: every package pinned with its hashes
-# (`make lock` writes it from pyproject.toml with uv, itself pinned here); Meridian itself is
-# then installed on top without resolving anything.
+# The Python dependencies come from two locks at the same pins, every package pinned with its
+# hashes (`make lock` writes both from pyproject.toml with uv, itself pinned here):
+# requirements.lock, the runtime that `make run` needs, and requirements-dev.lock, which adds the
+# test and benchmark tools. Meridian itself is then installed on top without resolving anything.
 UV_VERSION := 0.13.8
 LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet
 
-$(STAMP): pyproject.toml $(LOCK) frontend/package-lock.json frontend/vendor.sh
+# the runtime: Meridian and what it runs on, and the pages' front-end libraries vendored from npm
+$(RUNTIME): pyproject.toml $(LOCK) frontend/package-lock.json frontend/vendor.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/pip install --quiet --no-deps -e .
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error && ./vendor.sh
+	touch $(RUNTIME)
+
+# the runtime plus the tests', the linters' and the benchmarks' tools
+$(STAMP): $(RUNTIME) $(DEV_LOCK)
+	$(BIN)/pip install --quiet --require-hashes -r $(DEV_LOCK)
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv with Meridian and its tests' and benchmarks' dependencies; vendor the pages' front-end libraries from npm
+install: $(STAMP) ## create .venv with Meridian, its runtime and its tests' and benchmarks' tools; vendor the pages' front-end libraries from npm
 
-run: $(STAMP) ## serve the API on 127.0.0.1:8000 with the demo world (SQLite in ./var/)
+run: $(RUNTIME) ## serve the API and the pages on 127.0.0.1:8000 with the demo world (SQLite in ./var/); installs the runtime only
 	$(BIN)/meridian serve --demo
 
 test: $(STAMP) ## the whole test suite
@@ -42,12 +52,12 @@ bench: $(STAMP) ## the benchmarks, as recorded in BENCHMARKS.md
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/middleware.py
 
-lock: ## rewrite requirements.lock from pyproject.toml (keeps current pins; UPGRADE=1 takes the newest allowed)
+lock: ## rewrite both locks from pyproject.toml (keeps current pins; UPGRADE=1 takes the newest allowed)
 	[ -x $(BIN)/uv ] || { [ -x $(BIN)/pip ] || $(PYTHON) -m venv $(VENV); $(BIN)/pip install --quiet uv==$(UV_VERSION); }
 	$(BIN)/uv --version | grep -qx "uv $(UV_VERSION)" || $(BIN)/pip install --quiet uv==$(UV_VERSION)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --universal --python-version 3.11 \
-		--generate-hashes --quiet $(if $(UPGRADE),--upgrade) --output-file $(LOCK)
-	@echo "wrote $(LOCK): $$(grep -c '^[a-z0-9]' $(LOCK)) packages, hashed; run \`make install\` to use it"
+	$(COMPILE) --extra dev --extra bench $(if $(UPGRADE),--upgrade) --output-file $(DEV_LOCK)
+	$(COMPILE) --constraint $(DEV_LOCK) --output-file $(LOCK)
+	@echo "wrote $(DEV_LOCK) ($$(grep -c '^[a-z0-9]' $(DEV_LOCK)) packages) and $(LOCK) ($$(grep -c '^[a-z0-9]' $(LOCK)), the runtime at the same pins), hashed; run \`make install\` to use them"
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .hypothesis frontend/node_modules src/meridian/web/static/vendor

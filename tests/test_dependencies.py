@@ -1,10 +1,16 @@
-"""The dependencies: floors above the published advisories, and a hashed lock file that covers
-every dependency pyproject.toml names, at versions the floors allow."""
+"""The dependencies: floors above the published advisories, and two hashed lock files at the same
+pins: requirements.lock, the runtime that `make run` installs, and requirements-dev.lock, which
+adds the test and benchmark tools; every dependency pyproject.toml names is in the right one, at a
+version its range allows."""
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
 import tomllib
+from collections.abc import Callable
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -15,6 +21,7 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 LOCK = ROOT / "requirements.lock"
+DEV_LOCK = ROOT / "requirements-dev.lock"
 
 #: the first release past each published advisory Meridian's runtime could be exposed to
 ADVISORIES = {
@@ -32,14 +39,24 @@ def _runtime() -> dict[str, Requirement]:
     return {canonicalize_name(r.name): r for r in reqs}
 
 
-def _locked() -> dict[str, tuple[Version, list[str]]]:
-    text = LOCK.read_text(encoding="utf-8")
+def _locked(lock: Path = LOCK) -> dict[str, tuple[Version, list[str]]]:
+    text = lock.read_text(encoding="utf-8")
     out: dict[str, tuple[Version, list[str]]] = {}
     # one entry: `name==version [; marker] \` then `--hash=sha256:…` lines
-    for match in re.finditer(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)[^\n]*\n((?:\s+--hash=[^\n]+\n?)*)", text, re.M):
+    for match in re.finditer(
+        r"^([A-Za-z0-9_.\-]+)==([^\s;]+)[^\n]*\n((?:\s+--hash=[^\n]+\n?)*)", text, re.M
+    ):
         hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})", match.group(3))
         out[canonicalize_name(match.group(1))] = (Version(match.group(2)), hashes)
     return out
+
+
+def _extras() -> list[Requirement]:
+    return [
+        Requirement(r)
+        for extra in ("dev", "bench")
+        for r in PROJECT["optional-dependencies"][extra]
+    ]
 
 
 @pytest.mark.parametrize(("name", "fixed"), sorted(ADVISORIES.items()))
@@ -52,27 +69,104 @@ def test_runtime_floors_are_above_the_advisories(name: str, fixed: str) -> None:
     assert min(floors) >= Version(fixed), (name, str(spec))
 
 
-def test_the_lock_pins_every_dependency_with_hashes() -> None:
-    assert LOCK.exists(), "no requirements.lock: run `make lock`"
-    locked = _locked()
-    wanted = list(_runtime().values()) + [
-        Requirement(r) for extra in ("dev", "bench") for r in PROJECT["optional-dependencies"][extra]
-    ]
-    for req in wanted:
+@pytest.mark.parametrize(
+    ("lock", "wanted"),
+    [
+        pytest.param(LOCK, lambda: list(_runtime().values()), id="runtime"),
+        pytest.param(DEV_LOCK, lambda: list(_runtime().values()) + _extras(), id="dev"),
+    ],
+)
+def test_each_lock_pins_what_it_serves_with_hashes(
+    lock: Path, wanted: Callable[[], list[Requirement]]
+) -> None:
+    assert lock.exists(), f"no {lock.name}: run `make lock`"
+    locked = _locked(lock)
+    for req in wanted():
         name = canonicalize_name(req.name)
-        assert name in locked, f"{name} is not in requirements.lock: run `make lock`"
+        assert name in locked, f"{name} is not in {lock.name}: run `make lock`"
         version, hashes = locked[name]
-        assert req.specifier.contains(version, prereleases=True), (name, str(version), str(req.specifier))
+        assert req.specifier.contains(version, prereleases=True), (
+            name,
+            str(version),
+            str(req.specifier),
+        )
     for name, (version, hashes) in locked.items():
-        assert hashes, f"{name}=={version} has no hash in requirements.lock"
+        assert hashes, f"{name}=={version} has no hash in {lock.name}"
     for name, fixed in ADVISORIES.items():
         assert locked[name][0] >= Version(fixed), (name, locked[name][0])
 
 
-def test_make_installs_from_the_lock_with_hashes_and_the_project_without_deps() -> None:
+def test_the_runtime_lock_holds_no_test_or_benchmark_tool() -> None:
+    runtime = _locked(LOCK)
+    only_extras = {canonicalize_name(r.name) for r in _extras()} - set(_runtime())
+    assert not only_extras & set(runtime), sorted(only_extras & set(runtime))
+
+
+def test_both_locks_pin_a_package_alike() -> None:
+    runtime, dev = _locked(LOCK), _locked(DEV_LOCK)
+    missing = sorted(set(runtime) - set(dev))
+    assert not missing, f"in requirements.lock but not requirements-dev.lock: {missing}"
+    for name, (version, hashes) in runtime.items():
+        assert dev[name][0] == version, (
+            f"{name}: {version} in requirements.lock, {dev[name][0]} in requirements-dev.lock"
+        )
+        assert set(hashes) <= set(dev[name][1]), (
+            f"{name}=={version}: the two locks hash it differently"
+        )
+
+
+def test_make_installs_from_the_locks_with_hashes_and_the_project_without_deps() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert "--require-hashes -r $(LOCK)" in makefile
+    assert "--require-hashes -r $(DEV_LOCK)" in makefile
     assert "--no-deps -e ." in makefile
     assert re.search(r"^lock:", makefile, re.M)
     assert re.search(r"uv==\$\(UV_VERSION\)", makefile)
     assert re.search(r"^UV_VERSION := \d+\.\d+\.\d+$", makefile, re.M)
+
+
+def _prerequisites(makefile: str, target: str) -> list[str]:
+    match = re.search(rf"^{re.escape(target)}:([^\n#]*)", makefile, re.M)
+    assert match is not None, f"no `{target}` target in the Makefile"
+    return match.group(1).split()
+
+
+def test_make_run_installs_the_runtime_only() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert _prerequisites(makefile, "run") == ["$(RUNTIME)"]
+    runtime_recipe = makefile[makefile.index("$(RUNTIME):") :].split("\n\n", 1)[0]
+    assert "$(DEV_LOCK)" not in runtime_recipe
+    assert "npm ci" in runtime_recipe  # the pages need their vendored libraries
+    for target in ("test", "lint", "bench", "install"):
+        assert _prerequisites(makefile, target) == ["$(STAMP)"], target
+    assert "$(RUNTIME)" in _prerequisites(makefile, "$(STAMP)")
+
+
+def _imported_distributions() -> dict[str, set[str]]:
+    """The distributions whose modules src/meridian imports, by the module that needs each."""
+    provided = packages_distributions()
+    needed: dict[str, set[str]] = {}
+    for path in (ROOT / "src" / "meridian").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                tops = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                tops = [node.module.split(".")[0]]
+            else:
+                continue
+            for top in tops:
+                if top in sys.stdlib_module_names or top == "meridian":
+                    continue
+                for dist in provided.get(top, [top]):
+                    needed.setdefault(canonicalize_name(dist), set()).add(path.name)
+    return needed
+
+
+def test_what_the_package_imports_is_a_runtime_dependency() -> None:
+    """`make run` installs the runtime lock alone: a module the service imports must be in it."""
+    runtime = set(_runtime())
+    runtime_locked = set(_locked(LOCK))
+    for dist, where in sorted(_imported_distributions().items()):
+        assert dist in runtime or dist in runtime_locked, (
+            f"`{dist}` is imported by {sorted(where)} but is not a runtime dependency"
+        )

@@ -49,7 +49,7 @@ __all__ = [
     "parse_request",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version: pyproject.toml reads it ([tool.hatch.version])
 
 
 @cache

@@ -10,7 +10,7 @@ Helpers:
   ``live.tokens``) through the real sign-in form; ``forwarded_for`` sets ``X-Forwarded-For`` on
   every request (the servers trust loopback as a proxy), which is how a test puts a browser in a
   country.
-- ``shot(page, name)``: a full-page screenshot in ``var/screenshots/`` (the README's come from
+- ``shot(page, name)``: a full-page screenshot in ``var/screenshots/`` (docs/screenshots/ come from
   there).
 - ``check_a11y(page)``: axe-core, run in the page; fails on any critical violation.
 

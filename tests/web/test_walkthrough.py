@@ -1,4 +1,5 @@
-"""The README's walk through the 2020 case, in one browser session after another, as a new user.
+"""The walk through the 2020 case in docs/walkthroughs.md, in one browser session after another,
+as a new user.
 
 It runs over the demo world ``make run`` seeds, on the demo's simulated network, against real
 region nodes: sign-ups, a checkout, the cutover's takeover, a meeting with a participant from

@@ -1,4 +1,5 @@
-"""The README's worked example prints what the README shows."""
+"""The documented examples print what the documentation shows: the worked decision in
+docs/decisions.md, and the walkthroughs in docs/walkthroughs.md against the demo world."""
 
 from __future__ import annotations
 
@@ -6,17 +7,20 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from meridian.cli.app import app
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+DECISIONS = ROOT / "docs" / "decisions.md"
+WALKTHROUGHS = ROOT / "docs" / "walkthroughs.md"
 
 
 def test_the_worked_example_gives_the_shown_output() -> None:
-    text = README.read_text(encoding="utf-8")
+    text = DECISIONS.read_text(encoding="utf-8")
     command = re.search(r"echo '(\{[^']*?\})' \| \.venv/bin/meridian decide", text, re.S)
-    assert command is not None, "the README's example command moved"
+    assert command is not None, "the worked example's command moved out of docs/decisions.md"
     shown = re.search(r"```json\n(.*?)```", text, re.S)
     assert shown is not None
     result = CliRunner().invoke(app, ["decide"], input=command.group(1))
@@ -25,7 +29,7 @@ def test_the_worked_example_gives_the_shown_output() -> None:
 
 
 def _shown(script: str) -> list[str]:
-    """The output a README block shows: its ``# `` lines that are not numbered step titles."""
+    """The output a walkthrough block shows: its ``# `` lines that are not numbered step titles."""
     return [
         line[2:]
         for line in script.splitlines()
@@ -41,8 +45,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_the_service_walkthrough_prints_what_the_readme_shows(tmp_path: Path) -> None:
-    """Serve the demo world as `make run` does, run the README's walkthrough, compare its output."""
+@pytest.mark.slow  # about three minutes here: the demo world and thirteen region nodes
+def test_the_service_walkthrough_prints_what_the_docs_show(tmp_path: Path) -> None:
+    """Serve the demo world as `make run` does, run the walkthroughs, compare their output."""
     import os
     import subprocess
     import sys
@@ -50,18 +55,18 @@ def test_the_service_walkthrough_prints_what_the_readme_shows(tmp_path: Path) ->
 
     import httpx
 
-    text = README.read_text(encoding="utf-8")
+    text = WALKTHROUGHS.read_text(encoding="utf-8")
     block = re.search(r"<!-- walkthrough -->\n```sh\n(.*?)```", text, re.S)
-    assert block is not None, "the README's walkthrough moved"
+    assert block is not None, "the service walkthrough moved out of docs/walkthroughs.md"
     script = block.group(1)
     expected = _shown(script)
     meetings_block = re.search(r"<!-- meetings -->\n```sh\n(.*?)```", text, re.S)
-    assert meetings_block is not None, "the README's meetings walkthrough moved"
+    assert meetings_block is not None, "the meetings walkthrough moved out of docs/walkthroughs.md"
     meetings_script = meetings_block.group(1)
     legal_block = re.search(r"<!-- legal -->\n```sh\n(.*?)```", text, re.S)
-    assert legal_block is not None, "the README's government-request walkthrough moved"
+    assert legal_block is not None, "the legal walkthrough moved out of docs/walkthroughs.md"
     legal_script = legal_block.group(1)
-    repo = README.parent
+    repo = ROOT
     (tmp_path / ".venv").symlink_to(repo / ".venv")
     port = _free_port()
     env = {
