@@ -38,10 +38,11 @@ run: $(RUNTIME) ## serve the API and the pages on 127.0.0.1:8000 with the demo w
 test: $(STAMP) ## the whole test suite
 	$(BIN)/pytest
 
-lint: $(STAMP) ## ruff and mypy (strict) on src/
+lint: $(STAMP) ## ruff, mypy (strict) on src/, and the layer contract (lint-imports, docs/architecture.md)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
 
 bench: $(STAMP) ## the benchmarks, as recorded in BENCHMARKS.md
 	$(BIN)/python bench/decisions.py
