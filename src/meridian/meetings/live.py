@@ -64,7 +64,7 @@ from ..errors import (
     ConfigurationError,
     ConflictError,
     ForbiddenError,
-    MeridianError,
+    KeyServerError,
     NotFoundError,
     shown,
 )
@@ -78,7 +78,7 @@ from .placement import MeetingPlan, Occupancy, links_between
 from .regions import region_table
 from .service import admit, end_meeting, get_meeting, leave
 
-__all__ = ["CLOSE_REMOVED", "KeyServerError", "LiveMeeting", "LiveParticipant", "Signalling"]
+__all__ = ["CLOSE_REMOVED", "LiveMeeting", "LiveParticipant", "Signalling"]
 
 log = logging.getLogger("meridian.meetings.live")
 
@@ -98,13 +98,6 @@ PAUSE_LIMIT_SECONDS = 60.0
 MAX_WAITING = 50
 WAIT_SECONDS = 600.0
 _REASON_BYTES = 123  # the most a WebSocket close reason can carry
-
-
-class KeyServerError(MeridianError):
-    """Raised when the key server of a meeting's key region cannot give a key: the join fails."""
-
-    exit_code = 69  # EX_UNAVAILABLE
-    http_status = 503
 
 
 @dataclass

@@ -54,7 +54,15 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from ..errors import FenceError, ForbiddenError, GrantError, InputError, MeridianError, shown
+from ..errors import (
+    EndedError,
+    FenceError,
+    GrantError,
+    InputError,
+    MeridianError,
+    RemovedError,
+    shown,
+)
 from ..http.network import TrustedProxies, client_ip
 from ..keys.grants import GRANT_SECONDS, Grant, GrantVerifier
 from .counters import MeetingCounters, NodeCounters
@@ -68,12 +76,10 @@ __all__ = [
     "CLOSE_REMOVED",
     "CLOSE_TOO_SLOW",
     "MAX_FRAME_BYTES",
-    "EndedError",
     "Link",
     "Member",
     "Outbox",
     "Relay",
-    "RemovedError",
     "Room",
     "close_code",
 ]
@@ -102,17 +108,6 @@ CASCADE_TIMEOUT_SECONDS = 5.0
 _REASON_BYTES = 123  # the most a WebSocket close reason can carry
 
 SendBytes = Callable[[bytes], Awaitable[None]]
-
-
-class RemovedError(ForbiddenError):
-    """Raised when a participant this relay was ordered to drop presents its grant again."""
-
-
-class EndedError(MeridianError):
-    """Raised when a grant or link for a meeting this relay was told has ended is presented."""
-
-    exit_code = 1
-    http_status = 410
 
 
 def close_code(exc: MeridianError) -> int:

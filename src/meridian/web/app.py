@@ -11,11 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ..errors import DeniedError
+from ..errors import DeniedError, SignInRequiredError
 from ..http.session import SessionSeal
 from ..keyfiles import load_or_create_secret
 from ..settings import Settings
-from .deps import SignInRequiredError
 from .render import render
 from .security import SecurityHeaders, relay_origins
 
