@@ -78,6 +78,7 @@ from ..keys import (
     verify_roster,
 )
 from ..keys.media import FRAME_GRACE_SECONDS
+from ..wire import Close, ErrorCode
 
 __all__ = ["MAX_FRAME_BYTES", "Admission", "Participant", "Received", "signal_url"]
 
@@ -94,10 +95,6 @@ _TIMEOUT_SECONDS = 10.0
 #: how long a guest waits in a meeting's waiting room for a host (the control plane's own limit)
 _WAIT_SECONDS = 600.0
 _END = object()  # queued when the relay connection ends
-#: the close code of both sockets of a removed participant (docs/data-plane.md)
-_CLOSE_REMOVED = 4451
-#: the relay closes an ended meeting's sockets with this code
-_CLOSE_ENDED = 4410
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,21 +187,21 @@ def _status_error(exc: InvalidStatus, what: str) -> MeridianError:
 
 def _closed_error(exc: ConnectionClosed, what: str) -> MeridianError:
     """The refusal a close of the ``what``'s socket stands for (close codes 44xx mirror HTTP)."""
-    code = exc.rcvd.code if exc.rcvd else 1006
+    code = exc.rcvd.code if exc.rcvd else Close.ABNORMAL
     reason = exc.rcvd.reason if exc.rcvd and exc.rcvd.reason else ""
-    if code == _CLOSE_REMOVED:
+    if code == Close.REMOVED:
         return ForbiddenError(_removed(reason or "no reason given"))
     message = reason or f"the {what} closed the connection (code {code})"
-    if what == "relay" and code == 4401:
+    if what == "relay" and code == Close.UNAUTHENTICATED:
         return GrantError(message)
-    if what == "relay" and code == 4403:
+    if what == "relay" and code == Close.FORBIDDEN:
         return FenceError(message)
     by_code: dict[int, type[MeridianError]] = {
-        4400: InputError,
-        4401: AuthenticationError,
-        4403: ForbiddenError,
-        4404: NotFoundError,
-        4422: InputError,
+        Close.MALFORMED: InputError,
+        Close.UNAUTHENTICATED: AuthenticationError,
+        Close.FORBIDDEN: ForbiddenError,
+        Close.NOT_FOUND: NotFoundError,
+        Close.INVALID: InputError,
     }
     return by_code.get(code, ConfigurationError)(message)
 
@@ -218,14 +215,14 @@ def _refusal(message: dict[str, Any]) -> MeridianError:
     text = str(message.get("message") or "refused by the control plane")
     code = message.get("code")
     decision = message.get("decision")
-    if code == "denied" or isinstance(decision, dict):
+    if code == ErrorCode.DENIED or isinstance(decision, dict):
         return DeniedError(text, decision if isinstance(decision, dict) else {})
     by_code: dict[str, type[MeridianError]] = {
-        "unauthenticated": AuthenticationError,
-        "forbidden": ForbiddenError,
-        "not_found": NotFoundError,
-        "invalid": InputError,
-        "conflict": ConflictError,
+        ErrorCode.UNAUTHENTICATED: AuthenticationError,
+        ErrorCode.FORBIDDEN: ForbiddenError,
+        ErrorCode.NOT_FOUND: NotFoundError,
+        ErrorCode.INVALID: InputError,
+        ErrorCode.CONFLICT: ConflictError,
     }
     error = by_code.get(str(code))
     return DeniedError(text, {}) if error is None else error(text)
@@ -585,9 +582,9 @@ class Participant:
                 if isinstance(frame, bytes):
                     self._open(frame)
         except ConnectionClosed as exc:
-            if exc.rcvd is not None and exc.rcvd.code == _CLOSE_REMOVED:
+            if exc.rcvd is not None and exc.rcvd.code == Close.REMOVED:
                 self._was_removed(exc.rcvd.reason or "no reason given")
-            elif exc.rcvd is not None and exc.rcvd.code == _CLOSE_ENDED:
+            elif exc.rcvd is not None and exc.rcvd.code == Close.ENDED:
                 # the relay's end order usually comes before signalling's `ended`; when it comes
                 # after, the reason signalling gave is kept
                 if self.ended is None or not self.ended.startswith("the meeting ended"):
@@ -688,7 +685,7 @@ class Participant:
                     self._was_removed(str(message.get("reason") or "no reason given"))
                     break
         except ConnectionClosed as exc:
-            if exc.rcvd is not None and exc.rcvd.code == _CLOSE_REMOVED:
+            if exc.rcvd is not None and exc.rcvd.code == Close.REMOVED:
                 self._was_removed(exc.rcvd.reason or "no reason given")
         if self.ended is None:
             self.ended = "the control plane closed the signalling connection"
