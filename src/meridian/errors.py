@@ -39,10 +39,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .text import INVISIBLE
+
+if TYPE_CHECKING:
+    from .policy.decision import Decision
 
 __all__ = [
     "AuthenticationError",
@@ -209,12 +212,17 @@ class FrameDroppedError(UnwrapError):
 
 
 class DeniedError(MeridianError):
-    """Raised when the bundle in force refuses an action; ``decision`` is the public decision."""
+    """Raised when the bundle in force refuses an action; ``decision`` is the refusing decision.
+
+    The decision is the frozen value the engine gave (its alternative partners with the
+    registry's contacts); the doors write it out with ``Decision.to_dict``. ``None`` only for a
+    refusal that arrived without a decision readable as one (a client told so by a server).
+    """
 
     exit_code = 3
     http_status = 403
 
-    def __init__(self, message: str, decision: dict[str, Any]) -> None:
+    def __init__(self, message: str, decision: Decision | None) -> None:
         super().__init__(message)
         self.decision = decision
 

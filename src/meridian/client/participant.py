@@ -78,6 +78,7 @@ from ..keys import (
     verify_roster,
 )
 from ..keys.media import FRAME_GRACE_SECONDS
+from ..policy.decision import Decision
 from ..wire import Close, ErrorCode
 
 __all__ = ["MAX_FRAME_BYTES", "Admission", "Participant", "Received", "signal_url"]
@@ -216,7 +217,7 @@ def _refusal(message: dict[str, Any]) -> MeridianError:
     code = message.get("code")
     decision = message.get("decision")
     if code == ErrorCode.DENIED or isinstance(decision, dict):
-        return DeniedError(text, decision if isinstance(decision, dict) else {})
+        return DeniedError(text, _decision(decision))
     by_code: dict[str, type[MeridianError]] = {
         ErrorCode.UNAUTHENTICATED: AuthenticationError,
         ErrorCode.FORBIDDEN: ForbiddenError,
@@ -225,7 +226,17 @@ def _refusal(message: dict[str, Any]) -> MeridianError:
         ErrorCode.CONFLICT: ConflictError,
     }
     error = by_code.get(str(code))
-    return DeniedError(text, {}) if error is None else error(text)
+    return DeniedError(text, None) if error is None else error(text)
+
+
+def _decision(data: object) -> Decision | None:
+    """The decision a refusal carried, read back; ``None`` if it carried none readable."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        return Decision.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _roster_key(text: object, pinned: Ed25519PublicKey | None) -> Ed25519PublicKey:

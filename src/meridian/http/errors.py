@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..wire import ErrorCode
 
-__all__ = ["ErrorResponse", "error_body", "install_error_handlers"]
+__all__ = ["ErrorResponse", "error_body", "install_error_handlers", "refused_decision"]
 
 log = logging.getLogger("meridian.api")
 
@@ -82,6 +82,17 @@ def error_code(exc: MeridianError) -> ErrorCode:
     return _STATUS_CODES.get(exc.http_status, ErrorCode.ERROR)
 
 
+def refused_decision(exc: BaseException) -> dict[str, Any] | None:
+    """The public JSON form of the decision a :class:`DeniedError` carries; ``None`` otherwise.
+
+    The one place a door turns a refusal's frozen decision into what it shows (the API's body,
+    the pages' context).
+    """
+    if isinstance(exc, DeniedError) and exc.decision is not None:
+        return exc.decision.to_dict()
+    return None
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
@@ -108,8 +119,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MeridianError)
     async def meridian_error(request: Request, exc: MeridianError) -> Response:
         extra: dict[str, Any] = {}
-        if isinstance(exc, DeniedError):
-            extra["decision"] = exc.decision
+        decision = refused_decision(exc)
+        if decision is not None:
+            extra["decision"] = decision
         if isinstance(exc, BundleError):  # every problem of a bundle, each at its line
             extra["problems"] = [
                 {"source": p.source, "line": p.line, "message": p.message} for p in exc.problems
