@@ -3,21 +3,32 @@
 Every error a user can cause is a :class:`MeridianError`. Each class carries the exit code the
 CLI uses and the HTTP status the API uses, so each door has exactly one handler::
 
-    MeridianError                  anything Meridian refuses, with a one-line message
-    ├── InputError                 a request or document a client sent is malformed (exit 2, 422)
-    │   ├── RequestError           a decision request does not match the public contract
-    │   └── BundleError            a policy bundle is invalid; carries file:line locations
-    ├── NotFoundError              a named thing does not exist, or not for this caller (exit 1, 404)
-    ├── AuthenticationError        no valid API token was given (exit 77, 401)
-    │   └── GrantError             a signed grant (relay or key) is missing, forged or expired
-    ├── ForbiddenError           the caller's role may not do this at all (exit 77, 403)
-    │   └── FenceError             a region node refuses a meeting its allowed set keeps out
-    ├── DeniedError               the bundle in force refused the action; carries the decision (exit 3, 403)
-    ├── ConflictError              the action clashes with the current state (exit 1, 409)
-    ├── RateLimitedError           a caller passed a rate limit; carries ``retry_after`` (exit 75, 429)
-    ├── UnwrapError                a wrapped key or sealed frame does not open (exit 1, 400)
-    └── ConfigurationError         the operator's configuration cannot be used (exit 78, 500)
-        └── StorageUnavailableError            the database is locked or unreachable (exit 75, 503)
+    MeridianError              anything Meridian refuses, with a one-line message (exit 1, 400)
+    ├── InputError             a request or document a client sent is malformed (exit 2, 422)
+    │   ├── RequestError       a decision request does not match the public contract
+    │   └── BundleError        a policy bundle is invalid; carries file:line locations
+    ├── NotFoundError          a named thing does not exist, or not for this caller (exit 1, 404)
+    ├── AuthenticationError    no valid API token was given (exit 77, 401)
+    │   └── GrantError         a signed grant (relay or key) is missing, forged or expired
+    ├── SignInRequiredError    a page needs a signed-in viewer: the browser goes to ``/login`` (303)
+    ├── ForbiddenError         the caller's role may not do this at all (exit 77, 403)
+    │   ├── FenceError         a region node refuses a meeting its allowed set keeps out
+    │   └── RemovedError       a relay was ordered to drop this participant
+    ├── DeniedError            the bundle in force refused the action; carries the decision (exit 3, 403)
+    ├── ConflictError          the action clashes with the current state (exit 1, 409)
+    ├── EndedError             a relay was told the meeting has ended (exit 1, 410)
+    ├── RateLimitedError       a caller passed a rate limit; carries ``retry_after`` (exit 75, 429)
+    ├── UnwrapError            a wrapped key or sealed frame does not open (exit 1, 400)
+    │   ├── RosterError        a roster is not signed by the control plane, or is malformed
+    │   └── FrameDroppedError  a receiver drops a frame; carries the counter it goes to
+    ├── ProofError             a Merkle proof, a checkpoint or its signature does not verify (exit 1, 400)
+    ├── LogIntegrityError      a log is not what its signed checkpoints commit to (exit 1, 500)
+    │   └── LogTamperedError   the live log's stored entries changed: reads refused (503)
+    ├── LogFailedError         ``audit verify``: the log does not verify (exit 1)
+    ├── ExportFailedError      ``report transparency --verify --log``: the export does not verify
+    ├── KeyServerError         a meeting's key server cannot give a key: the join fails (exit 69, 503)
+    └── ConfigurationError     the operator's configuration cannot be used (exit 78, 500)
+        └── StorageUnavailableError  the database is locked or unreachable (exit 75, 503)
 
 Messages follow one style: lowercase, no final period, the offending input in backticks, context
 chained with colons (``unknown jurisdiction `XX`: expected an ISO 3166-1 alpha-2 code``).
@@ -27,12 +38,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from .text import INVISIBLE
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-from .text import INVISIBLE
+    from .policy.decision import Decision
 
 __all__ = [
     "AuthenticationError",
@@ -41,17 +56,26 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DeniedError",
+    "EndedError",
+    "ExportFailedError",
     "FenceError",
     "ForbiddenError",
+    "FrameDroppedError",
     "GrantError",
     "InputError",
+    "KeyServerError",
+    "LogFailedError",
     "LogIntegrityError",
     "LogTamperedError",
     "MeridianError",
     "NotFoundError",
     "ProofError",
     "RateLimitedError",
+    "RemovedError",
     "RequestError",
+    "RosterError",
+    "SignInRequiredError",
+    "StorageUnavailableError",
     "UnwrapError",
     "format_validation_error",
     "shown",
@@ -141,8 +165,30 @@ class GrantError(AuthenticationError):
     """Raised when a signed grant (a relay or key grant) is missing, forged, expired or misdirected."""
 
 
+class SignInRequiredError(MeridianError):
+    """A page needs a signed-in viewer and there is none: the browser goes to ``/login``."""
+
+    exit_code = 77
+    http_status = 303
+
+    def __init__(self, next_path: str, message: str = "sign in to see this page") -> None:
+        super().__init__(message)
+        self.location = f"/login?next={quote(next_path, safe='/')}"
+
+
 class FenceError(ForbiddenError):
     """Raised by a region node asked to carry or key a meeting whose allowed set excludes it."""
+
+
+class RemovedError(ForbiddenError):
+    """Raised when a participant this relay was ordered to drop presents its grant again."""
+
+
+class EndedError(MeridianError):
+    """Raised when a grant or link for a meeting this relay was told has ended is presented."""
+
+    exit_code = 1
+    http_status = 410
 
 
 class UnwrapError(MeridianError):
@@ -152,13 +198,34 @@ class UnwrapError(MeridianError):
     http_status = 400
 
 
+class RosterError(UnwrapError):
+    """Raised when a roster is refused: not signed by the control plane, or malformed."""
+
+
+class FrameDroppedError(UnwrapError):
+    """Raised when a receiver drops a frame; :attr:`reason` says which counter it goes to.
+
+    ``reason`` is one of :class:`meridian.keys.DropReason` (a ``StrEnum``, so a plain string
+    here: the keys package sits above this module).
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class DeniedError(MeridianError):
-    """Raised when the bundle in force refuses an action; ``decision`` is the public decision."""
+    """Raised when the bundle in force refuses an action; ``decision`` is the refusing decision.
+
+    The decision is the frozen value the engine gave (its alternative partners with the
+    registry's contacts); the doors write it out with ``Decision.to_dict``. ``None`` only for a
+    refusal that arrived without a decision readable as one (a client told so by a server).
+    """
 
     exit_code = 3
     http_status = 403
 
-    def __init__(self, message: str, decision: dict[str, Any]) -> None:
+    def __init__(self, message: str, decision: Decision | None) -> None:
         super().__init__(message)
         self.decision = decision
 
@@ -175,6 +242,20 @@ class ConfigurationError(MeridianError):
 
     exit_code = 78  # EX_CONFIG from sysexits.h
     http_status = 500
+
+
+class StorageUnavailableError(ConfigurationError):
+    """Raised when the database stays locked or unreachable past the wait (HTTP 503)."""
+
+    http_status = 503
+    exit_code = 75  # EX_TEMPFAIL
+
+
+class KeyServerError(MeridianError):
+    """Raised when the key server of a meeting's key region cannot give a key: the join fails."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+    http_status = 503
 
 
 class ProofError(MeridianError):
@@ -251,3 +332,21 @@ def format_validation_error(exc: ValidationError, what: str = "request") -> str:
     if isinstance(given, dict | list):
         return f"{what}: `{shown(path)}`: {message}"
     return f"{what}: `{shown(path)}` is `{shown(given)}`: {message}"
+
+
+class LogFailedError(MeridianError):
+    """``meridian audit verify``: the log did not verify (its problems were printed above)."""
+
+    exit_code = 1
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"the log does not verify: {count} problem{'s' if count != 1 else ''}")
+
+
+class ExportFailedError(MeridianError):
+    """The export given with ``--log`` does not verify: the message lists each problem."""
+
+    def __init__(self, log: Path, cause: LogIntegrityError) -> None:
+        self.exit_code = cause.exit_code
+        lines = [f"export `{log}` does not verify:", *cause.problems]
+        super().__init__("\n".join(lines))

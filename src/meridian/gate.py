@@ -2,7 +2,8 @@
 
 Every service function that changes state asks here first; a deny is recorded by the caller and
 raised as :class:`~meridian.errors.DeniedError`, with the decision and its alternatives, where
-each partner carries the contact the registry holds for it.
+each partner carries the contact the registry holds for it (:func:`with_contacts`). The decision
+stays a frozen value until a door writes it out (``Decision.to_dict``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .errors import DeniedError
-from .policy.decision import Decision
+from .policy.decision import Alternatives, Decision
 from .policy.engine import Engine
 from .policy.request import Request, parse_request
 from .storage.models import Partner
 
-__all__ = ["ask", "deny_message", "public_decision", "raise_denied"]
+__all__ = ["ask", "deny_message", "public_decision", "raise_denied", "with_contacts"]
 
 
 def ask(
@@ -42,18 +43,22 @@ def ask(
     return request, engine.decide(request)
 
 
+def with_contacts(session: Session, decision: Decision) -> Decision:
+    """The decision, each alternative partner given the registry's contact when it has none."""
+    partners = decision.alternatives.partners
+    if not partners:
+        return decision
+    rows = session.execute(
+        select(Partner.id, Partner.contact).where(Partner.id.in_([p.id for p in partners]))
+    )
+    contacts = {pid: contact for pid, contact in rows}
+    reached = tuple(p._replace(contact=p.contact or contacts.get(p.id)) for p in partners)
+    return decision._replace(alternatives=Alternatives(reached))
+
+
 def public_decision(session: Session, decision: Decision) -> dict[str, Any]:
     """The decision's JSON form, each alternative partner given the registry's contact."""
-    out = decision.to_dict()
-    partners = out["alternatives"]["partners"]
-    if partners:
-        rows = session.execute(
-            select(Partner.id, Partner.contact).where(Partner.id.in_([p["id"] for p in partners]))
-        )
-        contacts = {pid: contact for pid, contact in rows}
-        for p in partners:
-            p["contact"] = p["contact"] or contacts.get(p["id"])
-    return out
+    return with_contacts(session, decision).to_dict()
 
 
 def deny_message(decision: Decision) -> str:
@@ -66,4 +71,4 @@ def deny_message(decision: Decision) -> str:
 
 
 def raise_denied(session: Session, decision: Decision) -> None:
-    raise DeniedError(deny_message(decision), public_decision(session, decision))
+    raise DeniedError(deny_message(decision), with_contacts(session, decision))

@@ -34,7 +34,17 @@ from meridian.node.cluster import LocalCluster
 
 REGIONS = ("DE", "US")
 LINKS = (("DE", "US"),)
-DECISION = {"decision": "deny", "reasons": [{"rule": "test.mallory", "message": "not mallory"}]}
+#: a refusal's decision in its public form, as the control plane sends it
+DECISION = {
+    "decision": "deny",
+    "action": "join",
+    "reasons": [{"rule": "test.mallory", "effect": "forbid", "message": "not mallory", "jurisdiction": "US"}],
+    "obligations": [],
+    "location": {"country": "US", "evidence": [], "judged_under": ["US"]},
+    "alternatives": {"partners": []},
+    "bundle": {"name": "test", "version": "1", "digest": "0" * 64},
+    "at": "2026-03-01T12:00:00Z",
+}
 
 
 @dataclass

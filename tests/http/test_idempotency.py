@@ -265,8 +265,8 @@ def test_keys_are_scoped_to_the_caller(live):
 
 
 def test_a_server_error_is_not_stored_and_a_retry_runs(live, monkeypatch):
+    from meridian.errors import StorageUnavailableError
     from meridian.identity import accounts
-    from meridian.storage import StorageUnavailableError
 
     real = accounts.register
     failures: list[BaseException] = [

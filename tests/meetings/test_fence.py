@@ -178,7 +178,8 @@ def test_full_regions_refuse_rather_than_spill(plane, nodes):
     assert placed == ["US", "DE", "HK"]
     assert all(len(v) == 2 for v in heard.values())
     assert "every data centre this meeting may use is full" in refused.message
-    assert refused.decision["reasons"][0]["rule"] == "capacity"
+    assert refused.decision is not None
+    assert refused.decision.reasons[0].rule == "capacity"
     counted = stats(nodes, meeting["id"])
     assert counted["CN"] == {
         **counted["CN"],

@@ -33,9 +33,9 @@ from meridian.keys.grants import (
     GrantSigner,
     load_or_create_signing_key,
 )
-from meridian.meetings.live import CLOSE_REMOVED, Signalling
+from meridian.meetings.live import Signalling
 from meridian.node.cluster import LocalCluster
-from meridian.node.relay import CLOSE_REMOVED as RELAY_CLOSE_REMOVED
+from meridian.wire import Close
 
 pytestmark = pytest.mark.storage
 
@@ -227,7 +227,7 @@ def test_removing_a_cn_participant_cuts_it_off_and_the_rest_go_on(plane, nodes, 
     _, _, cn_id = out["ids"]
     assert out["removed"] == [cn_id]
     assert out["again"] == []
-    assert CLOSE_REMOVED == RELAY_CLOSE_REMOVED == 4451
+    assert Close.REMOVED == 4451  # signalling and relay close with the one code
     assert out["spy"] == (4451, REASON, 0)  # nothing after the drop
     assert out["signal"] == (4451, REASON)
     ended = f"removed from the meeting: {REASON}"

@@ -25,7 +25,7 @@ import pytest
 from playwright.sync_api import expect
 
 from meridian.client.participant import Participant
-from meridian.meetings.live import CLOSE_REMOVED
+from meridian.wire import Close
 
 from .conftest import check_a11y, shot
 
@@ -207,7 +207,7 @@ def test_a_request_from_cn_is_scoped_approved_by_a_second_operator_and_applied(
     signal = cn._signal
     assert signal is not None
     until(lambda: signal.close_code is not None, "its signalling socket closes")
-    assert signal.close_code == CLOSE_REMOVED == 4451
+    assert signal.close_code == Close.REMOVED == 4451
 
     async def talk() -> str:
         await us.send_chat("still here")

@@ -14,7 +14,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from ..errors import ConfigurationError, InputError, MeridianError, NotFoundError, shown
+from ..errors import ConfigurationError, InputError, LogFailedError, NotFoundError, shown
 from .app import app, door
 from .progress import Bar, count, duration, file_size, progress_bar, summary
 from .service import DatabaseOption, _runtime
@@ -248,12 +248,3 @@ def verify_command(
         f"verified {count(result.entries, 'entry', 'entries')} and "
         f"{count(result.checkpoints, 'checkpoint')} in {duration(bar.seconds)}: ok"
     )
-
-
-class LogFailedError(MeridianError):
-    """The log did not verify (its problems were printed above)."""
-
-    exit_code = 1
-
-    def __init__(self, count: int) -> None:
-        super().__init__(f"the log does not verify: {count} problem{'s' if count != 1 else ''}")

@@ -13,9 +13,9 @@ from typing import Annotated
 import typer
 
 from ..errors import (
+    ExportFailedError,
     InputError,
     LogIntegrityError,
-    MeridianError,
     NotFoundError,
     ProofError,
     shown,
@@ -93,16 +93,7 @@ def _export(log: Path, key: str | None, bar: Bar) -> ExportSource:
     try:
         return open_verified_export(data, vkey, progress=bar)
     except LogIntegrityError as exc:
-        raise _ExportFailedError(log, exc) from None
-
-
-class _ExportFailedError(MeridianError):
-    """The export given with ``--log`` does not verify: the door prints each problem."""
-
-    def __init__(self, log: Path, cause: LogIntegrityError) -> None:
-        self.exit_code = cause.exit_code
-        lines = [f"export `{log}` does not verify:", *cause.problems]
-        super().__init__("\n".join(lines))
+        raise ExportFailedError(log, exc) from None
 
 
 def _format_for(filename: str) -> ReportFormat | None:

@@ -15,13 +15,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from ..errors import InputError, UnwrapError
+from ..errors import FrameDroppedError, InputError, RosterError, UnwrapError
 from ..keys import (
     DropReason,
-    FrameDroppedError,
     FrameKind,
     KeyContext,
-    RosterError,
     SenderKeys,
     WrappedKey,
     from_b64url,

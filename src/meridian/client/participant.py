@@ -48,13 +48,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from ..errors import ConflictError, InputError, MeridianError, shown
-from ..keys import FrameKind, RosterError, SenderKeys, b64url, public_bytes, signing_public_bytes
+from ..errors import ConflictError, InputError, MeridianError, RosterError, shown
+from ..keys import FrameKind, SenderKeys, b64url, public_bytes, signing_public_bytes
+from ..wire import Close
 from .keys import _END, FrameKeys, Received, _roster_key
 from .signalling import _WAIT_SECONDS, Admission, _admission, _refusal, signal_url
 from .sockets import (
-    _CLOSE_ENDED,
-    _CLOSE_REMOVED,
     _closed_error,
     _connect,
     _headers,
@@ -308,9 +307,9 @@ class Participant(FrameKeys):
                 if isinstance(frame, bytes):
                     self._open(frame)
         except ConnectionClosed as exc:
-            if exc.rcvd is not None and exc.rcvd.code == _CLOSE_REMOVED:
+            if exc.rcvd is not None and exc.rcvd.code == Close.REMOVED:
                 self._was_removed(exc.rcvd.reason or "no reason given")
-            elif exc.rcvd is not None and exc.rcvd.code == _CLOSE_ENDED:
+            elif exc.rcvd is not None and exc.rcvd.code == Close.ENDED:
                 # the relay's end order usually comes before signalling's `ended`; when it comes
                 # after, the reason signalling gave is kept
                 if self.ended is None or not self.ended.startswith("the meeting ended"):
@@ -382,7 +381,7 @@ class Participant(FrameKeys):
                     self._was_removed(str(message.get("reason") or "no reason given"))
                     break
         except ConnectionClosed as exc:
-            if exc.rcvd is not None and exc.rcvd.code == _CLOSE_REMOVED:
+            if exc.rcvd is not None and exc.rcvd.code == Close.REMOVED:
                 self._was_removed(exc.rcvd.reason or "no reason given")
         if self.ended is None:
             self.ended = "the control plane closed the signalling connection"

@@ -19,6 +19,8 @@ from ..errors import (
     MeridianError,
     NotFoundError,
 )
+from ..policy.decision import Decision
+from ..wire import ErrorCode
 
 __all__ = ["Admission", "signal_url"]
 
@@ -59,17 +61,27 @@ def _refusal(message: dict[str, Any]) -> MeridianError:
     text = str(message.get("message") or "refused by the control plane")
     code = message.get("code")
     decision = message.get("decision")
-    if code == "denied" or isinstance(decision, dict):
-        return DeniedError(text, decision if isinstance(decision, dict) else {})
+    if code == ErrorCode.DENIED or isinstance(decision, dict):
+        return DeniedError(text, _decision(decision))
     by_code: dict[str, type[MeridianError]] = {
-        "unauthenticated": AuthenticationError,
-        "forbidden": ForbiddenError,
-        "not_found": NotFoundError,
-        "invalid": InputError,
-        "conflict": ConflictError,
+        ErrorCode.UNAUTHENTICATED: AuthenticationError,
+        ErrorCode.FORBIDDEN: ForbiddenError,
+        ErrorCode.NOT_FOUND: NotFoundError,
+        ErrorCode.INVALID: InputError,
+        ErrorCode.CONFLICT: ConflictError,
     }
     error = by_code.get(str(code))
-    return DeniedError(text, {}) if error is None else error(text)
+    return DeniedError(text, None) if error is None else error(text)
+
+
+def _decision(data: object) -> Decision | None:
+    """The decision a refusal carried, read back; ``None`` if it carried none readable."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        return Decision.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _admission(message: dict[str, Any]) -> tuple[Admission, dict[str, Any]]:

@@ -26,16 +26,13 @@ from ..errors import (
     NotFoundError,
     shown,
 )
+from ..wire import Close
 
 __all__ = ["MAX_FRAME_BYTES"]
 
 #: the largest frame accepted from a relay (a relay's own limit)
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 _TIMEOUT_SECONDS = 10.0
-#: the close code of both sockets of a removed participant (docs/data-plane.md)
-_CLOSE_REMOVED = 4451
-#: the relay closes an ended meeting's sockets with this code
-_CLOSE_ENDED = 4410
 
 
 def _headers(token: str | None, forwarded_for: str | None) -> dict[str, str]:
@@ -85,21 +82,21 @@ def _status_error(exc: InvalidStatus, what: str) -> MeridianError:
 
 def _closed_error(exc: ConnectionClosed, what: str) -> MeridianError:
     """The refusal a close of the ``what``'s socket stands for (close codes 44xx mirror HTTP)."""
-    code = exc.rcvd.code if exc.rcvd else 1006
+    code = exc.rcvd.code if exc.rcvd else Close.ABNORMAL
     reason = exc.rcvd.reason if exc.rcvd and exc.rcvd.reason else ""
-    if code == _CLOSE_REMOVED:
+    if code == Close.REMOVED:
         return ForbiddenError(_removed(reason or "no reason given"))
     message = reason or f"the {what} closed the connection (code {code})"
-    if what == "relay" and code == 4401:
+    if what == "relay" and code == Close.UNAUTHENTICATED:
         return GrantError(message)
-    if what == "relay" and code == 4403:
+    if what == "relay" and code == Close.FORBIDDEN:
         return FenceError(message)
     by_code: dict[int, type[MeridianError]] = {
-        4400: InputError,
-        4401: AuthenticationError,
-        4403: ForbiddenError,
-        4404: NotFoundError,
-        4422: InputError,
+        Close.MALFORMED: InputError,
+        Close.UNAUTHENTICATED: AuthenticationError,
+        Close.FORBIDDEN: ForbiddenError,
+        Close.NOT_FOUND: NotFoundError,
+        Close.INVALID: InputError,
     }
     return by_code.get(code, ConfigurationError)(message)
 

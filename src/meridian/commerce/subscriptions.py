@@ -26,7 +26,7 @@ from ..errors import (
     NotFoundError,
     shown,
 )
-from ..gate import ask, deny_message, public_decision
+from ..gate import ask, deny_message, public_decision, with_contacts
 from ..identity.accounts import get_account
 from ..identity.tokens import Caller
 from ..policy.decision import Decision
@@ -233,7 +233,7 @@ def checkout(
             details={"plan": plan, "channel": channel, "partner": partner, "term": term},
         )
         if not decision.allowed:
-            refusal = public_decision(session, decision)
+            refusal = with_contacts(session, decision)
         else:
             sub = _open(
                 session,
@@ -348,7 +348,7 @@ def take_over(
             details={"partner": caller.partner_id},
         )
         if not decision.allowed:
-            refusal = public_decision(session, decision)
+            refusal = with_contacts(session, decision)
         else:
             new = _open(
                 session,

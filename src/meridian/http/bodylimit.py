@@ -15,6 +15,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..wire import ErrorCode
 from .errors import error_body
 
 __all__ = ["BodyLimitMiddleware"]
@@ -74,7 +75,7 @@ class BodyLimitMiddleware:
 
     async def _refuse(self, send: Send) -> None:
         message = f"request body too large: more than {self.max_bytes} bytes"
-        data = json.dumps(error_body("too_large", message)).encode()
+        data = json.dumps(error_body(ErrorCode.TOO_LARGE, message)).encode()
         await send(
             {
                 "type": "http.response.start",

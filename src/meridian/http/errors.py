@@ -31,32 +31,33 @@ from ..errors import (
     NotFoundError,
     shown,
 )
+from ..wire import ErrorCode
 
-__all__ = ["ErrorResponse", "error_body", "install_error_handlers"]
+__all__ = ["ErrorResponse", "error_body", "install_error_handlers", "refused_decision"]
 
 log = logging.getLogger("meridian.api")
 
-_CODES: list[tuple[type[MeridianError], str]] = [
-    (LogTamperedError, "log_integrity"),
-    (DeniedError, "denied"),
-    (ForbiddenError, "forbidden"),
-    (AuthenticationError, "unauthenticated"),
-    (NotFoundError, "not_found"),
-    (ConflictError, "conflict"),
-    (InputError, "invalid"),
+_CODES: list[tuple[type[MeridianError], ErrorCode]] = [
+    (LogTamperedError, ErrorCode.LOG_INTEGRITY),
+    (DeniedError, ErrorCode.DENIED),
+    (ForbiddenError, ErrorCode.FORBIDDEN),
+    (AuthenticationError, ErrorCode.UNAUTHENTICATED),
+    (NotFoundError, ErrorCode.NOT_FOUND),
+    (ConflictError, ErrorCode.CONFLICT),
+    (InputError, ErrorCode.INVALID),
 ]
 _STATUS_CODES = {
-    400: "bad_request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "too_large",
-    415: "unsupported_media_type",
-    422: "invalid",
-    429: "rate_limited",
-    503: "unavailable",
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHENTICATED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.INVALID,
+    429: ErrorCode.RATE_LIMITED,
+    503: ErrorCode.UNAVAILABLE,
 }
 
 
@@ -70,15 +71,26 @@ class ErrorResponse(JSONResponse):
             return json.dumps(content, separators=(",", ":")).encode()
 
 
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+def error_body(code: ErrorCode, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
-def error_code(exc: MeridianError) -> str:
+def error_code(exc: MeridianError) -> ErrorCode:
     for cls, code in _CODES:
         if isinstance(exc, cls):
             return code
-    return _STATUS_CODES.get(exc.http_status, "error")
+    return _STATUS_CODES.get(exc.http_status, ErrorCode.ERROR)
+
+
+def refused_decision(exc: BaseException) -> dict[str, Any] | None:
+    """The public JSON form of the decision a :class:`DeniedError` carries; ``None`` otherwise.
+
+    The one place a door turns a refusal's frozen decision into what it shows (the API's body,
+    the pages' context).
+    """
+    if isinstance(exc, DeniedError) and exc.decision is not None:
+        return exc.decision.to_dict()
+    return None
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -107,8 +119,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MeridianError)
     async def meridian_error(request: Request, exc: MeridianError) -> Response:
         extra: dict[str, Any] = {}
-        if isinstance(exc, DeniedError):
-            extra["decision"] = exc.decision
+        decision = refused_decision(exc)
+        if decision is not None:
+            extra["decision"] = decision
         if isinstance(exc, BundleError):  # every problem of a bundle, each at its line
             extra["problems"] = [
                 {"source": p.source, "line": p.line, "message": p.message} for p in exc.problems
@@ -139,7 +152,7 @@ def install_error_handlers(app: FastAPI) -> None:
         page = _as_page(request, exc, 422, message)
         if page is not None:
             return page
-        return ErrorResponse(error_body("invalid", message, fields=fields), status_code=422)
+        return ErrorResponse(error_body(ErrorCode.INVALID, message, fields=fields), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -148,8 +161,10 @@ def install_error_handlers(app: FastAPI) -> None:
             # as malformed as JSON that does not parse, which is 422
             fields = [{"field": "body", "message": "cannot be read as json"}]
             message = "invalid request: `body`: cannot be read as json"
-            return ErrorResponse(error_body("invalid", message, fields=fields), status_code=422)
-        code = _STATUS_CODES.get(exc.status_code, "error")
+            return ErrorResponse(
+                error_body(ErrorCode.INVALID, message, fields=fields), status_code=422
+            )
+        code = _STATUS_CODES.get(exc.status_code, ErrorCode.ERROR)
         detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         detail = detail[:1].lower() + detail[1:]
         page = _as_page(request, exc, exc.status_code, detail)
@@ -168,6 +183,6 @@ def install_error_handlers(app: FastAPI) -> None:
         if page is not None:
             return page
         return ErrorResponse(
-            error_body("internal", "internal error: the request was not completed"),
+            error_body(ErrorCode.INTERNAL, "internal error: the request was not completed"),
             status_code=500,
         )

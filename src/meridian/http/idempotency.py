@@ -47,6 +47,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import shown
 from ..storage.models import IdempotencyKey
+from ..wire import ErrorCode
 from .errors import error_body
 from .network import client_ip
 
@@ -171,7 +172,7 @@ class IdempotencyMiddleware:
                 send,
                 422,
                 error_body(
-                    "invalid",
+                    ErrorCode.INVALID,
                     f"invalid `Idempotency-Key` `{shown(key)}`: 1 to 255 printable ascii characters",
                 ),
             )
@@ -189,7 +190,7 @@ class IdempotencyMiddleware:
             more = message.get("more_body", False)
             if len(body) > limit:
                 message_text = f"request body too large: more than {limit} bytes"
-                await _json(send, 413, error_body("too_large", message_text))
+                await _json(send, 413, error_body(ErrorCode.TOO_LARGE, message_text))
                 return
         auth = headers.get(b"authorization", b"")
         # An anonymous caller (a self sign-up) is scoped by its address, resolved through the
@@ -318,21 +319,21 @@ async def _claim(
                     return None
                 if row.fingerprint != fingerprint:
                     message = f"`Idempotency-Key` `{shown(key)}` was already used with different parameters"
-                    return 422, json.dumps(error_body("invalid", message)).encode(), False
+                    return 422, json.dumps(error_body(ErrorCode.INVALID, message)).encode(), False
                 if row.state == "done":
                     assert row.status_code is not None
                     assert row.body is not None
                     return row.status_code, row.body, True
                 if row.lease_until > now:
                     message = f"a request with `Idempotency-Key` `{shown(key)}` is still in progress: retry later"
-                    return 409, json.dumps(error_body("conflict", message)).encode(), False
+                    return 409, json.dumps(error_body(ErrorCode.CONFLICT, message)).encode(), False
                 row.lease_until = now + timedelta(seconds=LEASE_SECONDS)  # a crashed holder's
                 return None
         except IntegrityError:  # another request claimed it between our read and insert
             message = (
                 f"a request with `Idempotency-Key` `{shown(key)}` is still in progress: retry later"
             )
-            return 409, json.dumps(error_body("conflict", message)).encode(), False
+            return 409, json.dumps(error_body(ErrorCode.CONFLICT, message)).encode(), False
 
     result: tuple[int, bytes, bool] | None = await run_in_threadpool(claim)
     return result

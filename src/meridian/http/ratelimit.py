@@ -44,10 +44,9 @@ from limits.aio.strategies import (
 from limits.errors import StorageError
 from starlette.requests import HTTPConnection
 
-from ..errors import AuthenticationError, RateLimitedError
+from ..errors import AuthenticationError, RateLimitedError, StorageUnavailableError
 from ..identity.tokens import Caller
 from ..settings import Settings
-from ..storage import StorageUnavailableError
 from .network import client_ip
 
 if TYPE_CHECKING:

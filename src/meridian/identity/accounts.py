@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
 from ..errors import ConflictError, DeniedError, ForbiddenError, InputError, NotFoundError, shown
-from ..gate import ask, deny_message, public_decision
+from ..gate import ask, deny_message, public_decision, with_contacts
 from ..geography.regions import home_region
 from ..runtime import Runtime
 from ..storage.models import Account, Partner, new_id
@@ -150,7 +150,7 @@ def register(
             details={"type": type, "country": country, "org_id": request.subject.org_id},
         )
         if not decision.allowed:
-            refusal = public_decision(session, decision)
+            refusal = with_contacts(session, decision)
         else:
             refusal = None
             pending = "manual_review" in decision.obligations

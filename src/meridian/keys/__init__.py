@@ -6,9 +6,9 @@ writes nothing: a store is opened with :meth:`MasterKeyStore.open`, by whoever n
 
 from __future__ import annotations
 
+from ..errors import FrameDroppedError, RosterError
 from .media import (
     DropReason,
-    FrameDroppedError,
     FrameHeader,
     FrameKind,
     SenderKeys,
@@ -21,7 +21,7 @@ from .media import (
     signing_public_bytes,
     verify_frame,
 )
-from .roster import RosterError, RosterMember, SignedRoster, sign_roster, verify_roster
+from .roster import RosterMember, SignedRoster, sign_roster, verify_roster
 from .server import IssuedKey, KeyServer
 from .store import MasterKeyStore
 from .wrap import (

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..errors import InputError, UnwrapError, shown
+from ..errors import FrameDroppedError, InputError, UnwrapError, shown
 from ._checks import KEY_BYTES, check_epoch, check_key, utf8
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "MAX_SENDER_BYTES",
     "SIGNATURE_BYTES",
     "DropReason",
-    "FrameDroppedError",
     "FrameHeader",
     "FrameKind",
     "SenderKeys",
@@ -118,14 +117,6 @@ class DropReason(StrEnum):
     OLD_EPOCH = "old_epoch"
     #: malformed, or it does not open: wrong key, meeting or bytes, or no key for its epoch
     UNDECRYPTABLE = "undecryptable"
-
-
-class FrameDroppedError(UnwrapError):
-    """Raised when a receiver drops a frame; :attr:`reason` says which counter it goes to."""
-
-    def __init__(self, message: str, reason: DropReason) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,19 +23,15 @@ from dataclasses import dataclass
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ..errors import UnwrapError, shown
+from ..errors import RosterError, shown
 from .media import signing_public_bytes
 
-__all__ = ["RosterError", "RosterMember", "SignedRoster", "sign_roster", "verify_roster"]
+__all__ = ["RosterMember", "SignedRoster", "sign_roster", "verify_roster"]
 
 _ALG = "EdDSA"
 _ISSUER = "meridian-control"
 #: the most members a roster may list (far above any plan's participant limit): bounded work
 MAX_MEMBERS = 4096
-
-
-class RosterError(UnwrapError):
-    """Raised when a roster is refused: not signed by the control plane, or malformed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ check. After ``node_failures`` failed checks in a row the node is marked **down*
    allowed region with room, never outside the meeting's allowed set, and are refused with the
    reason (``region node down: US``) when there is none;
 2. every participant it carried is told ``{"type": "region_down", "dc": "US", "message"}`` on
-   signalling and its signalling socket is closed with :data:`CLOSE_REGION_DOWN` (4503): it has
+   signalling and its signalling socket is closed with :attr:`~meridian.wire.Close.REGION_DOWN` (4503): it has
    left, exactly as when it closes the socket itself (the others hear ``left`` and move to a new
    key epoch), and it may join again to be placed elsewhere;
 3. a ``node.down`` record names the region, its URL, the last error and the participants told.
@@ -34,17 +34,14 @@ from starlette.websockets import WebSocketDisconnect
 
 from ..audit import SYSTEM, record
 from ..runtime import Runtime
+from ..wire import Close
 
 if TYPE_CHECKING:
     from .live import Signalling
 
-__all__ = ["CLOSE_REGION_DOWN", "NodeHealth", "NodeState", "Transition", "watch_nodes"]
+__all__ = ["NodeHealth", "NodeState", "Transition", "watch_nodes"]
 
 log = logging.getLogger("meridian.meetings.health")
-
-#: the close code of the signalling socket of a participant whose region node went down (HTTP
-#: 503, service unavailable; 44xx/45xx codes mirror HTTP statuses)
-CLOSE_REGION_DOWN = 4503
 
 
 class NodeState(StrEnum):
@@ -185,7 +182,7 @@ async def apply(signalling: Signalling, transition: Transition) -> list[str]:
             with contextlib.suppress(ConnectionError, RuntimeError, WebSocketDisconnect):
                 await p.send({"type": "region_down", "dc": region, "message": message})
                 if p.close is not None:
-                    await p.close(CLOSE_REGION_DOWN, f"region node `{region}` is down")
+                    await p.close(Close.REGION_DOWN, f"region node `{region}` is down")
             await signalling.leave(meeting_id, p.id)
     await asyncio.to_thread(_record, rt, transition, sorted(told), at)
     return told

@@ -8,9 +8,10 @@ the meeting's key epoch moves on and every remaining participant gets the new ke
 
 :meth:`Signalling.remove` takes participants out against their will (an approved lawful
 request): the region nodes of the meeting are ordered to drop them (a ``drop`` grant; their
-relay closes their connection with :data:`CLOSE_REMOVED` and refuses them from then on), their
-signalling socket gets ``removed`` and is closed with the same code, and the rest of the
-meeting is left exactly as when someone leaves: told ``left``, given a new key epoch.
+relay closes their connection with :attr:`Close.REMOVED <meridian.wire.Close>` and refuses
+them from then on), their signalling socket gets ``removed`` and is closed with the same code,
+and the rest of the meeting is left exactly as when someone leaves: told ``left``, given a new
+key epoch.
 
 Each participant's frames are signed with its own Ed25519 key, whose public half it sends in
 ``join``; the control plane lists it in the meeting's roster, which it signs with its grant key
@@ -59,10 +60,12 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.websockets import WebSocketDisconnect
 
+from .. import wire
 from ..audit import Actor, record
 from ..errors import (
     ConflictError,
     ForbiddenError,
+    KeyServerError,
     NotFoundError,
     shown,
 )
@@ -72,12 +75,12 @@ from ..keys.grants import Grant, GrantSigner, public_key_b64
 from ..runtime import Runtime
 from ..storage.models import new_id
 from .access import advance_epoch, enter
-from .nodes import KeyServerError, RegionNodes
+from .nodes import RegionNodes
 from .placement import MeetingPlan, Occupancy, links_between
 from .regions import region_table
 from .service import admit, end_meeting, get_meeting, leave
 
-__all__ = ["CLOSE_REMOVED", "KeyServerError", "LiveMeeting", "LiveParticipant", "Signalling"]
+__all__ = ["LiveMeeting", "LiveParticipant", "Signalling"]
 
 log = logging.getLogger("meridian.meetings.live")
 
@@ -85,9 +88,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 #: closes a participant's signalling socket with a close code and reason
 Close = Callable[[int, str], Awaitable[None]]
 
-#: the close code of a removed participant's sockets, signalling and relay alike (HTTP 451,
-#: unavailable for legal reasons; 44xx codes mirror HTTP statuses)
-CLOSE_REMOVED = 4451
 #: how often a paused meeting tries its rotation again, and how long before it is ended instead
 PAUSE_RETRY_SECONDS = 2.0
 PAUSE_LIMIT_SECONDS = 60.0
@@ -289,7 +289,7 @@ class Signalling:
             who = caller.actor if caller is not None else Actor("anonymous", client_ip or "-")
             refusal = await self._wait(meeting_id, pid, name, send, gone, who)
             if refusal is not None:
-                return {"type": "refused", "code": "forbidden", "message": refusal}
+                return {"type": "refused", "code": wire.ErrorCode.FORBIDDEN, "message": refusal}
         async with self._place_lock:
             occupancy = self.occupancy()
             live = self.meetings.get(meeting_id)
@@ -311,7 +311,7 @@ class Signalling:
             if not placement.allowed:
                 return {
                     "type": "refused",
-                    "code": "denied",
+                    "code": wire.ErrorCode.DENIED,
                     "message": placement.reasons[0].message
                     if placement.reasons
                     else "no rule allows this join",
@@ -578,7 +578,11 @@ class Signalling:
                 return
             # its relay closes its socket and refuses its grants: leaving is leaving everywhere
             await self._drop(
-                live, [participant], "left the meeting", code=1000, regions=[participant.dc]
+                live,
+                [participant],
+                "left the meeting",
+                code=wire.Close.NORMAL,
+                regions=[participant.dc],
             )
             await self._depart(live, [participant])
 
@@ -778,7 +782,7 @@ class Signalling:
         with contextlib.suppress(ConnectionError, RuntimeError, WebSocketDisconnect):
             await participant.send({"type": "removed", "reason": reason})
             if participant.close is not None:
-                await participant.close(CLOSE_REMOVED, _close_reason(reason))
+                await participant.close(wire.Close.REMOVED, _close_reason(reason))
 
     async def end(self, meeting_id: str, *, reason: str | None = None) -> None:
         """End a live meeting: every region node of its allowed set closes all its sockets and

@@ -25,22 +25,15 @@ from urllib.parse import quote
 
 import httpx
 
-from ..errors import ConfigurationError, MeridianError, shown
+from ..errors import ConfigurationError, KeyServerError, shown
 from ..keys.grants import Grant, GrantSigner
 
-__all__ = ["DROP_TIMEOUT_SECONDS", "KeyServerError", "RegionNodes", "check_nodes"]
+__all__ = ["DROP_TIMEOUT_SECONDS", "RegionNodes", "check_nodes"]
 
 log = logging.getLogger("meridian.meetings.nodes")
 
 #: how long a region node has to answer a drop order before the removal goes on without it
 DROP_TIMEOUT_SECONDS = 5.0
-
-
-class KeyServerError(MeridianError):
-    """Raised when the key server of a meeting's key region cannot give a key: the join fails."""
-
-    exit_code = 69  # EX_UNAVAILABLE
-    http_status = 503
 
 
 def _b64(data: bytes) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from ..audit import Actor, record
 from ..commerce.plans import current_subscription
 from ..errors import ConflictError, DeniedError, ForbiddenError, InputError, NotFoundError, shown
-from ..gate import ask, deny_message, public_decision
+from ..gate import ask, deny_message, public_decision, with_contacts
 from ..identity.accounts import get_account
 from ..identity.tokens import Caller
 from ..runtime import Runtime
@@ -281,14 +281,15 @@ def create_meeting(
             decision=decision,
             details={"plan": plan_id, "topic": topic},
         )
-        public = public_decision(session, decision)
+        decided = with_contacts(session, decision)
+        public = decided.to_dict()
         if refused:
             message = (
                 deny_message(decision)
                 if not decision.allowed
                 else f"plan `{plan_id}` does not include hosting in the bundle in force"
             )
-            failure: DeniedError | None = DeniedError(message, public)
+            failure: DeniedError | None = DeniedError(message, decided)
         else:
             failure = None
             invite, invite_hash = new_invite()

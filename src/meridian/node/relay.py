@@ -54,44 +54,35 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from ..errors import FenceError, ForbiddenError, GrantError, InputError, MeridianError, shown
+from ..errors import (
+    EndedError,
+    FenceError,
+    GrantError,
+    InputError,
+    MeridianError,
+    RemovedError,
+    shown,
+)
 from ..http.network import TrustedProxies, client_ip
 from ..keys.grants import GRANT_SECONDS, Grant, GrantVerifier
+from ..wire import Close
 from .counters import MeetingCounters, NodeCounters
 
 __all__ = [
     "BACKLOG_LIMIT",
-    "CLOSE_ENDED",
-    "CLOSE_FENCE",
-    "CLOSE_GRANT",
-    "CLOSE_MALFORMED",
-    "CLOSE_REMOVED",
-    "CLOSE_TOO_SLOW",
     "MAX_FRAME_BYTES",
-    "EndedError",
     "Link",
     "Member",
     "Outbox",
     "Relay",
-    "RemovedError",
     "Room",
     "close_code",
 ]
 
 log = logging.getLogger("meridian.node")
 
-CLOSE_MALFORMED = 4400
-CLOSE_GRANT = 4401
-CLOSE_FENCE = 4403
-#: removed by the control plane (HTTP 451, unavailable for legal reasons): dropped, or refused
-#: after being dropped; the reason is the removal's
-CLOSE_REMOVED = 4451
-#: the meeting was ended by the control plane (HTTP 410, gone)
-CLOSE_ENDED = 4410
 #: close codes a drop order may ask for: removed (the default), left, ended
-_DROP_CODES = frozenset({CLOSE_REMOVED, 1000, CLOSE_ENDED})
-#: "try again later": the receiver fell too far behind the meeting
-CLOSE_TOO_SLOW = 1013
+_DROP_CODES = frozenset({Close.REMOVED, Close.NORMAL, Close.ENDED})
 #: the largest frame a relay accepts, from a participant or a peer
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 #: bytes waiting for one socket before it is closed as too slow
@@ -104,28 +95,18 @@ _REASON_BYTES = 123  # the most a WebSocket close reason can carry
 SendBytes = Callable[[bytes], Awaitable[None]]
 
 
-class RemovedError(ForbiddenError):
-    """Raised when a participant this relay was ordered to drop presents its grant again."""
-
-
-class EndedError(MeridianError):
-    """Raised when a grant or link for a meeting this relay was told has ended is presented."""
-
-    exit_code = 1
-    http_status = 410
-
-
-def close_code(exc: MeridianError) -> int:
+def close_code(exc: MeridianError) -> Close:
     """The WebSocket close code of a refusal."""
     if isinstance(exc, EndedError):
-        return CLOSE_ENDED
+        return Close.ENDED
     if isinstance(exc, RemovedError):
-        return CLOSE_REMOVED
+        # dropped, or refused after being dropped; the reason is the removal's
+        return Close.REMOVED
     if isinstance(exc, FenceError):
-        return CLOSE_FENCE
+        return Close.FORBIDDEN
     if isinstance(exc, GrantError):
-        return CLOSE_GRANT
-    return CLOSE_MALFORMED
+        return Close.UNAUTHENTICATED
+    return Close.MALFORMED
 
 
 def _reason(message: str) -> str:
@@ -441,7 +422,7 @@ class Relay:
         member.outbox.shut()
         self._leave(room, member)
         why = "expired grant: ask the control plane for a new one"
-        self._spawn(_quietly(member.ws.close(CLOSE_GRANT, why)))
+        self._spawn(_quietly(member.ws.close(Close.UNAUTHENTICATED, why)))
 
     def _check_address(self, ws: WebSocket, grant: Grant) -> None:
         peer = ws.client.host if ws.client else None
@@ -464,7 +445,7 @@ class Relay:
 
     async def drop(self, grant: Grant) -> list[str]:
         """Carry out a drop order (a checked ``drop`` grant): close the named participants'
-        sockets here with :data:`CLOSE_REMOVED` and refuse their grants from now on. Returns
+        sockets here with :attr:`Close.REMOVED` and refuse their grants from now on. Returns
         the ids that had a socket here.
 
         They are remembered until one grant lifetime after the order expires. INVARIANT: the
@@ -476,7 +457,7 @@ class Relay:
         if grant.end:
             return await self.end(grant)
         reason = grant.reason or "removed from the meeting"
-        code = grant.code if grant.code in _DROP_CODES else CLOSE_REMOVED
+        code = grant.code if grant.code in _DROP_CODES else Close.REMOVED
         until = float(grant.expires + max(grant.lifetime, GRANT_SECONDS))
         remembered = self.dropped.setdefault(grant.meeting, {})
         for participant in grant.drop:
@@ -526,7 +507,7 @@ class Relay:
         for task in list(room.opening.values()):
             task.cancel()
         self._forget(room)
-        closing = [_quietly(m.ws.close(CLOSE_ENDED, _reason(reason))) for m in members]
+        closing = [_quietly(m.ws.close(Close.ENDED, _reason(reason))) for m in members]
         closing += [_quietly(link.close()) for link in links]
         await asyncio.gather(*closing)
         log.warning("meeting %s: ended by order: %d sockets closed", grant.meeting, len(members))
@@ -558,7 +539,7 @@ class Relay:
 
     def _too_slow(self, ws: WebSocket) -> None:
         self._spawn(
-            _quietly(ws.close(CLOSE_TOO_SLOW, "too slow: the relay's backlog for you is full"))
+            _quietly(ws.close(Close.TOO_SLOW, "too slow: the relay's backlog for you is full"))
         )
 
     # -- cascades -------------------------------------------------------------------------
@@ -592,7 +573,7 @@ class Relay:
         link = Link(
             peer=opener,
             outbox=Outbox(ws.send_bytes, room.counters, lambda: self._too_slow(ws)),
-            close=lambda: ws.close(1000, "no participants left"),
+            close=lambda: ws.close(Close.NORMAL, "no participants left"),
             inbound=True,
         )
         room.add_link(link)
@@ -719,7 +700,7 @@ class Relay:
 
     def _close_slow_link(self, conn: ClientConnection) -> None:
         self._spawn(
-            _quietly(conn.close(CLOSE_TOO_SLOW, "too slow: the relay's backlog for you is full"))
+            _quietly(conn.close(Close.TOO_SLOW, "too slow: the relay's backlog for you is full"))
         )
 
     async def _carry(self, room: Room, link: Link, conn: ClientConnection) -> None:

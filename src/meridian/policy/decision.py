@@ -9,10 +9,11 @@ immutable.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from ..geography.evidence import Evidence
+from ..geography.evidence import Evidence, Signal
 
 __all__ = ["Alternatives", "BundleRef", "Decision", "Location", "PartnerRef", "Reason"]
 
@@ -145,6 +146,47 @@ class Decision(NamedTuple):
         if errors:
             out["errors"] = list(errors)
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        """The decision :meth:`to_dict` wrote, read back (a client reading a refusal's decision).
+
+        Raises ``KeyError``, ``TypeError`` or ``ValueError`` for anything :meth:`to_dict` does not
+        write.
+        """
+        where, bundle = data["location"], data["bundle"]
+        return cls(
+            decision=str(data["decision"]),
+            action=str(data["action"]),
+            reasons=tuple(
+                Reason(
+                    str(r["rule"]),
+                    str(r["effect"]),
+                    str(r["message"]),
+                    str(r["jurisdiction"]),
+                    bool(r.get("approximate", False)),
+                )
+                for r in data["reasons"]
+            ),
+            obligations=tuple(str(o) for o in data["obligations"]),
+            location=Location(
+                str(where["country"]),
+                tuple(
+                    Evidence(Signal(e["signal"]), str(e["value"]), e["country"], e.get("source"))
+                    for e in where["evidence"]
+                ),
+                tuple(str(j) for j in where["judged_under"]),
+            ),
+            alternatives=Alternatives(
+                tuple(
+                    PartnerRef(str(p["id"]), str(p["name"]), p["contact"])
+                    for p in data["alternatives"]["partners"]
+                )
+            ),
+            bundle=BundleRef(str(bundle["name"]), str(bundle["version"]), str(bundle["digest"])),
+            at=datetime.fromisoformat(str(data["at"])),
+            errors=tuple(str(e) for e in data.get("errors", ())),
+        )
 
 
 def _instant(at: datetime) -> str:

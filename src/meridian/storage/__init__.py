@@ -1,6 +1,6 @@
 """Persistence: the tables, connections and transactions, and the schema's migrations."""
 
-from .database import Database, StorageUnavailableError
+from .database import Database
 from .migrate import migrate
 
-__all__ = ["Database", "StorageUnavailableError", "migrate"]
+__all__ = ["Database", "migrate"]

@@ -25,16 +25,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import ConfigurationError, shown
+from ..errors import ConfigurationError, StorageUnavailableError, shown
 
-__all__ = ["Database", "StorageUnavailableError"]
-
-
-class StorageUnavailableError(ConfigurationError):
-    """Raised when the database stays locked or unreachable past the wait (HTTP 503)."""
-
-    http_status = 503
-    exit_code = 75  # EX_TEMPFAIL
+__all__ = ["Database"]
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:

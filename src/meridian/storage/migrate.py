@@ -11,8 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from ..errors import shown
-from .database import Database, StorageUnavailableError, _first_line
+from ..errors import StorageUnavailableError, shown
+from .database import Database, _first_line
 
 __all__ = ["alembic_config", "current_revision", "head_revision", "migrate"]
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ..errors import DeniedError
+from ..errors import SignInRequiredError
+from ..http.errors import refused_decision
 from ..http.session import SessionSeal
 from ..keyfiles import load_or_create_secret
 from ..settings import Settings
-from .deps import SignInRequiredError
 from .render import render
 from .security import SecurityHeaders, relay_origins
 
@@ -51,7 +50,7 @@ def page_error(request: Request, exc: Exception, status: int, message: str) -> R
         return None
     if isinstance(exc, SignInRequiredError):
         return RedirectResponse(exc.location, status_code=303)
-    decision: Any = exc.decision if isinstance(exc, DeniedError) else None
+    decision = refused_decision(exc)
     titles = {401: "Sign in", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
     title = titles.get(status, "Something went wrong" if status >= 500 else "Cannot do that")
     return render(

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import AuthenticationError, ForbiddenError, MeridianError
+from ..errors import AuthenticationError, ForbiddenError, SignInRequiredError
 from ..http.session import COOKIE, Session, SessionSeal
 from ..identity.sessions import session_caller
 from ..identity.tokens import Caller, Role
@@ -23,7 +22,6 @@ from ..identity.tokens import Caller, Role
 __all__ = [
     "CsrfChecked",
     "MaybeViewerDep",
-    "SignInRequiredError",
     "Viewer",
     "check_csrf",
     "page_for",
@@ -42,17 +40,6 @@ class Viewer:
     def token(self) -> str:
         """The API token of the session (what the page acts with)."""
         return self.session.token
-
-
-class SignInRequiredError(MeridianError):
-    """A page needs a signed-in viewer and there is none: the browser goes to ``/login``."""
-
-    exit_code = 77
-    http_status = 303
-
-    def __init__(self, next_path: str, message: str = "sign in to see this page") -> None:
-        super().__init__(message)
-        self.location = f"/login?next={quote(next_path, safe='/')}"
 
 
 async def get_viewer(request: Request) -> Viewer | None:

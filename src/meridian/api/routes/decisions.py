@@ -13,6 +13,7 @@ from ...http.journal import DecisionJournal
 from ...http.ratelimit import RateLimits
 from ...policy.decision import Decision
 from ...policy.request import _RequestWire, parse_request, parse_request_json
+from ...wire import ErrorCode
 from .common import errors, json_response
 
 router = APIRouter(tags=["decisions"])
@@ -140,7 +141,9 @@ async def decide_batch(request: Request, caller: CallerDep) -> Response:
         try:
             decision = decide(parse_request(item))
         except MeridianError as exc:
-            out.append({"error": {"code": "invalid", "message": exc.message}, "index": index})
+            out.append(
+                {"error": {"code": ErrorCode.INVALID, "message": exc.message}, "index": index}
+            )
             continue
         kept.append(decision)
         out.append(decision.to_dict())

@@ -48,6 +48,7 @@ from ...meetings.live import Signalling
 from ...meetings.regions import region_table
 from ...meetings.route import PlacementRequest, route_request
 from ...text import plain_name
+from ...wire import Close
 from .common import errors, json_response
 
 router = APIRouter(tags=["meetings"])
@@ -309,12 +310,6 @@ async def refuse_waiting(
 
 # -- joining ----------------------------------------------------------------------------------
 
-_CLOSE_REFUSED = 4403
-_CLOSE_BAD = 4400
-_CLOSE_AUTH = 4401
-_CLOSE_RATE_LIMITED = 4429  # a join past its rate limit; the refusal says `retry_after`
-
-
 #: a session cookie came with a handshake from another origin (cross-site WebSocket hijacking)
 _FOREIGN = object()
 
@@ -368,7 +363,7 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
     auth = websocket.headers.get("authorization")
     session = None if auth else _browser_session(websocket)
     if session is _FOREIGN:
-        await websocket.close(code=_CLOSE_REFUSED)  # before accepting: the handshake fails (403)
+        await websocket.close(code=Close.FORBIDDEN)  # before accepting: the handshake fails (403)
         return
     await websocket.accept()
     participant: str | None = None
@@ -377,7 +372,7 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
         """The next text message (``None`` for a binary one); a disconnect raises."""
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1000))
+            raise WebSocketDisconnect(message.get("code", Close.NORMAL))
         text: str | None = message.get("text")
         return text
 
@@ -462,7 +457,7 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
             participant = message["participant"]  # from here on, leaving must be handled
         await send(message)
         if participant is None:
-            await websocket.close(code=_CLOSE_REFUSED)
+            await websocket.close(code=Close.FORBIDDEN)
             return
         while True:  # `connected` once the relay said ready; closing the socket is leaving
             try:
@@ -488,9 +483,9 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
         pass
     except MeridianError as exc:
         code = (
-            _CLOSE_AUTH
+            Close.UNAUTHENTICATED
             if isinstance(exc, AuthenticationError)
-            else (_CLOSE_BAD if isinstance(exc, InputError) else _CLOSE_REFUSED)
+            else (Close.MALFORMED if isinstance(exc, InputError) else Close.FORBIDDEN)
         )
         refusal: dict[str, Any] = {
             "type": "refused",
@@ -498,7 +493,7 @@ async def signal(websocket: WebSocket, meeting_id: str) -> None:
             "message": exc.message,
         }
         if isinstance(exc, RateLimitedError):
-            code = _CLOSE_RATE_LIMITED
+            code = Close.RATE_LIMITED  # the refusal says `retry_after`
             refusal["retry_after"] = exc.retry_after
         try:
             await send(refusal)

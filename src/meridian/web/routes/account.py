@@ -28,9 +28,10 @@ from sqlalchemy.orm import Session
 from ...commerce import subscriptions as subs
 from ...commerce.partners import list_partners, partner_public
 from ...commerce.plans import LIVE, entitlements, plan_catalogue
-from ...errors import DeniedError, MeridianError
+from ...errors import MeridianError
 from ...gate import ask, deny_message, public_decision
 from ...http.deps import ClientIpDep
+from ...http.errors import refused_decision
 from ...http.schemas import (
     AccountPublic,
     CheckoutCreate,
@@ -277,7 +278,7 @@ def choose_partner(
             rt, caller=viewer.caller, subscription_id=subscription_id, partner_id=body.partner
         )
     except MeridianError as exc:
-        decision = exc.decision if isinstance(exc, DeniedError) else None
+        decision = refused_decision(exc)
         return _home_page(
             request, viewer, error=exc.message, decision=decision, status=exc.http_status
         )
@@ -356,7 +357,7 @@ def checkout(
             client_ip=ip,
         )
     except MeridianError as exc:
-        decision = exc.decision if isinstance(exc, DeniedError) else None
+        decision = refused_decision(exc)
         return _checkout_page(
             request,
             viewer,

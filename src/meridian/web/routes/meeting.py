@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ...errors import ConflictError, DeniedError, InputError, MeridianError, NotFoundError
 from ...http.deps import get_client_ip
+from ...http.errors import refused_decision
 from ...http.schemas import IdPath, MeetingCreate, MeetingPublic, RegionsUpdate
 from ...identity.accounts import get_account
 from ...meetings import access, service
@@ -139,7 +140,7 @@ async def create_meeting(
             viewer,
             form=form,
             error=exc.message,
-            decision=exc.decision,
+            decision=refused_decision(exc),
             status=exc.http_status,
         )
     except MeridianError as exc:

@@ -25,9 +25,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from ...commerce import subscriptions as subs
 from ...commerce.partners import get_partner, partner_public
 from ...commerce.plans import entitlements, plan_catalogue
-from ...errors import DeniedError, InputError, MeridianError, NotFoundError, shown
+from ...errors import InputError, MeridianError, NotFoundError, shown
 from ...geography.jurisdictions import check_jurisdiction, jurisdiction_name
 from ...http.deps import ClientIpDep
+from ...http.errors import refused_decision
 from ...http.schemas import (
     AccountCreate,
     AccountPublic,
@@ -183,7 +184,7 @@ def new_customer(
             client_ip=ip,
         )
     except MeridianError as exc:
-        decision = exc.decision if isinstance(exc, DeniedError) else None
+        decision = refused_decision(exc)
         return _new_page(
             request, viewer, form, error=exc.message, decision=decision, status=exc.http_status
         )
@@ -290,7 +291,7 @@ def customer_checkout(
     except NotFoundError:
         raise  # not its customer: the 404 page, as the API answers
     except MeridianError as exc:
-        decision = exc.decision if isinstance(exc, DeniedError) else None
+        decision = refused_decision(exc)
         return _customer_page(
             request,
             viewer,
@@ -397,7 +398,7 @@ def take_over(request: Request, subscription_id: IdPath, viewer: PartnerPage) ->
     except NotFoundError:
         raise
     except MeridianError as exc:
-        decision = exc.decision if isinstance(exc, DeniedError) else None
+        decision = refused_decision(exc)
         return _transfers_page(
             request, viewer, error=exc.message, decision=decision, status=exc.http_status
         )

@@ -23,6 +23,7 @@ from ...errors import DeniedError, MeridianError
 from ...gate import ask
 from ...geography.jurisdictions import ALL_JURISDICTIONS, UNKNOWN, jurisdiction_name
 from ...http.deps import ClientIpDep, SignupLimited
+from ...http.errors import refused_decision
 from ...http.schemas import AccountCreate
 from ...http.session import SessionSeal, secure_cookies
 from ...identity import accounts
@@ -204,9 +205,10 @@ def signup(
             client_ip=ip,
         )
     except DeniedError as exc:
-        todo = advice(rt, exc.decision, type=type, country=form["country"], ip=ip)
+        decision = refused_decision(exc) or {}
+        todo = advice(rt, decision, type=type, country=form["country"], ip=ip)
         return _form_page(
-            request, form, error=exc.message, decision=exc.decision, todo=todo, status=403
+            request, form, error=exc.message, decision=decision, todo=todo, status=403
         )
     except MeridianError as exc:
         return _form_page(request, form, error=exc.message, status=exc.http_status)
