@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ..gate import ask
 from ..policy.engine import Engine
-from ..storage.models import Account, Subscription
+from ..storage.models import Account, AccountStatus, Subscription
 
 __all__ = ["LIVE", "current_subscription", "entitlements", "plan_catalogue"]
 
@@ -68,7 +68,10 @@ def entitlements(
     )
     # A plan the bundle no longer lists entitles to nothing (fail closed).
     may_host = (
-        plan is not None and plan.may_host and decision.allowed and account.status == "active"
+        plan is not None
+        and plan.may_host
+        and decision.allowed
+        and account.status == AccountStatus.ACTIVE
     )
     return {
         "account": account.id,
@@ -76,7 +79,7 @@ def entitlements(
         "plan": plan_id,
         "subscription": None if sub is None else sub.id,
         "may_host": may_host,
-        "may_join": account.status != "suspended",
+        "may_join": account.status != AccountStatus.SUSPENDED,
         "max_participants": 0 if plan is None else plan.max_participants,
         "meeting_minutes": 0 if plan is None else plan.meeting_minutes,
         "host_decision": decision.to_dict(),

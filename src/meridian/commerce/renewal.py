@@ -23,7 +23,7 @@ from sqlalchemy import select
 from ..audit import SYSTEM, Actor, record
 from ..gate import ask, deny_message
 from ..runtime import Runtime
-from ..storage.models import Account, Notice, Subscription, new_id
+from ..storage.models import Account, Notice, Subscription, SubscriptionStatus, new_id
 from .terms import add_term
 
 __all__ = ["RenewalSummary", "renew_due"]
@@ -60,8 +60,14 @@ def _due(rt: Runtime, at: datetime) -> list[str]:
             session.scalars(
                 select(Subscription.id)
                 .where(
-                    ((Subscription.status == "active") & (Subscription.period_end <= at))
-                    | ((Subscription.status == "pending") & (Subscription.period_start <= at))
+                    (
+                        (Subscription.status == SubscriptionStatus.ACTIVE)
+                        & (Subscription.period_end <= at)
+                    )
+                    | (
+                        (Subscription.status == SubscriptionStatus.PENDING)
+                        & (Subscription.period_start <= at)
+                    )
                 )
                 .order_by(Subscription.period_end, Subscription.id)
             )
@@ -95,10 +101,10 @@ def _renew_one(
         ).one()
         account = session.get(Account, sub.account_id)
         assert account is not None  # INVARIANT: a foreign key
-        if sub.status == "pending":
+        if sub.status == SubscriptionStatus.PENDING:
             if sub.period_start > at:
                 return
-            sub.status = "active"
+            sub.status = SubscriptionStatus.ACTIVE
             sub.updated_at = at
             summary.started += 1
             summary.subscriptions.append(sub.id)
@@ -112,7 +118,7 @@ def _renew_one(
                 bundle_digest=engine.bundle.ref.digest,
             )
         for _ in range(_MAX_PERIODS):
-            if sub.status != "active" or sub.period_end > at:
+            if sub.status != SubscriptionStatus.ACTIVE or sub.period_end > at:
                 return
             due_at = sub.period_end
             _, decision = ask(
@@ -145,7 +151,7 @@ def _renew_one(
                 summary.subscriptions.append(sub.id)
                 continue
             moved = bool(decision.alternatives.partners)
-            sub.status = "transfer_required" if moved else "ended"
+            sub.status = SubscriptionStatus.TRANSFER_REQUIRED if moved else SubscriptionStatus.ENDED
             sub.updated_at = at
             if moved:
                 summary.transfer_required += 1

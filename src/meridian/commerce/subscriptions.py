@@ -32,7 +32,14 @@ from ..identity.tokens import Caller
 from ..policy.decision import Decision
 from ..policy.request import epoch_seconds
 from ..runtime import Runtime
-from ..storage.models import Account, Notice, Subscription, new_id
+from ..storage.models import (
+    Account,
+    AccountStatus,
+    Notice,
+    Subscription,
+    SubscriptionStatus,
+    new_id,
+)
 from ..storage.paging import page
 from .plans import LIVE
 from .terms import TERMS, add_term
@@ -125,7 +132,7 @@ def _open(
         plan=plan,
         channel=channel,
         partner_id=partner_id,
-        status="pending" if start > at else "active",
+        status=SubscriptionStatus.PENDING if start > at else SubscriptionStatus.ACTIVE,
         term=term,
         period_start=start,
         period_end=end,
@@ -194,7 +201,7 @@ def checkout(
         raise InputError(f"plan `{shown(plan)}` is free: there is nothing to buy")
     with rt.db.read() as session:
         account = get_account(session, caller, account_id)
-    if account.status != "active":
+    if account.status != AccountStatus.ACTIVE:
         raise ConflictError(f"account `{account.id}` is `{account.status}`: it cannot buy yet")
     ip = client_ip if caller.role == "user" else None
     _, decision = ask(
@@ -268,7 +275,7 @@ def choose_partner(
     engine = rt.engine
     with rt.db.write() as session:
         sub = get_subscription(session, caller, subscription_id)
-        if sub.status != "transfer_required":
+        if sub.status != SubscriptionStatus.TRANSFER_REQUIRED:
             raise ConflictError(
                 f"subscription `{sub.id}` is `{sub.status}`: only a `transfer_required` one moves to a partner"
             )
@@ -318,7 +325,7 @@ def take_over(
             raise NotFoundError(f"no subscription `{shown(subscription_id)}`")
         account = session.get(Account, sub.account_id)
         assert account is not None
-    if sub.status != "transfer_required":
+    if sub.status != SubscriptionStatus.TRANSFER_REQUIRED:
         raise ConflictError(f"subscription `{sub.id}` is `{sub.status}`, not `transfer_required`")
     _, decision = ask(
         engine,
@@ -332,7 +339,7 @@ def take_over(
         old = session.scalars(
             select(Subscription).where(Subscription.id == sub.id).with_for_update()
         ).one()
-        if old.status != "transfer_required":  # taken over meanwhile
+        if old.status != SubscriptionStatus.TRANSFER_REQUIRED:  # taken over meanwhile
             raise ConflictError(
                 f"subscription `{old.id}` is `{old.status}`, not `transfer_required`"
             )
@@ -364,7 +371,7 @@ def take_over(
                 end=max(old.period_end, at),
                 replaces_id=old.id,
             )
-            old.status = "transferred"
+            old.status = SubscriptionStatus.TRANSFERRED
             old.updated_at = at
             stored = session.get(Account, old.account_id)
             assert stored is not None

@@ -32,7 +32,15 @@ from ..gate import ask, deny_message
 from ..policy.decision import Decision
 from ..policy.engine import Engine
 from ..runtime import Runtime
-from ..storage.models import Account, Notice, Partner, Subscription, new_id
+from ..storage.models import (
+    Account,
+    AccountStatus,
+    Notice,
+    Partner,
+    Subscription,
+    SubscriptionStatus,
+    new_id,
+)
 from .plans import LIVE
 
 __all__ = ["plan_transition"]
@@ -102,7 +110,7 @@ def plan_transition(
         accounts = list(
             session.scalars(
                 select(Account)
-                .where(Account.country == jurisdiction, Account.status != "rejected")
+                .where(Account.country == jurisdiction, Account.status != AccountStatus.REJECTED)
                 .order_by(Account.id)
             )
         )
@@ -127,11 +135,11 @@ def plan_transition(
         for sub in subs.get(account.id, []):
             resource = {"channel": sub.channel, "partner": sub.partner_id}
             subject = _subject(account, sub.plan)
-            if sub.status == "pending" and sub.period_start >= at:
+            if sub.status == SubscriptionStatus.PENDING and sub.period_start >= at:
                 decision = _flip(engine, "purchase", at, subject, resource)
                 kind = "open_checkout"
             else:
-                paid = paid or (sub.status == "active" and sub.period_start <= at)
+                paid = paid or (sub.status == SubscriptionStatus.ACTIVE and sub.period_start <= at)
                 decision = _flip(engine, "renew", at, subject, resource)
                 kind = "subscription_transfer"
             if decision is not None:
@@ -146,7 +154,7 @@ def plan_transition(
                         channel=sub.channel,
                         status=sub.status,
                         paid_until=sub.period_end.isoformat(),
-                        applied=sub.status == "transfer_required",
+                        applied=sub.status == SubscriptionStatus.TRANSFER_REQUIRED,
                     )
                 )
         if not paid:
@@ -211,9 +219,9 @@ def _apply_one(
                 .where(Subscription.id == item["subscription"])
                 .with_for_update()
             ).one()
-            if sub.status == "transfer_required":
+            if sub.status == SubscriptionStatus.TRANSFER_REQUIRED:
                 return
-            sub.status = "transfer_required"
+            sub.status = SubscriptionStatus.TRANSFER_REQUIRED
             sub.updated_at = now
             subject_id, subject_kind = sub.id, "subscription"
             names = ", ".join(p["name"] for p in item["alternatives"]["partners"])

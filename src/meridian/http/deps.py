@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..errors import AuthenticationError, ForbiddenError
 from ..identity.tokens import Caller, Role, authenticate
 from ..runtime import Runtime
-from ..storage.models import Account
+from ..storage.models import Account, AccountStatus
 from .network import TrustedProxies, client_ip
 from .ratelimit import authenticate_counted, failed_authentication, rate_limits
 
@@ -82,7 +82,7 @@ class TokenCache:
         if caller is None:
             self._entries.pop(secret, None)
             raise AuthenticationError("invalid or revoked api token")
-        if account is not None and account.status == "suspended":
+        if account is not None and account.status == AccountStatus.SUSPENDED:
             # not cached: the refusal lasts as long as the suspension, and no longer
             self._entries.pop(secret, None)
             raise ForbiddenError(f"account `{account.id}` is suspended")

@@ -23,7 +23,7 @@ from ..errors import ConflictError, DeniedError, ForbiddenError, InputError, Not
 from ..gate import ask, deny_message, public_decision, with_contacts
 from ..geography.regions import home_region
 from ..runtime import Runtime
-from ..storage.models import Account, Partner, new_id
+from ..storage.models import Account, AccountStatus, Partner, new_id
 from ..storage.paging import page
 from .tokens import Caller, create_token
 
@@ -162,7 +162,7 @@ def register(
                 country=request.subject.country or country,
                 plan="free",
                 home_region=home_region(request.subject.country or country),
-                status="pending_review" if pending else "active",
+                status=AccountStatus.PENDING_REVIEW if pending else AccountStatus.ACTIVE,
                 org_id=request.subject.org_id,
                 org_id_status=None
                 if request.subject.org_id is None
@@ -210,11 +210,11 @@ def review(
     at = rt.now()
     with rt.db.write() as session:
         account = get_account(session, caller, account_id)
-        if account.status != "pending_review":
+        if account.status != AccountStatus.PENDING_REVIEW:
             raise ConflictError(
                 f"account `{account.id}` is `{account.status}`, not waiting for review"
             )
-        account.status = "active" if approve else "rejected"
+        account.status = AccountStatus.ACTIVE if approve else "rejected"
         account.updated_at = at
         record(
             session,

@@ -46,9 +46,11 @@ from ..meetings.service import close_meeting
 from ..runtime import Runtime
 from ..storage.models import (
     Account,
+    AccountStatus,
     LegalBlock,
     LegalRequest,
     Meeting,
+    MeetingStatus,
     Notice,
     Participation,
     Person,
@@ -195,7 +197,7 @@ def _subject(session: Session, kind: str, target_id: str) -> AccountFacts | Meet
         meeting.id,
         AccountFacts(host.id, host.country),
         meeting.host_country,
-        meeting.status == "live",
+        meeting.status == MeetingStatus.LIVE,
         tuple(
             ParticipantFacts(p.id, p.country, p.account_id, p.left_at is None)
             for p in participations
@@ -369,7 +371,7 @@ def _apply(
         if e.effect == "suspend":
             account = session.get(Account, e.id, with_for_update=True)
             assert account is not None
-            account.status = "suspended"
+            account.status = AccountStatus.SUSPENDED
             account.updated_at = at
             suspended.append(account.id)
             _record_change(session, rt, row, "account.suspend", "account", e.id, at, actor)
@@ -460,7 +462,7 @@ def _end_meeting(
     # In this transaction: the meeting ends if and only if the request is applied.
     meeting = session.get(Meeting, meeting_id)
     assert meeting is not None
-    assert meeting.status == "live"  # scoping said so, under the meeting's lock
+    assert meeting.status == MeetingStatus.LIVE  # scoping said so, under the meeting's lock
     close_meeting(
         session, meeting, at=at, actor=actor, digest=rt.digest, details={"request": row.id}
     )

@@ -34,7 +34,7 @@ from ..audit import Actor, record
 from ..errors import ConflictError, ForbiddenError, InputError
 from ..identity.tokens import Caller
 from ..runtime import Runtime
-from ..storage.models import Meeting
+from ..storage.models import Meeting, MeetingStatus
 from .invite import invite_matches, new_invite
 from .service import get_meeting
 
@@ -109,7 +109,7 @@ def enter(
         # the invite first: without it, not even whether the meeting has ended is told
         if not host and not invite_matches(meeting.invite_hash, invite):
             refusal, why = INVITE_NEEDED, "invite" if invite is None else "wrong invite"
-        elif meeting.status != "live":
+        elif meeting.status != MeetingStatus.LIVE:
             raise ConflictError(f"meeting `{meeting.id}` has ended")
         elif not host and meeting.locked:
             refusal, why = (
@@ -139,7 +139,7 @@ def rotate_invite(rt: Runtime, *, caller: Caller, meeting_id: str) -> str:
     secret, digest = new_invite()
     with rt.db.write() as session:
         meeting = get_meeting(session, caller, meeting_id)
-        if meeting.status != "live":
+        if meeting.status != MeetingStatus.LIVE:
             raise ConflictError(f"meeting `{meeting.id}` has ended")
         meeting.invite_hash = digest
         record(
@@ -167,7 +167,7 @@ def set_access(
     at = rt.now()
     with rt.db.write() as session:
         meeting = get_meeting(session, caller, meeting_id)
-        if meeting.status != "live":
+        if meeting.status != MeetingStatus.LIVE:
             raise ConflictError(f"meeting `{meeting.id}` has ended")
         before = {"locked": meeting.locked, "waiting_room": meeting.waiting_room}
         if locked is not None:

@@ -35,7 +35,7 @@ from ..audit import SYSTEM, Actor
 from ..errors import ConflictError, NotFoundError
 from ..identity.tokens import Caller
 from ..runtime import Runtime
-from ..storage.models import Meeting, Participation
+from ..storage.models import Meeting, MeetingStatus, Participation
 from .limits import PlanLimits, host_limits
 from .service import end_meeting
 
@@ -99,7 +99,7 @@ def due_meetings(
         meetings = list(
             session.scalars(
                 select(Meeting)
-                .where(Meeting.status == "live")
+                .where(Meeting.status == MeetingStatus.LIVE)
                 .order_by(Meeting.created_at, Meeting.id)
                 .limit(BATCH)
             )

@@ -26,7 +26,7 @@ from ..gate import ask, deny_message, public_decision, with_contacts
 from ..identity.accounts import get_account
 from ..identity.tokens import Caller
 from ..runtime import Runtime
-from ..storage.models import Account, Meeting, Participation, new_id
+from ..storage.models import Account, AccountStatus, Meeting, MeetingStatus, Participation, new_id
 from ..storage.paging import page
 from .blocks import refuse_blocked
 from .invite import new_invite
@@ -206,7 +206,7 @@ def live_counts(session: Session, caller: Caller) -> LiveCounts:
     participants are its participations admitted and not yet left. Scoped as
     :func:`list_meetings` is.
     """
-    live = [meeting_filter(caller), Meeting.status == "live"]
+    live = [meeting_filter(caller), Meeting.status == MeetingStatus.LIVE]
     meetings = session.scalar(select(func.count()).select_from(Meeting).where(*live))
     participants = session.scalar(
         select(func.count())
@@ -268,7 +268,7 @@ def create_meeting(
         )
         plan = engine.bundle.document.plans.get(plan_id)
         refused = not decision.allowed or plan is None or not plan.may_host
-        if account.status != "active":
+        if account.status != AccountStatus.ACTIVE:
             raise ConflictError(f"account `{account.id}` is `{account.status}`: it cannot host")
         record(
             session,
@@ -310,7 +310,7 @@ def create_meeting(
                 regions=sorted(mplan.regions),
                 key_region=mplan.key_region,
                 countries=country_list.to_dict(),
-                status="live",
+                status=MeetingStatus.LIVE,
                 bundle_digest=decision.bundle.digest,
                 created_at=at,
                 ended_at=None,
@@ -354,7 +354,7 @@ def end_meeting(
     at = rt.now()
     with rt.db.write() as session:
         meeting = get_meeting(session, caller, meeting_id)
-        if meeting.status != "live":
+        if meeting.status != MeetingStatus.LIVE:
             raise ConflictError(f"meeting `{meeting.id}` has already ended")
         details = None if reason is None else {"reason": reason}
         close_meeting(session, meeting, at=at, actor=actor, digest=rt.digest, details=details)
@@ -371,7 +371,7 @@ def close_meeting(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Mark a live ``meeting`` ended, with everyone in it gone, in ``session``'s transaction."""
-    meeting.status = "ended"
+    meeting.status = MeetingStatus.ENDED
     meeting.ended_at = at
     for p in session.scalars(
         select(Participation).where(
@@ -429,7 +429,7 @@ def admit(
     table = table or region_table(engine.bundle)
     with rt.db.write() as session:
         meeting = get_meeting(session, None, meeting_id)
-        if meeting.status != "live":
+        if meeting.status != MeetingStatus.LIVE:
             raise ConflictError(f"meeting `{meeting.id}` has ended")
         subject: dict[str, Any] = {"ip": client_ip}
         account_id = caller.account_id if caller is not None else None

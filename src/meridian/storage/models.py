@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
 import orjson
@@ -33,6 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Account",
+    "AccountStatus",
     "Base",
     "Checkpoint",
     "IdempotencyKey",
@@ -42,6 +44,7 @@ __all__ = [
     "LogProblem",
     "LogVerified",
     "Meeting",
+    "MeetingStatus",
     "Notice",
     "Participation",
     "Partner",
@@ -49,6 +52,7 @@ __all__ = [
     "PolicyBundle",
     "Record",
     "Subscription",
+    "SubscriptionStatus",
     "Token",
     "UtcDateTime",
     "WebSession",
@@ -59,6 +63,32 @@ __all__ = [
 def new_id(prefix: str) -> str:
     """A fresh identifier such as ``acct_3f9c0a1b7e2d4c65`` (64 random bits)."""
     return f"{prefix}_{secrets.token_hex(8)}"
+
+
+class AccountStatus(StrEnum):
+    """Where an account stands (stored as its value in ``accounts.status``)."""
+
+    ACTIVE = "active"
+    PENDING_REVIEW = "pending_review"
+    REJECTED = "rejected"
+    SUSPENDED = "suspended"
+
+
+class SubscriptionStatus(StrEnum):
+    """Where a subscription stands (stored as its value in ``subscriptions.status``)."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    TRANSFER_REQUIRED = "transfer_required"
+    TRANSFERRED = "transferred"
+    ENDED = "ended"
+
+
+class MeetingStatus(StrEnum):
+    """Whether a meeting runs (stored as its value in ``meetings.status``)."""
+
+    LIVE = "live"
+    ENDED = "ended"
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -47,7 +47,7 @@ from ...identity.tokens import Caller
 from ...policy.engine import Engine
 from ...policy.request import epoch_seconds
 from ...runtime import Runtime
-from ...storage.models import Account, Notice
+from ...storage.models import Account, Notice, SubscriptionStatus
 from ...storage.paging import page
 from ..deps import CsrfChecked, Viewer, page_for
 from ..forms import parse_form
@@ -188,7 +188,7 @@ def _home_context(rt: Runtime, caller: Caller) -> dict[str, Any]:
         # instant it falls due (as the renewal job will ask it).
         ahead = []
         for sub in rows:
-            if sub.status != "active":
+            if sub.status != SubscriptionStatus.ACTIVE:
                 continue
             _, decision = ask(
                 engine,

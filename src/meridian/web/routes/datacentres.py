@@ -35,7 +35,7 @@ from ...meetings.live import Signalling
 from ...meetings.placement import links_between
 from ...meetings.regions import region_table
 from ...runtime import Runtime
-from ...storage.models import Meeting, Participation
+from ...storage.models import Meeting, MeetingStatus, Participation
 from ..deps import Viewer, page_for
 from ..render import render
 
@@ -128,7 +128,7 @@ def _meeting_row(
     meeting: Meeting, seen: dict[str, Any], uses: Iterable[str] | None
 ) -> dict[str, Any]:
     """One meeting as the pages list it; ``uses``: the regions its live participants are on."""
-    live = meeting.status == "live"
+    live = meeting.status == MeetingStatus.LIVE
     countries: Counter[str] = seen["now"] if live else seen["ever"]
     if uses is None:
         uses = seen["dcs_now"] if live else seen["dcs_ever"]
@@ -169,7 +169,7 @@ def meeting_rows(
         rows, count = service.list_meetings(session, caller, status=status, limit=LIST_LIMIT)
         seen = _attendance(session, [m.id for m in rows])
         return [
-            _meeting_row(m, seen[m.id], uses.get(m.id) if m.status == "live" else None)
+            _meeting_row(m, seen[m.id], uses.get(m.id) if m.status == MeetingStatus.LIVE else None)
             for m in rows
         ], count
 
@@ -193,7 +193,7 @@ async def chosen_meeting(
         with rt.db.read() as session:
             meeting = service.get_meeting(session, caller, meeting_id)
             seen = _attendance(session, [meeting.id])[meeting.id]
-            live = uses.get(meeting.id) if meeting.status == "live" else None
+            live = uses.get(meeting.id) if meeting.status == MeetingStatus.LIVE else None
             return _meeting_row(meeting, seen, live)
 
     row = await run_in_threadpool(read)
@@ -227,7 +227,7 @@ async def datacentres_view(
     if meeting_id:
         chosen = await chosen_meeting(rt, caller, signalling, meeting_id)
     uses = live_uses(signalling)
-    live, _ = await run_in_threadpool(meeting_rows, rt, caller, uses, status="live")
+    live, _ = await run_in_threadpool(meeting_rows, rt, caller, uses, status=MeetingStatus.LIVE)
     counts = await run_in_threadpool(_live_counts, rt, caller)
     regions = region_rows(rt, signalling)
     return {

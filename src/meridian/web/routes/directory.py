@@ -26,7 +26,7 @@ from ...errors import InputError, MeridianError, shown
 from ...http.schemas import IdPath
 from ...identity import accounts
 from ...runtime import Runtime
-from ...storage.models import Account, Notice
+from ...storage.models import Account, AccountStatus, Notice, SubscriptionStatus
 from ...storage.paging import page as page_of
 from ...text import plain_text
 from ..deps import CsrfChecked, Viewer, page_for
@@ -39,8 +39,8 @@ Operator = Annotated[Viewer, page_for("operator")]
 
 #: rows per page of a listing
 PAGE_SIZE = 50
-ACCOUNT_STATUSES = ("active", "pending_review", "rejected", "suspended")
-SUBSCRIPTION_STATUSES = ("pending", "active", "transfer_required", "transferred", "ended")
+ACCOUNT_STATUSES = tuple(AccountStatus)
+SUBSCRIPTION_STATUSES = tuple(SubscriptionStatus)
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _IDENT = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 _PageNumber = Annotated[int, Query(ge=1, le=200_000)]
@@ -344,7 +344,7 @@ def _reviews_page(
         rows, count = accounts.list_accounts(
             session,
             viewer.caller,
-            status="pending_review",
+            status=AccountStatus.PENDING_REVIEW,
             limit=PAGE_SIZE,
             offset=(page - 1) * PAGE_SIZE,
         )

@@ -41,7 +41,7 @@ from ...http.schemas import (
 from ...identity import accounts
 from ...identity.tokens import Caller
 from ...runtime import Runtime
-from ...storage.models import Notice
+from ...storage.models import AccountStatus, Notice, SubscriptionStatus
 from ...storage.paging import page
 from ..deps import CsrfChecked, Viewer, page_for
 from ..forms import parse_form
@@ -53,8 +53,8 @@ __all__ = ["router"]
 
 PartnerPage = Annotated[Viewer, page_for("partner")]
 
-_ACCOUNT_STATES = ("active", "pending_review", "rejected", "suspended")
-_SUB_STATES = ("pending", "active", "transfer_required", "transferred", "ended")
+_ACCOUNT_STATES = tuple(AccountStatus)
+_SUB_STATES = tuple(SubscriptionStatus)
 _PAGE = 50
 
 
@@ -349,7 +349,7 @@ def _transfers_page(
     result = None
     with rt.db.read() as session:
         rows, _ = subs.list_subscriptions(
-            session, viewer.caller, status="transfer_required", limit=500
+            session, viewer.caller, status=SubscriptionStatus.TRANSFER_REQUIRED, limit=500
         )
         data = [SubscriptionPublic.model_validate(r).model_dump() for r in rows]
         if taken:
