@@ -149,14 +149,22 @@ class UnwrapError(MeridianError):
 
 
 class DeniedError(MeridianError):
-    """Raised when the bundle in force refuses an action; ``decision`` is the public decision."""
+    """Raised when the bundle in force refuses an action; ``decision`` is the public decision.
+
+    ``advice``, when the refusal comes with it (a sign-up does), is what the person can do
+    instead: :class:`meridian.policy.explain.Advice` values, each with ``text`` and ``to_dict``.
+    ``None`` means no advice is offered for this action; an empty tuple, that there is none.
+    """
 
     exit_code = 3
     http_status = 403
 
-    def __init__(self, message: str, decision: dict[str, Any]) -> None:
+    def __init__(
+        self, message: str, decision: dict[str, Any], *, advice: tuple[Any, ...] | None = None
+    ) -> None:
         super().__init__(message)
         self.decision = decision
+        self.advice = advice
 
 
 class ConflictError(MeridianError):
