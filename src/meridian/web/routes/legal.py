@@ -405,14 +405,15 @@ async def approve(request: Request, request_id: IdPath, viewer: OperatorPage) ->
     """Approve and apply, as ``POST /v1/legal-requests/{id}/approve`` does (the same steps)."""
     rt: Runtime = request.app.state.runtime
     try:
-        approval = await run_in_threadpool(
-            workflow.approve, rt, caller=viewer.caller, request_id=request_id
+        await workflow.approve_and_apply(
+            rt,
+            caller=viewer.caller,
+            request_id=request_id,
+            tokens=request.app.state.tokens,
+            live=getattr(request.app.state, "signalling", None),
         )
     except MeridianError as exc:
         return await _show(request, viewer, request_id, error=exc)
-    # As the API: a suspended account's tokens stop working now, and the live meeting is told.
-    request.app.state.tokens.clear()
-    await workflow.disconnect(getattr(request.app.state, "signalling", None), approval)
     return RedirectResponse(f"/console/legal/{request_id}?done=approved", status_code=303)
 
 
