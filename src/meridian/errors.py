@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .text import INVISIBLE
@@ -220,14 +220,21 @@ class DeniedError(MeridianError):
     The decision is the frozen value the engine gave (its alternative partners with the
     registry's contacts); the doors write it out with ``Decision.to_dict``. ``None`` only for a
     refusal that arrived without a decision readable as one (a client told so by a server).
+
+    ``advice``, when the refusal comes with it (a sign-up does), is what the person can do
+    instead: :class:`meridian.policy.explain.Advice` values, each with ``text`` and ``to_dict``.
+    ``None`` means no advice is offered for this action; an empty tuple, that there is none.
     """
 
     exit_code = 3
     http_status = 403
 
-    def __init__(self, message: str, decision: Decision | None) -> None:
+    def __init__(
+        self, message: str, decision: Decision | None, *, advice: tuple[Any, ...] | None = None
+    ) -> None:
         super().__init__(message)
         self.decision = decision
+        self.advice = advice
 
 
 class ConflictError(MeridianError):

@@ -139,3 +139,23 @@ def test_partner_creates_customers_only_in_its_jurisdictions(live):
     outside = bz.post("/v1/accounts", json={"type": "organization", "name": "US Co", "country": "US"})
     assert outside.status_code == 403
     assert outside.json()["error"]["code"] == "forbidden"
+
+
+def test_a_refused_sign_up_says_what_to_do_instead(live):
+    live.clock.set("2020-05-02T10:00:00+08:00")
+    r = live.client().post(
+        "/v1/accounts", json={"type": "individual", "name": "Zhang San", "country": "CN"}
+    )
+    assert r.status_code == 403
+    body = r.json()["error"]
+    # the existing fields stay as they were, and the advice comes beside them
+    assert body["code"] == "denied"
+    assert [x["rule"] for x in body["decision"]["reasons"]] == ["cn-register-organisations-only"]
+    advice = body["advice"]
+    assert [a["kind"] for a in advice] == ["other_type", "join", "partners"]
+    assert advice[0]["rule"] == "cn-register-organisations-only"
+    assert advice[0]["jurisdiction"] == "CN"
+    assert advice[0]["text"].startswith("Sign-ups in mainland China are for organisations")
+    assert "without an account" in advice[1]["text"]
+    assert [p["id"] for p in advice[2]["partners"]] == ["bizconf", "suirui-zhumu", "systec-umeet"]
+    assert "Bizconf Communications" in advice[2]["text"]

@@ -468,3 +468,65 @@ def test_two_people_of_one_name_count_as_one_operator(world, us_meeting):
     twin_caller = Caller(token.id, "operator", person_id="psn_twin")
     with pytest.raises(ForbiddenError, match="recorded by an operator of the same name, `ALICE`"):
         workflow.approve(world.rt, caller=twin_caller, request_id=row.id)
+
+
+class FakeTokens:
+    """What remembers tokens, as a plain object that counts how often it was told to forget."""
+
+    def __init__(self) -> None:
+        self.cleared = 0
+
+    def clear(self) -> None:
+        self.cleared += 1
+
+
+def test_approve_and_apply_forgets_the_tokens_and_disconnects_the_participants(world, us_meeting):
+    mid, ids, _ = us_meeting
+    row = workflow.receive(
+        world.rt,
+        caller=world.operator("alice"),
+        body=request(target={"kind": "meeting", "id": mid}),
+    )
+    tokens, live = FakeTokens(), FakeLive()
+    applied = asyncio.run(
+        workflow.approve_and_apply(
+            world.rt, caller=world.operator("bob"), request_id=row.id, tokens=tokens, live=live
+        )
+    )
+    assert applied.approval.request.state == "applied"
+    assert tokens.cleared == 1
+    cn = sorted([ids["cn"], ids["cn_guest"]])
+    ((what, meeting_id, *rest),) = live.calls
+    assert (what, meeting_id, rest[:-1]) == ("remove", mid, cn)
+    assert applied.disconnected == tuple(cn[:1])  # what the live meetings say they closed
+    # a refused approval applies nothing and forgets nothing
+    with pytest.raises(ConflictError):
+        asyncio.run(
+            workflow.approve_and_apply(
+                world.rt, caller=world.operator("carol"), request_id=row.id, tokens=tokens, live=live
+            )
+        )
+    assert tokens.cleared == 1
+    assert len(live.calls) == 1
+
+
+def test_approve_and_apply_with_no_region_nodes_still_forgets_the_tokens(world):
+    cn = world.account("CN", "Beijing user")
+    with world.rt.db.write() as session:
+        _, secret = create_token(
+            session, role="user", name="cn", account_id=cn, at=world.rt.now(), actor=SYSTEM, digest=world.rt.digest
+        )
+    cache = TokenCache()
+    assert cache.get(world.rt, secret).account_id == cn
+    row = workflow.receive(
+        world.rt,
+        caller=world.operator("alice"),
+        body=request(action="suspend_account", target={"kind": "account", "id": cn}),
+    )
+    applied = asyncio.run(
+        workflow.approve_and_apply(world.rt, caller=world.operator("bob"), request_id=row.id, tokens=cache, live=None)
+    )
+    assert applied.disconnected == ()
+    # the cached token is forgotten with the approval, not when the cache next expires
+    with pytest.raises(ForbiddenError, match=f"account `{cn}` is suspended"):
+        cache.get(world.rt, secret)

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import threading
 import time as timing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -49,7 +50,15 @@ from .problems import (
 )
 from .records import attach_log
 
-__all__ = ["AuditLog", "SelfCheck", "Signed"]
+__all__ = [
+    "AuditLog",
+    "CheckpointNotes",
+    "EntrySummary",
+    "SelfCheck",
+    "Signed",
+    "StoredCheckpoint",
+    "StoredEntry",
+]
 
 #: leaves read from the database per query while catching up
 _BATCH = 50_000
@@ -63,6 +72,93 @@ class Signed:
 
     note: str
     checkpoint: Checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A checkpoint as stored, opened with the log's key: what it says, or why it does not verify.
+
+    ``size`` and ``root`` are the note's when it verifies, the stored columns' when it does not.
+    """
+
+    size: int
+    root: bytes
+    #: the instant the note signs; ``None`` when it does not verify
+    time: datetime | None
+    note: str
+    #: why the note does not verify with the log's key; ``None`` when it does
+    problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointNotes:
+    """Every stored checkpoint's note, in the order they were issued, and the largest size signed."""
+
+    notes: tuple[str, ...]
+    signed: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySummary:
+    """One entry named by its columns: position, instant, action, actor and subject."""
+
+    seq: int
+    at: datetime
+    action: str
+    actor: str
+    subject_kind: str
+    subject_id: str | None
+
+    @property
+    def subject(self) -> str:
+        """``kind id``, or the kind alone for an entry about no one thing."""
+        return f"{self.subject_kind} {self.subject_id or ''}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One entry of the record as stored: its columns, and its decision and details as written."""
+
+    seq: int
+    at: datetime
+    recorded_at: datetime
+    actor: str
+    action: str
+    subject_kind: str
+    subject_id: str | None
+    bundle_digest: str
+    decision: dict[str, Any] | None
+    details: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: Record) -> StoredEntry:
+        return cls(
+            row.seq,
+            row.at,
+            row.recorded_at,
+            row.actor,
+            row.action,
+            row.subject_kind,
+            row.subject_id,
+            row.bundle_digest,
+            row.decision,
+            row.details,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The form ``GET /v1/records`` lists."""
+        return {
+            "seq": self.seq,
+            "at": self.at.isoformat(),
+            "recorded_at": self.recorded_at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "subject_kind": self.subject_kind,
+            "subject_id": self.subject_id,
+            "bundle_digest": self.bundle_digest,
+            "decision": self.decision,
+            "details": self.details,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +299,131 @@ class AuditLog:
             for seq, data, _ in rows:
                 yield seq, data
             position = rows[-1][0] + 1
+
+    # -- reading the record as stored --------------------------------------------------------
+    #
+    # These read the columns and the stored bytes without rehashing them: the record is searched
+    # here, and the pages that show what was stored (a verification, an entry's stored leaf) must
+    # show a changed entry as it now is, to name it. Reads that feed a report or a proof go
+    # through :meth:`entries`, which checks.
+
+    def recent_entries(self, limit: int) -> tuple[EntrySummary, ...]:
+        """The latest ``limit`` entries, newest first."""
+        with self.db.read() as session:
+            rows = session.execute(
+                select(
+                    Record.seq,
+                    Record.at,
+                    Record.action,
+                    Record.actor,
+                    Record.subject_kind,
+                    Record.subject_id,
+                )
+                .order_by(Record.seq.desc())
+                .limit(limit)
+            ).all()
+        return tuple(EntrySummary(*row) for row in rows)
+
+    def records(
+        self,
+        *,
+        after: int = -1,
+        action: str | None = None,
+        subject: str | None = None,
+        limit: int = 100,
+    ) -> tuple[tuple[StoredEntry, ...], int]:
+        """Entries after position ``after``, oldest first, of ``action`` and about ``subject`` if
+        given: the first ``limit``, and how many match in all."""
+        where = [Record.seq > after]
+        if action:
+            where.append(Record.action == action)
+        if subject:
+            where.append(Record.subject_id == subject)
+        with self.db.read() as session:
+            count = session.scalar(select(func.count()).select_from(Record).where(*where)) or 0
+            rows = session.scalars(
+                select(Record).where(*where).order_by(Record.seq).limit(limit)
+            ).all()
+            return tuple(StoredEntry.of(r) for r in rows), count
+
+    def entries_about(self, subject_ids: Collection[str]) -> tuple[StoredEntry, ...]:
+        """Every entry whose subject is one of ``subject_ids``, in log order."""
+        if not subject_ids:
+            return ()
+        with self.db.read() as session:
+            rows = session.scalars(
+                select(Record)
+                .where(Record.subject_id.in_(sorted(subject_ids)))
+                .order_by(Record.seq)
+            ).all()
+            return tuple(StoredEntry.of(r) for r in rows)
+
+    def stored_leaf(self, index: int) -> bytes | None:
+        """The leaf hash stored for entry ``index`` when it was written, or ``None``."""
+        with self.db.read() as session:
+            leaf = session.scalar(select(Record.leaf).where(Record.seq == index))
+        return None if leaf is None else bytes(leaf)
+
+    def stored_lines(self, end: int) -> Iterator[bytes]:
+        """Entries ``0`` to ``end - 1`` as export entry lines, each with the leaf hash stored for
+        it (not one computed now), read a page at a time: what a verifier is given to check."""
+        position = 0
+        while position < end:
+            rows = self._read_page(position, end)
+            if not rows:
+                return
+            for seq, entry, leaf in rows:
+                yield b'[%d,"%s",%s]\n' % (seq, leaf.hex().encode(), entry)
+            position = rows[-1][0] + 1
+
+    def stored_checkpoints(
+        self, *, offset: int = 0, limit: int = 20
+    ) -> tuple[tuple[StoredCheckpoint, ...], int]:
+        """A page of the checkpoints stored, newest first, each opened with this log's key (one
+        that does not verify says why, and is listed all the same); and how many there are."""
+        with self.db.read() as session:
+            rows = session.execute(
+                select(CheckpointRow.size, CheckpointRow.root, CheckpointRow.note)
+                .order_by(CheckpointRow.size.desc(), CheckpointRow.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            count = session.scalar(select(func.count()).select_from(CheckpointRow)) or 0
+        out = []
+        for size, root, note in rows:
+            try:
+                cp = self._verifier.open(note)
+            except ProofError as exc:
+                out.append(StoredCheckpoint(size, bytes(root), None, note, exc.message))
+            else:
+                out.append(StoredCheckpoint(cp.size, cp.root, cp.time, note, None))
+        return tuple(out), count
+
+    def checkpoint_notes(self) -> CheckpointNotes:
+        """Every stored note, in the order issued (size, then instant), and the largest size
+        signed, read together."""
+        with self.db.read() as session:
+            notes = tuple(
+                session.scalars(
+                    select(CheckpointRow.note).order_by(
+                        CheckpointRow.size, CheckpointRow.issued_at, CheckpointRow.id
+                    )
+                )
+            )
+            signed = session.scalar(select(func.max(CheckpointRow.size))) or 0
+        return CheckpointNotes(notes, signed)
+
+    def checkpoint_sizes(self, limit: int = 50) -> tuple[int, ...]:
+        """The sizes at which checkpoints were signed, newest first (the latest ``limit``)."""
+        with self.db.read() as session:
+            return tuple(
+                session.scalars(
+                    select(CheckpointRow.size)
+                    .distinct()
+                    .order_by(CheckpointRow.size.desc())
+                    .limit(limit)
+                )
+            )
 
     # -- the self-check ----------------------------------------------------------------------
 

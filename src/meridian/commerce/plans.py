@@ -10,12 +10,12 @@ from sqlalchemy.orm import Session
 
 from ..gate import ask
 from ..policy.engine import Engine
-from ..storage.models import Account, AccountStatus, Subscription
+from ..storage.models import Account, AccountStatus, Subscription, SubscriptionStatus
 
 __all__ = ["LIVE", "current_subscription", "entitlements", "plan_catalogue"]
 
 #: subscription states in which paid time still runs until ``period_end``
-LIVE = ("active", "transfer_required")
+LIVE = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRANSFER_REQUIRED)
 
 
 def plan_catalogue(engine: Engine) -> list[dict[str, Any]]:

@@ -34,14 +34,13 @@ from ..policy.request import epoch_seconds
 from ..runtime import Runtime
 from ..storage.models import (
     Account,
-    AccountStatus,
     Notice,
     Subscription,
     SubscriptionStatus,
     new_id,
 )
 from ..storage.paging import page
-from .plans import LIVE
+from .checkout import cannot_buy_yet, one_at_a_time, purchase_subject, running_subscription
 from .terms import TERMS, add_term
 
 __all__ = [
@@ -97,17 +96,6 @@ def list_subscriptions(
         limit=limit,
         offset=offset,
     )
-
-
-def _subject(account: Account, plan: str, ip: str | None) -> dict[str, Any]:
-    return {
-        "type": account.type,
-        "id": account.id,
-        "country": account.country,
-        "plan": plan,
-        "org_id": account.org_id,
-        "ip": ip,
-    }
 
 
 def _open(
@@ -201,14 +189,15 @@ def checkout(
         raise InputError(f"plan `{shown(plan)}` is free: there is nothing to buy")
     with rt.db.read() as session:
         account = get_account(session, caller, account_id)
-    if account.status != AccountStatus.ACTIVE:
-        raise ConflictError(f"account `{account.id}` is `{account.status}`: it cannot buy yet")
+    inactive = cannot_buy_yet(account)
+    if inactive is not None:
+        raise ConflictError(inactive)
     ip = client_ip if caller.role == "user" else None
     _, decision = ask(
         engine,
         action="purchase",
         at=at,
-        subject=_subject(account, plan, ip),
+        subject=purchase_subject(account, plan, ip),
         resource={"channel": channel, "partner": partner},
     )
     refusal = None
@@ -217,17 +206,9 @@ def checkout(
         # and the second sees the first's subscription (PostgreSQL; SQLite's BEGIN IMMEDIATE
         # already serialises writers). test_crash.py caught two live subscriptions without it.
         session.get(Account, account.id, with_for_update=True)
-        live = session.scalars(
-            select(Subscription.id).where(
-                Subscription.account_id == account.id,
-                Subscription.status.in_((*LIVE, "pending")),
-                Subscription.period_end > at,
-            )
-        ).first()
-        if live is not None:
-            raise ConflictError(
-                f"account `{account.id}` already has subscription `{live}` running: one at a time"
-            )
+        running = running_subscription(session, account.id, at)
+        if running is not None:
+            raise ConflictError(one_at_a_time(account.id, running))
         record(
             session,
             actor=caller.actor,
@@ -331,7 +312,7 @@ def take_over(
         engine,
         action="purchase",
         at=at,
-        subject=_subject(account, sub.plan, None),
+        subject=purchase_subject(account, sub.plan, None),
         resource={"channel": "partner", "partner": caller.partner_id},
     )
     refusal = None

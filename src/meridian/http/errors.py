@@ -5,7 +5,8 @@ Body shape, for every status::
     {"error": {"code": "not_found", "message": "no account `acct_…`"}}
 
 422 adds ``fields`` (each failing field and why); a policy refusal (403 ``denied``) adds
-``decision``, the full decision with its reasons and alternatives.
+``decision``, the full decision with its reasons and alternatives, and for a refused sign-up
+``advice``, what the person can do instead (see :mod:`meridian.policy.explain`).
 """
 
 from __future__ import annotations
@@ -122,6 +123,9 @@ def install_error_handlers(app: FastAPI) -> None:
         decision = refused_decision(exc)
         if decision is not None:
             extra["decision"] = decision
+        if isinstance(exc, DeniedError) and exc.advice is not None:
+            # a refused sign-up: what the person can do instead
+            extra["advice"] = [a.to_dict() for a in exc.advice]
         if isinstance(exc, BundleError):  # every problem of a bundle, each at its line
             extra["problems"] = [
                 {"source": p.source, "line": p.line, "message": p.message} for p in exc.problems

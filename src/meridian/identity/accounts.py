@@ -22,6 +22,7 @@ from ..audit import Actor, record
 from ..errors import ConflictError, DeniedError, ForbiddenError, InputError, NotFoundError, shown
 from ..gate import ask, deny_message, public_decision, with_contacts
 from ..geography.regions import home_region
+from ..policy.explain import join_request, signup_advice
 from ..runtime import Runtime
 from ..storage.models import Account, AccountStatus, Partner, new_id
 from ..storage.paging import page
@@ -151,6 +152,14 @@ def register(
         )
         if not decision.allowed:
             refusal = with_contacts(session, decision)
+            contacts = {pid: c for pid, c in session.execute(select(Partner.id, Partner.contact))}
+            advice = signup_advice(
+                decision,
+                request,
+                engine.bundle,
+                join=engine.decide(join_request(request)),
+                contacts=contacts,
+            )
         else:
             refusal = None
             pending = "manual_review" in decision.obligations
@@ -197,7 +206,7 @@ def register(
                 )
             result = Registration(account, public_decision(session, decision), secret)
     if refusal is not None:
-        raise DeniedError(deny_message(decision), refusal)
+        raise DeniedError(deny_message(decision), refusal, advice=advice)
     return result
 
 

@@ -29,6 +29,7 @@ Operators only: every function here refuses any other role.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,9 +72,12 @@ from .scoping import (
 
 __all__ = [
     "DISCLOSED_FIELDS",
+    "Applied",
     "Approval",
+    "ForgetsTokens",
     "LiveMeetings",
     "approve",
+    "approve_and_apply",
     "blocks_of",
     "disconnect",
     "get_request",
@@ -104,6 +108,12 @@ class LiveMeetings(Protocol):
     ) -> list[str]: ...
 
     async def end(self, meeting_id: str) -> None: ...
+
+
+class ForgetsTokens(Protocol):
+    """What remembers authenticated API tokens (a door's token cache), told to forget them all."""
+
+    def clear(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,3 +613,33 @@ async def disconnect(live: LiveMeetings | None, approval: Approval) -> list[str]
     if approval.ended:
         await live.end(approval.meeting_id)
     return removed
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """An approval and what followed it: the live participations actually disconnected."""
+
+    approval: Approval
+    disconnected: tuple[str, ...]
+
+
+async def approve_and_apply(
+    rt: Runtime,
+    *,
+    caller: Caller,
+    request_id: str,
+    tokens: ForgetsTokens | None,
+    live: LiveMeetings | None,
+) -> Applied:
+    """Approve a pending request (:func:`approve`) and do what must follow once it is committed.
+
+    Every remembered token is forgotten, so a suspended account's user tokens stop working now
+    rather than when a cache next expires; then the live meetings are told (:func:`disconnect`):
+    the participants in the jurisdiction are disconnected, or the meeting is ended. A refused
+    approval raises before anything follows. Every door that approves calls this, and only this.
+    """
+    approval = await asyncio.to_thread(approve, rt, caller=caller, request_id=request_id)
+    if tokens is not None:
+        tokens.clear()
+    disconnected = await disconnect(live, approval)
+    return Applied(approval, tuple(disconnected))

@@ -11,9 +11,10 @@ in that region's own jurisdiction).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..errors import ConfigurationError, InputError, shown
 from ..geography.positions import Vector, country_position, distance_km, vector
@@ -21,7 +22,7 @@ from ..geography.regions import home_region
 from ..policy.compiled import CompiledBundle, expand_jurisdictions
 from ..policy.model import Bundle
 
-__all__ = ["DataCentreInfo", "RegionTable", "region_table"]
+__all__ = ["DataCentreInfo", "DataCentreRow", "RegionTable", "datacentre_rows", "region_table"]
 
 
 class DataCentreInfo(NamedTuple):
@@ -191,3 +192,104 @@ def region_table(bundle: CompiledBundle) -> RegionTable:
             _TABLES.clear()
         table = _TABLES[digest] = RegionTable(bundle.document)
     return table
+
+
+@dataclass(frozen=True, slots=True)
+class DataCentreRow:
+    """One data-centre region as ``GET /v1/datacentres`` and the console's map show it.
+
+    The region's facts from the bundle, then its live figures: participants carried, capacity and
+    load, its node and that node's health (``up``, ``down`` since ``down_since``, or ``none``: no
+    node configured), how many live meetings use it and the ids of those the reader may see.
+    """
+
+    region: str
+    name: str
+    jurisdiction: str
+    group: str
+    capacity: int
+    opened: str | None  # a date
+    notice: str | None
+    opt_in: bool
+    latitude: float
+    longitude: float
+    participants: int = 0
+    load: float = 0.0
+    node: str | None = None
+    state: str = "none"
+    down_since: str | None = None
+    meeting_count: int = 0
+    meetings: tuple[str, ...] = ()
+
+    @property
+    def in_use(self) -> bool:
+        """Whether a live meeting has a participant on this region's relay right now."""
+        return self.meeting_count > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON form (fields may be added over time, never renamed)."""
+        return {
+            "region": self.region,
+            "name": self.name,
+            "jurisdiction": self.jurisdiction,
+            "group": self.group,
+            "capacity": self.capacity,
+            "opened": self.opened,
+            "notice": self.notice,
+            "opt_in": self.opt_in,
+            "participants": self.participants,
+            "load": self.load,
+            "node": self.node,
+            "state": self.state,
+            "down_since": self.down_since,
+            "meeting_count": self.meeting_count,
+            "meetings": list(self.meetings),
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "in_use": self.in_use,
+        }
+
+
+def datacentre_rows(
+    bundle: CompiledBundle,
+    live: Mapping[str, Mapping[str, Any]],
+    *,
+    visible: Collection[str] | None,
+) -> tuple[DataCentreRow, ...]:
+    """Every data-centre region of ``bundle``, by code, with the live figures in ``live``.
+
+    ``live`` is the control plane's load per region (``Signalling.live_load()``: every live
+    meeting's id included); a region it does not mention is idle. Load and counts are shown to
+    everyone; a meeting's id only to whom may see the meeting: ``visible`` is the set of those
+    ids (:func:`meridian.meetings.service.visible_meetings`: every one for an operator, the host
+    account's own and its partner's customers'), ``None`` for a reader who sees them all.
+    """
+    table = region_table(bundle)
+    document = bundle.document
+    out = []
+    for code, dc in sorted(table.datacentres.items()):
+        now = live.get(code, {})
+        using = tuple(now.get("meetings", ()))
+        latitude, longitude = document.datacentres[code].coordinates
+        out.append(
+            DataCentreRow(
+                region=code,
+                name=dc.name,
+                jurisdiction=dc.jurisdiction,
+                group=dc.group,
+                capacity=now.get("capacity", dc.capacity),
+                opened=None if dc.opened is None else dc.opened.date().isoformat(),
+                notice=table.notices.get(code),
+                opt_in=code in table.opt_in,
+                latitude=latitude,
+                longitude=longitude,
+                participants=now.get("participants", 0),
+                load=now.get("load", 0.0),
+                node=now.get("node"),
+                state=now.get("state", "none"),
+                down_since=now.get("down_since"),
+                meeting_count=now.get("meeting_count", len(using)),
+                meetings=using if visible is None else tuple(m for m in using if m in visible),
+            )
+        )
+    return tuple(out)

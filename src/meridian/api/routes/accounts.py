@@ -52,7 +52,9 @@ def register(
     The `register` decision runs now with the request's evidence: the client IP (self sign-up),
     the declared country and the organisation's registration number. A mainland China
     organisation's Unified Social Credit Code is checked (GB 32100); a pilot-era code creates the
-    account in `pending_review`. A refusal is 403 `denied` with the decision's reasons.
+    account in `pending_review`. A refusal is 403 `denied` with the decision's reasons and
+    `advice`: what the person can do instead (the other applicant type, the code to fix, joining
+    meetings, the partners authorised where they are), each as `text` and as data.
     """
     result = accounts.register(
         rt,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import func, select
 
 from ...errors import ForbiddenError, shown
 from ...http.deps import CallerDep, IdempotencyKeyHeader, RuntimeDep, require
@@ -13,7 +12,6 @@ from ...http.schemas import IdPath, PolicyLoad, PolicyPublic, TokenCreate, Token
 from ...identity.tokens import create_token, revoke_token
 from ...policy.loader import load_bundle_text
 from ...policy.store import activate_bundle
-from ...storage.models import Record
 from .common import errors
 
 router = APIRouter(tags=["operations"])
@@ -127,27 +125,6 @@ def list_records(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """The record of decisions and changes, oldest first, from the entry after position `after` (default: the first). `seq` is the entry's position in the log (`/v1/log/...`). Role: operator."""
-    where = [Record.seq > after]
-    if action:
-        where.append(Record.action == action)
-    if subject:
-        where.append(Record.subject_id == subject)
-    with rt.db.read() as session:
-        count = session.scalar(select(func.count()).select_from(Record).where(*where)) or 0
-        rows = session.scalars(select(Record).where(*where).order_by(Record.seq).limit(limit)).all()
-        data = [
-            {
-                "seq": r.seq,
-                "at": r.at.isoformat(),
-                "recorded_at": r.recorded_at.isoformat(),
-                "actor": r.actor,
-                "action": r.action,
-                "subject_kind": r.subject_kind,
-                "subject_id": r.subject_id,
-                "bundle_digest": r.bundle_digest,
-                "decision": r.decision,
-                "details": r.details,
-            }
-            for r in rows
-        ]
+    rows, count = rt.log.records(after=after, action=action, subject=subject, limit=limit)
+    data = [r.to_dict() for r in rows]
     return {"data": data, "count": count}

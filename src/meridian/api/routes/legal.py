@@ -88,15 +88,16 @@ async def approve(
     delayed-notice order is on file. A request no longer pending, or with nothing left in
     scope (then rejected), is 409.
     """
-    approval = await run_in_threadpool(workflow.approve, rt, caller=caller, request_id=request_id)
-    # A suspended account's user tokens stop working now, not when the cache next expires.
     tokens: TokenCache = request.app.state.tokens
-    tokens.clear()
-    disconnected = await workflow.disconnect(
-        getattr(request.app.state, "signalling", None), approval
+    applied = await workflow.approve_and_apply(
+        rt,
+        caller=caller,
+        request_id=request_id,
+        tokens=tokens,
+        live=getattr(request.app.state, "signalling", None),
     )
-    view = await run_in_threadpool(_public, rt, approval.request)
-    return ApprovalPublic(request=view, disconnected=disconnected)
+    view = await run_in_threadpool(_public, rt, applied.approval.request)
+    return ApprovalPublic(request=view, disconnected=list(applied.disconnected))
 
 
 @router.post(

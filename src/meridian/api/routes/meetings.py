@@ -45,7 +45,7 @@ from ...meetings import access, service
 from ...meetings.invite import join_link
 from ...meetings.lifecycle import end_everywhere
 from ...meetings.live import Signalling
-from ...meetings.regions import region_table
+from ...meetings.regions import datacentre_rows
 from ...meetings.route import PlacementRequest, route_request
 from ...text import plain_name
 from ...wire import Close
@@ -78,32 +78,19 @@ async def datacentres(request: Request, rt: RuntimeDep, caller: CallerDep) -> An
     health: `up`, `down` (it failed its health checks; no one is placed there until it answers
     again, `down_since` says since when) or `none` (no node configured). `live_meetings` and
     `live_participants` count the meetings the caller may see that are live, as every page does.
+    Each region also gives its `latitude` and `longitude` and whether it is `in_use` (a live
+    meeting has a participant on its relay now).
     """
-    table = region_table(rt.engine.bundle)
     signalling: Signalling | None = getattr(request.app.state, "signalling", None)
-    live: dict[str, dict[str, Any]] = {}
-    if signalling is not None:
-        ids = sorted(signalling.meetings)
+    live = signalling.live_load() if signalling is not None else {}
+    ids = sorted({m for load in live.values() for m in load["meetings"]})
 
-        def visible() -> set[str]:
-            with rt.db.read() as session:
-                return service.visible_meetings(session, caller, ids)
+    def visible() -> set[str]:
+        with rt.db.read() as session:
+            return service.visible_meetings(session, caller, ids)
 
-        live = signalling.live_load(await run_in_threadpool(visible))
-    out = []
-    for code, dc in sorted(table.datacentres.items()):
-        entry: dict[str, Any] = {
-            "region": code,
-            "name": dc.name,
-            "jurisdiction": dc.jurisdiction,
-            "group": dc.group,
-            "capacity": dc.capacity,
-            "opened": None if dc.opened is None else dc.opened.date().isoformat(),
-            "notice": table.notices.get(code),
-            "opt_in": code in table.opt_in,
-        }
-        entry.update(live.get(code, {}))
-        out.append(entry)
+    rows = datacentre_rows(rt.engine.bundle, live, visible=await run_in_threadpool(visible))
+    out = [row.to_dict() for row in rows]
 
     def counts() -> service.LiveCounts:
         with rt.db.read() as session:

@@ -4,20 +4,19 @@ Everything is read and written through the service functions the API's account a
 routes call, with the viewer's caller, so the pages show the account that ``GET
 /v1/accounts/{id}`` shows its user token and nothing else.
 
-The checkout page asks the ``purchase`` decision before the buyer submits: for every channel the
-buyer can use and every paid plan it runs the same decision checkout will run (a what-if; nothing
-is recorded), so a channel the rules have closed is marked closed with its reason, and when every
-channel is closed (mainland China after the 2020-08-23 cutover) the page offers the partners the
-refusal names instead of a purchase. The purchase itself still goes through checkout, and a
-refusal there is shown with its decision whatever the preview said.
+The checkout page shows :func:`meridian.commerce.checkout.checkout_options` before the buyer
+submits: for every channel the buyer can use and every paid plan, the same decision checkout will
+run (a what-if; nothing is recorded), so a channel the rules have closed is marked closed with its
+reason, and when every channel is closed (mainland China after the 2020-08-23 cutover) the page
+offers the partners the refusal names instead of a purchase; a running subscription holds
+checkout (one at a time). The purchase itself still goes through checkout, and a refusal there is
+shown with its decision whatever the preview said.
 
-Also here, for the partner portal: :func:`purchase_preview` and :func:`authorised_partners`.
+Also here, for the partner portal: :func:`zone_of`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -26,8 +25,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from ...commerce import subscriptions as subs
+from ...commerce.checkout import checkout_options
 from ...commerce.partners import list_partners, partner_public
-from ...commerce.plans import LIVE, entitlements, plan_catalogue
+from ...commerce.plans import entitlements, plan_catalogue
 from ...errors import MeridianError
 from ...gate import ask, deny_message, public_decision
 from ...http.deps import ClientIpDep
@@ -47,7 +47,7 @@ from ...identity.tokens import Caller
 from ...policy.engine import Engine
 from ...policy.request import epoch_seconds
 from ...runtime import Runtime
-from ...storage.models import Account, Notice, SubscriptionStatus
+from ...storage.models import Notice, SubscriptionStatus
 from ...storage.paging import page
 from ..deps import CsrfChecked, Viewer, page_for
 from ..forms import parse_form
@@ -55,93 +55,15 @@ from ..render import render
 from .signup import NEW_TOKEN_COOKIE
 
 router = APIRouter(include_in_schema=False)
-__all__ = [
-    "ChannelView",
-    "authorised_partners",
-    "purchase_preview",
-    "router",
-    "running_subscription",
-    "zone_of",
-]
+__all__ = ["authorised_partners", "router", "zone_of"]
 
 UserPage = Annotated[Viewer, page_for("user")]
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelView:
-    """One sales channel as a buyer sees it now: open for which plans, or why it is closed."""
-
-    id: str
-    name: str
-    description: str | None
-    partner: str | None
-    open_plans: tuple[str, ...]
-    #: the first refusal (public form, partners with their contacts) when a plan is refused
-    refusal: dict[str, Any] | None
-
-    @property
-    def open(self) -> bool:
-        return bool(self.open_plans)
 
 
 def zone_of(engine: Engine, country: str) -> str | None:
     """The time zone the bundle gives ``country`` (its rules' dates are read there)."""
     info = engine.bundle.document.jurisdictions.get(country)
     return info.zone if info is not None else None
-
-
-def purchase_preview(
-    rt: Runtime,
-    session: Session,
-    account: Account,
-    channels: Sequence[tuple[str, str | None]],
-    *,
-    ip: str | None,
-) -> list[ChannelView]:
-    """The ``purchase`` decision, now, for each (channel, partner) and each paid plan: a what-if.
-
-    The subject is built as checkout builds it, so the preview and the purchase agree; nothing is
-    recorded (the purchase records its own decision).
-    """
-    engine = rt.engine
-    at = rt.now()
-    doc = engine.bundle.document
-    paid = [pid for pid, plan in doc.plans.items() if plan.paid]
-    out = []
-    for channel, partner in channels:
-        spec = doc.channels.get(channel)
-        allowed: list[str] = []
-        refusal: dict[str, Any] | None = None
-        for plan in paid:
-            _, decision = ask(
-                engine,
-                action="purchase",
-                at=at,
-                subject={
-                    "type": account.type,
-                    "id": account.id,
-                    "country": account.country,
-                    "plan": plan,
-                    "org_id": account.org_id,
-                    "ip": ip,
-                },
-                resource={"channel": channel, "partner": partner},
-            )
-            if decision.allowed:
-                allowed.append(plan)
-            elif refusal is None:
-                refusal = public_decision(session, decision)
-        out.append(
-            ChannelView(
-                id=channel,
-                name=spec.name if spec is not None else channel,
-                description=spec.description if spec is not None else None,
-                partner=partner,
-                open_plans=tuple(allowed),
-                refusal=refusal,
-            )
-        )
-    return out
 
 
 def authorised_partners(
@@ -155,14 +77,6 @@ def authorised_partners(
         for p in list_partners(session, jurisdiction=country)
         if bundle.is_authorised(p.id, country, epoch)
     ]
-
-
-def running_subscription(rows: list[dict[str, Any]], at: datetime) -> dict[str, Any] | None:
-    """The subscription that keeps checkout from starting another (checkout's own test)."""
-    for row in rows:
-        if row["status"] in (*LIVE, "pending") and row["period_end"] > at:
-            return row
-    return None
 
 
 def _home_context(rt: Runtime, caller: Caller) -> dict[str, Any]:
@@ -287,27 +201,17 @@ def choose_partner(
 
 def _checkout_context(rt: Runtime, caller: Caller, ip: str | None) -> dict[str, Any]:
     engine = rt.engine
-    now = rt.now()
     with rt.db.read() as session:
         account = get_account(session, caller, caller.account_id or "")
-        rows, _ = subs.list_subscriptions(session, caller, account_id=account.id, limit=50)
-        subscriptions = [SubscriptionPublic.model_validate(r).model_dump() for r in rows]
-        # a user buys directly or online; a purchase through a partner is made by the partner
-        channels = [(c, None) for c in engine.bundle.document.channels if c != "partner"]
-        previews = purchase_preview(rt, session, account, channels, ip=ip)
+        options = checkout_options(session, engine, caller, account, at=rt.now(), client_ip=ip)
         public = AccountPublic.model_validate(account).model_dump()
-    offered: dict[str, dict[str, Any]] = {}
-    for view in previews:
-        if view.refusal is not None:
-            for p in view.refusal["alternatives"]["partners"]:
-                offered.setdefault(p["id"], p)
     return {
         "account": public,
         "plans": [p for p in plan_catalogue(engine) if p["paid"]],
-        "channels": previews,
-        "open_channels": [v for v in previews if v.open],
-        "offered": list(offered.values()),
-        "running": running_subscription(subscriptions, now),
+        "channels": options.channels,
+        "open_channels": options.open_channels,
+        "offered": options.offered,
+        "running": options.running,
         "zone": zone_of(engine, public["country"]),
     }
 

@@ -7,8 +7,9 @@ rendered whole on the server (the tables are the content; the map is drawn over 
 ``static/js/map.js``), and the script refreshes it from ``/console/datacentres.json``, which is
 the same view as data.
 
-Every figure comes from what the API reads: the region list and live load are what
-``GET /v1/datacentres`` builds (the region table and :meth:`Signalling.live_load`), meetings come
+Every figure comes from what the API reads: the region list and live load are the rows
+``GET /v1/datacentres`` returns (:func:`~meridian.meetings.regions.datacentre_rows` over
+:meth:`Signalling.live_load`; the page is for operators, who see every meeting id), meetings come
 from :func:`~meridian.meetings.service.list_meetings` / :func:`get_meeting` with the viewer's own
 caller, and the carried figures are :meth:`Signalling.carried`, the nodes' own counters, as
 ``GET /v1/meetings/{id}/carried`` returns them. Who joined from where (participants by country)
@@ -33,7 +34,7 @@ from ...identity.tokens import Caller
 from ...meetings import service
 from ...meetings.live import Signalling
 from ...meetings.placement import links_between
-from ...meetings.regions import region_table
+from ...meetings.regions import datacentre_rows
 from ...runtime import Runtime
 from ...storage.models import Meeting, MeetingStatus, Participation
 from ..deps import Viewer, page_for
@@ -66,37 +67,9 @@ def _signalling(request: Request) -> Signalling | None:
 
 
 def region_rows(rt: Runtime, signalling: Signalling | None) -> list[dict[str, Any]]:
-    """``GET /v1/datacentres``'s entries, each with its coordinates and whether it is in use.
-
-    A region is in use when a live meeting has a participant on its relay right now.
-    """
-    table = region_table(rt.engine.bundle)
-    document = rt.engine.bundle.document
+    """``GET /v1/datacentres``'s entries, as an operator reads them (every meeting id)."""
     live = signalling.live_load() if signalling is not None else {}
-    out = []
-    for code, dc in sorted(table.datacentres.items()):
-        entry: dict[str, Any] = {
-            "region": code,
-            "name": dc.name,
-            "jurisdiction": dc.jurisdiction,
-            "group": dc.group,
-            "capacity": dc.capacity,
-            "opened": None if dc.opened is None else dc.opened.date().isoformat(),
-            "notice": table.notices.get(code),
-            "opt_in": code in table.opt_in,
-            "participants": 0,
-            "load": 0.0,
-            "node": None,
-            "state": "none",
-            "down_since": None,
-            "meetings": [],
-        }
-        entry.update(live.get(code, {}))
-        latitude, longitude = document.datacentres[code].coordinates
-        entry["latitude"], entry["longitude"] = latitude, longitude
-        entry["in_use"] = bool(entry["meetings"])
-        out.append(entry)
-    return out
+    return [row.to_dict() for row in datacentre_rows(rt.engine.bundle, live, visible=None)]
 
 
 def _attendance(session: Session, meeting_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

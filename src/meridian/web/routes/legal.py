@@ -22,7 +22,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from ...errors import MeridianError
@@ -40,7 +39,6 @@ from ...legal.model import (
 )
 from ...legal.views import EffectPublic, LegalRequestPublic, to_public
 from ...runtime import Runtime
-from ...storage.models import Record
 from ..deps import CsrfChecked, Viewer, page_for
 from ..forms import form_error
 from ..render import render
@@ -288,7 +286,7 @@ class TrailEntry:
 
 @dataclass(frozen=True, slots=True)
 class RequestView:
-    """Everything the request page shows, read in one transaction."""
+    """Everything the request page shows: the request read in one transaction, then its log."""
 
     lr: LegalRequestPublic
     #: the viewer is the operator who recorded it (why, in words), or None
@@ -313,15 +311,13 @@ def _same_person(session: Any, lr: LegalRequestPublic, viewer: Viewer) -> str | 
     return f"it was recorded by {same}"
 
 
-def _trail(session: Any, lr: LegalRequestPublic) -> tuple[list[TrailEntry], list[TrailEntry]]:
+def _trail(rt: Runtime, lr: LegalRequestPublic) -> tuple[list[TrailEntry], list[TrailEntry]]:
     """The request's own ``legal.*`` entries and the changes naming it, in log order; and the
     ``meeting.leave`` entries of the participants its approval disconnected."""
     subjects = {lr.id, lr.target.id}
     if lr.applied is not None:
         subjects.update(lr.applied.accounts)
-    rows = session.scalars(
-        select(Record).where(Record.subject_id.in_(sorted(subjects))).order_by(Record.seq)
-    ).all()
+    rows = rt.log.entries_about(subjects)
     trail: list[TrailEntry] = []
     left: list[TrailEntry] = []
     naming = f"`{lr.id}`"
@@ -344,7 +340,7 @@ def _view(rt: Runtime, viewer: Viewer, request_id: str) -> RequestView:
         row = workflow.get_request(session, request_id)
         lr = to_public(row, workflow.blocks_of(session, row.id))
         recorder = _same_person(session, lr, viewer)
-        trail, left = _trail(session, lr)
+    trail, left = _trail(rt, lr)
     effects = lr.scope.effects if lr.applied is None else lr.applied.effects
     return RequestView(
         lr=lr,
@@ -405,14 +401,15 @@ async def approve(request: Request, request_id: IdPath, viewer: OperatorPage) ->
     """Approve and apply, as ``POST /v1/legal-requests/{id}/approve`` does (the same steps)."""
     rt: Runtime = request.app.state.runtime
     try:
-        approval = await run_in_threadpool(
-            workflow.approve, rt, caller=viewer.caller, request_id=request_id
+        await workflow.approve_and_apply(
+            rt,
+            caller=viewer.caller,
+            request_id=request_id,
+            tokens=request.app.state.tokens,
+            live=getattr(request.app.state, "signalling", None),
         )
     except MeridianError as exc:
         return await _show(request, viewer, request_id, error=exc)
-    # As the API: a suspended account's tokens stop working now, and the live meeting is told.
-    request.app.state.tokens.clear()
-    await workflow.disconnect(getattr(request.app.state, "signalling", None), approval)
     return RedirectResponse(f"/console/legal/{request_id}?done=approved", status_code=303)
 
 

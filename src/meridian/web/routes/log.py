@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -26,16 +25,12 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from ...audit.merkle import leaf_hash, verify_consistency, verify_inclusion
-from ...audit.note import NoteVerifier
 from ...audit.verify import VerifyResult, verify_entries
 from ...errors import InputError, MeridianError, NotFoundError, ProofError, shown
 from ...runtime import Runtime
-from ...storage.models import Checkpoint as CheckpointRow
-from ...storage.models import Record
 from ..deps import CsrfChecked, Viewer, page_for
 from ..render import render
 
@@ -48,8 +43,6 @@ OperatorPage = Annotated[Viewer, page_for("operator")]
 PER_PAGE = 20
 #: the latest entries shown on the log page
 RECENT = 12
-#: entries read per query while verifying
-_BATCH = 1000
 #: a number typed in a form: may be empty (then the default), else a count
 _COUNT = Query(max_length=20)
 _MAX = 2**62
@@ -84,45 +77,8 @@ class CheckpointView:
 def _checkpoints(rt: Runtime, offset: int, limit: int) -> tuple[list[CheckpointView], int]:
     """A page of the checkpoints issued, newest first (as ``GET /v1/log/checkpoints``), each
     opened with the log's verifier key; and how many were issued."""
-    verifier = NoteVerifier.from_vkey(rt.log.vkey)
-    with rt.db.read() as session:
-        rows = session.scalars(
-            select(CheckpointRow)
-            .order_by(CheckpointRow.size.desc(), CheckpointRow.id.desc())
-            .limit(limit)
-            .offset(offset)
-        ).all()
-        count = session.scalar(select(func.count()).select_from(CheckpointRow)) or 0
-    out = []
-    for row in rows:
-        try:
-            cp = verifier.open(row.note)
-        except ProofError as exc:
-            out.append(CheckpointView(row.size, b64(row.root), None, row.note, exc.message))
-        else:
-            out.append(CheckpointView(cp.size, b64(cp.root), cp.time, row.note, None))
-    return out, count
-
-
-def _recent(rt: Runtime, limit: int) -> list[dict[str, Any]]:
-    """The latest entries: position, instant, action, actor, subject."""
-    with rt.db.read() as session:
-        rows = session.execute(
-            select(
-                Record.seq,
-                Record.at,
-                Record.action,
-                Record.actor,
-                Record.subject_kind,
-                Record.subject_id,
-            )
-            .order_by(Record.seq.desc())
-            .limit(limit)
-        ).all()
-    return [
-        {"seq": s, "at": at, "action": a, "actor": who, "subject": f"{kind} {sid or ''}".strip()}
-        for s, at, a, who, kind, sid in rows
-    ]
+    stored, count = rt.log.stored_checkpoints(offset=offset, limit=limit)
+    return [CheckpointView(c.size, b64(c.root), c.time, c.note, c.problem) for c in stored], count
 
 
 @router.get("/console/log", response_class=HTMLResponse)
@@ -153,7 +109,7 @@ def log_page(
             "latest": latest,
             "page": page,
             "pages": max(1, -(-count // PER_PAGE)),
-            "recent": _recent(rt, RECENT),
+            "recent": rt.log.recent_entries(RECENT),
             "done": done,
             "log_problems": problems,
         },
@@ -184,39 +140,13 @@ class LiveCheck:
     seconds: float
 
 
-def _stored_lines(rt: Runtime, end: int) -> Iterator[bytes]:
-    """The entries before ``end`` as export entry lines, each with the leaf hash stored for it."""
-    position = 0
-    while position < end:
-        with rt.db.read() as session:
-            rows = session.execute(
-                select(Record.seq, Record.leaf, Record.entry)
-                .where(Record.seq >= position, Record.seq < end)
-                .order_by(Record.seq)
-                .limit(_BATCH)
-            ).all()
-        if not rows:
-            return
-        for seq, leaf, entry in rows:
-            yield b'[%d,"%s",%s]\n' % (seq, bytes(leaf).hex().encode(), bytes(entry))
-        position = rows[-1][0] + 1
-
-
 def verify_live(rt: Runtime) -> LiveCheck:
     """Recompute the tree from the stored entries and check every stored checkpoint against it."""
     started = time.monotonic()
     size = rt.log.sync()
-    with rt.db.read() as session:
-        notes = list(
-            session.scalars(
-                select(CheckpointRow.note).order_by(
-                    CheckpointRow.size, CheckpointRow.issued_at, CheckpointRow.id
-                )
-            )
-        )
-        signed = session.scalar(select(func.max(CheckpointRow.size))) or 0
-    result = verify_entries(notes, _stored_lines(rt, signed), rt.log.vkey)
-    return LiveCheck(result, max(0, size - signed), time.monotonic() - started)
+    stored = rt.log.checkpoint_notes()
+    result = verify_entries(list(stored.notes), rt.log.stored_lines(stored.signed), rt.log.vkey)
+    return LiveCheck(result, max(0, size - stored.signed), time.monotonic() - started)
 
 
 @router.get("/console/log/verify", response_class=HTMLResponse)
@@ -284,12 +214,7 @@ def _inclusion(rt: Runtime, index: int, size: int | None) -> dict[str, Any]:
 
 def _sizes(rt: Runtime) -> list[int]:
     """Sizes at which checkpoints were signed, newest first (the proof forms offer them)."""
-    with rt.db.read() as session:
-        return list(
-            session.scalars(
-                select(CheckpointRow.size).distinct().order_by(CheckpointRow.size.desc()).limit(50)
-            )
-        )
+    return list(rt.log.checkpoint_sizes(50))
 
 
 @router.get("/console/log/proof", response_class=HTMLResponse)
@@ -379,8 +304,7 @@ def _entry_view(rt: Runtime, index: int) -> dict[str, Any]:
     if index >= size:
         raise InputError(f"entry `{index}` is outside a log of {size} entries")
     entry = _entry(rt, index)
-    with rt.db.read() as session:
-        stored = session.scalar(select(Record.leaf).where(Record.seq == index))
+    stored = rt.log.stored_leaf(index)
     try:
         pretty = orjson.dumps(orjson.loads(entry), option=orjson.OPT_INDENT_2).decode()
     except orjson.JSONDecodeError:
@@ -392,7 +316,7 @@ def _entry_view(rt: Runtime, index: int) -> dict[str, Any]:
         "pretty": pretty,
         "bytes": len(entry),
         "leaf": b64(leaf_hash(entry)),
-        "stored_leaf": None if stored is None else b64(bytes(stored)),
+        "stored_leaf": None if stored is None else b64(stored),
     }
 
 

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ...commerce import subscriptions as subs
+from ...commerce.checkout import checkout_options
 from ...commerce.partners import get_partner, partner_public
 from ...commerce.plans import entitlements, plan_catalogue
 from ...errors import InputError, MeridianError, NotFoundError, shown
@@ -46,7 +47,7 @@ from ...storage.paging import page
 from ..deps import CsrfChecked, Viewer, page_for
 from ..forms import parse_form
 from ..render import render
-from .account import purchase_preview, running_subscription, zone_of
+from .account import zone_of
 
 router = APIRouter(include_in_schema=False)
 __all__ = ["router"]
@@ -220,8 +221,8 @@ def _customer_page(
             offset=0,
         )
         notices = [NoticePublic.model_validate(n).model_dump() for n in notes]
-        channel = [("partner", caller.partner_id)]
-        preview = purchase_preview(rt, session, account, channel, ip=None)[0]
+        options = checkout_options(session, rt.engine, caller, account, at=now)
+        preview = options.channels[0]  # INVARIANT: a partner buys through its own channel only
         public = AccountPublic.model_validate(account).model_dump()
     plans = plan_catalogue(rt.engine)
     return render(
@@ -235,7 +236,7 @@ def _customer_page(
             "preview": preview,
             "plans": [p for p in plans if p["paid"]],
             "plan_names": {p["id"]: p["name"] for p in plans},
-            "running": running_subscription(subscriptions, now),
+            "running": options.running,
             "bought": next((s for s in subscriptions if s["id"] == bought), None),
             "zone": zone_of(rt.engine, public["country"]),
             "form": form or {"term": "month"},
