@@ -5,6 +5,10 @@ per test) and on PostgreSQL (a new database per test, cloned from a migrated tem
 PostgreSQL server is the one named by ``MERIDIAN_TEST_POSTGRES_URL`` (``.ci/run`` sets it); when
 that variable is unset, the local default is tried and its tests are skipped if nothing answers.
 When it is set, an unreachable server fails the run instead.
+
+Markers follow from the fixtures a test uses (:func:`pytest_collection_modifyitems`): ``browser``
+(it drives Chromium), ``nodes`` (it starts region nodes, each a process of its own) and
+``postgres`` (its PostgreSQL run). ``make test-fast`` leaves those out, and ``slow``.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from hypothesis import settings
+
+if TYPE_CHECKING:
+    from meridian.node.cluster import LocalCluster
 
 # Deterministic and without timing: examples are the same on every run, no example database is
 # written, and a slow machine (CI shares one) never turns into a "deadline exceeded" failure.
@@ -31,6 +38,35 @@ settings.load_profile("meridian")
 
 _PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 _PG_ENV = "MERIDIAN_TEST_POSTGRES_URL"
+
+
+# -- markers ---------------------------------------------------------------------------------
+
+#: fixtures that start region node processes (a fixture yielding a ``LocalCluster`` is one too)
+_NODE_FIXTURES = frozenset({"nodes", "cluster"})
+
+
+def _starts_nodes(fixturedefs: Any) -> bool:
+    for fixturedef in fixturedefs:
+        returns = getattr(fixturedef.func, "__annotations__", {}).get("return", "")
+        if "LocalCluster" in str(returns):
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by what it starts: ``browser``, ``nodes``, ``postgres``."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        info = getattr(item, "_fixtureinfo", None)
+        defs = [d for n in names for d in (info.name2fixturedefs.get(n, ()) if info else ())]
+        if "browser" in names:
+            item.add_marker(pytest.mark.browser)
+        if names & _NODE_FIXTURES or _starts_nodes(defs):
+            item.add_marker(pytest.mark.nodes)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "postgresql" in callspec.params.values():
+            item.add_marker(pytest.mark.postgres)
 
 
 # -- clocks ------------------------------------------------------------------------------------
@@ -332,7 +368,7 @@ def grant_key(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory, grant_key: Any) -> Iterator[Any]:
+def nodes(tmp_path_factory: pytest.TempPathFactory, grant_key: Any) -> Iterator[LocalCluster]:
     from meridian.keys.grants import GrantSigner, load_or_create_signing_key, public_key_b64
     from meridian.node.cluster import LocalCluster
 
