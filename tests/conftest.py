@@ -1,7 +1,9 @@
 """Shared test set-up: the Hypothesis profile, databases on both backends, and live servers.
 
 Storage and API tests take the ``database_url`` fixture and so run twice: on SQLite (a new file
-per test) and on PostgreSQL (a new database per test, cloned from a migrated template). The
+per test, copied from a template migrated once per session) and on PostgreSQL (a new database
+per test, cloned from a migrated template). Under ``pytest-xdist`` each worker has its own
+templates, temporary folders and database names. The
 PostgreSQL server is the one named by ``MERIDIAN_TEST_POSTGRES_URL`` (``.ci/run`` sets it); when
 that variable is unset, the local default is tried and its tests are skipped if nothing answers.
 When it is set, an unreachable server fails the run instead.
@@ -16,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -170,13 +174,36 @@ def postgres() -> Iterator[_Postgres | None]:
     server.close()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated to the head, once per session (per xdist worker)."""
+    from meridian.storage import Database, migrate
+
+    path = tmp_path_factory.mktemp("template") / "meridian.db"
+    db = Database(f"sqlite:///{path}")
+    migrate(db)
+    db.dispose()  # the last connection closed: the WAL is checkpointed into the file
+    return path
+
+
+def sqlite_copy(template: Path, directory: Path) -> str:
+    """The URL of a new SQLite database in ``directory``: a copy of the migrated ``template``."""
+    path = directory / "meridian.db"
+    shutil.copyfile(template, path)
+    path.chmod(0o600)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(
-    request: pytest.FixtureRequest, tmp_path: Any, postgres: _Postgres | None
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    postgres: _Postgres | None,
+    sqlite_template: Path,
 ) -> Iterator[str]:
-    """A fresh, empty database URL: once on SQLite, once on PostgreSQL."""
+    """A fresh database URL, migrated to the head: once on SQLite, once on PostgreSQL."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'meridian.db'}"
+        yield sqlite_copy(sqlite_template, tmp_path)
         return
     if postgres is None:
         pytest.skip(f"no PostgreSQL at {_PG_DEFAULT} (set {_PG_ENV} to require one)")
