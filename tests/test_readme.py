@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from meridian.cli.app import app
@@ -41,6 +42,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow  # thirteen region nodes and a service, started as the README says
 def test_the_service_walkthrough_prints_what_the_readme_shows(tmp_path: Path) -> None:
     """Serve the demo world as `make run` does, run the README's walkthrough, compare its output."""
     import os
