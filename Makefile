@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install lock clean
+.PHONY: run test test-fast lint bench install lock clean
 
 # The Python dependencies come from requirements.lock: every package pinned with its hashes
 # (`make lock` writes it from pyproject.toml with uv, itself pinned here); Meridian itself is
@@ -27,6 +27,9 @@ run: $(STAMP) ## serve the API on 127.0.0.1:8000 with the demo world (SQLite in 
 
 test: $(STAMP) ## the whole test suite
 	$(BIN)/pytest
+
+test-fast: $(STAMP) ## the inner loop: SQLite only, no browser, no region nodes, nothing slow; two workers
+	$(BIN)/pytest -m "not slow and not postgres and not browser and not nodes" -n 2
 
 lint: $(STAMP) ## ruff and mypy (strict) on src/
 	$(BIN)/ruff check src tests bench
