@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install lock clean
+.PHONY: run test test-fast lint bench install lock clean
 
 # The Python dependencies come from two locks at the same pins, every package pinned with its
 # hashes (`make lock` writes both from pyproject.toml with uv, itself pinned here):
@@ -37,6 +37,9 @@ run: $(RUNTIME) ## serve the API and the pages on 127.0.0.1:8000 with the demo w
 
 test: $(STAMP) ## the whole test suite
 	$(BIN)/pytest
+
+test-fast: $(STAMP) ## the inner loop: SQLite only, no browser, no region nodes, nothing slow; two workers
+	$(BIN)/pytest -m "not slow and not postgres and not browser and not nodes" -n 2
 
 lint: $(STAMP) ## ruff, mypy (strict) on src/, and the layer contract (lint-imports, docs/architecture.md)
 	$(BIN)/ruff check src tests bench

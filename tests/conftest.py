@@ -1,10 +1,16 @@
 """Shared test set-up: the Hypothesis profile, databases on both backends, and live servers.
 
 Storage and API tests take the ``database_url`` fixture and so run twice: on SQLite (a new file
-per test) and on PostgreSQL (a new database per test, cloned from a migrated template). The
+per test, copied from a template migrated once per session) and on PostgreSQL (a new database
+per test, cloned from a migrated template). Under ``pytest-xdist`` each worker has its own
+templates, temporary folders and database names. The
 PostgreSQL server is the one named by ``MERIDIAN_TEST_POSTGRES_URL`` (``.ci/run`` sets it); when
 that variable is unset, the local default is tried and its tests are skipped if nothing answers.
 When it is set, an unreachable server fails the run instead.
+
+Markers follow from the fixtures a test uses (:func:`pytest_collection_modifyitems`): ``browser``
+(it drives Chromium), ``nodes`` (it starts region nodes, each a process of its own) and
+``postgres`` (its PostgreSQL run). ``make test-fast`` leaves those out, and ``slow``.
 """
 
 from __future__ import annotations
@@ -12,17 +18,22 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from hypothesis import settings
+
+if TYPE_CHECKING:
+    from meridian.node.cluster import LocalCluster
 
 # Deterministic and without timing: examples are the same on every run, no example database is
 # written, and a slow machine (CI shares one) never turns into a "deadline exceeded" failure.
@@ -31,6 +42,35 @@ settings.load_profile("meridian")
 
 _PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 _PG_ENV = "MERIDIAN_TEST_POSTGRES_URL"
+
+
+# -- markers ---------------------------------------------------------------------------------
+
+#: fixtures that start region node processes (a fixture yielding a ``LocalCluster`` is one too)
+_NODE_FIXTURES = frozenset({"nodes", "cluster"})
+
+
+def _starts_nodes(fixturedefs: Any) -> bool:
+    for fixturedef in fixturedefs:
+        returns = getattr(fixturedef.func, "__annotations__", {}).get("return", "")
+        if "LocalCluster" in str(returns):
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by what it starts: ``browser``, ``nodes``, ``postgres``."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        info = getattr(item, "_fixtureinfo", None)
+        defs = [d for n in names for d in (info.name2fixturedefs.get(n, ()) if info else ())]
+        if "browser" in names:
+            item.add_marker(pytest.mark.browser)
+        if names & _NODE_FIXTURES or _starts_nodes(defs):
+            item.add_marker(pytest.mark.nodes)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "postgresql" in callspec.params.values():
+            item.add_marker(pytest.mark.postgres)
 
 
 # -- clocks ------------------------------------------------------------------------------------
@@ -134,13 +174,36 @@ def postgres() -> Iterator[_Postgres | None]:
     server.close()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated to the head, once per session (per xdist worker)."""
+    from meridian.storage import Database, migrate
+
+    path = tmp_path_factory.mktemp("template") / "meridian.db"
+    db = Database(f"sqlite:///{path}")
+    migrate(db)
+    db.dispose()  # the last connection closed: the WAL is checkpointed into the file
+    return path
+
+
+def sqlite_copy(template: Path, directory: Path) -> str:
+    """The URL of a new SQLite database in ``directory``: a copy of the migrated ``template``."""
+    path = directory / "meridian.db"
+    shutil.copyfile(template, path)
+    path.chmod(0o600)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(
-    request: pytest.FixtureRequest, tmp_path: Any, postgres: _Postgres | None
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    postgres: _Postgres | None,
+    sqlite_template: Path,
 ) -> Iterator[str]:
-    """A fresh, empty database URL: once on SQLite, once on PostgreSQL."""
+    """A fresh database URL, migrated to the head: once on SQLite, once on PostgreSQL."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'meridian.db'}"
+        yield sqlite_copy(sqlite_template, tmp_path)
         return
     if postgres is None:
         pytest.skip(f"no PostgreSQL at {_PG_DEFAULT} (set {_PG_ENV} to require one)")
@@ -332,7 +395,7 @@ def grant_key(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory, grant_key: Any) -> Iterator[Any]:
+def nodes(tmp_path_factory: pytest.TempPathFactory, grant_key: Any) -> Iterator[LocalCluster]:
     from meridian.keys.grants import GrantSigner, load_or_create_signing_key, public_key_b64
     from meridian.node.cluster import LocalCluster
 

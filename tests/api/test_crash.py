@@ -39,7 +39,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-pytestmark = pytest.mark.storage
+pytestmark = [pytest.mark.storage, pytest.mark.slow]  # servers killed mid-write: minutes
 
 ACCOUNTS = 60  # per round
 ROUNDS = 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.support import eventually
 
 from meridian.identity.tokens import Caller
 from meridian.meetings.placement import Occupancy
@@ -286,29 +287,44 @@ def test_an_unknown_target_is_404_and_a_retry_is_replayed(live, june):
 
 
 def test_a_delayed_notice_goes_out_on_the_services_own_schedule(live_factory, clock):
-    import time
-
     live = live_factory(renew_interval=0.2)
     clock.set("2020-06-04T12:00:00Z")
-    cn = account(live, "CN", "Beijing Example Co.")
-    request = body(
-        action="suspend_account",
-        target={"kind": "account", "id": cn},
-        notice_delay_until="2020-07-01T00:00:00Z",
-    )
-    rid = live.client("operator").post("/v1/legal-requests", json=request).json()["id"]
-    view = live.client("operator2").post(f"/v1/legal-requests/{rid}/approve").json()["request"]
-    assert (view["applied"]["notice"], view["notified_at"]) == ("delayed", None)
-    notices = f"/v1/accounts/{cn}/notices"
-    time.sleep(0.5)
-    assert live.client("operator").get(notices).json()["count"] == 0
+    ops, ops2 = live.client("operator"), live.client("operator2")
+
+    def suspend(account_id: str, until: str) -> str:
+        request = body(
+            action="suspend_account",
+            target={"kind": "account", "id": account_id},
+            notice_delay_until=until,
+        )
+        rid = ops.post("/v1/legal-requests", json=request).json()["id"]
+        view = ops2.post(f"/v1/legal-requests/{rid}/approve").json()["request"]
+        assert (view["applied"]["notice"], view["notified_at"]) == ("delayed", None)
+        return rid
+
+    early, late = account(live, "CN", "Beijing Example Co."), account(live, "CN", "Shanghai Co.")
+    early_rid = suspend(early, "2020-06-10T00:00:00Z")
+    late_rid = suspend(late, "2020-07-01T00:00:00Z")
+
+    def notified(rid: str) -> str | None:
+        return ops.get(f"/v1/legal-requests/{rid}").json()["notified_at"]
+
+    def sent(account_id: str) -> list[str]:
+        notices = ops.get(f"/v1/accounts/{account_id}/notices").json()["data"]
+        return [n["subject_id"] for n in notices]
+
+    # the job runs on its own: the order that has ended is noticed at the clock's time ...
+    clock.set("2020-06-15T00:00:00Z")
+    eventually(lambda: notified(early_rid), what="the June order's notice sent")
+    assert notified(early_rid) == "2020-06-15T00:00:00Z"
+    assert sent(early) == [early_rid]
+    # ... and in the same pass it left the order that has not ended alone
+    assert (notified(late_rid), sent(late)) == (None, [])
     clock.set("2020-07-01T00:00:00Z")
-    deadline = time.monotonic() + 15
-    while live.client("operator").get(notices).json()["count"] == 0:
-        assert time.monotonic() < deadline, "the delayed notice was not sent"
-        time.sleep(0.05)
-    view = live.client("operator").get(f"/v1/legal-requests/{rid}").json()
-    assert view["notified_at"] == "2020-07-01T00:00:00Z"
+    eventually(lambda: notified(late_rid), what="the July order's notice sent")
+    assert notified(late_rid) == "2020-07-01T00:00:00Z"
+    assert sent(late) == [late_rid]
+    assert sent(early) == [early_rid]  # sent once
 
 
 def test_lift_over_http(live, june):

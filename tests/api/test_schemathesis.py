@@ -42,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from tests.conftest import Live, SetClock, serve
 
-pytestmark = pytest.mark.storage
+pytestmark = [pytest.mark.storage, pytest.mark.slow]  # about 16 minutes on two cores
 
 #: fuzzed requests per operation as an operator (on top of the examples and coverage cases)
 EXAMPLES = 100

@@ -162,6 +162,7 @@ def test_a_second_process_sees_what_another_wrote(db, log, database_url):
         other.dispose()
 
 
+@pytest.mark.slow  # 32 000 appends from 32 threads: about 20 s
 def test_thirty_two_writers_a_thousand_actions_each(db, log, tmp_path):
     """32 concurrent writers × 1,000 actions: 32,000 entries, no gap, no duplicate, one each."""
     writers, actions = 32, 1000

@@ -694,6 +694,7 @@ def _check_agreement(pm: Any, ours: Tree, index: int, first: int, size: int) -> 
     verify_consistency(first, size, first_root, root, proof)
 
 
+@pytest.mark.slow  # every tree size against pymerkle: about 20 s
 def test_agrees_with_pymerkle_at_every_size_up_to_256(pm_small: Any, small: Tree) -> None:
     """pymerkle 7.0.0 (``InmemoryTree``, sha256, security on: its defaults) hashes leaves and nodes
     with the 0x00 and 0x01 prefixes of RFC 9162 and counts leaves from one. Agreement, precisely:

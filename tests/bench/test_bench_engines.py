@@ -27,6 +27,8 @@ import _engines
 import _workload
 import decisions
 
+pytestmark = pytest.mark.slow  # every engine of the benchmark, differentially: half a minute
+
 REQUESTS = 200
 
 #: The Python module each engine needs.

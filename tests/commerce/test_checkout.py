@@ -68,7 +68,7 @@ def test_after_the_cutover_nothing_is_open_and_the_partners_are_offered_with_the
     # and checkout itself refuses, naming the same partners
     with pytest.raises(DeniedError) as refused:
         checkout(runtime, caller=user, account_id=account.id, plan="pro", channel="direct", client_ip=CN_IP)
-    assert [p["id"] for p in refused.value.decision["alternatives"]["partners"]] == [p.id for p in options.offered]
+    assert [p["id"] for p in refused.value.decision.to_dict()["alternatives"]["partners"]] == [p.id for p in options.offered]
 
 
 def test_one_subscription_at_a_time_holds_the_options_and_checkout_alike(runtime: Any, clock: Any) -> None:

@@ -8,12 +8,12 @@ decisions must stay under a bound; before issue 14 each 1,000 took about 90 KB.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from tests.support import eventually
 
 from meridian.storage.models import Record
 
@@ -43,8 +43,8 @@ def _varied(n: int, offset: int) -> list[dict[str, Any]]:
 
 def _logged(live: Any, actor: str, expected: int) -> tuple[int, int]:
     """(decisions, bytes) of the advisory entries written for ``actor``, once all are in."""
-    deadline = time.monotonic() + 30
-    while True:
+
+    def all_in() -> tuple[int, int]:
         with live.runtime.db.read() as session:
             rows = session.execute(
                 select(Record.entry).where(
@@ -52,10 +52,10 @@ def _logged(live: Any, actor: str, expected: int) -> tuple[int, int]:
                 )
             ).all()
         count = sum(_count(entry) for (entry,) in rows)
-        if count >= expected:
-            return count, sum(len(entry) for (entry,) in rows)
-        assert time.monotonic() < deadline, f"the journal wrote {count} of {expected} decisions"
-        time.sleep(0.05)
+        assert count >= expected, f"the journal wrote {count} of {expected} decisions"
+        return count, sum(len(entry) for (entry,) in rows)
+
+    return eventually(all_in, timeout=30, what=f"{expected} decisions journaled")
 
 
 def _count(entry: bytes) -> int:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests.support import aeventually, eventually
 
 from meridian.errors import DeniedError
 from meridian.keys import b64url
@@ -39,20 +39,28 @@ def stats(
 ) -> dict[str, dict[str, Any]]:
     """Every node's counters for ``meeting``.
 
-    With ``keys=(region, n)``, read until that region has made ``n`` keys (for up to 10 s):
-    a participant's ``leave()`` returns when its socket closes, and the rotation its leaving
-    causes on the server may still be under way.
+    With ``keys=(region, n)``, read until that region has made ``n`` keys (for up to 10 s, then
+    fail): a participant's ``leave()`` returns when its socket closes, and the rotation its
+    leaving causes on the server may still be under way.
     """
-    deadline = time.monotonic() + 10
     with httpx.Client(timeout=10) as http:
-        while True:
-            got = {
+
+        def read() -> dict[str, dict[str, Any]]:
+            return {
                 r: http.get(f"{n.url}/v1/stats/{meeting}", headers=nodes.admin).json()
                 for r, n in nodes.nodes.items()
             }
-            if keys is None or got[keys[0]]["keys"] >= keys[1] or time.monotonic() > deadline:
-                return got
-            time.sleep(0.05)
+
+        if keys is None:
+            return read()
+        region, made = keys
+
+        def enough() -> dict[str, dict[str, Any]]:
+            got = read()
+            assert got[region]["keys"] >= made, f"{region} made {got[region]['keys']}: {got}"
+            return got
+
+        return eventually(enough, timeout=10, what=f"{made} keys made in {region}")
 
 
 def host(live, *, country="US", plan="pro", name="Host", partner=None) -> str:
@@ -265,10 +273,12 @@ def test_the_key_rotates_when_someone_leaves(plane, nodes):
         c = await join(plane, meeting["id"], "c", US_IP)
         assert a.epoch == b.epoch == c.epoch == 1
         await c.leave()
-        for _ in range(200):
-            if a.epoch == 2 and b.epoch == 2:
-                break
-            await asyncio.sleep(0.05)
+
+        async def rotated() -> bool:
+            assert (a.epoch, b.epoch) == (2, 2)
+            return True
+
+        await aeventually(rotated, timeout=10, what="a and b on epoch 2 after c left")
         heard = await exchange([a, b])
         epochs = (a.epoch, b.epoch)
         await a.leave()
@@ -311,10 +321,12 @@ def test_ending_a_meeting_tells_everyone_and_frees_their_places(plane, nodes):
         }
         r = plane.client(account).post(f"/v1/meetings/{meeting['id']}/end")
         assert r.status_code == 200, r.text
-        for _ in range(200):
-            if all(p.ended for p in people):
-                break
-            await asyncio.sleep(0.05)
+
+        async def all_told() -> bool:
+            assert all(p.ended for p in people), [p.ended for p in people]
+            return True
+
+        await aeventually(all_told, timeout=10, what="everyone told the meeting ended")
         ended = [p.ended for p in people]
         with pytest.raises(Exception, match="has ended"):
             await join(plane, meeting["id"], "c", US_IP)
@@ -367,10 +379,12 @@ def test_a_government_request_drops_only_the_cn_participants_of_a_live_meeting(p
         assert us.removed is hk.removed is cn.removed is None  # nothing applied yet
         approved = await asyncio.to_thread(ops2.post, f"/v1/legal-requests/{request['id']}/approve")
         assert approved.status_code == 200, approved.text
-        for _ in range(200):
-            if cn.removed is not None and us.epoch == hk.epoch == 2:
-                break
-            await asyncio.sleep(0.05)
+
+        async def applied() -> bool:
+            assert (cn.removed is not None, us.epoch, hk.epoch) == (True, 2, 2)
+            return True
+
+        await aeventually(applied, timeout=10, what="cn removed, us and hk on epoch 2")
         after = await exchange([us, hk])
         with pytest.raises(DeniedError) as refused:
             await join(plane, meeting["id"], "cn-again", CN_IP)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import Live
+from tests.support import aeventually
 
 from meridian.audit import SYSTEM
 from meridian.client.participant import Participant
@@ -94,13 +95,8 @@ def end_records(plane: Live, meeting: str) -> list[dict[str, Any]]:
 
 
 async def eventually(check: Callable[[], bool], what: str) -> None:
-    """Wait until ``check()`` holds; fail loudly at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not await asyncio.to_thread(check):
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {WAIT} s")
-        await asyncio.sleep(0.05)
+    """Wait until ``check()`` holds (run off the loop); fail loudly at the deadline."""
+    await aeventually(lambda: asyncio.to_thread(check), timeout=WAIT, what=what)
 
 
 async def join(plane: Live, meeting: str, name: str, ip: str = US_IP) -> Participant:

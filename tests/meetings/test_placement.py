@@ -288,6 +288,7 @@ def meetings(draw):
     return data, opted
 
 
+@pytest.mark.slow  # 2000 generated meetings: about 16 s
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(meetings())
 def test_every_placement_and_link_lies_inside_the_allowed_set(small_engine, case):

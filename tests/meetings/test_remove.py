@@ -22,6 +22,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.conftest import Live
+from tests.support import aeventually
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -112,11 +113,10 @@ async def closed_with(conn: ClientConnection) -> tuple[int, str, int]:
 
 
 async def until(check: Callable[[], bool]) -> None:
-    for _ in range(200):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the condition did not come true within 10 s")
+    async def holds() -> bool:
+        return check()
+
+    await aeventually(holds, timeout=10, what=getattr(check, "__name__", "the condition"))
 
 
 def run(scenario: Coroutine[Any, Any, Any]) -> Any:

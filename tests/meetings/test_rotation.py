@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from tests.support import aeventually
 
 import meridian.meetings.live as live_module
 from meridian.client.participant import Participant
@@ -72,11 +73,10 @@ def meeting(live: Any) -> tuple[str, str]:
 
 
 async def eventually(check: Any, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not within {WAIT:g} s: {what}")
-        await asyncio.sleep(0.05)
+    async def holds() -> Any:
+        return check()
+
+    await aeventually(holds, timeout=WAIT, what=what)
 
 
 def kill(cluster: LocalCluster, region: str) -> None:

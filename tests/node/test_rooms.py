@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests.support import aeventually
 from websockets.asyncio.client import ClientConnection, connect
 
 from meridian.errors import ConfigurationError
@@ -123,11 +124,11 @@ async def _admit(url: str, grant: str) -> ClientConnection:
 
 async def _until(check: Callable[[], bool]) -> bool:
     """Wait until ``check`` holds: the relay acts on a close a moment after the client sees it."""
-    for _ in range(1000):
-        if check():
-            return True
-        await asyncio.sleep(0.01)
-    return check()
+
+    async def holds() -> bool:
+        return check()
+
+    return await aeventually(holds, timeout=10, interval=0.01)
 
 
 def test_a_room_links_each_peer_once_and_drops_its_links_with_its_last_participant(pair):

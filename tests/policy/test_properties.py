@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pycountry
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -544,6 +545,7 @@ def targeted_requests(draw: st.DrawFn, doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 @deterministic(200)
 @given(doc=bundles(), data=st.data())
 def test_engine_agrees_with_the_reference_evaluator(
@@ -567,6 +569,7 @@ def test_engine_agrees_with_the_reference_evaluator(
         assert got.errors == ()
 
 
+@pytest.mark.slow
 @deterministic(80)
 @given(doc=bundles(permits=False), wire=st.lists(requests(), min_size=1, max_size=8))
 def test_default_deny_without_permit_rules(doc: dict[str, Any], wire: list[dict[str, Any]]) -> None:
@@ -578,6 +581,7 @@ def test_default_deny_without_permit_rules(doc: dict[str, Any], wire: list[dict[
         assert decision.obligations == ()
 
 
+@pytest.mark.slow
 @deterministic(100)
 @given(doc=bundles(), request=requests(), conditional_permit=st.booleans())
 def test_a_matching_unconditional_forbid_wins(
@@ -764,6 +768,7 @@ def _other_default_engine() -> Engine:
     return Engine(clock=_frozen_clock(datetime(1999, 1, 1, tzinfo=UTC)))
 
 
+@pytest.mark.slow
 @deterministic(50)
 @given(doc=bundles(), request=requests())
 def test_a_decision_is_deterministic_for_a_fixed_instant(

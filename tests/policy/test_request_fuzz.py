@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,6 +41,7 @@ _fields = {
 _requests = st.fixed_dictionaries({}, optional=_fields) | _json
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(_requests)
 def test_any_json_gets_a_decision_or_a_one_line_request_error(payload: object) -> None:
@@ -110,6 +112,7 @@ _plain_fields = {
 }
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.fixed_dictionaries({}, optional=_plain_fields))
 def test_the_plain_request_path_agrees_with_the_validated_one(payload: dict) -> None:

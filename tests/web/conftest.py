@@ -45,9 +45,11 @@ _FLAGS = [
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """Pages run on SQLite only (see the module's docstring)."""
-    return f"sqlite:///{tmp_path / 'meridian.db'}"
+def database_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """Pages run on SQLite only (see the module's docstring), copied from the migrated template."""
+    from tests.conftest import sqlite_copy
+
+    return sqlite_copy(sqlite_template, tmp_path)
 
 
 @pytest.fixture

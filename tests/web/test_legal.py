@@ -17,12 +17,12 @@ import asyncio
 import hashlib
 import re
 import threading
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
+from tests.support import eventually
 
 from meridian.client.participant import Participant
 from meridian.wire import Close
@@ -66,11 +66,7 @@ def loop() -> Iterator[Loop]:
 
 
 def until(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {WAIT} s")
-        time.sleep(0.05)
+    eventually(check, timeout=WAIT, what=what)
 
 
 def us_meeting(plane: Any) -> str:

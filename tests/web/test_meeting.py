@@ -13,13 +13,13 @@ import asyncio
 import contextlib
 import re
 import threading
-import time
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import expect
+from tests.support import eventually
 from tests.web.conftest import check_a11y, shot
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -133,11 +133,7 @@ def join_page(page: Any, name: str) -> None:
 
 
 def wait_until(check: Any, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {WAIT} s")
-        time.sleep(0.05)
+    eventually(check, timeout=WAIT, what=what)
 
 
 def test_a_browser_and_two_clients_chat_end_to_end_encrypted(plane, nodes, browse, clients):

@@ -3,10 +3,10 @@ the log and the bundle in force — each number checked against what the API say
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from playwright.sync_api import expect
+from tests.support import eventually
 
 from .conftest import check_a11y, shot
 
@@ -21,13 +21,17 @@ DIRECT = {
 
 def _journaled(api: Any, expected: int) -> None:
     """Wait until the journal has written ``expected`` advisory decisions (it flushes every 0.2 s)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def recorded() -> int:
         rows = api.get("/v1/records", params={"action": "decision.advisory"}).json()["data"]
-        if sum(r["details"]["count"] for r in rows) >= expected:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the journal did not record {expected} advisory decisions")
+        return sum(r["details"]["count"] for r in rows)
+
+    eventually(
+        lambda: recorded() >= expected,
+        timeout=10,
+        interval=0.1,
+        what=f"the journal recording {expected} advisory decisions",
+    )
 
 
 def _live_meeting(live: Any, people: int) -> str:
