@@ -20,6 +20,7 @@ from tests.support import aeventually
 from meridian.audit import SYSTEM
 from meridian.client.participant import Participant
 from meridian.errors import DeniedError
+from meridian.meetings.limits import open_participants
 from meridian.policy.loader import default_bundle_path, load_bundle_text
 from meridian.policy.store import activate_bundle
 
@@ -125,8 +126,15 @@ def test_a_joiner_over_the_plans_max_participants_is_refused_naming_the_plan(pla
         assert refused.value.message == (
             "the `free` plan allows 2 participants per meeting: this meeting is full"
         )
-        # a place that frees up is taken again
+        # a place that frees up is taken again, once the control plane has seen b leave
+        # (closing the socket does not wait for that)
         await b.leave()
+
+        async def b_has_left() -> bool:
+            with plane.runtime.db.read() as session:
+                return open_participants(session, meeting) == 1
+
+        await aeventually(b_has_left, what="the control plane to see b leave")
         c = await join(plane, meeting, "c")
         for p in (a, c):
             await p.leave()

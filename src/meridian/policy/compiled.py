@@ -144,7 +144,7 @@ class CompiledRule:
         return found
 
 
-class Placement(NamedTuple):
+class RuleClass(NamedTuple):
     """What the engine's memo needs to know of one (action, jurisdiction).
 
     Jurisdictions of one ``klass`` have the same rules in force at every instant and the same
@@ -190,8 +190,8 @@ class CompiledBundle:
     partners: frozenset[str]
     pilot_divisions: tuple[str, ...]
     rules: tuple[CompiledRule, ...]
-    #: (action, jurisdiction) -> its :class:`Placement`
-    classes: dict[tuple[str, str], Placement] = field(default_factory=dict)
+    #: (action, jurisdiction) -> its :class:`RuleClass`
+    classes: dict[tuple[str, str], RuleClass] = field(default_factory=dict)
 
     @property
     def document(self) -> Bundle:
@@ -407,7 +407,7 @@ def compile_bundle(loaded: LoadedBundle) -> CompiledBundle:
         klass = ids.setdefault((id(segments), windows), len(ids))
         here = [r for _, _, r in per_key[key]]
         read = frozenset().union(*(reads[id(r)] for r in here))
-        compiled.classes[key] = Placement(
+        compiled.classes[key] = RuleClass(
             segments[0],
             klass,
             tuple(f in read for f in READABLE),  # type: ignore[arg-type]

@@ -11,11 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from ..geography.evidence import Evidence, Signal
 
-__all__ = ["Alternatives", "BundleRef", "Decision", "Location", "PartnerRef", "Reason"]
+__all__ = [
+    "Alternatives",
+    "BundleRef",
+    "Decision",
+    "Location",
+    "PartnerRef",
+    "Reason",
+    "Verdict",
+]
+
+#: a decision's answer
+Verdict = Literal["allow", "deny"]
 
 
 class Reason(NamedTuple):
@@ -109,7 +120,7 @@ class Decision(NamedTuple):
     matched. ``errors`` lists rules that failed to evaluate; each counted as a forbid.
     """
 
-    decision: str  # "allow" or "deny"
+    decision: Verdict
     action: str
     reasons: tuple[Reason, ...]
     obligations: tuple[str, ...]
@@ -155,8 +166,11 @@ class Decision(NamedTuple):
         write.
         """
         where, bundle = data["location"], data["bundle"]
+        verdict = data["decision"]
+        if verdict not in ("allow", "deny"):
+            raise ValueError(f"a decision is `allow` or `deny`, not `{verdict}`")
         return cls(
-            decision=str(data["decision"]),
+            decision="allow" if verdict == "allow" else "deny",
             action=str(data["action"]),
             reasons=tuple(
                 Reason(

@@ -28,7 +28,7 @@ from ..errors import RequestError, shown
 from ..geography.evidence import RESOLVERS, Evidence
 from ..geography.ipgeo import IpLocator, default_locator
 from ..geography.jurisdictions import UNKNOWN
-from .compiled import CompiledBundle, CompiledRule, Facts, Placement, compile_bundle
+from .compiled import CompiledBundle, CompiledRule, Facts, RuleClass, compile_bundle
 from .decision import NO_ALTERNATIVES, Alternatives, Decision, Location, PartnerRef, Reason
 from .loader import LoadedBundle, load_bundle
 from .model import Resolve
@@ -39,7 +39,7 @@ __all__ = ["Engine", "Outcome", "evaluate"]
 _COMMERCE = frozenset({"purchase", "renew"})
 _UNKNOWN = (UNKNOWN,)
 _MEMO_LIMIT = 1 << 16
-_NOWHERE = Placement([], -1, (False, False, False, False, False), False)
+_NOWHERE = RuleClass([], -1, (False, False, False, False, False), False)
 _QUOTES_ORG_ID = object()  # memo marker: this verdict quotes the organisation code
 #: ``tuple.__new__`` builds a named tuple from a ready tuple without running the class's
 #: Python-level ``__new__``: about 90 ns against 200 ns on this machine, on every decision
@@ -309,7 +309,7 @@ class Engine:
         Two memos, both exact. A key holds every input the verdict depends on: the action, the
         segment of time (within which no rule and no partner window changes), and each fact the
         rules here read — type, plan, channel, partner, the organisation code's status — with
-        ``None`` for the facts no rule here reads (see :class:`Placement`).
+        ``None`` for the facts no rule here reads (see :class:`RuleClass`).
 
         * The verdict memo adds the jurisdiction: a hit is the finished verdict, reasons worded.
         * The core memo adds the jurisdiction's class instead: a hit gives the rules' outcome,
