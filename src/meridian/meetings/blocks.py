@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from ..geography.jurisdictions import jurisdiction_name
 from ..policy.decision import Reason
 from ..storage.models import LegalBlock, Meeting
-from .placement import Occupancy, Placement
+from .placement import Occupancy, Placement, refuse_placed
 
 __all__ = ["active_blocks", "block_reason", "lock_meeting", "refuse_blocked"]
 
@@ -70,11 +70,4 @@ def refuse_blocked(
     )
     if block is None or not placement.allowed:
         return placement
-    assert placement.dc is not None
-    occupancy.release(placement.dc)
-    left = uses.get(placement.dc, 0) - 1
-    if left > 0:
-        uses[placement.dc] = left
-    else:
-        uses.pop(placement.dc, None)
-    return placement._replace(decision="deny", dc=None, reasons=(block_reason(block),), notices=())
+    return refuse_placed(placement, occupancy, uses, block_reason(block))

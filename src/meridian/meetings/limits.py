@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from ..policy.decision import Reason
 from ..runtime import Runtime
 from ..storage.models import Account, Meeting, Participation
-from .placement import Occupancy, Placement
+from .placement import Occupancy, Placement, refuse_placed
 
 __all__ = ["PlanLimits", "host_limits", "open_participants", "refuse_full"]
 
@@ -94,12 +94,5 @@ def refuse_full(
     limits = host_limits(session, rt, meeting, at)
     if open_participants(session, meeting.id) < limits.max_participants:
         return placement
-    assert placement.dc is not None
-    occupancy.release(placement.dc)
-    left = uses.get(placement.dc, 0) - 1
-    if left > 0:
-        uses[placement.dc] = left
-    else:
-        uses.pop(placement.dc, None)
     reason = Reason("plan-participants", "forbid", limits.full_message(), placement.country)
-    return placement._replace(decision="deny", dc=None, reasons=(reason,), notices=())
+    return refuse_placed(placement, occupancy, uses, reason)

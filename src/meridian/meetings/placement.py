@@ -41,6 +41,7 @@ __all__ = [
     "links_between",
     "place",
     "plan_meeting",
+    "refuse_placed",
 ]
 
 
@@ -280,3 +281,18 @@ def links_between(uses: Iterable[str]) -> list[tuple[str, str]]:
     """The cascade links of a meeting using ``uses``: every pair, each sorted, in order."""
     regions = sorted(set(uses))
     return [(a, b) for i, a in enumerate(regions) for b in regions[i + 1 :]]
+
+
+def refuse_placed(
+    placement: Placement, occupancy: Occupancy, uses: dict[str, int], reason: Reason
+) -> Placement:
+    """``placement``, allowed and already counted, turned into a refusal for ``reason``: its
+    place in ``occupancy`` and its count in ``uses`` are given back."""
+    assert placement.dc is not None
+    occupancy.release(placement.dc)
+    left = uses.get(placement.dc, 0) - 1
+    if left > 0:
+        uses[placement.dc] = left
+    else:
+        uses.pop(placement.dc, None)
+    return placement._replace(decision="deny", dc=None, reasons=(reason,), notices=())
