@@ -296,9 +296,8 @@ def measure_live(clients: int, concurrency: int, bar: CaseBar) -> dict[str, Any]
         service = Service(Path(tmp))
         service.start()
         try:
-            token = service.meridian(
-                "admin", "create-token", "--role", "operator", "--name", "bench"
-            ).split()[-1]
+            # an operator token belongs to a person: add one (it prints their first token)
+            token = service.meridian("admin", "add-operator", "Bench Operator").split()[-1]
             return asyncio.run(_live(service.url, token, clients, concurrency))
         finally:
             service.stop()
