@@ -258,11 +258,13 @@ def test_a_relay_session_ends_when_its_grant_expires_unless_renewed(
 
     async def scenario():
         lapsing = await admitted(cluster["US"].relay_url, relay("p_lapsing", 2))
-        renewed = await admitted(cluster["US"].relay_url, relay("p_renewed", 2))
+        # Expiries are whole seconds, so a 3-second grant lasts 2 to 3: renewing it every second
+        # leaves at least a second of slack on a loaded machine, and five renewals outlive it.
+        renewed = await admitted(cluster["US"].relay_url, relay("p_renewed", 3))
         ended = asyncio.create_task(closed_within(lapsing, 4))
-        for _ in range(3):  # renewed every second, as signalling does: it outlives three grants
+        for _ in range(5):  # renewed every second, as signalling does
             await asyncio.sleep(1)
-            await renewed.send(json.dumps({"type": "renew", "grant": relay("p_renewed", 2)}))
+            await renewed.send(json.dumps({"type": "renew", "grant": relay("p_renewed", 3)}))
         code, reason, _ = await ended
         await renewed.send(b"still here")  # goes through: the socket is open
         # someone else's grant is no renewal
