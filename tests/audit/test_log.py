@@ -13,9 +13,8 @@ from alembic import command
 from sqlalchemy import func, select, text
 
 from meridian.audit import SYSTEM, Actor, record
-from meridian.audit.log import AuditLog
 from meridian.audit.merkle import verify_consistency, verify_inclusion
-from meridian.audit.note import NoteSigner, NoteVerifier, load_or_create_log_key
+from meridian.audit.note import NoteVerifier
 from meridian.audit.records import attach_log
 from meridian.audit.verify import verify_export
 from meridian.errors import InputError
@@ -29,20 +28,6 @@ AT = datetime(2020, 6, 4, 12, 0, tzinfo=UTC)
 #: actions per transaction in the concurrent-writers test: 3,200 transactions race for the log's
 #: lock (one action per transaction is what the SIGKILL test in test_crash.py does, over HTTP)
 PER_TRANSACTION = 10
-
-
-@pytest.fixture
-def db(database_url):
-    database = attach_log(Database(database_url))
-    migrate(database)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
-def log(db, tmp_path):
-    key = load_or_create_log_key(tmp_path / "log.key", create=True)
-    return AuditLog(db, NoteSigner("test.example/log", key))
 
 
 def _add(db, n, *, who="w", fail=False):

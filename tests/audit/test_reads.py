@@ -10,29 +10,13 @@ from sqlalchemy import update
 
 from meridian.audit import Actor, record
 from meridian.audit.export import entry_line
-from meridian.audit.log import AuditLog, CheckpointNotes, EntrySummary, StoredEntry
+from meridian.audit.log import CheckpointNotes, EntrySummary, StoredEntry
 from meridian.audit.merkle import leaf_hash
-from meridian.audit.note import NoteSigner, load_or_create_log_key
-from meridian.storage import Database, migrate
 from meridian.storage.models import Checkpoint as CheckpointRow
 
 pytestmark = pytest.mark.storage
 
 AT = datetime(2020, 6, 4, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(database_url):
-    database = Database(database_url)
-    migrate(database)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
-def log(db, tmp_path):
-    key = load_or_create_log_key(tmp_path / "log.key", create=True)
-    return AuditLog(db, NoteSigner("test.example/log", key))
 
 
 def _add(db, action, subject, **details):

@@ -18,10 +18,8 @@ from meridian.audit import Actor, record
 from meridian.audit.log import AuditLog
 from meridian.audit.merkle import leaf_hash
 from meridian.audit.note import NoteSigner, load_or_create_log_key
-from meridian.audit.records import attach_log
 from meridian.errors import LogIntegrityError, LogTamperedError
 from meridian.reports.compute import report_from_log
-from meridian.storage import Database, migrate
 from meridian.storage.models import LogProblem, LogVerified, Record
 
 pytestmark = pytest.mark.storage
@@ -29,14 +27,6 @@ pytestmark = pytest.mark.storage
 AT = datetime(2020, 6, 4, 12, 0, tzinfo=UTC)
 #: the entry the tests edit
 VICTIM = 4
-
-
-@pytest.fixture
-def db(database_url):
-    database = attach_log(Database(database_url))
-    migrate(database)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture
