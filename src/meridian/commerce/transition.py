@@ -41,6 +41,7 @@ from ..storage.models import (
     SubscriptionStatus,
     new_id,
 )
+from .checkout import purchase_subject
 from .plans import LIVE
 
 __all__ = ["plan_transition"]
@@ -48,16 +49,6 @@ __all__ = ["plan_transition"]
 _SECOND = timedelta(seconds=1)
 #: how often (in accounts examined) ``progress`` is called: a batch, not every account
 _PROGRESS_EVERY = 64
-
-
-def _subject(account: Account, plan: str) -> dict[str, Any]:
-    return {
-        "type": account.type,
-        "id": account.id,
-        "country": account.country,
-        "plan": plan,
-        "org_id": account.org_id,
-    }
 
 
 def _flip(
@@ -134,7 +125,7 @@ def plan_transition(
         paid = False
         for sub in subs.get(account.id, []):
             resource = {"channel": sub.channel, "partner": sub.partner_id}
-            subject = _subject(account, sub.plan)
+            subject = purchase_subject(account, sub.plan, None)
             if sub.status == SubscriptionStatus.PENDING and sub.period_start >= at:
                 decision = _flip(engine, "purchase", at, subject, resource)
                 kind = "open_checkout"
@@ -158,7 +149,7 @@ def plan_transition(
                     )
                 )
         if not paid:
-            decision = _flip(engine, "host", at, _subject(account, "free"), {})
+            decision = _flip(engine, "host", at, purchase_subject(account, "free", None), {})
             if decision is not None:
                 items.append(_item("hosting_lost", account, decision, contacts, applied=False))
         if progress is not None and (done % _PROGRESS_EVERY == 0 or done == len(accounts)):
