@@ -90,7 +90,8 @@ def cannot_buy_yet(account: Account) -> str | None:
 
 
 def purchase_subject(account: Account, plan: str, ip: str | None) -> dict[str, Any]:
-    """The ``purchase`` (or ``renew``) subject for ``account`` buying ``plan``."""
+    """``account`` on ``plan`` as a subject: for ``purchase`` and ``renew``, and for ``host`` on the
+    free plan (the transition report asks all three)."""
     return {
         "type": account.type,
         "id": account.id,
