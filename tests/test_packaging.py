@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
+
+import pytest
 
 import meridian
 
@@ -42,3 +47,29 @@ def test_the_licence_pyproject_declares_is_at_the_root() -> None:
     assert "Apache License" in text
     assert "Version 2.0, January 2004" in text
     assert "END OF TERMS AND CONDITIONS" in text
+
+
+@pytest.mark.slow  # builds the wheel: about 10 s
+def test_the_wheel_carries_the_pages_vendored_libraries(tmp_path: Path) -> None:
+    """The vendored front-end files are ignored by git (``make install`` copies them from npm),
+    and hatch leaves out what git ignores unless told: a wheel without them serves pages with no
+    map and no API docs."""
+    vendor = Path(meridian.__file__).parent / "web" / "static" / "vendor"
+    expected = sorted(p.name for p in vendor.iterdir())
+    assert "d3-geo.min.js" in expected, "run `make install`: it vendors the front-end files"
+    built = subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "--target", "wheel", "--directory", tmp_path],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("meridian-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    carried = sorted(
+        n.rsplit("/", 1)[1] for n in names if n.startswith("meridian/web/static/vendor/")
+    )
+    assert carried == expected
+    assert "meridian/py.typed" in names
