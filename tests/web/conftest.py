@@ -58,8 +58,11 @@ def live(live_factory: Callable[..., Any]) -> Any:
     return live_factory(trusted_proxies=("127.0.0.1/32",))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one module's tests. Not for the session: while Playwright's sync API runs,
+    its event loop counts as running on this thread, so a later module's ``asyncio.run`` (the
+    meetings' tests) would fail with "cannot be called from a running event loop"."""
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         pytest.fail(f"no browser at `{CHROMIUM}`: install Debian's chromium (`.ci/run` does)")
     from playwright.sync_api import sync_playwright

@@ -201,14 +201,14 @@ class Signalling:
             self._occupancy, self._digest = fresh, digest
         return self._occupancy
 
-    def live_load(self, visible: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
-        """Per region: participants carried, capacity, the number of live meetings using it,
-        and the ids of those among them in ``visible`` (``None``: all of them)."""
+    def live_load(self) -> dict[str, dict[str, Any]]:
+        """Per region: participants carried, capacity, the number of live meetings using it, and
+        all their ids (who may see which is :func:`meridian.meetings.regions.datacentre_rows`'s
+        to decide)."""
         occ = self.occupancy()
         out: dict[str, dict[str, Any]] = {}
         for code in sorted(occ.capacity):
             using = sorted(m.id for m in self.meetings.values() if m.uses.get(code))
-            meetings = using if visible is None else [m for m in using if m in visible]
             out[code] = {
                 "participants": occ.used[code],
                 "capacity": occ.capacity[code],
@@ -219,7 +219,7 @@ class Signalling:
                 else ("down" if code in self.down_since else "up"),
                 "down_since": self.down_since.get(code),
                 "meeting_count": len(using),
-                "meetings": meetings,
+                "meetings": using,
             }
         return out
 
