@@ -6,6 +6,7 @@ version its range allows."""
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 import sys
 import tomllib
@@ -170,3 +171,18 @@ def test_what_the_package_imports_is_a_runtime_dependency() -> None:
         assert dist in runtime or dist in runtime_locked, (
             f"`{dist}` is imported by {sorted(where)} but is not a runtime dependency"
         )
+
+
+def test_make_test_runs_every_test_once() -> None:
+    """``make test`` is two pytest runs chosen by marker: together they must select every test,
+    and no test twice, whichever of the markers that split them a test has."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile[makefile.index("\ntest:") :].split("\n\n", 1)[0]
+    runs = [line for line in recipe.splitlines() if line.lstrip().startswith("$(BIN)/pytest")]
+    expressions = [m.group(1) for line in runs if (m := re.search(r'-m "([^"]+)"', line))]
+    assert len(expressions) == 2, recipe
+    names = sorted(set(re.findall(r"[a-z_]+", " ".join(expressions))) - {"and", "or", "not"})
+    for values in itertools.product([False, True], repeat=len(names)):
+        marks = dict(zip(names, values, strict=True))
+        chosen = [eval(e, {}, marks) for e in expressions]  # the Makefile's own marker expressions
+        assert chosen.count(True) == 1, f"{marks}: chosen by {chosen.count(True)} runs"

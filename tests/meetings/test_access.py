@@ -12,9 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from tests.support import aeventually
 
 from meridian.client.participant import Participant
 from meridian.errors import ConflictError, ForbiddenError
+from meridian.meetings.limits import open_participants
 from meridian.storage.models import Meeting, Record
 
 pytestmark = [
@@ -296,6 +298,17 @@ def test_the_epoch_after_the_meeting_empties_and_after_a_restart_is_higher(
             await asyncio.sleep(0.02)
         assert len(seen) == 3, f"no rotation reached b: {seen}"
         await b.leave()
+
+        # closing the socket does not wait for the control plane: until it has seen b leave, the
+        # room is still live and the next session would join it at its current epoch
+        def still_in() -> int:
+            with plane.runtime.db.read() as read:
+                return open_participants(read, mid)
+
+        async def emptied() -> bool:
+            return await asyncio.to_thread(still_in) == 0
+
+        await aeventually(emptied, timeout=WAIT, what="the control plane to see the meeting empty")
 
     asyncio.run(session(plane.url))
     first = list(seen)
