@@ -79,7 +79,8 @@ def relay_origins(node_urls: Iterable[str]) -> list[str]:
 
 
 class SecurityHeaders:
-    """Pure ASGI middleware (the decision endpoints' hot path only pays a prefix check)."""
+    """Pure ASGI middleware: an API path gets ``no-store`` and ``nosniff`` (:func:`_api_headers`),
+    a page its full set; no second task and no buffered body on either."""
 
     def __init__(self, app: ASGIApp, connect: Iterable[str] = ()) -> None:
         self.app = app
