@@ -2,8 +2,9 @@
 
 The pages share the API's app, so every request, the decision endpoints' included, passes
 through ``meridian.web.security.SecurityHeaders``: an API path pays a prefix check and gets
-``no-store`` and ``nosniff`` (since issue 14), a page gets its full set of headers. Timed here in-process against a trivial ASGI app called directly (the peer), over
-the same scope, so the difference is the middleware alone; median of 5 rounds.
+``no-store`` and ``nosniff`` (since issue 14), a page gets its full set of headers. Timed here
+in-process against a trivial ASGI app called directly (the peer), over the same scope, so the
+difference is the middleware alone; median of 5 rounds.
 
     .venv/bin/python bench/middleware.py
 """

@@ -3,7 +3,8 @@
 ``eventually(check)`` calls ``check`` until it returns something true and returns that; at the
 deadline it raises :class:`AssertionError` naming what was awaited and what was last seen (the
 last value ``check`` returned, or the last assertion it raised). ``aeventually`` is the same for
-a coroutine function, awaited on the running loop. Never a silent return at a deadline.
+a coroutine function, awaited on the running loop, and ``aeventually_in_thread`` for a blocking
+check called from a coroutine. Never a silent return at a deadline.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-__all__ = ["aeventually", "eventually"]
+__all__ = ["aeventually", "aeventually_in_thread", "eventually"]
 
 T = TypeVar("T")
 
@@ -71,3 +72,14 @@ async def aeventually(
                 f"not within {timeout:g} s: {awaited}; last seen: {_seen(value, error)}"
             )
         await asyncio.sleep(interval)
+
+
+async def aeventually_in_thread(
+    check: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> T:
+    """:func:`aeventually` for a blocking ``check`` (a database read): each call runs in a
+    thread, so the loop keeps serving the sockets the check waits on."""
+    awaited = what or getattr(check, "__name__", "the condition")
+    return await aeventually(
+        lambda: asyncio.to_thread(check), timeout=timeout, interval=interval, what=awaited
+    )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 
 import pytest
-from tests.support import aeventually, eventually
+from tests.support import aeventually, aeventually_in_thread, eventually
 
 
 def test_eventually_returns_the_first_true_value():
@@ -35,3 +36,21 @@ def test_aeventually_fails_at_its_deadline_too():
 
     with pytest.raises(AssertionError, match=r"not within 0.1 s: the roster; last seen: \[\]"):
         asyncio.run(aeventually(never, timeout=0.1, what="the roster"))
+
+
+def test_aeventually_in_thread_runs_a_blocking_check_off_the_loop_and_names_it():
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    def blocking_count() -> int:
+        threads.append(threading.get_ident())
+        return len(threads) >= 3 and len(threads)
+
+    assert asyncio.run(aeventually_in_thread(blocking_count, interval=0.01)) == 3
+    assert loop_thread not in threads
+
+    def never() -> int:
+        return 0
+
+    with pytest.raises(AssertionError, match=r"not within 0.1 s: never; last seen: 0"):
+        asyncio.run(aeventually_in_thread(never, timeout=0.1))

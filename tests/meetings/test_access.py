@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.support import aeventually
+from tests.support import aeventually_in_thread
 
 from meridian.client.participant import Participant
 from meridian.errors import ConflictError, ForbiddenError
@@ -301,14 +301,13 @@ def test_the_epoch_after_the_meeting_empties_and_after_a_restart_is_higher(
 
         # closing the socket does not wait for the control plane: until it has seen b leave, the
         # room is still live and the next session would join it at its current epoch
-        def still_in() -> int:
+        def emptied() -> bool:
             with plane.runtime.db.read() as read:
-                return open_participants(read, mid)
+                return open_participants(read, mid) == 0
 
-        async def emptied() -> bool:
-            return await asyncio.to_thread(still_in) == 0
-
-        await aeventually(emptied, timeout=WAIT, what="the control plane to see the meeting empty")
+        await aeventually_in_thread(
+            emptied, timeout=WAIT, what="the control plane to see the meeting empty"
+        )
 
     asyncio.run(session(plane.url))
     first = list(seen)

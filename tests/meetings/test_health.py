@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import Live
-from tests.support import aeventually
+from tests.support import aeventually_in_thread
 
 from meridian.client.participant import Participant
 from meridian.errors import DeniedError
@@ -98,7 +98,7 @@ def records(plane: Live, action: str) -> list[dict[str, Any]]:
 
 async def eventually(check: Callable[[], bool], what: str) -> None:
     """Wait until ``check()`` holds (run off the loop); fail loudly at the deadline."""
-    await aeventually(lambda: asyncio.to_thread(check), timeout=WAIT, what=what)
+    await aeventually_in_thread(check, timeout=WAIT, what=what)
 
 
 async def join(plane: Live, meeting: str, name: str, ip: str) -> Participant:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import Live
-from tests.support import aeventually
+from tests.support import aeventually, aeventually_in_thread
 
 from meridian.audit import SYSTEM
 from meridian.client.participant import Participant
@@ -97,7 +97,7 @@ def end_records(plane: Live, meeting: str) -> list[dict[str, Any]]:
 
 async def eventually(check: Callable[[], bool], what: str) -> None:
     """Wait until ``check()`` holds (run off the loop); fail loudly at the deadline."""
-    await aeventually(lambda: asyncio.to_thread(check), timeout=WAIT, what=what)
+    await aeventually_in_thread(check, timeout=WAIT, what=what)
 
 
 async def join(plane: Live, meeting: str, name: str, ip: str = US_IP) -> Participant:

@@ -29,13 +29,13 @@ __all__ = [
     "ChannelOption",
     "CheckoutOptions",
     "Running",
+    "account_subject",
     "buyer_channels",
     "cannot_buy_yet",
     "checkout_options",
     "holds_checkout",
     "one_at_a_time",
     "purchase_preview",
-    "purchase_subject",
     "running_subscription",
 ]
 
@@ -89,7 +89,7 @@ def cannot_buy_yet(account: Account) -> str | None:
     return None
 
 
-def purchase_subject(account: Account, plan: str, ip: str | None) -> dict[str, Any]:
+def account_subject(account: Account, plan: str, ip: str | None) -> dict[str, Any]:
     """``account`` on ``plan`` as a subject: for ``purchase`` and ``renew``, and for ``host`` on the
     free plan (the transition report asks all three)."""
     return {
@@ -155,7 +155,7 @@ def purchase_preview(
                 engine,
                 action="purchase",
                 at=at,
-                subject=purchase_subject(account, plan, ip),
+                subject=account_subject(account, plan, ip),
                 resource={"channel": channel, "partner": partner},
             )
             if decision.allowed:

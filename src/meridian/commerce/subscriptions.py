@@ -40,7 +40,7 @@ from ..storage.models import (
     new_id,
 )
 from ..storage.paging import page
-from .checkout import cannot_buy_yet, one_at_a_time, purchase_subject, running_subscription
+from .checkout import account_subject, cannot_buy_yet, one_at_a_time, running_subscription
 from .terms import TERMS, add_term
 
 __all__ = [
@@ -197,7 +197,7 @@ def checkout(
         engine,
         action="purchase",
         at=at,
-        subject=purchase_subject(account, plan, ip),
+        subject=account_subject(account, plan, ip),
         resource={"channel": channel, "partner": partner},
     )
     refusal = None
@@ -312,7 +312,7 @@ def take_over(
         engine,
         action="purchase",
         at=at,
-        subject=purchase_subject(account, sub.plan, None),
+        subject=account_subject(account, sub.plan, None),
         resource={"channel": "partner", "partner": caller.partner_id},
     )
     refusal = None

@@ -41,7 +41,7 @@ from ..storage.models import (
     SubscriptionStatus,
     new_id,
 )
-from .checkout import purchase_subject
+from .checkout import account_subject
 from .plans import LIVE
 
 __all__ = ["plan_transition"]
@@ -125,7 +125,7 @@ def plan_transition(
         paid = False
         for sub in subs.get(account.id, []):
             resource = {"channel": sub.channel, "partner": sub.partner_id}
-            subject = purchase_subject(account, sub.plan, None)
+            subject = account_subject(account, sub.plan, None)
             if sub.status == SubscriptionStatus.PENDING and sub.period_start >= at:
                 decision = _flip(engine, "purchase", at, subject, resource)
                 kind = "open_checkout"
@@ -149,7 +149,7 @@ def plan_transition(
                     )
                 )
         if not paid:
-            decision = _flip(engine, "host", at, purchase_subject(account, "free", None), {})
+            decision = _flip(engine, "host", at, account_subject(account, "free", None), {})
             if decision is not None:
                 items.append(_item("hosting_lost", account, decision, contacts, applied=False))
         if progress is not None and (done % _PROGRESS_EVERY == 0 or done == len(accounts)):
