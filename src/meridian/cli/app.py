@@ -369,12 +369,12 @@ def policy_check(
 
     loaded = load_bundle(bundle)
     path = invariants if invariants is not None else default_invariants_path(bundle)
-    report = check_invariants(loaded, load_invariants(path), locator=default_locator(geoip))
+    checked = check_invariants(loaded, load_invariants(path), locator=default_locator(geoip))
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(checked.to_dict(), indent=2, ensure_ascii=False))
     else:
-        render.invariants(Console(), report.to_dict())
-    if not report.ok:
+        render.invariants(Console(), checked.to_dict())
+    if not checked.ok:
         raise typer.Exit(1)
 
 
