@@ -331,4 +331,5 @@ def main() -> None:
 from . import audit as _audit  # noqa: E402, F401
 from . import client, node, report  # noqa: E402, F401
 from . import meeting as _meeting  # noqa: E402, F401
+from . import receipt as _receipt  # noqa: E402, F401
 from . import service as _service  # noqa: E402, F401
