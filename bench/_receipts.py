@@ -93,10 +93,8 @@ def make_receipt(
         )
     )
     epochs: dict[str, list[int]] = {}
-    counters = {
-        r: {"bytes_in": 0, "bytes_out": 0, "frames_in": 0, "frames_out": 0, "keys": 0}
-        for r in regions
-    }
+    zero = {"bytes_in": 0, "bytes_out": 0, "frames_in": 0, "frames_out": 0, "keys": 0}
+    counters = {r: dict(zero) for r in {*regions, *(p[0] for p in PLACES)}}
     for i in range(participants):
         region, country, ip = PLACES[i % len(PLACES)]
         pid = f"p_{i:04d}"

@@ -21,7 +21,8 @@ from meridian.meetings.residency import verify_receipt
 
 pytestmark = pytest.mark.storage
 
-US_IP, HK_IP = "8.8.8.8", "1.64.0.1"
+US_IP, HK_IP, CN_IP = "8.8.8.8", "1.64.0.1", "114.114.114.114"
+USCC = "91330100MA27XL0R42"  # a valid unified social credit code (tests/api/test_scoping.py)
 
 
 def run(scenario: Coroutine[Any, Any, Any]) -> Any:
@@ -157,3 +158,33 @@ def test_no_one_else_sees_a_receipt_and_a_live_meeting_has_none(plane, nodes):
         assert r.json()["error"]["message"] == f"no meeting `{meeting}`"
     assert plane.client(None).get(f"/v1/meetings/{meeting}/receipt").status_code == 401
     assert plane.client(host).get(f"/v1/meetings/{meeting}/receipt").status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_partner_gets_its_customers_receipts_and_no_one_elses(plane, nodes):
+    made = plane.client("bizconf").post(
+        "/v1/accounts",
+        json={"type": "organization", "name": "Kunlun", "country": "CN", "org_id": USCC},
+    )
+    assert made.status_code == 201, made.text
+    customer = made.json()["account"]["id"]
+    checkout = {"account": customer, "plan": "pro", "channel": "partner", "partner": "bizconf"}
+    assert plane.client("bizconf").post("/v1/checkout", json=checkout).status_code == 201
+    r = plane.client("bizconf").post("/v1/meetings", json={"host": customer})
+    assert r.status_code == 201, r.text
+    meeting = r.json()["meeting"]["id"]
+
+    async def scenario() -> None:
+        chen = await Participant.join(
+            plane.url, meeting, name="chen", forwarded_for=CN_IP, invite=r.json()["invite"]
+        )
+        end = await asyncio.to_thread(plane.client("bizconf").post, f"/v1/meetings/{meeting}/end")
+        assert end.status_code == 200, end.text
+        await chen.leave()
+
+    run(scenario())
+    got = plane.client("bizconf").get(f"/v1/meetings/{meeting}/receipt")
+    assert got.status_code == 200, got.text
+    check = verify_receipt(got.json(), log_key=plane.runtime.log.vkey, node_keys=node_keys(nodes))
+    assert check.where() == "carried only in CN; keys only from CN"
+    assert plane.client("suirui").get(f"/v1/meetings/{meeting}/receipt").status_code == 404

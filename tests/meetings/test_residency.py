@@ -221,3 +221,13 @@ def test_bad_options_are_one_line(tmp_path: Path, world: World, args: list[str],
 def test_not_a_receipt(tmp_path: Path, world: World) -> None:
     code, _, err = verify(tmp_path, world, {"format": "something else"})
     assert (code, err) == (1, "error: not a receipt: expected `format` `meridian-receipt/1`\n")
+
+
+def test_a_region_left_out_of_the_seal_fails(tmp_path: Path) -> None:
+    # a seal that leaves out the node participants were placed in cannot say where they went
+    partial = make_receipt(2, regions=("DE", "US"))
+    code, _, err = verify(tmp_path, partial, partial.receipt)
+    assert code == 1
+    assert err == (
+        "error: participant `p_0001` was placed in `HK`, whose node has no statement in the seal\n"
+    )

@@ -328,6 +328,12 @@ def verify_receipt(
                 f"meeting `{shown(statement.meeting)}`"
             )
     summary = summarize(meeting_id, entries)
+    for person in summary["participants"]:
+        if person["region"] not in nodes:
+            raise ProofError(
+                f"participant `{shown(person['participant'])}` was placed in "
+                f"`{shown(person['region'])}`, whose node has no statement in the seal"
+            )
     problem = _difference(data.get("summary"), summary)
     if problem is not None:
         raise ProofError(problem)
