@@ -187,6 +187,22 @@ class RegionNodes:
         pairs = await asyncio.gather(*(one(r, u) for r, u in sorted(self.urls.items())))
         return dict(pairs)
 
+    async def node_keys(self) -> dict[str, str]:
+        """Each configured node's public signing key (``GET /v1/node/key``, public), by region;
+        a node that does not answer is left out (a receipt it signed then does not verify)."""
+
+        async def one(region: str, base: str) -> tuple[str, str | None]:
+            try:
+                response = await self.http.get(f"{base}/v1/node/key", timeout=DROP_TIMEOUT_SECONDS)
+                response.raise_for_status()
+                key = response.json()["key"]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                return region, None
+            return region, key if isinstance(key, str) else None
+
+        pairs = await asyncio.gather(*(one(r, u) for r, u in sorted(self.urls.items())))
+        return {region: key for region, key in pairs if key is not None}
+
     def admin_credential(self) -> str:
         """The control plane's ``admin`` credential for the nodes' counters, re-signed when half
         its lifetime has passed."""
