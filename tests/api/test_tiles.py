@@ -88,7 +88,8 @@ def test_tiles_are_public_immutable_when_full_and_bundles_carry_leaf_hashes(live
     _grow_to(server, 300)
     ops.post("/v1/log/checkpoint")
     full = public.get("/log/tile/0/000")
-    assert full.status_code == 200 and len(full.content) == 8192
+    assert full.status_code == 200
+    assert len(full.content) == 8192
     assert full.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert full.headers["access-control-allow-origin"] == "*"
     partial = public.get("/log/tile/0/001.p/44")
@@ -126,4 +127,5 @@ def test_a_bad_tile_path_is_a_one_line_4xx(live_factory, path, status, message):
     got = server.client().get(f"/log/{path}")
     assert got.status_code == status, got.text
     error = got.json()["error"]["message"]
-    assert message in error and "\n" not in error
+    assert message in error
+    assert "\n" not in error

@@ -184,7 +184,7 @@ def test_proofs_from_tiles_are_the_logs_proofs(log, db, sizes: tuple[int, ...]) 
             assert reader.leaf(index) == leaf
             assert reader.inclusion_proof(index) == proof
             verify_inclusion(reader.leaf(index), index, size, reader.inclusion_proof(index), root)
-        for first in previous + [0, size]:
+        for first in [*previous, 0, size]:
             _, proof, first_root, second_root = log.consistency(first, size)
             assert reader.consistency_proof(first) == proof
             assert reader.first_root(first) == first_root
@@ -198,8 +198,8 @@ def test_proofs_from_tiles_are_the_logs_proofs(log, db, sizes: tuple[int, ...]) 
         items = bundle_items(read_tile(log, Tile(None, last, width)))
         assert items == [hashes[i : i + 32] for i in range(0, len(hashes), 32)]
         # a tile the signed tree does not have yet is refused, naming it
+        wider = size % 256 + 1
         with pytest.raises(NotFoundError, match="is not in the log"):
-            wider = size % 256 + 1
             read_tile(log, Tile(0, size // 256, wider if wider < 256 else 256))
 
 
