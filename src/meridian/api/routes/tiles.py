@@ -14,7 +14,7 @@ from fastapi import APIRouter, Response
 
 from ...audit.tiles import parse_tile_path, read_tile
 from ...http.deps import RuntimeDep
-from .common import errors
+from .common import errors, json_response
 
 router = APIRouter(tags=["tiles"])
 __all__ = ["router"]
@@ -32,11 +32,8 @@ _PUBLIC = {"Access-Control-Allow-Origin": "*"}
 
 @router.get("/log/checkpoint", responses={200: {"content": {_NOTE: {}}}})
 async def tiled_checkpoint(rt: RuntimeDep) -> Response:
-    """The latest checkpoint of the tiled log (C2SP signed note). Public."""
-    latest = await asyncio.to_thread(rt.log.latest)
-    if latest is None:
-        latest = await asyncio.to_thread(rt.log.checkpoint)
-    note = latest.note
+    """The latest checkpoint (C2SP signed note) with the witnesses' cosignatures it gathered. Public."""
+    note = await asyncio.to_thread(rt.witnessing.cosigned_note)
     return Response(note, media_type=_NOTE, headers={"Cache-Control": CHECKPOINT, **_PUBLIC})
 
 
@@ -50,3 +47,17 @@ async def tile(rt: RuntimeDep, path: str) -> Response:
     data = await asyncio.to_thread(read_tile, rt.log, wanted)
     cache = IMMUTABLE if wanted.full else PARTIAL
     return Response(data, media_type=_BYTES, headers={"Cache-Control": cache, **_PUBLIC})
+
+
+@router.get("/v1/log/witnesses")
+async def witnesses(rt: RuntimeDep) -> Response:
+    """Each configured witness: the size it holds, whether it cosigned the latest checkpoint, and the last problem submitting to it. Public."""
+    report = await asyncio.to_thread(rt.witnessing.report)
+    latest = await asyncio.to_thread(rt.log.latest)
+    return json_response(
+        {
+            "size": None if latest is None else latest.checkpoint.size,
+            "data": [w.to_dict() for w in report],
+            "missing": [w.witness for w in report if not w.cosigned_latest],
+        }
+    )
