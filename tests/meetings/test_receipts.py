@@ -15,7 +15,9 @@ import httpx
 import pytest
 from tests.conftest import Live
 from tests.support import aeventually
+from typer.testing import CliRunner
 
+from meridian.cli.app import app
 from meridian.client.participant import Participant
 from meridian.meetings.residency import verify_receipt
 
@@ -188,3 +190,57 @@ def test_a_partner_gets_its_customers_receipts_and_no_one_elses(plane, nodes):
     check = verify_receipt(got.json(), log_key=plane.runtime.log.vkey, node_keys=node_keys(nodes))
     assert check.where() == "carried only in CN; keys only from CN"
     assert plane.client("suirui").get(f"/v1/meetings/{meeting}/receipt").status_code == 404
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_receipt_carries_the_witnesses_cosignatures(
+    live_factory, nodes, grant_key, tmp_path_factory
+):
+    """Two real witness processes cosign the checkpoint a receipt is proved against; the CLI
+    requires them with --witness and --quorum."""
+    from tests.cli.test_witness import _start_witness
+
+    from meridian.audit.note import NoteSigner, load_or_create_log_key
+
+    key_path = tmp_path_factory.mktemp("wlog") / "log.key"
+    vkey = NoteSigner("meridian.localhost/log", load_or_create_log_key(key_path, create=True))
+    directory = tmp_path_factory.mktemp("witnesses")
+    witnesses = [
+        _start_witness(directory, f"witness.test/w{i}", vkey.verifier_key()) for i in (1, 2)
+    ]
+    try:
+        plane = live_factory(
+            grant_key=grant_key,
+            node_urls={r: n.url for r, n in nodes.nodes.items()},
+            trusted_proxies=("127.0.0.1/32",),
+            log_key=key_path,
+            witnesses=tuple(f"{w.vkey} {w.url}" for w in witnesses),
+            witness_timeout=5.0,
+        )
+        plane.clock.set("2021-03-01T10:00:00Z")
+        host = account(plane, "Host")
+        meeting = create_meeting(plane, host)
+        run(hold(plane, meeting, leave_early=False))
+        got = plane.client(host).get(f"/v1/meetings/{meeting}/receipt")
+        assert got.status_code == 200, got.text
+    finally:
+        for w in witnesses:
+            w.stop()
+    path = tmp_path_factory.mktemp("receipt") / "receipt.json"
+    path.write_text(got.text, encoding="utf-8")
+    keys = [f"--node-key={r}={k}" for r, k in node_keys(nodes).items()]
+    cosigners = [arg for w in witnesses for arg in ("--witness", w.vkey)]
+    args = ["receipt", "verify", str(path), "--key", vkey.verifier_key(), *keys, *cosigners]
+    result = CliRunner().invoke(app, [*args, "--quorum", "2"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0].endswith(", cosigned by 2 of 2 witnesses")
+    assert result.stdout.splitlines()[1] == "verified: carried only in HK, US; keys only from US"
+    # a witness key the checkpoint carries no cosignature of: the quorum names it
+    other = _start_witness(directory, "witness.test/w3", vkey.verifier_key())
+    other.stop()
+    result = CliRunner().invoke(app, [*args, "--witness", other.vkey, "--quorum", "3"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: cosignature quorum not met: 2 of 3 required: `witness.test/w3` has not "
+        "cosigned it\n"
+    )

@@ -4,7 +4,8 @@ When a meeting ends, :func:`seal` asks every region node for its signed statemen
 meeting's counters and records the **seal** (``meeting.receipt``): the positions of every entry
 about the meeting so far, each participant's key epochs, and the statements as the nodes sent
 them. :func:`meeting_receipt` then serves the receipt: those entries and the seal, each with its
-inclusion proof against a checkpoint that covers them, and their summary
+inclusion proof against a checkpoint that covers them (with the cosignatures of the witnesses
+configured, ``MERIDIAN_WITNESSES``), and their summary
 (:func:`~meridian.meetings.residency.summarize`). ``meridian receipt verify`` checks it offline.
 
 Who sees a receipt is who sees the meeting (:func:`~meridian.meetings.service.get_meeting`:
@@ -140,6 +141,13 @@ def meeting_receipt(rt: Runtime, caller: Caller, meeting_id: str) -> dict[str, A
         positions = [int(p) for p in row.details.get("entries", [])] + [int(row.seq)]
     log = rt.log
     signed = log.checkpoint()  # issues one when the log grew since the last: it covers the seal
+    witnessing = rt.witnessing
+    if witnessing.witnesses and not witnessing.lines(signed.checkpoint.size):
+        # offered now, so the receipt carries the witnesses' cosignatures; a witness that is
+        # down is recorded as such by the submission and the receipt goes out without its line
+        witnessing.submit()
+        signed = log.latest() or signed  # the one offered (a later one covers the seal too)
+    note = witnessing.cosigned_note(signed)
     size = signed.checkpoint.size
     entries: list[dict[str, Any]] = []
     parsed: list[tuple[int, dict[str, Any]]] = []
@@ -152,7 +160,7 @@ def meeting_receipt(rt: Runtime, caller: Caller, meeting_id: str) -> dict[str, A
     return {
         "format": RECEIPT_FORMAT,
         "meeting": meeting_id,
-        "log": {"origin": log.origin, "key": log.vkey, "checkpoint": signed.note},
+        "log": {"origin": log.origin, "key": log.vkey, "checkpoint": note},
         "entries": entries,
         "summary": summarize(meeting_id, parsed),
     }
