@@ -21,6 +21,7 @@ from .storage import Database, migrate
 
 if TYPE_CHECKING:
     from .audit.log import AuditLog
+    from .audit.witnessing import Witnessing
 
 __all__ = ["Runtime"]
 
@@ -42,6 +43,7 @@ class Runtime:
         self.locator = locator if locator is not None else default_locator(settings.geoip)
         self._engine: Engine | None = None
         self._log: AuditLog | None = None
+        self._witnessing: Witnessing | None = None
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -76,6 +78,28 @@ class Runtime:
                 )
                 self._log = AuditLog(self.db, NoteSigner(self.settings.log_origin, key))
             return self._log
+
+    @property
+    def witnessing(self) -> Witnessing:
+        """The log's witnesses (``settings.witnesses``; none configured is a valid, empty set)."""
+        log = self.log
+        with self._lock:
+            if self._witnessing is None:
+                from .audit.witnessing import Witnessing, parse_witnesses
+
+                self._witnessing = Witnessing(
+                    log,
+                    parse_witnesses(self.settings.witnesses),
+                    timeout=self.settings.witness_timeout,
+                )
+            return self._witnessing
+
+    def checkpoint_and_witness(self) -> None:
+        """The schedule's step: sign a checkpoint if the log grew (and is whole), then offer the
+        latest to every witness that has not cosigned it (a witness down only logs a warning)."""
+        self.log.scheduled_checkpoint()
+        if self.settings.witnesses:
+            self.witnessing.submit()
 
     def start(self, *, migrate_schema: bool = True) -> None:
         """Migrate, make sure a bundle is in force (the built-in one on a new database), load it."""
@@ -112,4 +136,6 @@ class Runtime:
         return True
 
     def close(self) -> None:
+        if self._witnessing is not None:
+            self._witnessing.close()
         self.db.dispose()

@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         if config.checkpoint_interval > 0:
             tasks.append(
                 asyncio.create_task(
-                    _every(config.checkpoint_interval, rt.log.scheduled_checkpoint, "checkpoint")
+                    _every(config.checkpoint_interval, rt.checkpoint_and_witness, "checkpoint")
                 )
             )
         if config.renew_interval > 0:

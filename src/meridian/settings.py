@@ -38,6 +38,8 @@ _ENV = {
     "session_key": "MERIDIAN_SESSION_KEY",
     "log_origin": "MERIDIAN_LOG_ORIGIN",
     "checkpoint_interval": "MERIDIAN_CHECKPOINT_INTERVAL",
+    "witnesses": "MERIDIAN_WITNESSES",
+    "witness_timeout": "MERIDIAN_WITNESS_TIMEOUT",
     "node_check_interval": "MERIDIAN_NODE_CHECK_INTERVAL",
     "node_failures": "MERIDIAN_NODE_FAILURES",
     "meeting_check_interval": "MERIDIAN_MEETING_CHECK_INTERVAL",
@@ -102,6 +104,11 @@ class Settings(BaseModel):
     #: seconds between signed checkpoints (issued only when the log grew); 0 turns the schedule
     #: off (checkpoints are then issued on demand only)
     checkpoint_interval: float = Field(default=60.0, ge=0)
+    #: the witnesses each checkpoint is offered to, ``<witness vkey> <url>`` each, separated by
+    #: commas (docs/audit.md, "Witnesses"); the keys are checked when the log first uses them
+    witnesses: tuple[str, ...] = ()
+    #: seconds to wait for one witness's answer before counting it as down for this round
+    witness_timeout: float = Field(default=5.0, gt=0, le=120)
     #: seconds between health checks of each region node (``GET /healthz``)
     node_check_interval: float = Field(default=2.0, gt=0, le=3600)
     #: failed health checks in a row after which a node is marked down (placement skips it and
@@ -176,6 +183,26 @@ class Settings(BaseModel):
     def _regions(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip()) or ("none",)
+        return value
+
+    @field_validator("witnesses", mode="before")
+    @classmethod
+    def _witness_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(" ".join(p.split()) for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("witnesses")
+    @classmethod
+    def _witness_pairs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            parts = item.split()
+            if len(parts) != 2 or parts[0].count("+") < 2:
+                raise ValueError(f"witness `{shown(item)}` is not `<witness key> <url>`")
+            if not parts[1].startswith(("http://", "https://")):
+                raise ValueError(
+                    f"witness url `{shown(parts[1])}` must start with http:// or https://"
+                )
         return value
 
     @field_validator("trusted_proxies", mode="before")

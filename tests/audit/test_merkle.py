@@ -210,6 +210,8 @@ def test_module_exports_exactly_the_intended_names() -> None:
         "EMPTY_ROOT",
         "RootBuilder",
         "Tree",
+        "consistency_ranges",
+        "inclusion_ranges",
         "leaf_hash",
         "node_hash",
         "verify_consistency",

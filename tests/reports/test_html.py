@@ -105,7 +105,8 @@ def test_one_chart_and_one_table_per_breakdown() -> None:
     page = render_html(report("CN", "US", "HK"))
     shape = outline(page)
     assert shape.tags["svg"] == len(CHARTS)
-    assert shape.tags["table"] == len(CHARTS) + 1  # and the summary
+    # and the summary, the promise's counts, and one table of entries per request
+    assert shape.tags["table"] == len(CHARTS) + 2 + 3
     assert shape.tags["caption"] == shape.tags["table"]
     text = page.decode()
     for name in CHARTS:

@@ -406,12 +406,16 @@ def test_csv_is_long_format_in_a_fixed_order() -> None:
         "affected",
         "disclosures",
         "notice",
+        "outside_jurisdiction",
+        "entries",
     ]
     table = {(r[0], r[1]): r[2] for r in rows[1:]}
     assert table["jurisdiction", "CN"] == "5"
     assert table["legal_type", "preservation"] == "0"  # zero rows are listed
     assert table["outcome", "pending"] == "1"
-    assert all(r[2].isdigit() for r in rows[10:])
+    assert all(r[2].isdigit() for r in rows[10:] if r[0] != "entries")
+    # each counted request's entries are positions in the log
+    assert all(all(p.isdigit() for p in r[2].split()) for r in rows[10:] if r[0] == "entries")
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "html"])

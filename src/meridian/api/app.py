@@ -12,7 +12,17 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from . import docs
-from .routes import accounts, admin, commerce, decisions, legal, meetings, partners, reports
+from .routes import (
+    accounts,
+    admin,
+    commerce,
+    decisions,
+    legal,
+    meetings,
+    partners,
+    reports,
+    tiles,
+)
 from .routes import log as log_routes
 
 __all__ = ["API_DESCRIPTION", "install_api"]
@@ -38,6 +48,7 @@ def install_api(app: FastAPI) -> None:
         partners,
         meetings,
         log_routes,
+        tiles,
         legal,
         reports,
     ):

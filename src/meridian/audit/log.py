@@ -271,6 +271,25 @@ class AuditLog:
                 self._tree.root(second),
             )
 
+    def signed_hashes(self, height: int, start: int, stop: int) -> tuple[int, bytes]:
+        """The size of the latest checkpoint, and the hashes ``start`` to ``stop - 1`` of level
+        ``height`` of its tree (only those of complete subtrees within it), joined.
+
+        Hash ``i`` of level ``h`` is ``MTH(D[i * 2**h : (i + 1) * 2**h])``; tiles are made of
+        them (:mod:`meridian.audit.tiles`). Refused, like proofs, while the log has failed its
+        self-check or the tree does not give the latest signed root.
+        """
+        self.sync()
+        self.guard()
+        latest = self.latest()
+        found = self._problems_against(latest)
+        if found:
+            record_problems(self.db, found)
+            raise refusal([found[0].message])
+        size = 0 if latest is None else latest.checkpoint.size
+        with self._lock:
+            return size, self._tree.hashes(height, start, min(stop, size >> height))
+
     @staticmethod
     def _check_size(size: int, current: int, name: str) -> int:
         if not 0 <= size <= current:
@@ -579,7 +598,10 @@ class AuditLog:
 
     def _tree_problems(self) -> list[Found]:
         """The tree (the stored leaves as read) against the latest checkpoint: [] or one problem."""
-        latest = self.latest()
+        return self._problems_against(self.latest())
+
+    def _problems_against(self, latest: Signed | None) -> list[Found]:
+        """The tree against the checkpoint ``latest`` (the latest, as read): [] or one problem."""
         if latest is None:
             return []
         signed = latest.checkpoint

@@ -36,6 +36,8 @@ __all__ = [
     "EMPTY_ROOT",
     "RootBuilder",
     "Tree",
+    "consistency_ranges",
+    "inclusion_ranges",
     "leaf_hash",
     "node_hash",
     "verify_consistency",
@@ -198,6 +200,20 @@ class Tree:
             return b""
         return bytes(self._levels[0][start << 5 : stop << 5])
 
+    def hashes(self, height: int, start: int, stop: int) -> bytes:
+        """The stored hashes ``start`` to ``stop - 1`` of level ``height`` (clipped), joined.
+
+        Hash ``i`` of level ``h`` is ``MTH(D[i * 2**h : (i + 1) * 2**h])``: what a C2SP tile
+        of level ``h / 8`` holds.
+        """
+        if not 0 <= height < len(self._levels):
+            return b""
+        level = self._levels[height]
+        start, stop = max(0, start), min(stop, len(level) >> 5)
+        if start >= stop:
+            return b""
+        return bytes(level[start << 5 : stop << 5])
+
     def root(self, size: int | None = None) -> bytes:
         """The root of the first ``size`` leaves (all of them by default)."""
         size = self._check_size(size, "tree size")
@@ -207,18 +223,7 @@ class Tree:
         """RFC 9162 §2.1.3.1 ``PATH(index, D[0:size])``: the audit path of one leaf, deepest first."""
         size = self._check_size(size, "tree size")
         self._check_index(index, size)
-        # Walk down from the root to the leaf, noting the sibling at each step.
-        siblings: list[tuple[int, int]] = []
-        low, high = 0, size
-        while high - low > 1:
-            split = low + _largest_power_below(high - low)
-            if index < split:
-                siblings.append((split, high))
-                high = split
-            else:
-                siblings.append((low, split))
-                low = split
-        return [self._range_hash(start, stop) for start, stop in reversed(siblings)]
+        return [self._range_hash(start, stop) for start, stop in inclusion_ranges(index, size)]
 
     def consistency_proof(self, first: int, second: int | None = None) -> list[bytes]:
         """RFC 9162 §2.1.4.1 ``PROOF(first, D[0:second])``: that ``second`` extends ``first``.
@@ -231,21 +236,7 @@ class Tree:
             raise InputError(f"first size `{first}` is larger than the second size {second}")
         if first == 0 or first == second:
             return []
-        # SUBPROOF(m, D[low:high], whole) walked down iteratively; ``whole`` stays true while the
-        # subtree reached is still the left edge, whose root the verifier already has.
-        siblings: list[tuple[int, int]] = []
-        low, high, whole = 0, second, True
-        while first - low != high - low:
-            split = low + _largest_power_below(high - low)
-            if first <= split:
-                siblings.append((split, high))
-                high = split
-            else:
-                siblings.append((low, split))
-                low = split
-                whole = False
-        ranges = siblings[::-1] if whole else [(low, high), *siblings[::-1]]
-        return [self._range_hash(start, stop) for start, stop in ranges]
+        return [self._range_hash(start, stop) for start, stop in consistency_ranges(first, second)]
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -290,6 +281,45 @@ class Tree:
         for left in reversed(blocks[:-1]):
             node = sha256(_NODE + left + node).digest()
         return node
+
+
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose subtree hashes make ``PATH(index, D[0:size])``, deepest first.
+
+    Every range starts at a multiple of a power of two at least its length (RFC 9162's
+    recursion only reaches such ranges), so each is a row of stored complete subtrees.
+    """
+    # Walk down from the root to the leaf, noting the sibling at each step.
+    siblings: list[tuple[int, int]] = []
+    low, high = 0, size
+    while high - low > 1:
+        split = low + _largest_power_below(high - low)
+        if index < split:
+            siblings.append((split, high))
+            high = split
+        else:
+            siblings.append((low, split))
+            low = split
+    return siblings[::-1]
+
+
+def consistency_ranges(first: int, second: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose subtree hashes make ``PROOF(first, D[0:second])`` (``0 < first <
+    second``), in proof order; aligned as in :func:`inclusion_ranges`."""
+    # SUBPROOF(m, D[low:high], whole) walked down iteratively; ``whole`` stays true while the
+    # subtree reached is still the left edge, whose root the verifier already has.
+    siblings: list[tuple[int, int]] = []
+    low, high, whole = 0, second, True
+    while first - low != high - low:
+        split = low + _largest_power_below(high - low)
+        if first <= split:
+            siblings.append((split, high))
+            high = split
+        else:
+            siblings.append((low, split))
+            low = split
+            whole = False
+    return siblings[::-1] if whole else [(low, high), *siblings[::-1]]
 
 
 def _largest_power_below(n: int) -> int:

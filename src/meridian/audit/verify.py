@@ -84,6 +84,7 @@ def verify_export(
     vkey: str | NoteVerifier,
     *,
     saved_checkpoint: str | None = None,
+    cosigned_checkpoint: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> VerifyResult:
     """Verify the export file at ``source`` (a path, or its bytes) against the key ``vkey``.
@@ -91,9 +92,15 @@ def verify_export(
     A malformed ``vkey`` is an :class:`~meridian.errors.InputError`; everything wrong with the
     export is a problem in the result (see :class:`VerifyResult`). ``progress`` is called with
     the number of entries checked every 65,536 entries and once at the end.
+    ``cosigned_checkpoint`` (the note a log served with its witnesses' cosignatures) is held to
+    what a saved checkpoint is: signed by the key, and consistent with the entries.
     """
     return verify_lines(
-        iter_lines(source), vkey, saved_checkpoint=saved_checkpoint, progress=progress
+        iter_lines(source),
+        vkey,
+        saved_checkpoint=saved_checkpoint,
+        cosigned_checkpoint=cosigned_checkpoint,
+        progress=progress,
     )
 
 
@@ -102,6 +109,7 @@ def verify_lines(
     vkey: str | NoteVerifier,
     *,
     saved_checkpoint: str | None = None,
+    cosigned_checkpoint: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> VerifyResult:
     """Verify an export given as its raw lines (each with its newline, split at ``\\n``)."""
@@ -122,6 +130,8 @@ def verify_lines(
         line = None
     if saved_checkpoint is not None:
         run.saved(saved_checkpoint)
+    if cosigned_checkpoint is not None:
+        run.saved(cosigned_checkpoint, "cosigned checkpoint")
     entries = stream if line is None else itertools.chain((line,), stream)
     run.entries(entries, number if line is not None else number + 1, progress)
     if header is not None:
@@ -244,13 +254,13 @@ class _Run:
         claim = (name.format(checkpoint.size), checkpoint.root, False)
         self.targets.setdefault(checkpoint.size, []).append(claim)
 
-    def saved(self, note: str) -> None:
+    def saved(self, note: str, label: str = "saved checkpoint") -> None:
         try:
             checkpoint = self.verifier.open(note)
         except ProofError as exc:
-            self.problem(f"saved checkpoint: {exc}")
+            self.problem(f"{label}: {exc}")
             return
-        name = f"saved checkpoint (size {checkpoint.size})"
+        name = f"{label} (size {checkpoint.size})"
         self.targets.setdefault(checkpoint.size, []).append((name, checkpoint.root, True))
 
     # -- entries ------------------------------------------------------------------------------

@@ -9,15 +9,26 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
 
-from ..errors import ConfigurationError, InputError, LogFailedError, NotFoundError, shown
+from ..errors import (
+    ConfigurationError,
+    InputError,
+    LogFailedError,
+    MeridianError,
+    NotFoundError,
+    ProofError,
+    shown,
+)
 from .app import app, door
 from .progress import Bar, count, duration, file_size, progress_bar, summary
 from .service import DatabaseOption, _runtime
+
+if TYPE_CHECKING:
+    from ..audit.cosignature import WitnessKey
 
 __all__ = ["audit_app", "declared_entries"]
 
@@ -97,7 +108,7 @@ def export_command(
         with progress_bar("checkpointing the log") as bar:
             signed = log.checkpoint()
             size = signed.checkpoint.size
-            notes = [s.note for s in log.checkpoints(up_to=size)]
+            notes = rt.witnessing.cosigned_notes(s.note for s in log.checkpoints(up_to=size))
             bar.phase(f"exporting to {path.name}", total=size, unit="entries")
             write_export(
                 path,
@@ -132,6 +143,54 @@ def declared_entries(source: Path | bytes) -> int | None:
         return parse_header_line(first).entries
     except (OSError, ValueError):
         return None
+
+
+def _fetch_cosigned(url: str) -> str:
+    """The checkpoint a live service serves with its witnesses' cosignatures (/log/checkpoint)."""
+    base = url.rstrip("/")
+    try:
+        got = httpx.get(base + "/log/checkpoint", timeout=60)
+        got.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ConfigurationError(f"cannot read the log at `{shown(base)}`: {exc}") from None
+    return got.text
+
+
+def _latest_note(path: Path) -> str:
+    """The note of an export's latest checkpoint (by size, then time), for its cosignatures."""
+    from ..audit.export import open_export
+    from ..audit.note import peek_checkpoint
+
+    with open_export(path) as export:
+        notes = export.checkpoints
+    if not notes:
+        raise InputError(f"export `{shown(str(path), 300)}` holds no checkpoint")
+
+    def order(note: str) -> tuple[int, str]:
+        try:
+            checkpoint = peek_checkpoint(note)
+        except MeridianError:
+            return (-1, "")
+        return (checkpoint.size, checkpoint.time.isoformat())
+
+    return max(notes, key=order)
+
+
+def _quorum(note: str, witnesses: list[WitnessKey], quorum: int) -> tuple[str | None, str]:
+    """The quorum problem of ``note`` (or ``None``), and the summary's words for it."""
+    from ..audit.cosignature import verify_cosignatures
+    from ..audit.note import peek_checkpoint
+
+    try:
+        size = peek_checkpoint(note).size
+        valid = verify_cosignatures(note, witnesses, quorum=quorum)
+    except ProofError as exc:
+        return f"checkpoint: {exc.message}", ""
+    names = ", ".join(c.witness for c in valid)
+    return (
+        None,
+        f", cosigned at size {size} by {len(valid)} of {len(witnesses)} witnesses ({names})",
+    )
 
 
 def _fetch_live(url: str, token: str | None, bar: Bar) -> bytes:
@@ -206,17 +265,41 @@ def verify_command(
             help="A checkpoint saved earlier: the log must be consistent with it.",
         ),
     ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            help="A witness's key (`name+keyid+base64`, type 0x04, or a file holding it) whose "
+            "cosignature counts; repeatable. The latest checkpoint (with --url: the one "
+            "/log/checkpoint serves) must carry --quorum of them.",
+        ),
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(
+            "--quorum",
+            min=1,
+            help="How many of the --witness keys must have cosigned (default: all).",
+        ),
+    ] = None,
 ) -> None:
-    """Check every entry, the tree, every checkpoint's signature, and consistency with a saved checkpoint.
+    """Check every entry, the tree, every checkpoint's signature, consistency with a saved
+    checkpoint, and (with --witness) a quorum of witness cosignatures.
 
     Exit 0 when all holds; otherwise each problem is printed on its own line (where: the entry
     index or checkpoint; what was expected and what was found) and the exit code is 1.
     """
+    from ..audit.cosignature import WitnessKey
     from ..audit.verify import verify_export
 
     if (path is None) == (url is None):
         raise InputError("give either an export file or `--url`")
     vkey = read_vkey(key)
+    witnesses = [WitnessKey.from_vkey(read_vkey(text)) for text in witness or ()]
+    if quorum is not None and not witnesses:
+        raise InputError("`--quorum` needs at least one `--witness`")
+    if quorum is not None and quorum > len(witnesses):
+        raise InputError(f"quorum `{quorum}` is more than the {len(witnesses)} witnesses given")
     saved = None
     if checkpoint is not None:
         if not checkpoint.is_file():
@@ -226,23 +309,39 @@ def verify_command(
         raise InputError(f"export `{shown(str(path), 300)}` does not exist")
     with progress_bar("verifying" if url is None else "fetching") as bar:
         source: Path | bytes
+        cosigned = None
         if url is not None:
+            if witnesses:
+                cosigned = _fetch_cosigned(url)
             source = _fetch_live(url, token, bar)
         else:
             assert path is not None
             source = path
+            if witnesses:
+                cosigned = _latest_note(path)
         bar.phase("verifying", total=declared_entries(source), unit="entries")
-        result = verify_export(source, vkey, saved_checkpoint=saved, progress=bar)
-    if result.problems:
+        result = verify_export(
+            source, vkey, saved_checkpoint=saved, cosigned_checkpoint=cosigned, progress=bar
+        )
+    problems = list(result.problems)
+    witnessed = ""
+    if witnesses:
+        assert cosigned is not None
+        need = len(witnesses) if quorum is None else quorum
+        problem, witnessed = _quorum(cosigned, witnesses, need)
+        if problem is not None:
+            problems.append(problem)
+    if problems:
         # a failure ends with its error line (the door's), not with a summary
-        for problem in result.problems:
+        for problem in problems:
             typer.echo(f"problem: {problem}", err=True)
-        raise LogFailedError(len(result.problems))
+        raise LogFailedError(len(problems))
     latest = result.latest
     typer.echo(
         f"log verified: {result.entries} entries, {result.checkpoints} checkpoints"
         + (f", latest at size {latest.size} signed {latest.time.isoformat()}" if latest else "")
         + (", consistent with the saved checkpoint" if saved is not None else "")
+        + witnessed
     )
     summary(
         f"verified {count(result.entries, 'entry', 'entries')} and "

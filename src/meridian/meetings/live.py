@@ -77,6 +77,7 @@ from ..storage.models import new_id
 from .access import advance_epoch, enter
 from .nodes import RegionNodes
 from .placement import MeetingPlan, Occupancy, links_between
+from .receipts import seal
 from .regions import region_table
 from .service import admit, end_meeting, get_meeting, leave
 
@@ -117,6 +118,8 @@ class LiveParticipant:
     signing_key: bytes = b""
     #: one of the host account's own users: hears of the waiting room, may admit and refuse
     host: bool = False
+    #: the key epochs it was sent a key of (recorded when it leaves, or in the meeting's seal)
+    epochs: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -350,6 +353,7 @@ class Signalling:
             except KeyServerError:
                 await self._forget(live, participant)
                 raise
+            participant.epochs.append(live.epoch)
             links = links_between(live.uses)
             await self._give_links(live, links)
             grant = Grant(
@@ -565,7 +569,13 @@ class Signalling:
             # a joiner placed but not yet registered already counts in `uses`: keep the meeting
             if not live.participants and not live.uses and self.meetings.get(live.id) is live:
                 del self.meetings[live.id]
-        await asyncio.to_thread(leave, self.rt, participation_id=participant.id, removal=removal)
+        await asyncio.to_thread(
+            leave,
+            self.rt,
+            participation_id=participant.id,
+            removal=removal,
+            epochs=participant.epochs,
+        )
 
     async def leave(self, meeting_id: str, participant_id: str) -> None:
         """A participant left: free its place and give everyone else a new key epoch."""
@@ -636,6 +646,7 @@ class Signalling:
                 raise answer
         for p, key in zip(people, keys, strict=True):
             assert isinstance(key, dict)
+            p.epochs.append(epoch)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await p.send({"type": "key", **key})
         return None
@@ -795,6 +806,7 @@ class Signalling:
                 waiter.decided.set_result(False)
         live = self.meetings.pop(meeting_id, None)
         if live is None:
+            await self._seal(meeting_id, {})
             return
         if live.retry is not None and live.retry is not asyncio.current_task():
             live.retry.cancel()
@@ -810,6 +822,18 @@ class Signalling:
                 await p.send({"type": "ended", **({"reason": reason} if reason else {})})
             except (ConnectionError, RuntimeError):
                 continue
+        await self._seal(meeting_id, {p.id: p.epochs for p in everyone})
+
+    async def _seal(self, meeting_id: str, epochs: dict[str, list[int]]) -> None:
+        """Seal the ended meeting's receipt (:func:`~meridian.meetings.receipts.seal`): its
+        relays were told, so their counters are final. A seal that fails is logged; the
+        receipt endpoint seals it when first asked."""
+        try:
+            await seal(self.rt, self.nodes, meeting_id, epochs)
+        except ConflictError:
+            return  # not ended in the database (yet): sealed when it is and a receipt is asked
+        except Exception:
+            log.exception("meeting %s: its receipt could not be sealed", meeting_id)
 
     async def carried(self, meeting_id: str) -> dict[str, dict[str, Any]]:
         """What every region node counted for a meeting (:meth:`RegionNodes.carried`)."""

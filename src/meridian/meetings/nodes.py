@@ -164,6 +164,45 @@ class RegionNodes:
         pairs = await asyncio.gather(*(one(r, u) for r, u in sorted(self.urls.items())))
         return dict(pairs)
 
+    async def statements(self, meeting_id: str) -> dict[str, dict[str, Any]]:
+        """Every configured node's signed statement of its counters for a meeting (``GET
+        /v1/statement/{meeting}``): ``{"statement", "signature", "key"}`` per region, or
+        ``{"error"}`` for a node that did not give one (never a statement made up here)."""
+        headers = {"Authorization": f"Bearer {self.admin_credential()}"}
+
+        async def one(region: str, base: str) -> tuple[str, dict[str, Any]]:
+            url = f"{base}/v1/statement/{quote(meeting_id, safe='')}"
+            try:
+                response = await self.http.get(url, headers=headers, timeout=DROP_TIMEOUT_SECONDS)
+                response.raise_for_status()
+                data = response.json()
+                signed = {k: data[k] for k in ("statement", "signature", "key")}
+                if not all(isinstance(v, str) for v in signed.values()):
+                    raise ValueError("a field is not a string")
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                why = str(exc) or type(exc).__name__
+                return region, {"error": f"region node `{region}` gave no statement: {why}"}
+            return region, signed
+
+        pairs = await asyncio.gather(*(one(r, u) for r, u in sorted(self.urls.items())))
+        return dict(pairs)
+
+    async def node_keys(self) -> dict[str, str]:
+        """Each configured node's public signing key (``GET /v1/node/key``, public), by region;
+        a node that does not answer is left out (a receipt it signed then does not verify)."""
+
+        async def one(region: str, base: str) -> tuple[str, str | None]:
+            try:
+                response = await self.http.get(f"{base}/v1/node/key", timeout=DROP_TIMEOUT_SECONDS)
+                response.raise_for_status()
+                key = response.json()["key"]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                return region, None
+            return region, key if isinstance(key, str) else None
+
+        pairs = await asyncio.gather(*(one(r, u) for r, u in sorted(self.urls.items())))
+        return {region: key for region, key in pairs if key is not None}
+
     def admin_credential(self) -> str:
         """The control plane's ``admin`` credential for the nodes' counters, re-signed when half
         its lifetime has passed."""

@@ -486,9 +486,16 @@ def admit(
     return Admission(meeting, mplan, placement, participation, public, epoch)
 
 
-def leave(rt: Runtime, *, participation_id: str, removal: dict[str, Any] | None = None) -> None:
+def leave(
+    rt: Runtime,
+    *,
+    participation_id: str,
+    removal: dict[str, Any] | None = None,
+    epochs: Sequence[int] = (),
+) -> None:
     """Mark a participant as gone (its signalling socket closed, or ``removal`` says why it was
-    removed: recorded in the details under ``removal``)."""
+    removed: recorded in the details under ``removal``); ``epochs`` are the key epochs it held,
+    recorded for the meeting's residency receipt."""
     at = rt.now()
     with rt.db.write() as session:
         p = session.get(Participation, participation_id)
@@ -496,6 +503,8 @@ def leave(rt: Runtime, *, participation_id: str, removal: dict[str, Any] | None 
             return
         p.left_at = at
         details: dict[str, Any] = {"participant": p.id, "dc": p.dc}
+        if epochs:
+            details["epochs"] = sorted(set(epochs))
         if removal is not None:
             details["removal"] = removal
         record(

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -28,12 +29,15 @@ from ..errors import ConfigurationError, GrantError, shown
 from ..geography.regions import REGIONS
 from ..http.errors import install_error_handlers
 from ..http.network import TrustedProxies
+from ..keyfiles import load_or_create_ed25519
 from ..keys import KeyServer, MasterKeyStore, from_b64url
 from ..keys.grants import GrantVerifier, public_key_from_b64
+from ..keys.statements import node_public_key, sign_statement
 from .counters import NodeCollector, NodeCounters
 from .relay import Relay
 
 __all__ = [
+    "NODE_KEY_FILE",
     "DropRequest",
     "DroppedPublic",
     "IssuedKeyPublic",
@@ -44,6 +48,10 @@ __all__ = [
     "WrappedKeyPublic",
     "create_node_app",
 ]
+
+#: the node's own Ed25519 signing key, in its store: it signs the node's statements of what it
+#: carried (:mod:`meridian.keys.statements`); the control plane never holds it
+NODE_KEY_FILE = "node.key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +155,11 @@ def create_node_app(config: NodeConfig) -> FastAPI:
     verifier = GrantVerifier(public_key_from_b64(config.control_key), config.region)
     keys = KeyServer(config.region, MasterKeyStore.open(config.store), verifier)
     counters = NodeCounters(config.region, keys_wrapped=keys.keys_issued)
+    # made on the first start next to the master key (the store exists by now), read after
+    node_key = load_or_create_ed25519(
+        config.store / NODE_KEY_FILE, create=True, what="node signing key", setting="--store"
+    )
+    node_public = node_public_key(node_key)
     relay = Relay(
         config.region,
         verifier,
@@ -194,6 +207,29 @@ def create_node_app(config: NodeConfig) -> FastAPI:
     async def metrics() -> Response:
         """Per-meeting counters in Prometheus text format."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/node/key")
+    async def node_key_public() -> dict[str, str]:
+        """The node's Ed25519 public key (raw, unpadded base64url): what its statements verify
+        with. Public, as a checkpoint key is; verifiers should get it by another channel too."""
+        return {"region": config.region, "key": node_public}
+
+    @app.get("/v1/statement/{meeting}", dependencies=admin)
+    async def meeting_statement(meeting: str) -> dict[str, str]:
+        """Every counter this node keeps for the meeting, signed with the node's own key: what
+        the control plane records in the log when the meeting ends (docs/audit.md)."""
+        figures = counters.stats(meeting).to_dict()
+        return {
+            "region": config.region,
+            "key": node_public,
+            **sign_statement(
+                node_key,
+                region=config.region,
+                meeting=meeting,
+                counters=figures,
+                at=datetime.now(UTC),
+            ),
+        }
 
     @app.get("/v1/stats", dependencies=admin)
     async def all_stats() -> dict[str, Any]:

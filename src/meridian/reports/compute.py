@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
+from ..audit.merkle import Tree, leaf_hash
 from ..errors import InputError, shown
 from .model import (
     ACTIONS,
     LEGAL_TYPES,
     OUTCOMES,
+    EntryProof,
     Period,
+    RequestEntries,
     SignedLike,
     StatedCheckpoint,
     TransparencyReport,
@@ -51,6 +54,10 @@ class _Request:
     non_content: int = 0
     notice_delayed: bool = False
     notified: bool = False
+    #: the people (accounts, participants) its scope found outside its jurisdiction
+    outside: frozenset[str] = frozenset()
+    #: the positions of its entries in the log, in log order
+    positions: list[int] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
 
 
@@ -99,9 +106,13 @@ def _ids(index: int, details: dict[str, Any], key: str) -> frozenset[str]:
 
 
 def _gather(
-    entries: Iterable[bytes | tuple[int, bytes]], size: int
+    entries: Iterable[bytes | tuple[int, bytes]], size: int, tree: Tree | None = None
 ) -> tuple[dict[str, _Request], int]:
-    """Each request's facts from the first ``size`` entries; also how many entries were read."""
+    """Each request's facts from the first ``size`` entries; also how many entries were read.
+
+    With ``tree``, every entry read is added to it (its leaf hash), so the report can give each
+    request's entries with their inclusion proofs.
+    """
     requests: dict[str, _Request] = {}
     read = 0
     for index, raw in _numbered(entries):
@@ -110,6 +121,8 @@ def _gather(
         if index != read:
             raise InputError(f"log entry {read} is missing: entry {index} came next")
         read += 1
+        if tree is not None:
+            tree.append(leaf_hash(raw))
         if _LEGAL not in raw:
             continue  # not a request's step: an entry's canonical bytes always hold its action so
         entry = _entry(index, raw)
@@ -122,6 +135,7 @@ def _gather(
         request_id = _field(index, subject, "id", str)
         details = _field(index, entry, "details", dict)
         req = requests.setdefault(request_id, _Request())
+        req.positions.append(index)
         _apply(index, req, action, entry, details)
     return requests, read
 
@@ -161,10 +175,23 @@ def _apply(
             req.content = _count(index, disclosures, "content")
             req.non_content = _count(index, disclosures, "non_content")
             req.notice_delayed = details.get("notice") == "delayed"
+        case "legal.scoped":
+            effects = details.get("effects", [])
+            if not isinstance(effects, list):
+                raise InputError(f"log entry {index}: `effects` is not a list")
+            req.outside = frozenset(
+                f"{e.get('kind')} {e.get('id')}"
+                for e in effects
+                if isinstance(e, dict) and e.get("kind") in _PEOPLE and e.get("in_scope") is False
+            )
         case "legal.notified":
             req.notified = True
         case _:
             pass  # legal.scoped, legal.approved: steps on the way, not outcomes
+
+
+#: the entities of a request's scope that are people (a meeting is not one)
+_PEOPLE = ("account", "participant")
 
 
 def _count(index: int, where: dict[str, Any], key: str) -> int:
@@ -229,7 +256,8 @@ def compute_report(
     one missing defaulting as in :func:`default_period`. The entries are not checked against
     the checkpoint's root: verify the log first (:func:`meridian.audit.verify.verify_export`).
     """
-    requests, read = _gather(entries, checkpoint.size)
+    tree = Tree()
+    requests, read = _gather(entries, checkpoint.size, tree)
     if read < checkpoint.size:
         raise InputError(
             f"the log ends at {read} entries: the checkpoint commits to {checkpoint.size}"
@@ -238,6 +266,19 @@ def compute_report(
         period = _period(requests, checkpoint, start, end)
     chosen = [r for r in requests.values() if r.received in period]
     delayed = [r for r in chosen if r.outcome in ("applied", "narrowed") and r.notice_delayed]
+    size = checkpoint.size
+    # each counted request in log order, by its first entry; named by its number, never its id
+    ordered = sorted(chosen, key=lambda r: r.positions[0] if r.positions else -1)
+    evidence = tuple(
+        RequestEntries(
+            number,
+            tuple(
+                EntryProof(i, tree.leaf(i), tuple(tree.inclusion_proof(i, size)))
+                for i in r.positions
+            ),
+        )
+        for number, r in enumerate(ordered, 1)
+    )
     return TransparencyReport(
         checkpoint=checkpoint,
         period=period,
@@ -253,6 +294,9 @@ def compute_report(
         disclosures_non_content=sum(r.non_content for r in chosen),
         notice_delayed=len(delayed),
         notice_delayed_then_notified=sum(1 for r in delayed if r.notified),
+        sought_outside=sum(1 for r in chosen if r.outside),
+        people_outside=len(frozenset().union(*(r.outside for r in chosen))),
+        evidence=evidence,
     )
 
 

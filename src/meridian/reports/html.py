@@ -112,6 +112,40 @@ def _breakdown(name: str, heading: str, column: str, rows: Sequence[tuple[str, i
     )
 
 
+def _evidence(report: TransparencyReport) -> str:
+    """Each counted request's entries: positions, leaf hashes and inclusion proofs, inline."""
+    size = report.checkpoint.size
+    lines = [
+        '<section aria-labelledby="entries">',
+        '<h2 id="entries">Each request in the log</h2>',
+        f"<p>Every request counted above, numbered in the order it entered the log, with the "
+        f"position of each of its entries, the entry's leaf hash and its inclusion proof in the "
+        f"tree of {size} entries (RFC 9162; hashes in base64). Check one against the root below, "
+        f"or ask the log: <code>GET /v1/log/proof/inclusion?index=I&amp;size={size}</code>. The "
+        "entries themselves name people and are not in this report.</p>",
+    ]
+    if not report.evidence:
+        lines.append("<p>No requests in this period.</p>")
+    for request in report.evidence:
+        lines += [
+            "<table>",
+            f"<caption>Request {request.number}</caption>",
+            '<thead><tr><th scope="col">Entry</th><th scope="col">Leaf hash</th>'
+            '<th scope="col">Inclusion proof</th></tr></thead>',
+            "<tbody>",
+        ]
+        for e in request.entries:
+            d = e.to_dict()
+            proof = " ".join(f"<code>{escape(h)}</code>" for h in d["proof"]) or "(none)"
+            lines.append(
+                f'<tr><th scope="row">{e.index}</th><td><code>{escape(d["leaf"])}</code></td>'
+                f"<td>{proof}</td></tr>"
+            )
+        lines += ["</tbody>", "</table>"]
+    lines.append("</section>")
+    return "\n".join(lines)
+
+
 def _meta(name: str, value: str) -> str:
     return f'<meta name="meridian-{name}" content="{escape(value)}">'
 
@@ -155,6 +189,33 @@ def render_html(report: TransparencyReport) -> bytes:
         f"<code>{escape(cp.origin)}</code>. Counts only: no one is named.</p>",
         "</header>",
         "<main>",
+        '<section aria-labelledby="promise">',
+        '<h2 id="promise">Requests that reached outside their jurisdiction, and delayed notices</h2>',
+        "<table>",
+        "<caption>What a request may never do, and what users were not told at once</caption>",
+        '<thead><tr><th scope="col">What</th><th scope="col">Count</th></tr></thead>',
+        "<tbody>",
+        *(
+            f'<tr><th scope="row">{escape(what)}</th><td class="n">{count}</td></tr>'
+            for what, count in (
+                (
+                    "Requests that sought to affect people outside the requesting jurisdiction",
+                    report.sought_outside,
+                ),
+                ("People outside the requesting jurisdiction they named", report.people_outside),
+                ("Requests applied with notice to users delayed", report.notice_delayed),
+                (
+                    "of which the users have not been notified yet",
+                    report.notice_delayed - report.notice_delayed_then_notified,
+                ),
+            )
+        ),
+        "</tbody>",
+        "</table>",
+        "<p>A request from one jurisdiction may only affect people located in or subject to it: "
+        "people outside it were left out of what was applied (the request was narrowed or "
+        "rejected), and each such request is counted here.</p>",
+        "</section>",
         '<section aria-labelledby="summary">',
         '<h2 id="summary">Summary</h2>',
         "<table>",
@@ -180,6 +241,7 @@ def render_html(report: TransparencyReport) -> bytes:
         _breakdown("by-legal-type", "Requests by legal type", "Legal type", report.by_legal_type),
         _breakdown("by-action", "Requests by action requested", "Action", report.by_action),
         _breakdown("by-outcome", "Requests by outcome", "Outcome", report.by_outcome),
+        _evidence(report),
         '<section aria-labelledby="checkpoint">',
         '<h2 id="checkpoint">What this report is computed from</h2>',
         "<p>Only the log entries this signed checkpoint commits to were read. Anyone with an "

@@ -40,8 +40,10 @@ __all__ = [
     "LEGAL_TYPES",
     "OUTCOMES",
     "CheckpointLike",
+    "EntryProof",
     "Period",
     "ReportFormat",
+    "RequestEntries",
     "SignedLike",
     "StatedCheckpoint",
     "TransparencyReport",
@@ -184,6 +186,35 @@ def media_type(fmt: ReportFormat) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class EntryProof:
+    """One log entry of a counted request: its position, leaf hash and inclusion proof against
+    the report's checkpoint (RFC 9162). The entry itself is not in the report: it names people."""
+
+    index: int
+    leaf: bytes
+    proof: tuple[bytes, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "leaf": base64.b64encode(self.leaf).decode("ascii"),
+            "proof": [base64.b64encode(h).decode("ascii") for h in self.proof],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEntries:
+    """A counted request's entries, the request named by its number in the report (1, 2, …, in
+    the order of its first entry in the log), never by its id."""
+
+    number: int
+    entries: tuple[EntryProof, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"request": self.number, "entries": [e.to_dict() for e in self.entries]}
+
+
+@dataclass(frozen=True, slots=True)
 class TransparencyReport:
     """Counts of the requests received in ``period``, as of ``checkpoint``.
 
@@ -191,6 +222,11 @@ class TransparencyReport:
     ``accounts``, ``participants`` and ``meetings_ended`` are distinct counts over the
     ``legal.applied`` entries of those requests; ``notice_delayed`` counts requests applied with
     notice delayed, and ``notice_delayed_then_notified`` those of them notified by the checkpoint.
+
+    ``sought_outside`` counts the requests that sought to affect people outside the requesting
+    jurisdiction (their ``legal.scoped`` entry found an account or participant out of scope),
+    and ``people_outside`` those people, distinct: what the 2020 promise says a request may
+    never touch. ``evidence`` gives each counted request's entries with inclusion proofs.
     """
 
     checkpoint: StatedCheckpoint
@@ -207,6 +243,9 @@ class TransparencyReport:
     disclosures_non_content: int
     notice_delayed: int
     notice_delayed_then_notified: int
+    sought_outside: int = 0
+    people_outside: int = 0
+    evidence: tuple[RequestEntries, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The report as the JSON rendering holds it."""
@@ -221,7 +260,16 @@ class TransparencyReport:
                 "content": self.disclosures_content,
                 "non_content": self.disclosures_non_content,
             },
+            "entries": [r.to_dict() for r in self.evidence],
             "format": FORMAT,
+            "headline": {
+                "notices_delayed": self.notice_delayed,
+                "notices_delayed_not_yet_given": self.notice_delayed
+                - self.notice_delayed_then_notified,
+                "requests": self.requests,
+                "sought_outside_jurisdiction": self.sought_outside,
+                "people_outside_jurisdiction": self.people_outside,
+            },
             "notice": {
                 "delayed": self.notice_delayed,
                 "delayed_then_notified": self.notice_delayed_then_notified,

@@ -51,7 +51,13 @@ def csv_rows(report: TransparencyReport) -> list[tuple[str, str, str]]:
         ("disclosures", "non_content", str(report.disclosures_non_content)),
         ("notice", "delayed", str(report.notice_delayed)),
         ("notice", "delayed_then_notified", str(report.notice_delayed_then_notified)),
+        ("outside_jurisdiction", "requests", str(report.sought_outside)),
+        ("outside_jurisdiction", "people", str(report.people_outside)),
     ]
+    rows.extend(
+        ("entries", f"request {r.number}", " ".join(str(e.index) for e in r.entries))
+        for r in report.evidence
+    )
     return rows
 
 
@@ -63,8 +69,12 @@ def render_csv(report: TransparencyReport) -> bytes:
     ``requests,total``; then the counts: ``jurisdiction`` (by code), ``legal_type``, ``action``
     and ``outcome`` (each in its vocabulary's order, zeros included), ``affected`` (``accounts``,
     ``participants``, ``meetings_ended``), ``disclosures`` (``content``, ``non_content``) and
-    ``notice`` (``delayed``, ``delayed_then_notified``). Only the first nine rows hold text;
-    every other ``value`` is a count.
+    ``notice`` (``delayed``, ``delayed_then_notified``), ``outside_jurisdiction`` (``requests``
+    that sought to affect people outside the requesting jurisdiction, and those ``people``);
+    then ``entries``, one row per counted request (``request 1``, …) whose value is the
+    positions of its log entries, space-separated (their proofs are in the JSON and HTML
+    renderings). Only the first nine rows and the ``entries`` rows hold text; every other
+    ``value`` is a count.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     false,
 )
 from sqlalchemy import text as sql_text
@@ -37,6 +38,7 @@ __all__ = [
     "AccountStatus",
     "Base",
     "Checkpoint",
+    "CheckpointCosignature",
     "IdempotencyKey",
     "LegalBlock",
     "LegalRequest",
@@ -56,6 +58,7 @@ __all__ = [
     "Token",
     "UtcDateTime",
     "WebSession",
+    "WitnessState",
     "new_id",
 ]
 
@@ -408,6 +411,42 @@ class LogProblem(Base):
     kind: Mapped[str] = mapped_column(String(30))
     message: Mapped[str] = mapped_column(Text)
     resolved_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class CheckpointCosignature(Base):
+    """A witness's cosignature line on the checkpoint at ``size`` (C2SP cosignature/v1).
+
+    Kept as the witness returned it, checked with the witness's configured key before it is
+    stored; ``/log/checkpoint`` appends these lines to the checkpoint's note.
+    """
+
+    __tablename__ = "checkpoint_cosignatures"
+    __table_args__ = (UniqueConstraint("size", "witness"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), index=True)
+    witness: Mapped[str] = mapped_column(String(200))
+    #: when the witness says it cosigned (POSIX seconds)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    line: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+
+
+class WitnessState(Base):
+    """What the log knows of one configured witness: the size it last cosigned, and the last
+    problem submitting to it (down, or a refusal) — ``None`` once it cosigns again."""
+
+    __tablename__ = "witness_states"
+
+    witness: Mapped[str] = mapped_column(String(200), primary_key=True)
+    #: the size of the latest checkpoint the witness holds for this log, as far as known
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    checked_at: Mapped[datetime]
+    problem: Mapped[str | None] = mapped_column(Text)
+    #: the witness refused a checkpoint as inconsistent (it may be proof of a fork)
+    refused: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class IdempotencyKey(Base):

@@ -22,7 +22,7 @@ __all__ = ["install_web", "is_page", "page_error", "start_sessions"]
 
 log = logging.getLogger("meridian.web")
 
-_NOT_PAGES = ("/v1/", "/docs", "/openapi.json", "/static/")
+_NOT_PAGES = ("/v1/", "/log/", "/docs", "/openapi.json", "/static/")
 
 
 def is_page(path: str) -> bool:

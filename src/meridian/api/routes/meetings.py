@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ...errors import (
     AuthenticationError,
+    ConflictError,
     ForbiddenError,
     InputError,
     MeridianError,
@@ -41,7 +42,7 @@ from ...identity.accounts import get_account
 from ...identity.sessions import session_caller
 from ...keys.media import check_signing_key
 from ...keys.wrap import check_public_key, from_b64url
-from ...meetings import access, service
+from ...meetings import access, receipts, service
 from ...meetings.invite import join_link
 from ...meetings.lifecycle import end_everywhere
 from ...meetings.live import Signalling
@@ -209,6 +210,23 @@ async def carried(meeting_id: IdPath, request: Request, rt: RuntimeDep, caller: 
     await run_in_threadpool(check)
     signalling: Signalling = request.app.state.signalling
     return json_response({"meeting": meeting_id, "regions": await signalling.carried(meeting_id)})
+
+
+@router.get("/v1/meetings/{meeting_id}/receipt", responses=errors(401, 404, 409))
+async def receipt(meeting_id: IdPath, request: Request, rt: RuntimeDep, caller: CallerDep) -> Any:
+    """The meeting's residency receipt: where each participant was placed and what each region node signed it carried, with inclusion proofs against a signed checkpoint. Roles: operator, partner (its customers'), user (its own).
+
+    Only for an ended meeting (a live one is 409: its receipt is sealed when it ends). Check it
+    offline with `meridian receipt verify FILE` (docs/audit.md, "Meeting residency receipts").
+    """
+    made = await run_in_threadpool(receipts.meeting_receipt, rt, caller, meeting_id)
+    if made is None:  # ended but not sealed (no live session ended it here): seal it now
+        signalling: Signalling = request.app.state.signalling
+        await receipts.seal(rt, signalling.nodes, meeting_id)
+        made = await run_in_threadpool(receipts.meeting_receipt, rt, caller, meeting_id)
+    if made is None:
+        raise ConflictError(f"meeting `{meeting_id}` could not be sealed: try again")
+    return json_response(made)
 
 
 @router.post("/v1/meetings/{meeting_id}/end", responses=errors(401, 404, 409))

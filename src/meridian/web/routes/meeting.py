@@ -16,6 +16,7 @@ secret or decrypted ever reaches the server.
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -28,7 +29,7 @@ from ...http.deps import get_client_ip
 from ...http.errors import refused_decision
 from ...http.schemas import IdPath, MeetingCreate, MeetingPublic, RegionsUpdate
 from ...identity.accounts import get_account
-from ...meetings import access, service
+from ...meetings import access, receipts, service
 from ...meetings.invite import join_link
 from ...meetings.lifecycle import end_everywhere
 from ...meetings.regions import region_table
@@ -330,8 +331,16 @@ def _meeting_for(rt: Runtime, viewer: Viewer | None, meeting_id: str) -> dict[st
 @router.get("/meet/{meeting_id}", response_class=HTMLResponse)
 async def meeting_page(request: Request, meeting_id: IdPath, viewer: MaybeViewerDep) -> Response:
     """Join a meeting from the browser (signed in, or as a guest with a name)."""
-    data = await run_in_threadpool(_meeting_for, request.app.state.runtime, viewer, meeting_id)
+    rt = request.app.state.runtime
+    data = await run_in_threadpool(_meeting_for, rt, viewer, meeting_id)
     title = data["meeting"].topic if data["meeting"] is not None else "Join a meeting"
+    trust: dict[str, Any] = {}
+    if data["meeting"] is not None and data["meeting"].status != "live":
+        # what the page checks the receipt with: the service's own word for the keys (the
+        # independent check is `meridian receipt verify` with keys obtained out of band)
+        signalling = getattr(request.app.state, "signalling", None)
+        nodes = await signalling.nodes.node_keys() if signalling is not None else {}
+        trust = {"log_key": rt.log.vkey, "node_keys": json.dumps(nodes, sort_keys=True)}
     return render(
         request,
         "meeting.html",
@@ -340,9 +349,32 @@ async def meeting_page(request: Request, meeting_id: IdPath, viewer: MaybeViewer
             "meeting_id": meeting_id,
             # `meridian serve --demo`: a browser here may connect as if from one of these places
             "demo_places": sorted(getattr(request.app.state, "demo_network", None) or ()),
+            **trust,
             **data,
         },
         active="meetings" if viewer is not None and viewer.caller.role == "user" else None,
+    )
+
+
+@router.get("/meet/{meeting_id}/receipt.json")
+async def meeting_receipt(request: Request, meeting_id: IdPath, viewer: MaybeViewerDep) -> Response:
+    """The meeting's residency receipt for the signed-in viewer, as ``GET
+    /v1/meetings/{id}/receipt`` gives it (the same scoping: 404 for anyone else, 409 while live),
+    downloaded as a file; the page checks it in the browser."""
+    if viewer is None:
+        raise NotFoundError(f"no meeting `{meeting_id}`")
+    rt = request.app.state.runtime
+    made = await run_in_threadpool(receipts.meeting_receipt, rt, viewer.caller, meeting_id)
+    if made is None:  # ended but not sealed yet: seal it now, as the API does
+        signalling = request.app.state.signalling
+        await receipts.seal(rt, signalling.nodes, meeting_id)
+        made = await run_in_threadpool(receipts.meeting_receipt, rt, viewer.caller, meeting_id)
+    if made is None:
+        raise ConflictError(f"meeting `{meeting_id}` could not be sealed: try again")
+    return Response(
+        json.dumps(made, ensure_ascii=False),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="receipt-{meeting_id}.json"'},
     )
 
 
