@@ -12,7 +12,17 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from . import docs
-from .routes import accounts, admin, commerce, decisions, legal, meetings, partners, reports
+from .routes import (
+    accounts,
+    admin,
+    changes,
+    commerce,
+    decisions,
+    legal,
+    meetings,
+    partners,
+    reports,
+)
 from .routes import log as log_routes
 
 __all__ = ["API_DESCRIPTION", "install_api"]
@@ -32,6 +42,7 @@ def install_api(app: FastAPI) -> None:
     """Add the API's routers, ``/docs`` and ``/redoc``, and its OpenAPI schema to ``app``."""
     for module in (
         admin,
+        changes,
         decisions,
         accounts,
         commerce,

@@ -329,6 +329,7 @@ def main() -> None:
 
 # The service commands register themselves on `app` (serve, policy load, admin, commerce).
 from . import audit as _audit  # noqa: E402, F401
+from . import changes as _changes  # noqa: E402, F401
 from . import client, node, report  # noqa: E402, F401
 from . import meeting as _meeting  # noqa: E402, F401
 from . import service as _service  # noqa: E402, F401
