@@ -100,9 +100,13 @@ def test_replay_reports_what_it_cannot_judge_again_and_why(live):
     from meridian.policy.loader import load_bundle_text
     from meridian.policy.store import activate_bundle
 
-    country_only = default_bundle_path().read_text(encoding="utf-8").replace(
-        "purchase: {signals: [country, ip], resolve: strictest}",
-        "purchase: {signals: [country], resolve: strictest}",
+    country_only = (
+        default_bundle_path()
+        .read_text(encoding="utf-8")
+        .replace(
+            "purchase: {signals: [country, ip], resolve: strictest}",
+            "purchase: {signals: [country], resolve: strictest}",
+        )
     )
     loaded = load_bundle_text(country_only, "country-only.yaml")
     live.clock.set("2020-08-25T10:00:00+08:00")
@@ -114,7 +118,11 @@ def test_replay_reports_what_it_cannot_judge_again_and_why(live):
     assert buy(live, cn).status_code == 403
     assert buy(live, us).status_code == 201
     live.clock.set("2020-08-26T10:00:00+08:00")
-    log = live.client("operator").post("/v1/policy/replay", json={"yaml": moved(), "days": 7}).json()["log"]
+    log = (
+        live.client("operator")
+        .post("/v1/policy/replay", json={"yaml": moved(), "days": 7})
+        .json()["log"]
+    )
     assert log["by_action"]["purchase"]["not_rejudged"] == 2
     assert log["by_action"]["purchase"]["rejudged"] == 0
     assert log["not_rejudged_count"] == 2
@@ -124,14 +132,23 @@ def test_replay_reports_what_it_cannot_judge_again_and_why(live):
     assert {p["log_action"] for p in log["not_rejudged"]} == {"subscription.purchase"}
     # the sign-ups are still judged again: nothing they need is missing
     assert log["by_action"]["register"] == {
-        "examined": 2, "rejudged": 2, "changed": 0, "allow_to_deny": 0, "deny_to_allow": 0, "not_rejudged": 0
+        "examined": 2,
+        "rejudged": 2,
+        "changed": 0,
+        "allow_to_deny": 0,
+        "deny_to_allow": 0,
+        "not_rejudged": 0,
     }
     assert log["examined"] == log["rejudged"] + log["not_rejudged_count"]
 
 
 def test_replay_outside_the_window_sees_nothing(live, week):
     live.clock.set("2020-10-01T00:00:00Z")
-    log = live.client("operator").post("/v1/policy/replay", json={"yaml": moved(), "days": 7}).json()["log"]
+    log = (
+        live.client("operator")
+        .post("/v1/policy/replay", json={"yaml": moved(), "days": 7})
+        .json()["log"]
+    )
     assert log["examined"] == 0
 
 
@@ -143,10 +160,14 @@ def test_replay_at_the_instant_lists_todays_customers_the_change_touches(live, w
     early = account(live, "CN", "Early Org")
     assert buy(live, early).status_code == 201
     live.clock.set("2020-08-26T10:00:00+08:00")
-    report = live.client("operator").post(
-        "/v1/policy/replay",
-        json={"yaml": moved(), "days": 1, "at": "2020-08-27T00:00:00+08:00"},
-    ).json()
+    report = (
+        live.client("operator")
+        .post(
+            "/v1/policy/replay",
+            json={"yaml": moved(), "days": 1, "at": "2020-08-27T00:00:00+08:00"},
+        )
+        .json()
+    )
     transition = report["transition"]
     kinds = [(i["kind"], i["account"], i["change"]) for i in transition["items"]]
     assert kinds == [("subscription_transfer", early, "allowed")]
@@ -159,7 +180,9 @@ def test_bad_bundle_text_is_one_line_and_a_422(live):
     message = r.json()["error"]["message"]
     assert "\n" not in message
     assert message.startswith("<api>:")
-    assert live.client("bizconf").post("/v1/policy/replay", json={"yaml": moved()}).status_code == 403
+    assert (
+        live.client("bizconf").post("/v1/policy/replay", json={"yaml": moved()}).status_code == 403
+    )
 
 
 def test_the_cli_replays_a_bundle_file(live, week, tmp_path):
@@ -167,11 +190,23 @@ def test_the_cli_replays_a_bundle_file(live, week, tmp_path):
     path.write_text(moved(), encoding="utf-8")
     result = CliRunner().invoke(
         app,
-        ["policy", "replay", str(path), "--days", "7", "--database", live.runtime.settings.database_url,
-         "--clock", "2020-08-26T10:00:00+08:00"],
+        [
+            "policy",
+            "replay",
+            str(path),
+            "--days",
+            "7",
+            "--database",
+            live.runtime.settings.database_url,
+            "--clock",
+            "2020-08-26T10:00:00+08:00",
+        ],
     )
     assert result.exit_code == 0, result.output
-    assert re.search(r"6 decisions examined, 6 judged again, 1 decided differently, 0 not judged again", result.stdout)
+    assert re.search(
+        r"6 decisions examined, 6 judged again, 1 decided differently, 0 not judged again",
+        result.stdout,
+    )
     assert f"purchase deny → allow  account {week['cn']}" in result.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("bundle: [", encoding="utf-8")

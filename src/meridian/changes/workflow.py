@@ -44,6 +44,7 @@ from ..audit import SYSTEM, Actor, record
 from ..commerce.transition import compare_bundles
 from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError, shown
 from ..identity.tokens import Caller
+from ..policy.diff import diff_bundles
 from ..policy.engine import Engine
 from ..policy.loader import LoadedBundle, load_bundle_text
 from ..policy.store import activate_bundle, active_bundle, check_storable, lock_activation
@@ -56,7 +57,6 @@ from ..storage.models import (
     Token,
     new_id,
 )
-from .diff import bundle_diff
 from .replay import replay_log
 
 __all__ = [
@@ -308,7 +308,7 @@ def propose(
     with rt.db.read() as session:
         _operator(session, caller)
     base, report = _preview(rt, loaded, days=days, at=activate_at, now=at)
-    diff = bundle_diff(base, loaded)
+    diff = diff_bundles(base, loaded, locator=rt.locator)
     replayed = report["log"]
     broken = _broken(loaded)
     with rt.db.write() as session:

@@ -123,9 +123,18 @@ def render_change(change: dict[str, Any]) -> list[str]:
     for broken in change["broken_invariants"]:
         lines.append(f"  breaks invariant: {broken}")
     if "diff" in change:
-        for section, parts in change["diff"].get("sections", {}).items():
-            for part, names in parts.items():
-                lines.append(f"  diff: {section} {part}: {', '.join(names)}")
+        counts = change["diff"].get("counts", {})
+        lines.append(
+            f"  diff: {counts.get('classes', 0)} classes of request decided differently "
+            f"({counts.get('differing', 0)} of {counts.get('examined', 0)} examined)"
+        )
+        for c in change["diff"].get("classes", []):
+            window = c["window"]
+            lines.append(
+                f"    {c['action']} {c['change']} judged under {'/'.join(c['judged_under']['new'])}"
+                f" from {window['from_local'] or 'the start'} until {window['until_local'] or 'the end'}"
+                f" ({window['from_utc'] or '-'} to {window['until_utc'] or '-'} UTC)"
+            )
         lines.extend(render_replay(change["replay"]))
     return lines
 
