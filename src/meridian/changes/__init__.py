@@ -10,7 +10,7 @@ from .workflow import (
     list_changes,
     propose,
     refuse,
-    replay,
+    replay_bundle,
     rollback,
 )
 
@@ -24,7 +24,7 @@ __all__ = [
     "list_changes",
     "propose",
     "refuse",
-    "replay",
+    "replay_bundle",
     "replay_log",
     "rollback",
 ]

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -164,27 +164,10 @@ class _LoggedLocator:
         return self.answers.get(ip.text)
 
 
-@dataclass
-class _Facts:
-    """What the entry gives of a request's subject and resource: a value, ``None`` (absent) or
-    :data:`_MISSING`."""
-
-    type: Any = _MISSING
-    country: Any = _MISSING
-    ip: Any = _MISSING
-    org_id: Any = _MISSING
-    phone: Any = _MISSING
-    plan: Any = _MISSING
-    channel: Any = _MISSING
-    partner: Any = _MISSING
-    ip_countries: dict[str, str | None] = field(default_factory=dict)
-    phone_country: str | None = None
-
-    def fill(self, **values: Any) -> None:
-        """Set each fact the evidence did not already give."""
-        for name, value in values.items():
-            if getattr(self, name) is _MISSING:
-                setattr(self, name, value)
+#: what the entry gives of a request's subject and resource, by field (``type``, ``country``,
+#: ``ip``, ``org_id``, ``phone``, ``plan``, ``channel``, ``partner``): a value, ``None`` (absent);
+#: a field not in it is missing. A plain dict, filled with ``setdefault``: this runs per row.
+_Facts = dict[str, Any]
 
 
 _SIGNAL_FIELD = {"country": "country", "ip": "ip", "org_id": "org_id", "phone": "phone"}
@@ -217,6 +200,7 @@ class Replayer:
         self._signals: dict[str, dict[str, frozenset[str]] | None] = {}
         self._ips: dict[str, IpAddress] = {}
         self._orgs: dict[str, tuple[str, OrgForm, str | None]] = {}
+        self._counts_by_action: dict[str, tuple[str, ...]] = {}
 
     # -- what the deciding bundle counted -------------------------------------------------------
 
@@ -242,141 +226,155 @@ class Replayer:
 
     def facts(
         self, row: LoggedDecision, decision: dict[str, Any], details: dict[str, Any]
-    ) -> _Facts:
-        """What ``row`` gives of its request."""
-        facts = _Facts()
+    ) -> tuple[_Facts, dict[str, str | None], str | None]:
+        """What ``row`` gives of its request, the countries its addresses were located in, and
+        the country of its phone number."""
+        facts: _Facts = {}
+        ips: dict[str, str | None] = {}
+        phone_country = None
         action = decision["action"]
         for item in decision["location"]["evidence"]:
             name = _SIGNAL_FIELD.get(item["signal"])
             if name is None:
                 continue
-            setattr(facts, name, item["value"])
+            facts[name] = item["value"]
             if name == "ip":
-                facts.ip_countries[item["value"]] = item["country"]
+                ips[item["value"]] = item["country"]
             elif name == "phone":
-                facts.phone_country = item["country"]
+                phone_country = item["country"]
         counted = self.counted(row.bundle_digest, action)
         if counted is not None:
             for signal in counted:
                 name = _SIGNAL_FIELD.get(signal)
                 if name is not None:
-                    facts.fill(**{name: None})  # counted, not listed: the request had none
-        kind, sid = row.subject_kind, row.subject_id
-        if row.action == "account.register":
-            facts.fill(
-                type=details.get("type", _MISSING),
-                country=details.get("country", _MISSING),
-                org_id=details.get("org_id"),
-                phone=None,
-                plan=None,
-                channel=None,
-                partner=None,
-            )
-        elif row.action == "subscription.purchase":
+                    facts.setdefault(name, None)  # counted, not listed: the request had none
+        fill = facts.setdefault
+        kind, sid, log_action = row.subject_kind, row.subject_id, row.action
+        if log_action == "account.register":
+            for name in ("type", "country"):
+                if name in details:
+                    fill(name, details[name])
+            fill("org_id", details.get("org_id"))
+            for name in ("phone", "plan", "channel", "partner"):
+                fill(name, None)
+        elif log_action == "subscription.purchase":
             self._account(facts, sid if kind == "account" else None)
-            facts.fill(
-                plan=details.get("plan", _MISSING),
-                channel=details.get("channel", _MISSING),
-                partner=details.get("partner", _MISSING),
-                phone=None,
-            )
-        elif row.action in ("subscription.renew", "subscription.take_over"):
+            for name in ("plan", "channel", "partner"):
+                if name in details:
+                    fill(name, details[name])
+            fill("phone", None)
+        elif log_action in ("subscription.renew", "subscription.take_over"):
             sub = self.subscriptions.get(sid or "") if kind == "subscription" else None
             if sub is not None:
                 account_id, plan, channel, partner = sub
                 self._account(facts, account_id)
-                if row.action == "subscription.renew":
-                    facts.fill(plan=plan, channel=channel, partner=partner, ip=None)
+                fill("plan", plan)
+                fill("ip", None)
+                if log_action == "subscription.renew":
+                    fill("channel", channel)
+                    fill("partner", partner)
                 else:
-                    facts.fill(
-                        plan=plan,
-                        channel="partner",
-                        partner=details.get("partner", _MISSING),
-                        ip=None,
-                    )
-            facts.fill(phone=None)
-        elif row.action == "meeting.host":
+                    fill("channel", "partner")
+                    if "partner" in details:
+                        fill("partner", details["partner"])
+            fill("phone", None)
+        elif log_action == "meeting.host":
             self._account(facts, sid if kind == "account" else None)
-            facts.fill(plan=details.get("plan", _MISSING), channel=None, partner=None, phone=None)
-        elif row.action == "meeting.join":
+            if "plan" in details:
+                fill("plan", details["plan"])
+            for name in ("channel", "partner", "phone"):
+                fill(name, None)
+        elif log_action == "meeting.join":
             # the join request carries the address, and the type and plan of a user's account
-            facts.fill(country=None, org_id=None, phone=None, channel=None, partner=None)
+            for name in ("country", "org_id", "phone", "channel", "partner"):
+                fill(name, None)
             role, _, who = row.actor.partition(":")
-            if role == "anonymous":
-                facts.fill(type="individual", plan=None)
-            elif role == "user":
+            if role == "user":
                 account = self.accounts.get(self.tokens.get(who) or "")
                 if account is not None:
-                    facts.fill(type=account[0])
+                    fill("type", account[0])
             else:
-                facts.fill(type="individual", plan=None)
-        return facts
+                fill("type", "individual")
+                fill("plan", None)
+        return facts, ips, phone_country
 
     def _account(self, facts: _Facts, account_id: str | None) -> None:
         account = None if account_id is None else self.accounts.get(account_id)
         if account is not None:
             type_, country, org_id = account
-            facts.fill(type=type_, country=country, org_id=org_id)
+            facts.setdefault("type", type_)
+            facts.setdefault("country", country)
+            facts.setdefault("org_id", org_id)
+
+    def _counts(self, action: str) -> tuple[str, ...]:
+        """The fields of the signals the proposed bundle counts for ``action``."""
+        found = self._counts_by_action.get(action)
+        if found is None:
+            rule = self.engine.bundle.location.get(action)
+            found = () if rule is None else tuple(_SIGNAL_FIELD[s.value] for s in rule.signals)
+            self._counts_by_action[action] = found
+        return found
 
     def request(
-        self, action: str, at: datetime, facts: _Facts
+        self,
+        action: str,
+        at: datetime,
+        facts: _Facts,
+        ips: dict[str, str | None],
+        phone_country: str | None,
     ) -> tuple[Request | None, str | None]:
         """The request ``facts`` make, or the input the proposed bundle needs and they lack."""
         engine = self.engine
-        rule = engine.bundle.location.get(action)
-        if rule is not None:
-            for signal in rule.signals:
-                if getattr(facts, _SIGNAL_FIELD[signal.value]) is _MISSING:
-                    return (
-                        None,
-                        f"the proposed bundle counts `{signal.value}` for `{action}`, which the entry does not record",
-                    )
-        if facts.type is _MISSING:
+        for name in self._counts(action):
+            if name not in facts:
+                return None, (
+                    f"the proposed bundle counts `{name}` for `{action}`, "
+                    "which the entry does not record"
+                )
+        if "type" not in facts:
             return None, "the entry does not record the subject's type"
-        ip_text = facts.ip if facts.ip is not _MISSING else None
+        get = facts.get
+        ip_text = get("ip")
         ip = None
         if ip_text is not None:
             ip = self._ips.get(ip_text)
             if ip is None:
                 ip = self._ips[ip_text] = parse_ip(ip_text)
-        org_text = facts.org_id if facts.org_id is not _MISSING else None
+        org_text = get("org_id")
         code, form, org_country = None, OrgForm.ABSENT, None
         if org_text:
             found = self._orgs.get(org_text)
             if found is None:
-                code = normalise_uscc(org_text)
+                normal = normalise_uscc(org_text)
+                shape = org_form(normal)
                 found = self._orgs[org_text] = (
-                    code,
-                    org_form(code),
-                    None if org_form(code) is OrgForm.MALFORMED else "CN",
+                    normal,
+                    shape,
+                    None if shape is OrgForm.MALFORMED else "CN",
                 )
             code, form, org_country = found
-        known = {
-            name: getattr(facts, name)
-            for name in ("plan", "channel", "partner", "country", "phone")
-        }
         request = Request(
             action=action,
             subject=Subject(
-                type=facts.type,
-                country=None if known["country"] is _MISSING else known["country"],
+                type=facts["type"],
+                country=get("country"),
                 ip=ip,
-                plan=None if known["plan"] is _MISSING else known["plan"],
+                plan=get("plan"),
                 org_id=code,
                 org_form=form,
                 org_country=org_country,
-                phone=None if known["phone"] is _MISSING else known["phone"],
-                phone_country=facts.phone_country,
+                phone=get("phone"),
+                phone_country=phone_country,
             ),
-            resource=Resource(
-                channel=None if known["channel"] is _MISSING else known["channel"],
-                partner=None if known["partner"] is _MISSING else known["partner"],
-            ),
+            resource=Resource(channel=get("channel"), partner=get("partner")),
             at=at,
             epoch=epoch_seconds(at),
         )
-        # The facts the rules where the subject is judged read: each must be known.
-        self.locator.answers = facts.ip_countries
+        self.locator.answers = ips
+        missing = [name for name in _READ_NAMES if name not in facts]
+        if not missing:
+            return request, None
+        # Some fact is unknown: it matters only if a rule where the subject is judged reads it.
         try:
             _, candidates = engine.locate(request)
         except Exception as exc:  # noqa: BLE001 - a look-up that fails refuses to re-judge
@@ -386,10 +384,10 @@ class Replayer:
             if placed is None:
                 continue
             for name, reads in zip(_READ_NAMES, placed.reads, strict=True):
-                if reads and getattr(facts, name) is _MISSING:
-                    return (
-                        None,
-                        f"the proposed bundle reads `{name}` for `{action}` in {jurisdiction}, which the entry does not record",
+                if reads and name in missing:
+                    return None, (
+                        f"the proposed bundle reads `{name}` for `{action}` in {jurisdiction}, "
+                        "which the entry does not record"
                     )
         return request, None
 
@@ -402,16 +400,15 @@ class Replayer:
         try:
             at = datetime.fromisoformat(decision["at"].replace("Z", "+00:00"))
             action = decision["action"]
-            facts = self.facts(row, decision, content.get("details") or {})
+            facts, ips, phone_country = self.facts(row, decision, content.get("details") or {})
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             return {
                 "outcome": "not_rejudged",
                 "why": f"the entry's decision is not readable: {exc!r}",
             }
-        request, missing = self.request(action, at, facts)
+        request, missing = self.request(action, at, facts, ips, phone_country)
         if request is None:
             return {"outcome": "not_rejudged", "action": action, "why": missing}
-        self.locator.answers = facts.ip_countries
         before = decision.get("decision")
         rules_before = list(dict.fromkeys(r.get("rule") for r in decision.get("reasons", ())))
         try:

@@ -70,7 +70,7 @@ __all__ = [
     "poll",
     "propose",
     "refuse",
-    "replay",
+    "replay_bundle",
     "rollback",
 ]
 
@@ -381,7 +381,7 @@ def _preview(
     return base, {"days": days, "log": replayed.to_dict(), "transition": transition}
 
 
-def replay(
+def replay_bundle(
     rt: Runtime, *, text: str, source: str, days: int = DEFAULT_DAYS, at: datetime | None = None
 ) -> dict[str, Any]:
     """What ``text`` (a bundle's YAML) would change, without proposing it: the replay of the

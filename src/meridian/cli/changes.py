@@ -156,13 +156,13 @@ def replay_command(
 ) -> None:
     """Judge the log's decisions of the last --days days again under a bundle, and today's
     customers at --at; reads only. A decision that cannot be judged again is listed with why."""
-    from ..changes.workflow import replay
+    from ..changes.workflow import replay_bundle
     from ..policy.loader import read_bundle_file
 
     text = read_bundle_file(file)
     rt = _runtime(database, clock)
     try:
-        report = replay(rt, text=text, source=str(file), days=days, at=_instant(at, "--at"))
+        report = replay_bundle(rt, text=text, source=str(file), days=days, at=_instant(at, "--at"))
     finally:
         rt.close()
     if as_json:

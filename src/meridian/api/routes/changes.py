@@ -40,7 +40,7 @@ def replay(body: ReplayAsk, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]
     they are counted, never skipped. `transition` lists the renewals, checkouts and hosting of
     today's customers whose answer at `at` differs.
     """
-    return workflow.replay(rt, text=body.yaml, source="<api>", days=body.days, at=body.at)
+    return workflow.replay_bundle(rt, text=body.yaml, source="<api>", days=body.days, at=body.at)
 
 
 @router.post(
