@@ -51,10 +51,13 @@ __all__ = [
     "ADVISORY",
     "DECIDED_ACTIONS",
     "LIST_LIMIT",
+    "LoggedDecision",
     "Replay",
     "Replayer",
     "logged_decisions",
     "replay_log",
+    "replay_rows",
+    "replayer_for",
 ]
 
 #: the log actions whose entries carry a gating decision, and the request action each answered
