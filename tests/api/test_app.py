@@ -169,3 +169,20 @@ def test_public_endpoints(live):
     assert c.get("/v1/health").json()["status"] == "ok"
     assert c.get("/v1/nowhere").json()["error"]["code"] == "not_found"
     assert c.delete("/v1/plans").status_code == 405
+
+
+def test_a_purchase_through_a_partner_nobody_authorised_is_a_denial_not_a_422(live):
+    # issue 19: an unknown partner is a partner nobody authorised, so the answer is a refusal
+    # that names it and offers the authorised partners, not a malformed request.
+    body = {**CONTRACT, "resource": {"channel": "partner", "partner": "acme"}}
+    r = live.client("operator").post("/v1/decisions", json=body)
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["decision"] == "deny"
+    assert [x["rule"] for x in d["reasons"]] == ["partner-not-authorised"]
+    assert "`acme`" in d["reasons"][0]["message"]
+    assert [p["id"] for p in d["alternatives"]["partners"]] == [
+        "bizconf",
+        "suirui-zhumu",
+        "systec-umeet",
+    ]

@@ -103,9 +103,9 @@ def test_buyers_before_and_after_cutovers(country: str, ip: str, at: str, channe
         ({**CONTRACT, "subject": {**CONTRACT["subject"], "country": "XX"}}, "unknown jurisdiction `XX`"),
         ({**CONTRACT, "subject": {**CONTRACT["subject"], "ip": "999.1.1.1"}}, "invalid ip address `999.1.1.1`"),
         ({**CONTRACT, "at": "2020-08-23T09:00:00"}, "needs a time zone"),
-        ({**CONTRACT, "resource": {"channel": "partner", "partner": "acme"}}, "unknown partner `acme`"),
+        ({**CONTRACT, "resource": {"channel": "telepathy"}}, "unknown channel `telepathy`"),
     ],
-    ids=["malformed-json", "unknown-action", "unknown-jurisdiction", "bad-ip", "naive-timestamp", "unknown-partner"],
+    ids=["malformed-json", "unknown-action", "unknown-jurisdiction", "bad-ip", "naive-timestamp", "unknown-channel"],
 )
 def test_bad_input_is_one_line_and_exit_2(payload: object, fragment: str) -> None:
     code, out, err = _decide(payload)

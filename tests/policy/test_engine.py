@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import meridian
 from meridian.errors import BundleError
 from meridian.policy import Engine, load_bundle_text
 
@@ -102,3 +103,23 @@ def test_a_failing_ip_lookup_refuses_and_says_why() -> None:
     assert decision.decision == "deny"
     assert decision.location.country == "unknown"
     assert "geoip database unreadable" in decision.errors[0]
+
+
+@pytest.mark.parametrize("action", ["purchase", "renew"])
+@pytest.mark.parametrize("country", ["CN", "US", "HK"])
+def test_a_partner_nobody_authorised_is_denied_with_its_name_and_the_alternatives(
+    action: str, country: str
+) -> None:
+    decision = meridian.decide(
+        {
+            "action": action,
+            "at": "2020-09-01T12:00:00+08:00",
+            "subject": {"type": "organization", "country": country},
+            "resource": {"channel": "partner", "partner": "acme"},
+        }
+    )
+    assert decision.decision == "deny"
+    assert decision.rule_ids == ("partner-not-authorised",)
+    assert "`acme` is not an authorised partner" in decision.reasons[0].message
+    offered = [p.id for p in decision.alternatives.partners]
+    assert offered == (["bizconf", "suirui-zhumu", "systec-umeet"] if country == "CN" else [])

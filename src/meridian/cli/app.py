@@ -322,6 +322,30 @@ def policy_export(
     typer.echo(f"wrote `{out / 'policies.cedar'}` and `{out / 'schema.cedarschema.json'}`")
 
 
+@policy_app.command("diff")
+@door
+def policy_diff(
+    old: Annotated[Path, typer.Argument(help="The bundle YAML in force (or before).")],
+    new: Annotated[Path, typer.Argument(help="The proposed bundle YAML.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    geoip: GeoipOption = None,
+) -> None:
+    """Every class of request the two bundles decide differently, computed exhaustively.
+
+    Exit status, as diff(1): 0 when no request is decided differently, 1 when some is, 2 when
+    a bundle cannot be read.
+    """
+    from ..policy.diff import diff_bundles
+
+    diff = diff_bundles(load_bundle(old), load_bundle(new), locator=default_locator(geoip))
+    if as_json:
+        typer.echo(json.dumps(diff.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        render.policy_diff(Console(), diff.to_dict())
+    if not diff.same:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point of the ``meridian`` command and ``python -m meridian``."""
     app()

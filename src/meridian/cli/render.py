@@ -22,7 +22,15 @@ from ..policy.engine import Engine
 from ..policy.request import parse_request
 from ..policy.timeline import timeline as bundle_timeline
 
-__all__ = ["bundle_summary", "explain", "replay", "show", "timeline", "transition"]
+__all__ = [
+    "bundle_summary",
+    "explain",
+    "policy_diff",
+    "replay",
+    "show",
+    "timeline",
+    "transition",
+]
 
 #: the columns (by header) whose values are ids, instants or rule names: never cut
 _WHOLE = frozenset(
@@ -296,3 +304,68 @@ def transition(console: Console, report: dict[str, Any]) -> None:
         f"{report['accounts_examined']} accounts examined: {counts['subscription_transfer']} subscriptions to move, "
         f"{counts['open_checkout']} open checkouts, {counts['hosting_lost']} free hosts losing hosting — {mode}"
     )
+
+
+def _side(side: dict[str, Any]) -> str:
+    rules = ", ".join(f"{r['rule']}@{r['jurisdiction']}" for r in side["rules"]) or "no rule"
+    text = f"{side['decision']}: {rules}"
+    if side["decision"] == "malformed":
+        text = f"malformed: {side['message']}"
+    if side["alternatives"]:
+        text += "; offers " + ", ".join(side["alternatives"])
+    if side["obligations"]:
+        text += "; obliges " + ", ".join(side["obligations"])
+    return text
+
+
+def _bound(local: str | None, utc: str | None, zone: str) -> tuple[str, str]:
+    if local is None or utc is None:
+        return "…", "…"
+    at = datetime.fromisoformat(local).astimezone(ZoneInfo(zone))
+    return f"{at:%Y-%m-%d %H:%M} {at.tzname()}", utc.replace("T", " ").replace("Z", " UTC")
+
+
+def policy_diff(console: Console, diff: dict[str, Any]) -> None:
+    """A policy diff as one table of differing request classes and a one-line count."""
+    old, new = diff["old"], diff["new"]
+    console.print(
+        f"[bold]Policy diff[/bold] {old['name']} {old['version']} → {new['name']} {new['version']}",
+        soft_wrap=True,
+    )
+    counts = diff["counts"]
+    if not diff["classes"]:
+        console.print(
+            f"no difference: {counts['examined']} request classes decided alike  [dim]{diff['digest']}[/]",
+            soft_wrap=True,
+        )
+        return
+    table = Table(title="Request classes decided differently", title_justify="left")
+    for header in ("action", "judged under", "facts", "local time", "UTC", "old", "new"):
+        table.add_column(header)
+    for c in diff["classes"]:
+        w = c["window"]
+        start_local, start_utc = _bound(w["from_local"], w["from_utc"], w["zone"])
+        end_local, end_utc = _bound(w["until_local"], w["until_utc"], w["zone"])
+        under = " / ".join(", ".join(c["judged_under"][side]) for side in ("old", "new"))
+        if c["judged_under"]["old"] == c["judged_under"]["new"]:
+            under = ", ".join(c["judged_under"]["old"])
+        facts = [f"{k}={'|'.join(v)}" for k, v in c["facts"].items() if v != ["*"]]
+        if c["org_code"] != "*":
+            facts.append(f"org_id={c['org_code']}")
+        table.add_row(
+            c["action"],
+            under,
+            " ".join(facts) or "any",
+            f"{start_local} → {end_local}",
+            f"{start_utc} → {end_utc}",
+            _side(c["old"]),
+            _side(c["new"]),
+        )
+    show(console, table)
+    by_change = ", ".join(f"{n} {k}" for k, n in sorted(counts["by_change"].items()))
+    console.print(
+        f"{counts['classes']} classes differ ({by_change}); {counts['differing']} of "
+        f"{counts['examined']} elementary request classes  [dim]{diff['digest']}[/]",
+        soft_wrap=True,
+    )
+    console.print("[dim]each class's example request: --json[/]")

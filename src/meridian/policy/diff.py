@@ -44,8 +44,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cache
 from itertools import product
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,7 +54,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 
 from ..errors import RequestError
-from ..geography.ipgeo import IpLocator, default_locator, parse_ip
+from ..geography.ipgeo import Ip3CountryLocator, IpLocator, default_locator, parse_ip
 from ..geography.jurisdictions import ALL_JURISDICTIONS
 from ..geography.uscc import ALPHABET, OrgForm, org_form, uscc_check_character
 from .compiled import READABLE, CompiledBundle, compile_bundle
@@ -225,6 +226,8 @@ class PolicyDiff:
     examined: int
     differing: int
     digest: str = ""
+    #: classes no example address is known for: ip evidence pointing into them is not examined
+    unplaced: tuple[str, ...] = ()
 
     @property
     def same(self) -> bool:
@@ -252,6 +255,7 @@ class PolicyDiff:
                 **self.counts(),
             },
             "jurisdiction_classes": {rep: list(m) for rep, m in self.jurisdiction_classes},
+            "unplaced": list(self.unplaced),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -322,11 +326,19 @@ def org_classes(old: CompiledBundle, new: CompiledBundle) -> list[OrgClass]:
 
 
 def _example_ip(locator: IpLocator, country: str) -> str | None:
+    """An address ``locator`` places in ``country``: its own example, else the embedded table's."""
     finder = getattr(locator, "address_in", None)
     if finder is None:
-        return None
+        finder = _embedded().address_in
     found = finder(country)
-    return None if found is None else str(found)
+    if found is None or locator.country(parse_ip(str(found))) != country:
+        return None
+    return str(found)
+
+
+@cache
+def _embedded() -> Ip3CountryLocator:
+    return Ip3CountryLocator()
 
 
 def _example_phone(country: str) -> str | None:
@@ -356,7 +368,7 @@ def _build_domain(old: CompiledBundle, new: CompiledBundle, locator: IpLocator) 
     for rep, members in classes:
         for member in (rep, *members):
             ip = _example_ip(locator, member)
-            if ip is not None and locator.country(parse_ip(ip)) == member:
+            if ip is not None:
                 ips[rep] = ip
                 break
         phone = _example_phone(rep)
@@ -499,6 +511,188 @@ def _zone(
     return zoned[0] if zoned else "UTC"
 
 
+_KINDS = ("individual", "organization")
+_Offer = tuple[str | None, str | None]  # (channel, partner)
+
+
+def _buckets(
+    values: Sequence[Any], place: Any, accepts: Any
+) -> list[tuple[list[Any], tuple[bool, bool]]]:
+    """``values`` grouped by what a rule can tell apart (``place``) and what each side accepts."""
+    found: dict[tuple[object, tuple[bool, bool]], list[Any]] = {}
+    for value in values:
+        found.setdefault((place(value), accepts(value)), []).append(value)
+    return [(members, ok) for (_, ok), members in found.items()]
+
+
+class _Differ:
+    """One diff in the making: the domain, both engines, and the rows found so far."""
+
+    def __init__(self, old: CompiledBundle, new: CompiledBundle, locator: IpLocator) -> None:
+        self.found = _build_domain(old, new, locator)
+        self.bundles = (old, new)
+        self.engines = (Engine(old, locator=locator), Engine(new, locator=locator))
+        self.rows: list[DiffClass] = []
+        self.examined = 0
+        self.differing = 0
+
+    def _accepts(self, request: Request) -> tuple[bool, bool]:
+        return _accepts(self.engines[0], request), _accepts(self.engines[1], request)
+
+    def _org_sensitive(self, action: str) -> bool:
+        """Whether the organisation code can matter: a counted signal, or a rule reading it."""
+        return "org_id" in _signals(self.found, action) or any(
+            placed.reads[4]
+            for bundle in self.bundles
+            for (act, _), placed in bundle.classes.items()
+            if act == action
+        )
+
+    def action(self, action: str) -> None:
+        found = self.found
+        elementary = _segments(_action_bounds(found, action, None))
+        vectors = _vectors(found, action)
+        self.examined += (
+            len(vectors)
+            * len(found.orgs)
+            * len(_KINDS)
+            * len(found.plans)
+            * len(found.offers)
+            * len(elementary)
+        )
+        sensitive = self._org_sensitive(action)
+        for org in found.orgs if sensitive else found.orgs[:1]:
+            groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[dict[str, str]]] = {}
+            for vector in vectors:
+                probe = parse_request(
+                    _request(action, vector, org, _KINDS[0], None, (None, None), 0)
+                )
+                key = (self.engines[0].locate(probe)[1], self.engines[1].locate(probe)[1])
+                groups.setdefault(key, []).append(vector)
+            for under, members in groups.items():
+                # the plainest vector is the example: fewest signals, a declared country first
+                members.sort(key=lambda v: (len(v), "country" not in v))
+                weight = len(members) * (1 if sensitive else len(found.orgs))
+                self._group(
+                    action, under, members[0], org if sensitive else None, weight, elementary
+                )
+
+    def _group(
+        self,
+        action: str,
+        under: tuple[tuple[str, ...], tuple[str, ...]],
+        vector: dict[str, str],
+        org: OrgClass | None,
+        weight: int,
+        elementary: list[tuple[int | None, int | None, int]],
+    ) -> None:
+        """The rows of one group of evidence vectors (the same jurisdictions under each side)."""
+        found = self.found
+        here = tuple(dict.fromkeys((*under[0], *under[1])))
+        reads = [False] * len(READABLE)
+        for bundle in self.bundles:
+            for j in here:
+                placed = bundle.classes.get((action, j))
+                if placed is not None:
+                    reads = [a or b for a, b in zip(reads, placed.reads, strict=True)]
+        by_type, by_plan, by_channel, by_partner, _ = reads
+        segments = _segments(_action_bounds(found, action, here))
+        code = org or found.orgs[0]
+
+        def probe(plan: str | None, offer: _Offer) -> Request:
+            return parse_request(_request(action, vector, code, _KINDS[0], plan, offer, 0))
+
+        # A fact no rule here reads collapses to one representative per way the two
+        # catalogues accept it; the catalogue checks plans and offers separately.
+        plans = _buckets(
+            found.plans,
+            lambda p: p if by_plan else "*",
+            lambda p: self._accepts(probe(p, (None, None))),
+        )
+        offers = _buckets(
+            found.offers,
+            lambda o: (o[0] if by_channel else "*", o[1] if by_partner else "*"),
+            lambda o: self._accepts(probe(None, o)),
+        )
+        for kinds in [(k,) for k in _KINDS] if by_type else [_KINDS]:
+            for (plan_set, plan_ok), (offer_set, offer_ok) in product(plans, offers):
+                if not (plan_ok[0] and offer_ok[0]) and not (plan_ok[1] and offer_ok[1]):
+                    continue  # malformed under both: no difference
+                facts = (
+                    ("type", kinds if by_type else ("*",)),
+                    ("plan", _values(plan_set, found.plans)),
+                    ("channel", _values([o for o, _ in offer_set], [o for o, _ in found.offers])),
+                    ("partner", _values([p for _, p in offer_set], [p for _, p in found.offers])),
+                )
+                cells = weight * len(kinds) * len(plan_set) * len(offer_set)
+                self._segments(
+                    action,
+                    under,
+                    here,
+                    vector,
+                    org,
+                    kinds[0],
+                    plan_set[0],
+                    offer_set[0],
+                    facts,
+                    cells,
+                    segments,
+                    elementary,
+                )
+
+    def _segments(
+        self,
+        action: str,
+        under: tuple[tuple[str, ...], tuple[str, ...]],
+        here: tuple[str, ...],
+        vector: dict[str, str],
+        org: OrgClass | None,
+        kind: str,
+        plan: str | None,
+        offer: _Offer,
+        facts: tuple[tuple[str, tuple[str, ...]], ...],
+        cells: int,
+        segments: list[tuple[int | None, int | None, int]],
+        elementary: list[tuple[int | None, int | None, int]],
+    ) -> None:
+        """Decide one class in every segment; consecutive segments with the same pair merge."""
+        code = org or self.found.orgs[0]
+        open_row: DiffClass | None = None
+        for start, end, epoch in segments:
+            wire = _request(action, vector, code, kind, plan, offer, epoch)
+            request = parse_request(wire)
+            old, new = _judge(self.engines[0], request), _judge(self.engines[1], request)
+            if old == new:
+                open_row = None
+                continue
+            # the elementary segments inside this one: the group's bounds are some of the
+            # action's, so each lies wholly inside or outside
+            inside = sum(
+                1
+                for _, _, at in elementary
+                if (start is None or at >= start) and (end is None or at < end)
+            )
+            self.differing += cells * inside
+            if open_row is not None and (open_row.old, open_row.new) == (old, new):
+                open_row = replace(open_row, end=end, cells=open_row.cells + cells * inside)
+                self.rows[-1] = open_row
+                continue
+            open_row = DiffClass(
+                action=action,
+                judged_under=under,
+                org="*" if org is None else org.name,
+                facts=facts,
+                start=start,
+                end=end,
+                zone=_zone(self.found, action, here, start, end),
+                example=wire,
+                old=old,
+                new=new,
+                cells=cells * inside,
+            )
+            self.rows.append(open_row)
+
+
 def diff_bundles(
     old: LoadedBundle | CompiledBundle,
     new: LoadedBundle | CompiledBundle,
@@ -507,140 +701,27 @@ def diff_bundles(
 ) -> PolicyDiff:
     """Every class of request ``old`` and ``new`` decide differently (see the module's text)."""
     old_c, new_c = _compiled(old), _compiled(new)
-    locator = locator or default_locator()
-    found = _build_domain(old_c, new_c, locator)
-    engines = (Engine(old_c, locator=locator), Engine(new_c, locator=locator))
-    rows: list[DiffClass] = []
-    examined = differing = 0
-    org_sensitive = {
-        a: "org_id" in _signals(found, a)
-        or any(
-            placed.reads[4]
-            for bundle in (old_c, new_c)
-            for (act, _), placed in bundle.classes.items()
-            if act == a
-        )
-        for a in ACTIONS
-    }
-    kinds = ("individual", "organization")
+    differ = _Differ(old_c, new_c, locator or default_locator())
     for action in ACTIONS:
-        all_segments = _segments(_action_bounds(found, action, None))
-        vectors = _vectors(found, action)
-        per_vector = len(kinds) * len(found.plans) * len(found.offers) * len(all_segments)
-        examined += len(vectors) * len(found.orgs) * per_vector
-        orgs = found.orgs if org_sensitive[action] else found.orgs[:1]
-        org_weight = 1 if org_sensitive[action] else len(found.orgs)
-        for org in orgs:
-            groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[dict[str, str]]] = {}
-            for vector in vectors:
-                probe = parse_request(
-                    _request(action, vector, org, "individual", None, (None, None), 0)
-                )
-                key = (engines[0].locate(probe)[1], engines[1].locate(probe)[1])
-                groups.setdefault(key, []).append(vector)
-            for (under_old, under_new), members in groups.items():
-                here = tuple(dict.fromkeys((*under_old, *under_new)))
-                reads = [False] * len(READABLE)
-                for bundle in (old_c, new_c):
-                    for j in here:
-                        placed = bundle.classes.get((action, j))
-                        if placed is not None:
-                            reads = [a or b for a, b in zip(reads, placed.reads, strict=True)]
-                by_type, by_plan, by_channel, by_partner, _ = reads
-                bounds = _action_bounds(found, action, here)
-                segments = _segments(bounds)
-                weight = len(members) * org_weight
-                for kind_set in [(k,) for k in kinds] if by_type else [kinds]:
-                    # Plans and offers, each collapsed by what the two catalogues accept when no
-                    # rule here reads it.
-                    buckets: dict[
-                        tuple[object, ...], list[tuple[str | None, tuple[str | None, str | None]]]
-                    ] = {}
-                    for plan in found.plans:
-                        for offer in found.offers:
-                            wire = _request(action, members[0], org, kind_set[0], plan, offer, 0)
-                            request = parse_request(wire)
-                            ok = (_accepts(engines[0], request), _accepts(engines[1], request))
-                            if ok == (False, False):
-                                continue
-                            place = (
-                                plan if by_plan else "*",
-                                offer[0] if by_channel else "*",
-                                offer[1] if by_partner else "*",
-                                ok,
-                            )
-                            buckets.setdefault(place, []).append((plan, offer))
-                    for bucket in buckets.values():
-                        plan, offer = bucket[0]
-                        open_row: DiffClass | None = None
-                        for start, end, epoch in segments:
-                            wire = _request(
-                                action, members[0], org, kind_set[0], plan, offer, epoch
-                            )
-                            request = parse_request(wire)
-                            sides = (_judge(engines[0], request), _judge(engines[1], request))
-                            if sides[0] == sides[1]:
-                                open_row = None
-                                continue
-                            # the elementary segments inside this one: the group's bounds are
-                            # some of the action's, so each lies wholly inside or outside
-                            inside = sum(
-                                1
-                                for _, _, at in all_segments
-                                if (start is None or at >= start) and (end is None or at < end)
-                            )
-                            cells = weight * len(kind_set) * len(bucket) * inside
-                            differing += cells
-                            if (
-                                open_row is not None
-                                and open_row.old == sides[0]
-                                and open_row.new == sides[1]
-                            ):
-                                merged = DiffClass(
-                                    **{
-                                        **open_row.__dict__,
-                                        "end": end,
-                                        "cells": open_row.cells + cells,
-                                    }
-                                )
-                                rows[-1] = merged
-                                open_row = merged
-                                continue
-                            open_row = DiffClass(
-                                action=action,
-                                judged_under=(under_old, under_new),
-                                org=org.name if org_sensitive[action] else "*",
-                                facts=(
-                                    ("type", kind_set if by_type else ("*",)),
-                                    ("plan", _values([p for p, _ in bucket], by_plan)),
-                                    ("channel", _values([o for _, (o, _) in bucket], by_channel)),
-                                    ("partner", _values([o for _, (_, o) in bucket], by_partner)),
-                                ),
-                                start=start,
-                                end=end,
-                                zone=_zone(found, action, here, start, end),
-                                example=wire,
-                                old=sides[0],
-                                new=sides[1],
-                                cells=cells,
-                            )
-                            rows.append(open_row)
-    rows.sort(key=_row_order)
+        differ.action(action)
+    found = differ.found
     made = PolicyDiff(
         old=old_c.ref,
         new=new_c.ref,
-        classes=tuple(rows),
+        classes=tuple(sorted(differ.rows, key=_row_order)),
         jurisdiction_classes=tuple(found.classes),
-        examined=examined,
-        differing=differing,
+        examined=differ.examined,
+        differing=differ.differing,
+        unplaced=tuple(rep for rep, _ in found.classes if rep not in found.ips),
     )
-    return PolicyDiff(**{**made.__dict__, "digest": _digest(made._body())})
+    return replace(made, digest=_digest(made._body()))
 
 
-def _values(values: Sequence[str | None], read: bool) -> tuple[str, ...]:
-    """A fact's values in a class, absent as ``none``; ``*`` alone when no rule reads it."""
-    shown = tuple(dict.fromkeys("none" if v is None else v for v in values))
-    return shown if read else ("*",) if len(shown) > 1 else shown
+def _values(values: Sequence[str | None], every: Sequence[str | None]) -> tuple[str, ...]:
+    """A fact's values in a class, absent as ``none``; ``*`` when they are all there are."""
+    if set(values) == set(every):
+        return ("*",)
+    return tuple(dict.fromkeys("none" if v is None else v for v in values))
 
 
 def _row_order(row: DiffClass) -> tuple[object, ...]:

@@ -131,7 +131,6 @@ class Engine:
         self._ref = self.bundle.ref
         self._plans = self.bundle.plans
         self._channels = self.bundle.channels
-        self._partners = self.bundle.partners
         self._signals = {
             action: (tuple(RESOLVERS[s] for s in rule.signals), rule.resolve is Resolve.FIRST)
             for action, rule in self.bundle.location.items()
@@ -145,9 +144,13 @@ class Engine:
     # -- request checks against the catalogue -------------------------------------------------
 
     def check(self, request: Request) -> None:
-        """Refuse a request whose plan, channel or partner the bundle's catalogue does not know.
+        """Refuse a request whose plan or channel the bundle's catalogue does not know, or whose
+        partner does not go with its channel.
 
-        Runs on every decision, before any memo: a memo hit must never let bad input through.
+        A partner the catalogue does not list is not malformed: it is a partner nobody
+        authorised, and the rules refuse it (``partner_authorised`` is false for it) with a reason
+        that names it. Runs on every decision, before any memo: a memo hit must never let bad
+        input through.
         """
         subject, resource = request.subject, request.resource
         plan, channel, partner = subject.plan, resource.channel, resource.partner
@@ -156,7 +159,7 @@ class Engine:
             and (channel is None or channel in self._channels)
             and (
                 (partner is None and channel != "partner")
-                or (channel == "partner" and partner in self._partners)
+                or (channel == "partner" and partner is not None)
             )
         ):
             return
@@ -172,10 +175,6 @@ class Engine:
         if partner is None:
             raise RequestError(
                 "request: `resource.partner` is required when `resource.channel` is `partner`"
-            )
-        if partner not in bundle.partners:
-            raise RequestError(
-                f"request: unknown partner `{shown(partner)}`: expected one of {', '.join(sorted(bundle.partners))}"
             )
         raise RequestError(
             f"request: `resource.partner` is `{shown(partner)}` but `resource.channel` is `{shown(channel)}`: a partner goes with channel `partner`"
