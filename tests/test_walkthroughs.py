@@ -122,3 +122,68 @@ def test_the_service_walkthrough_prints_what_the_docs_show(tmp_path: Path) -> No
     # the government-request walkthrough: live participants, two operators, the report, the log
     assert legal.returncode == 0, legal.stderr
     assert legal.stdout.splitlines() == _shown(legal_script)
+
+
+@pytest.mark.slow  # a demo world on a set clock, no region nodes: about half a minute here
+def test_the_policy_change_walkthrough_prints_what_the_docs_show(tmp_path: Path) -> None:
+    """Propose moving the CN cutover by a week, read its diff and replay, approve it as a second
+    operator, see it come into force at its instant: on a service whose clock is set."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    text = WALKTHROUGHS.read_text(encoding="utf-8")
+    block = re.search(r"<!-- policy-change -->\n```sh\n(.*?)```", text, re.S)
+    assert block is not None, "the policy-change walkthrough moved out of docs/walkthroughs.md"
+    script = block.group(1)
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+    (tmp_path / "src").symlink_to(ROOT / "src")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MERIDIAN_PORT": str(port),
+        "MERIDIAN_URL": f"http://127.0.0.1:{port}",
+        "MERIDIAN_CLOCK": "2020-08-25T10:00:00+08:00",
+        "MERIDIAN_NODES": "none",
+        "MERIDIAN_POLICY_POLL_INTERVAL": "0.2",
+        "COLUMNS": "200",
+    }
+    env.pop("MERIDIAN_DATABASE_URL", None)
+    env.pop("MERIDIAN_TOKEN", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "meridian", "serve", "--demo"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.1)
+        # the commands name their own clock; the service's is the environment's
+        commands = {k: v for k, v in env.items() if k != "MERIDIAN_CLOCK"}
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            env=commands,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == _shown(script)

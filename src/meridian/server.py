@@ -21,6 +21,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,6 +29,7 @@ from fastapi import FastAPI
 from . import __version__
 from .api import API_DESCRIPTION, install_api
 from .audit import SYSTEM
+from .changes.workflow import poll as change_poll
 from .commerce.renewal import renew_due
 from .geography.positions import country_position
 from .http.bodylimit import BodyLimitMiddleware
@@ -106,7 +108,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         journal.start()
         app.state.journal = journal
         tasks = [
-            asyncio.create_task(_every(config.policy_poll_interval, rt.refresh, "policy-poll"))
+            asyncio.create_task(
+                _every(config.policy_poll_interval, partial(change_poll, rt), "policy-poll")
+            )
         ]
         # region node health (placement skips a node that is down) and the meeting timer
         health = NodeHealth(

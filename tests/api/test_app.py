@@ -95,8 +95,18 @@ def test_loading_a_bundle_over_http_validates_first_and_is_refused_whole(live):
     text = default_bundle_path().read_text(encoding="utf-8").replace(
         'version: "2020.12.18"', 'version: "2026.3"'
     )
-    ok = ops.put("/v1/policy", json={"yaml": text})
-    assert ok.status_code == 200, ok.text
+    # a valid bundle is only proposed: nothing changes until a second operator approves it
+    proposed = ops.put("/v1/policy", json={"yaml": text})
+    assert proposed.status_code == 202, proposed.text
+    change = proposed.json()
+    assert change["state"] == "proposed"
+    assert change["bundle"]["version"] == "2026.3"
+    assert ops.get("/v1/policy").json() == before
+    approved = live.client("operator2").post(
+        f"/v1/policy/changes/{change['id']}/approve", json={"diff": change["diff_digest"]}
+    )
+    assert approved.status_code == 200, approved.text
+    ok = ops.get("/v1/policy")
     assert ok.json()["version"] == "2026.3"
     decided = ops.post("/v1/decisions", json=CONTRACT).json()
     assert decided["bundle"]["digest"] == ok.json()["digest"] != before["digest"]

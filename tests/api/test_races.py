@@ -84,13 +84,24 @@ def test_concurrent_bundle_loads_leave_exactly_one_in_force(live_factory):
     for round_ in range(3):
         versions = [f"race.{round_}.{i}" for i in range(THREADS)]
         bodies = [text.replace('version: "2020.12.18"', f'version: "{v}"') for v in versions]
+        # every change proposed against the same bundle in force, then all approved at once,
+        # on both replicas: one comes into force, the others find their base gone
+        changes = []
+        for body in bodies:
+            proposed = ops[0].post("/v1/policy/changes", json={"yaml": body, "days": 1})
+            assert proposed.status_code == 201, proposed.text
+            changes.append(proposed.json())
+        approvers = [s.client("operator2") for s in (first, second)]
         responses = _together(
             [
-                lambda c=ops[i % 2], b=bodies[i]: c.put("/v1/policy", json={"yaml": b})
+                lambda c=approvers[i % 2], ch=changes[i]: c.post(
+                    f"/v1/policy/changes/{ch['id']}/approve", json={"diff": ch["diff_digest"]}
+                )
                 for i in range(THREADS)
             ]
         )
-        assert [r.status_code for r in responses] == [200] * THREADS, [r.text for r in responses]
+        codes = sorted(r.status_code for r in responses)
+        assert codes == [200] + [409] * (THREADS - 1), [r.text for r in responses]
         with first.runtime.db.read() as session:
             active = session.scalars(select(PolicyBundle).where(PolicyBundle.active)).all()
             last_load = session.scalars(
@@ -105,7 +116,7 @@ def test_concurrent_bundle_loads_leave_exactly_one_in_force(live_factory):
         # one it replaced: the loads form one chain
         assert last_load is not None
         assert last_load.subject_id == active[0].digest
-        assert loads == 1 + THREADS * (round_ + 1)
+        assert loads == 1 + (round_ + 1)
     with first.runtime.db.read() as session:
         chain = [
             r.details["previous"]

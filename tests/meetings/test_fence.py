@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests.changing import put_in_force
 from tests.support import aeventually, eventually
 
 from meridian.errors import DeniedError
@@ -158,8 +159,7 @@ def test_full_regions_refuse_rather_than_spill(plane, nodes):
     text = default_bundle_path().read_text(encoding="utf-8")
     for region in ("US", "DE", "HK"):
         text = re.sub(rf"(  {region}: \{{.*?capacity: )\d+", r"\g<1>1", text)
-    r = plane.client("operator").put("/v1/policy", json={"yaml": text})
-    assert r.status_code == 200, r.text
+    put_in_force(plane, text)
     plane.runtime.refresh()
     account = host(plane)
     plane.client("operator").put(

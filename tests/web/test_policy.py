@@ -17,7 +17,12 @@ VALID_USCC = "91110000600037341L"
 
 def _what_if(page: Any, **fields: str) -> None:
     page.goto("/console/policy/whatif")
-    selects = {"action": "Action", "type": "Subject type", "plan": "Plan", "channel": "Sales channel"}
+    selects = {
+        "action": "Action",
+        "type": "Subject type",
+        "plan": "Plan",
+        "channel": "Sales channel",
+    }
     inputs = {"country": "Declared country", "ip": "IP address", "at": "Instant"}
     for name, value in fields.items():
         if name in selects:
@@ -129,11 +134,11 @@ def test_a_bundle_with_an_error_is_refused_at_its_line_and_changes_nothing(
     bad = next(n for n in range(rule, len(lines)) if "effect: forbid" in lines[n])
     lines[bad] = lines[bad].replace("forbid", "maybe")
     editor.fill("\n".join(lines))
-    page.get_by_role("button", name="Validate and put in force").click()
+    page.get_by_role("button", name="Validate and propose").click()
     page.wait_for_load_state()
 
     line = bad + 1
-    assert "not loaded: 1 problem" in page.get_by_role("alert").inner_text()
+    assert "not proposed: 1 problem" in page.get_by_role("alert").inner_text()
     problem = page.locator(".problems li")
     expect(problem).to_contain_text(f"line {line}:")
     expect(problem).to_contain_text("`maybe`: input should be 'permit' or 'forbid'")
@@ -156,7 +161,7 @@ def test_a_bundle_with_an_error_is_refused_at_its_line_and_changes_nothing(
 def test_malformed_yaml_is_shown_at_its_line(live: Any, browse: Any) -> None:
     page = browse(live, "operator", path="/console/policy/bundle")
     page.get_by_label("Bundle (YAML)").fill("bundle: x\nversion: '1\nrules: []\n")
-    page.get_by_role("button", name="Validate and put in force").click()
+    page.get_by_role("button", name="Validate and propose").click()
     expect(page.locator(".problems li")).to_contain_text("malformed yaml")
     assert page.locator("ol.excerpt li.bad").count() == 1
 
@@ -171,7 +176,7 @@ def test_an_alias_bomb_pasted_in_the_console_is_refused_fast_at_its_lines(
     page = browse(live, "operator", path="/console/policy/bundle")
     page.get_by_label("Bundle (YAML)").fill(bomb)
     started = time.monotonic()
-    page.get_by_role("button", name="Validate and put in force").click()
+    page.get_by_role("button", name="Validate and propose").click()
     page.wait_for_load_state()
     assert time.monotonic() - started < 10
     problems = page.locator(".problems li")
@@ -185,7 +190,9 @@ def test_an_alias_bomb_pasted_in_the_console_is_refused_fast_at_its_lines(
     expect(problems.last).to_contain_text("more than 50 problems")
 
 
-def test_a_valid_edited_bundle_is_put_in_force_and_recorded(live: Any, browse: Any) -> None:
+def test_a_valid_edited_bundle_is_proposed_and_a_second_operator_puts_it_in_force(
+    live: Any, browse: Any
+) -> None:
     api = live.client("operator")
     before = api.get("/v1/policy").json()
     page = browse(live, "operator", path="/console/policy/bundle")
@@ -193,27 +200,41 @@ def test_a_valid_edited_bundle_is_put_in_force_and_recorded(live: Any, browse: A
     text = editor.input_value()
     assert f'version: "{before["version"]}"' in text
     editor.fill(text.replace(f'version: "{before["version"]}"', 'version: "2020.12.19-console"'))
-    page.get_by_role("button", name="Validate and put in force").click()
-    page.wait_for_url(re.compile(r"/console/policy\?done=loaded$"))
-    expect(page.get_by_role("status")).to_contain_text("2020.12.19-console is now in force")
+    page.get_by_role("button", name="Validate and propose").click()
+    page.wait_for_url(re.compile(r"/console/policy/changes/chg_[0-9a-f]+\?done=proposed$"))
+    expect(page.get_by_role("status")).to_contain_text(
+        "nothing changes until a second operator approves it"
+    )
+    expect(page.locator("#state")).to_have_text("proposed")
+    # the proposer is told a second operator must approve, and is offered no approve button
+    expect(page.locator("#second-operator")).to_contain_text("a second operator must approve it")
+    assert page.get_by_role("button", name="Approve this diff").count() == 0
+    assert api.get("/v1/policy").json() == before
+    change_url = page.url.split("?")[0]
+    check_a11y(page)
+
+    second = browse(live, "operator2", path=change_url.removeprefix(live.url))
+    second.get_by_role("button", name="Approve this diff").click()
+    second.wait_for_url(re.compile(r"\?done=approve$"))
+    expect(second.get_by_role("status")).to_contain_text("in force now")
+    expect(second.locator("#state")).to_have_text("active")
 
     after = api.get("/v1/policy").json()
     assert after["version"] == "2020.12.19-console"
-    assert after["digest"] != before["digest"]
-    assert page.locator("#bundle-digest").inner_text() == after["digest"]
+    assert second.locator("#bundle-digest").inner_text() == after["digest"]
     loads = api.get("/v1/records", params={"action": "policy.load"}).json()["data"]
     assert loads[-1]["subject_id"] == after["digest"]
     assert loads[-1]["details"]["previous"] == before["digest"]
-    assert loads[-1]["actor"].startswith("operator:")
     # decisions follow the new bundle at once
-    answer = api.post("/v1/decisions", json={"action": "join", "subject": {"type": "individual", "country": "US"}})
+    answer = api.post(
+        "/v1/decisions", json={"action": "join", "subject": {"type": "individual", "country": "US"}}
+    )
     assert answer.json()["bundle"]["version"] == "2020.12.19-console"
 
-    # loading the same text again changes nothing, and says so
+    # proposing the bundle in force again is refused, and says why
     page.goto("/console/policy/bundle")
-    page.get_by_role("button", name="Validate and put in force").click()
-    page.wait_for_url(re.compile(r"done=unchanged$"))
-    assert len(api.get("/v1/records", params={"action": "policy.load"}).json()["data"]) == len(loads)
+    page.get_by_role("button", name="Validate and propose").click()
+    expect(page.get_by_role("alert")).to_contain_text("is the one in force already")
 
 
 def test_the_transition_report_lists_what_the_api_lists(live: Any, browse: Any) -> None:
@@ -221,7 +242,12 @@ def test_the_transition_report_lists_what_the_api_lists(live: Any, browse: Any) 
     live.clock.set("2020-08-01T10:00:00+08:00")  # before the cutover
     org = api.post(
         "/v1/accounts",
-        json={"type": "organization", "name": "Hangzhou Lakeside Design Co.", "country": "CN", "org_id": VALID_USCC},
+        json={
+            "type": "organization",
+            "name": "Hangzhou Lakeside Design Co.",
+            "country": "CN",
+            "org_id": VALID_USCC,
+        },
     ).json()["account"]
     sub = api.post(
         "/v1/checkout",

@@ -15,6 +15,7 @@ from . import docs
 from .routes import (
     accounts,
     admin,
+    changes,
     commerce,
     decisions,
     legal,
@@ -42,6 +43,7 @@ def install_api(app: FastAPI) -> None:
     """Add the API's routers, ``/docs`` and ``/redoc``, and its OpenAPI schema to ``app``."""
     for module in (
         admin,
+        changes,
         decisions,
         accounts,
         commerce,

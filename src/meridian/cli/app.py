@@ -385,6 +385,7 @@ def main() -> None:
 
 # The service commands register themselves on `app` (serve, policy load, admin, commerce).
 from . import audit as _audit  # noqa: E402, F401
+from . import changes as _changes  # noqa: E402, F401
 from . import client, node, report, witness  # noqa: E402, F401
 from . import meeting as _meeting  # noqa: E402, F401
 from . import receipt as _receipt  # noqa: E402, F401

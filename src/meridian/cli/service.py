@@ -275,9 +275,12 @@ def policy_load(
     file: Annotated[Path, typer.Argument(help="The bundle YAML to put in force.")],
     database: DatabaseOption = None,
 ) -> None:
-    """Validate a bundle and put it in force; refused whole, with every problem, if invalid.
+    """Validate a bundle and put it in force at once, out of band; refused whole if invalid.
 
-    A running service picks it up within its poll interval (MERIDIAN_POLICY_POLL_INTERVAL).
+    This acts on the database directly, like `admin add-operator`: for a new deployment's first
+    bundle or an emergency, recorded as cli:<user>. A change through the service needs two people:
+    `meridian policy propose` and `meridian policy approve`. A running service picks the bundle
+    up within its poll interval (MERIDIAN_POLICY_POLL_INTERVAL).
     """
     from ..policy.loader import load_bundle_text, read_bundle_file
     from ..policy.store import activate_bundle

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..audit import Actor, record
+from ..errors import RequestError
 from ..gate import ask, deny_message
 from ..policy.decision import Decision
 from ..policy.engine import Engine
@@ -44,7 +45,7 @@ from ..storage.models import (
 from .checkout import account_subject
 from .plans import LIVE
 
-__all__ = ["plan_transition"]
+__all__ = ["compare_bundles", "plan_transition"]
 
 _SECOND = timedelta(seconds=1)
 #: how often (in accounts examined) ``progress`` is called: a batch, not every account
@@ -164,6 +165,114 @@ def plan_transition(
         "applied": apply,
         "accounts_examined": len(accounts),
         "counts": {k: sum(1 for i in items if i["kind"] == k) for k in kinds},
+        "items": items,
+    }
+
+
+def _decide(
+    engine: Engine, action: str, at: datetime, subject: dict[str, Any], resource: dict[str, Any]
+) -> Decision | str:
+    """The decision, or the catalogue's refusal of the request in words (a plan or partner the
+    bundle no longer knows)."""
+    try:
+        return ask(engine, action=action, at=at, subject=subject, resource=resource)[1]
+    except RequestError as exc:
+        return exc.message
+
+
+def _verdict(decision: Decision | str) -> str:
+    return "deny" if isinstance(decision, str) else decision.decision
+
+
+def compare_bundles(
+    rt: Runtime, *, current: Engine, proposed: Engine, at: datetime
+) -> dict[str, Any]:
+    """What changes at ``at`` for the customers of today when ``proposed`` replaces ``current``.
+
+    The transition report generalised to any change: every account (of every jurisdiction) and
+    its live or pending subscriptions, each renewal, checkout and free hosting decided at ``at``
+    under both bundles; an item for each whose answer differs, ``"change": "refused"`` when the
+    proposed bundle refuses what the current one allows and ``"allowed"`` the other way round.
+    """
+    with rt.db.read() as session:
+        accounts = list(
+            session.scalars(
+                select(Account).where(Account.status != AccountStatus.REJECTED).order_by(Account.id)
+            )
+        )
+        subs: dict[str, list[Subscription]] = {}
+        for sub in session.scalars(
+            select(Subscription)
+            .where(Subscription.status.in_((*LIVE, "pending")), Subscription.period_end > at)
+            .order_by(Subscription.id)
+        ):
+            subs.setdefault(sub.account_id, []).append(sub)
+        contacts = {p.id: p.contact for p in session.scalars(select(Partner))}
+    items: list[dict[str, Any]] = []
+
+    def compare(
+        kind: str,
+        account: Account,
+        action: str,
+        subject: dict[str, Any],
+        resource: dict[str, Any],
+        **extra: Any,
+    ) -> None:
+        before = _decide(current, action, at, subject, resource)
+        after = _decide(proposed, action, at, subject, resource)
+        if _verdict(before) == _verdict(after):
+            return
+        if isinstance(after, str):  # the proposed catalogue refuses the request itself
+            item: dict[str, Any] = {
+                "kind": kind,
+                "account": account.id,
+                "account_name": account.name,
+                "country": account.country,
+                "rules": [],
+                "message": after,
+                "alternatives": {"partners": []},
+                **extra,
+            }
+        elif after.allowed:
+            item = _item(kind, account, after, contacts, **extra)
+            item["message"] = "allowed under the proposed bundle"
+        else:
+            item = _item(kind, account, after, contacts, **extra)
+        item["change"] = "refused" if _verdict(after) == "deny" else "allowed"
+        items.append(item)
+
+    for account in accounts:
+        paid = False
+        for sub in subs.get(account.id, []):
+            resource = {"channel": sub.channel, "partner": sub.partner_id}
+            subject = account_subject(account, sub.plan, None)
+            extra = {
+                "subscription": sub.id,
+                "plan": sub.plan,
+                "channel": sub.channel,
+                "status": sub.status,
+                "paid_until": sub.period_end.isoformat(),
+            }
+            if sub.status == SubscriptionStatus.PENDING and sub.period_start >= at:
+                compare("open_checkout", account, "purchase", subject, resource, **extra)
+            else:
+                paid = paid or (sub.status == SubscriptionStatus.ACTIVE and sub.period_start <= at)
+                compare("subscription_transfer", account, "renew", subject, resource, **extra)
+        if not paid:
+            compare("hosting_lost", account, "host", account_subject(account, "free", None), {})
+    kinds = ("subscription_transfer", "open_checkout", "hosting_lost")
+    return {
+        "at": at.isoformat(),
+        "current": current.bundle.ref.to_dict(),
+        "proposed": proposed.bundle.ref.to_dict(),
+        "accounts_examined": len(accounts),
+        "counts": {
+            k: {
+                c: sum(1 for i in items if i["kind"] == k and i["change"] == c)
+                for c in ("refused", "allowed")
+            }
+            for k in kinds
+        },
         "items": items,
     }
 

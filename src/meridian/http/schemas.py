@@ -20,6 +20,9 @@ __all__ = [
     "AccountCreate",
     "AccountPublic",
     "AccountsPublic",
+    "ChangeApprove",
+    "ChangeCreate",
+    "ChangeReason",
     "CheckoutCreate",
     "CheckoutPublic",
     "ContactUpdate",
@@ -49,6 +52,7 @@ __all__ = [
     "RegionsUpdate",
     "RegistrationPublic",
     "RenewalRun",
+    "ReplayAsk",
     "Review",
     "SubscriptionPublic",
     "SubscriptionsPublic",
@@ -320,6 +324,33 @@ class TokenPublic(BaseModel):
 
 class PolicyLoad(_In):
     yaml: Annotated[str, Field(min_length=1, max_length=1_000_000)]
+
+
+class ChangeCreate(_In):
+    yaml: Annotated[str, Field(min_length=1, max_length=1_000_000)]
+    activate_at: Instant | None = Field(
+        default=None, description="when it comes into force; default: as soon as it is approved"
+    )
+    days: int = Field(default=30, ge=1, le=3660, description="the days of the log to replay")
+    note: str = Field(default="", max_length=500)
+
+
+class ChangeApprove(_In):
+    diff: Annotated[str, Field(min_length=1, max_length=80)] = Field(
+        description="the digest of the diff the approver read (`diff_digest`)"
+    )
+
+
+class ChangeReason(_In):
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class ReplayAsk(_In):
+    yaml: Annotated[str, Field(min_length=1, max_length=1_000_000)]
+    days: int = Field(default=30, ge=1, le=3660)
+    at: Instant | None = Field(
+        default=None, description="the activation instant the customers of today are judged at"
+    )
 
 
 class PolicyPublic(BaseModel):

@@ -22,7 +22,13 @@ from ..storage.models import Partner, PolicyBundle
 from .compiled import expand_jurisdictions, window_epochs
 from .loader import LoadedBundle, load_bundle_text
 
-__all__ = ["activate_bundle", "active_bundle", "active_digest", "check_storable"]
+__all__ = [
+    "activate_bundle",
+    "active_bundle",
+    "active_digest",
+    "check_storable",
+    "lock_activation",
+]
 
 
 def _instant(epoch: int | None) -> datetime | None:
@@ -76,7 +82,7 @@ def check_storable(loaded: LoadedBundle) -> None:
 _ACTIVATION_LOCK = int.from_bytes(bytes.fromhex("77f9ae08fca66afc"), "big", signed=True)
 
 
-def _lock_activation(session: Session) -> None:
+def lock_activation(session: Session) -> None:
     """Wait for any other transaction putting a bundle in force to end (released at commit).
 
     Without it two PostgreSQL transactions both read the same bundle in force, both switch it
@@ -93,11 +99,11 @@ def activate_bundle(
 ) -> bool:
     """Put ``loaded`` in force (``text`` is its YAML). Returns ``False`` if it already was.
 
-    Atomic: concurrent calls are serialised (:func:`_lock_activation`), each replacing the one
+    Atomic: concurrent calls are serialised (:func:`lock_activation`), each replacing the one
     before it, and the database holds at most one bundle in force (a partial unique index).
     """
     check_storable(loaded)
-    _lock_activation(session)
+    lock_activation(session)
     current = active_digest(session)
     if current == loaded.digest:
         return False

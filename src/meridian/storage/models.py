@@ -52,6 +52,8 @@ __all__ = [
     "Partner",
     "Person",
     "PolicyBundle",
+    "PolicyChange",
+    "PolicyChangeState",
     "Record",
     "Subscription",
     "SubscriptionStatus",
@@ -85,6 +87,17 @@ class SubscriptionStatus(StrEnum):
     TRANSFER_REQUIRED = "transfer_required"
     TRANSFERRED = "transferred"
     ENDED = "ended"
+
+
+class PolicyChangeState(StrEnum):
+    """Where a proposed bundle change stands (``meridian.changes.workflow`` moves it)."""
+
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REFUSED = "refused"
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"  # was in force; a later change replaced it
+    ROLLED_BACK = "rolled_back"
 
 
 class MeetingStatus(StrEnum):
@@ -155,6 +168,43 @@ class PolicyBundle(Base):
             postgresql_where=sql_text("active"),
         ),
     )
+
+
+class PolicyChange(Base):
+    """A proposed change of the bundle in force, with what it changes, and who moved it when.
+
+    The proposed bundle's text is a :class:`PolicyBundle` row (not in force until activated).
+    ``base_digest`` is the bundle in force when it was proposed: the diff and the replay compare
+    against it, so a change is never approved or activated over another base. Every move is a
+    conditional UPDATE on ``state`` (``meridian.changes.workflow``): two replicas activating the
+    same change at once record it once.
+    """
+
+    __tablename__ = "policy_changes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    bundle_digest: Mapped[str] = mapped_column(ForeignKey("policy_bundles.digest"))
+    base_digest: Mapped[str] = mapped_column(String(80))
+    diff_digest: Mapped[str] = mapped_column(String(80))
+    diff: Mapped[dict[str, Any]] = mapped_column(JSON)
+    replay: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: invariants the proposed bundle breaks, each with its counterexample (empty: none)
+    broken: Mapped[list[Any]] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(String(500))
+    #: the instant it is to come into force (``None``: as soon as it is approved)
+    activate_at: Mapped[datetime | None] = mapped_column(index=True)
+    proposed_by: Mapped[str] = mapped_column(String(100))
+    proposed_by_name: Mapped[str] = mapped_column(String(200))
+    proposed_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(String(500))
+    previous_digest: Mapped[str | None] = mapped_column(String(80))
+    activated_by: Mapped[str | None] = mapped_column(String(100))
+    activated_at: Mapped[datetime | None]
+    rolled_back_by: Mapped[str | None] = mapped_column(String(100))
+    rolled_back_at: Mapped[datetime | None]
 
 
 class Partner(Base):

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Query, Request
 
 from ...errors import ForbiddenError, shown
 from ...http.deps import CallerDep, IdempotencyKeyHeader, RuntimeDep, require
-from ...http.schemas import IdPath, PolicyLoad, PolicyPublic, TokenCreate, TokenPublic
+from ...http.schemas import ChangeCreate, IdPath, PolicyPublic, TokenCreate, TokenPublic
 from ...identity.tokens import create_token, revoke_token
-from ...policy.loader import load_bundle_text
-from ...policy.store import activate_bundle
+from .changes import propose_change
 from .common import errors
 
 router = APIRouter(tags=["operations"])
@@ -42,14 +41,15 @@ def get_policy(rt: RuntimeDep, caller: CallerDep) -> PolicyPublic:
     return _policy(rt)
 
 
-@router.put("/v1/policy", responses=errors(401, 403), dependencies=[require("operator")])
-def load_policy(body: PolicyLoad, rt: RuntimeDep, caller: CallerDep) -> PolicyPublic:
-    """Validate a bundle (YAML) and put it in force; refused whole, with every problem at its line, if invalid. Role: operator."""
-    loaded = load_bundle_text(body.yaml, "<api>")
-    with rt.db.write() as session:
-        activate_bundle(session, loaded, body.yaml, actor=caller.actor, at=rt.now())
-    rt.use(loaded)
-    return _policy(rt)
+@router.put(
+    "/v1/policy",
+    status_code=202,
+    responses=errors(401, 403, 409, 413),
+    dependencies=[require("operator")],
+)
+def load_policy(body: ChangeCreate, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+    """Propose a bundle (YAML) to replace the one in force: the same as `POST /v1/policy/changes`. Nothing is in force until a second operator approves the change (`POST /v1/policy/changes/{id}/approve`); the answer (202) is the proposed change, with its diff and replay. Refused whole, with every problem at its line, if invalid. Role: operator."""
+    return propose_change(rt, caller, body, "<api>")
 
 
 @router.post(

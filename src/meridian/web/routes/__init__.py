@@ -1,6 +1,7 @@
 """The pages, one module per area; :data:`ROUTERS` is every page router, in the order mounted.
 
 ``auth`` (sign-in, the front page); the operator console: ``overview``, ``policy``,
+``changes`` (proposed bundle changes: diff, replay, approval),
 ``directory`` (accounts, subscriptions, partners, reviews), ``datacentres`` (the map),
 ``legal`` (government requests), ``log``, ``report``; the partner portal: ``partner``; the user
 pages: ``signup``, ``account`` (home, checkout), ``meeting`` (meetings, settings, the meeting
@@ -14,6 +15,7 @@ from fastapi import APIRouter
 from . import (
     account,
     auth,
+    changes,
     datacentres,
     directory,
     legal,
@@ -34,6 +36,7 @@ ROUTERS: list[APIRouter] = [
         auth,
         overview,
         policy,
+        changes,
         directory,
         datacentres,
         legal,

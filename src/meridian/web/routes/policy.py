@@ -7,8 +7,8 @@ Four pages under ``/console/policy``, each a door onto what the API does:
   timeline`` prints it);
 * what-if: any request at any instant, decided by the engine in force and journaled exactly as
   ``POST /v1/decisions`` does;
-* loading a bundle: validated whole, every problem shown at its line, and put in force exactly as
-  ``PUT /v1/policy`` does (recorded as ``policy.load``);
+* proposing a bundle: validated whole, every problem shown at its line, and proposed exactly as
+  ``POST /v1/policy/changes`` does (a second operator approves it: ``web/routes/changes.py``);
 * the transition report of a cutover before it happens (``GET /v1/transitions``, a dry run).
 """
 
@@ -16,20 +16,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ...changes import workflow
+from ...clock import parse_instant
 from ...commerce.instants import local_instant
 from ...commerce.transition import plan_transition
 from ...errors import BundleError, BundleProblem, InputError, MeridianError, shown
 from ...geography.jurisdictions import check_jurisdiction, jurisdiction_name
 from ...http.journal import DecisionJournal
 from ...http.schemas import check_instant
-from ...policy.loader import load_bundle_text
 from ...policy.request import ACTIONS, epoch_seconds, parse_request
-from ...policy.store import activate_bundle
 from ...policy.timeline import Change, timeline
 from ...runtime import Runtime
 from ...storage.models import PolicyBundle
@@ -305,14 +304,16 @@ def _bundle_page(
     *,
     problems: tuple[BundleProblem, ...] = (),
     error: MeridianError | None = None,
+    activate_at: str = "",
 ) -> HTMLResponse:
     rt: Runtime = request.app.state.runtime
     return render(
         request,
         "console/policy_bundle.html",
         {
-            "title": "Load a bundle",
+            "title": "Propose a bundle",
             "section": "load",
+            "activate_at": activate_at,
             "bundle": _bundle(rt),
             "text": text,
             "problems": sorted(problems, key=lambda p: (p.line is None, p.line or 0)),
@@ -331,12 +332,18 @@ def bundle_form(request: Request, viewer: Operator) -> HTMLResponse:
 
 
 @router.post("/console/policy/bundle", dependencies=[CsrfChecked])
-def load_bundle(request: Request, viewer: Operator, yaml: Annotated[str, Form()] = "") -> Response:
-    """Validate the YAML and put it in force, exactly as PUT /v1/policy does; refused whole if invalid."""
+def load_bundle(
+    request: Request,
+    viewer: Operator,
+    yaml: Annotated[str, Form()] = "",
+    activate_at: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Validate the YAML and propose it, exactly as POST /v1/policy/changes does; refused whole if
+    invalid. A second operator approves it on the change's page."""
     rt: Runtime = request.app.state.runtime
     yaml = yaml.replace("\r\n", "\n")  # a browser sends a textarea's lines with CRLF
     if not yaml.strip():
-        return _bundle_page(request, yaml, error=InputError("paste a bundle's yaml to load it"))
+        return _bundle_page(request, yaml, error=InputError("paste a bundle's yaml to propose it"))
     if len(yaml) > MAX_BUNDLE:
         return _bundle_page(
             request,
@@ -344,20 +351,19 @@ def load_bundle(request: Request, viewer: Operator, yaml: Annotated[str, Form()]
             error=InputError(f"the bundle has {len(yaml):,} characters: at most {MAX_BUNDLE:,}"),
         )
     try:
-        loaded = load_bundle_text(yaml, SOURCE)
-        with rt.db.write() as session:
-            changed = activate_bundle(session, loaded, yaml, actor=viewer.caller.actor, at=rt.now())
+        at = parse_instant(activate_at.strip(), "activate_at") if activate_at.strip() else None
+        change = workflow.propose(
+            rt, caller=viewer.caller, text=yaml, source=SOURCE, activate_at=at
+        )
     except BundleError as exc:
         count = len(exc.problems)
         summary = InputError(
-            f"the bundle was not loaded: {count} problem{'' if count == 1 else 's'}, listed below"
+            f"the bundle was not proposed: {count} problem{'' if count == 1 else 's'}, listed below"
         )
         return _bundle_page(request, yaml, problems=exc.problems, error=summary)
-    rt.use(loaded)
-    return RedirectResponse(
-        "/console/policy?" + urlencode({"done": "loaded" if changed else "unchanged"}),
-        status_code=303,
-    )
+    except MeridianError as exc:
+        return _bundle_page(request, yaml, error=exc, activate_at=activate_at)
+    return RedirectResponse(f"/console/policy/changes/{change.id}?done=proposed", status_code=303)
 
 
 # -- the transition report ---------------------------------------------------------------------
