@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..clock import system_clock
 from ..errors import InputError, LogIntegrityError, NotFoundError, ProofError, shown
@@ -49,6 +50,7 @@ from .problems import (
     verified,
 )
 from .records import attach_log
+from .thinning import Thinning
 
 __all__ = [
     "AuditLog",
@@ -396,18 +398,23 @@ class AuditLog:
             position = rows[-1][0] + 1
 
     def stored_checkpoints(
-        self, *, offset: int = 0, limit: int = 20
+        self, *, offset: int = 0, limit: int = 20, thinning: Thinning | None = None
     ) -> tuple[tuple[StoredCheckpoint, ...], int]:
-        """A page of the checkpoints stored, newest first, each opened with this log's key (one
-        that does not verify says why, and is listed all the same); and how many there are."""
+        """A page of the checkpoints stored (those ``thinning`` keeps, if given), newest first,
+        each opened with this log's key (one that does not verify says why, and is listed all
+        the same); and how many there are (kept)."""
         with self.db.read() as session:
+            query = select(CheckpointRow.size, CheckpointRow.root, CheckpointRow.note)
+            if thinning is None:
+                query = query.limit(limit).offset(offset)
+                count = session.scalar(select(func.count()).select_from(CheckpointRow)) or 0
+            else:
+                ids = self._kept(session, thinning, None)
+                count = len(ids)
+                query = query.where(CheckpointRow.id.in_(ids[offset : offset + limit]))
             rows = session.execute(
-                select(CheckpointRow.size, CheckpointRow.root, CheckpointRow.note)
-                .order_by(CheckpointRow.size.desc(), CheckpointRow.id.desc())
-                .limit(limit)
-                .offset(offset)
+                query.order_by(CheckpointRow.size.desc(), CheckpointRow.id.desc())
             ).all()
-            count = session.scalar(select(func.count()).select_from(CheckpointRow)) or 0
         out = []
         for size, root, note in rows:
             try:
@@ -658,6 +665,33 @@ class AuditLog:
         with self.db.read() as session:
             rows = session.scalars(query).all()
         return [self._signed(row) for row in rows]
+
+    def thinned(
+        self,
+        thinning: Thinning,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        up_to: int | None = None,
+    ) -> tuple[list[Signed], int]:
+        """A page of the checkpoints ``thinning`` keeps (of size ≤ ``up_to`` if given), newest
+        first, and how many it keeps in all."""
+        with self.db.read() as session:
+            ids = self._kept(session, thinning, up_to)
+            page = ids[offset:] if limit is None else ids[offset : offset + limit]
+            rows = session.scalars(
+                select(CheckpointRow)
+                .where(CheckpointRow.id.in_(page))
+                .order_by(CheckpointRow.size.desc(), CheckpointRow.id.desc())
+            ).all()
+        return [self._signed(row) for row in rows], len(ids)
+
+    def _kept(self, session: Session, thinning: Thinning, up_to: int | None) -> list[int]:
+        query = select(CheckpointRow.id, CheckpointRow.size, CheckpointRow.issued_at)
+        if up_to is not None:
+            query = query.where(CheckpointRow.size <= up_to)
+        rows = [(int(i), int(s), at) for i, s, at in session.execute(query)]
+        return thinning.kept(rows, self._clock())
 
     def recent(self, limit: int) -> tuple[list[Signed], int]:
         """The ``limit`` latest checkpoints, newest first, and how many were issued in all."""
