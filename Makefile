@@ -62,6 +62,7 @@ bench: $(STAMP) ## the benchmarks, as recorded in BENCHMARKS.md
 	$(BIN)/python bench/frames.py
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/tiles.py
 	$(BIN)/python bench/middleware.py
 
 lock: ## rewrite both locks from pyproject.toml (keeps current pins; UPGRADE=1 takes the newest allowed)

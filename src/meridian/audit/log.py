@@ -66,6 +66,8 @@ __all__ = [
 _BATCH = 50_000
 #: the most entries one call of :meth:`AuditLog.entries` reads per query
 _PAGE = 1_000
+#: seconds a checked view of the latest checkpoint serves tiles before it is read again
+_VIEW_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +205,8 @@ class AuditLog:
         self._lock = threading.Lock()
         #: entries below this were checked against their leaves by this process (None: not yet)
         self._checked: int | None = None
+        #: (monotonic time, size) of the signed tree tiles were last served from
+        self._view: tuple[float, int] | None = None
 
     # -- the tree ----------------------------------------------------------------------------
 
@@ -281,16 +285,34 @@ class AuditLog:
         them (:mod:`meridian.audit.tiles`). Refused, like proofs, while the log has failed its
         self-check or the tree does not give the latest signed root.
         """
+        size = self._signed_view()
+        with self._lock:
+            return size, self._tree.hashes(height, start, min(stop, size >> height))
+
+    def _signed_view(self) -> int:
+        """The latest checkpoint's size once the tree is checked against it, re-read at most
+        every :data:`_VIEW_SECONDS`.
+
+        A cache: for up to that long, tiles may lag a newer checkpoint (one they would also lag
+        through the checkpoint's own five-second HTTP cache) and a self-check failure found by
+        another process is not seen yet; what is served is still only hashes of a tree that
+        was checked against a signed root.
+        """
+        now = timing.monotonic()
+        view = self._view
+        if view is not None and now - view[0] < _VIEW_SECONDS:
+            return view[1]
         self.sync()
         self.guard()
         latest = self.latest()
         found = self._problems_against(latest)
         if found:
+            self._view = None
             record_problems(self.db, found)
             raise refusal([found[0].message])
         size = 0 if latest is None else latest.checkpoint.size
-        with self._lock:
-            return size, self._tree.hashes(height, start, min(stop, size >> height))
+        self._view = (now, size)
+        return size
 
     @staticmethod
     def _check_size(size: int, current: int, name: str) -> int:
@@ -503,6 +525,7 @@ class AuditLog:
             checked += len(rows)
             position = rows[-1][0] + 1
         seconds = timing.monotonic() - started
+        self._view = None
         if found:
             record_problems(self.db, found)
         else:
@@ -737,7 +760,9 @@ class AuditLog:
         except IntegrityError:
             # Another signer (a thread, a replica) issued one at this size first: one
             # checkpoint per size (a unique index), and every caller is given that one.
+            self._view = None
             return self.find(size)
+        self._view = None  # tiles follow the new checkpoint at once in this process
         return Signed(note, checkpoint)
 
     def find(self, size: int) -> Signed:
