@@ -124,6 +124,8 @@ class Runtime:
                 loaded = load_bundle_text(text, "default.yaml")
                 activate_bundle(session, loaded, text, actor=SYSTEM, at=self.now())
         self.use(loaded)
+        if self.settings.witnesses:
+            self.witnessing  # noqa: B018 -- a witness key that does not parse stops the start
         # Load the IP table now rather than on the first request that carries an address.
         self.locator.country(parse_ip("1.1.1.1"))
 
