@@ -63,6 +63,7 @@ bench: $(STAMP) ## the benchmarks, as recorded in BENCHMARKS.md
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/receipts.py
+	$(BIN)/python bench/tiles.py
 	$(BIN)/python bench/middleware.py
 	$(BIN)/python bench/replay.py
 

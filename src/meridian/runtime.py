@@ -7,7 +7,7 @@ service functions; nothing here runs at import.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .audit.records import attach_log
@@ -21,6 +21,7 @@ from .storage import Database, migrate
 
 if TYPE_CHECKING:
     from .audit.log import AuditLog
+    from .audit.thinning import Thinning
     from .audit.witnessing import Witnessing
 
 __all__ = ["Runtime"]
@@ -94,6 +95,15 @@ class Runtime:
                 )
             return self._witnessing
 
+    @property
+    def thinning(self) -> Thinning:
+        """Which checkpoints listings and exports keep (``checkpoint_keep_*`` settings)."""
+        from .audit.thinning import Thinning
+
+        keep_all = timedelta(seconds=self.settings.checkpoint_keep_all)
+        hourly = timedelta(seconds=max(self.settings.checkpoint_keep_hourly, 0))
+        return Thinning(keep_all=keep_all, keep_hourly=max(hourly, keep_all))
+
     def checkpoint_and_witness(self) -> None:
         """The schedule's step: sign a checkpoint if the log grew (and is whole), then offer the
         latest to every witness that has not cosigned it (a witness down only logs a warning)."""
@@ -114,6 +124,8 @@ class Runtime:
                 loaded = load_bundle_text(text, "default.yaml")
                 activate_bundle(session, loaded, text, actor=SYSTEM, at=self.now())
         self.use(loaded)
+        if self.settings.witnesses:
+            self.witnessing  # noqa: B018 -- a witness key that does not parse stops the start
         # Load the IP table now rather than on the first request that carries an address.
         self.locator.country(parse_ip("1.1.1.1"))
 

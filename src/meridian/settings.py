@@ -39,6 +39,8 @@ _ENV = {
     "log_origin": "MERIDIAN_LOG_ORIGIN",
     "checkpoint_interval": "MERIDIAN_CHECKPOINT_INTERVAL",
     "witnesses": "MERIDIAN_WITNESSES",
+    "checkpoint_keep_all": "MERIDIAN_CHECKPOINT_KEEP_ALL",
+    "checkpoint_keep_hourly": "MERIDIAN_CHECKPOINT_KEEP_HOURLY",
     "witness_timeout": "MERIDIAN_WITNESS_TIMEOUT",
     "node_check_interval": "MERIDIAN_NODE_CHECK_INTERVAL",
     "node_failures": "MERIDIAN_NODE_FAILURES",
@@ -104,6 +106,12 @@ class Settings(BaseModel):
     #: seconds between signed checkpoints (issued only when the log grew); 0 turns the schedule
     #: off (checkpoints are then issued on demand only)
     checkpoint_interval: float = Field(default=60.0, ge=0)
+    #: seconds during which every checkpoint is listed and exported; older ones are thinned to
+    #: the newest of each hour until ``checkpoint_keep_hourly``, then of each day (all are kept
+    #: in the database)
+    checkpoint_keep_all: float = Field(default=86_400.0, ge=0)
+    #: seconds until which one checkpoint an hour is listed and exported; one a day after that
+    checkpoint_keep_hourly: float = Field(default=604_800.0, ge=0)
     #: the witnesses each checkpoint is offered to, ``<witness vkey> <url>`` each, separated by
     #: commas (docs/audit.md, "Witnesses"); the keys are checked when the log first uses them
     witnesses: tuple[str, ...] = ()

@@ -129,3 +129,20 @@ def test_a_bad_tile_path_is_a_one_line_4xx(live_factory, path, status, message):
     error = got.json()["error"]["message"]
     assert message in error
     assert "\n" not in error
+
+
+def test_checkpoints_are_listed_by_page(live_factory):
+    server = live_factory()
+    public, ops = server.client(), server.client("operator")
+    for size in (10, 20, 30):
+        _grow_to(server, size)
+        ops.post("/v1/log/checkpoint")
+    first = public.get("/v1/log/checkpoints", params={"limit": 2}).json()
+    count = first["count"]
+    assert count >= 3
+    assert [c["size"] for c in first["data"]] == [30, 20]
+    assert first["next"] == 2
+    rest = public.get("/v1/log/checkpoints", params={"limit": 1000, "offset": 2}).json()
+    assert rest["data"][0]["size"] == 10
+    assert rest["next"] is None
+    assert len(rest["data"]) == count - 2

@@ -60,9 +60,21 @@ def _start_witness(tmp: Path, name: str, log_vkey: str) -> WitnessProcess:
     port = _free_port()
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "meridian", "witness", "serve", "--name", name,
-            "--key", str(key), "--log", log_vkey, "--state", str(tmp / f"{port}.db"),
-            "--port", str(port),
+            sys.executable,
+            "-m",
+            "meridian",
+            "witness",
+            "serve",
+            "--name",
+            name,
+            "--key",
+            str(key),
+            "--log",
+            log_vkey,
+            "--state",
+            str(tmp / f"{port}.db"),
+            "--port",
+            str(port),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -90,9 +102,7 @@ def log_key(tmp_path: Path) -> tuple[Path, str]:
 
 @pytest.fixture
 def witnesses(tmp_path: Path, log_key: tuple[Path, str]) -> Iterator[list[WitnessProcess]]:
-    started = [
-        _start_witness(tmp_path, f"witness.test/w{i}", log_key[1]) for i in (1, 2)
-    ]
+    started = [_start_witness(tmp_path, f"witness.test/w{i}", log_key[1]) for i in (1, 2)]
     yield started
     for w in started:
         if w.process.poll() is None:
@@ -137,8 +147,15 @@ def _verify(server, log_vkey: str, *witness_args: str):
     return runner.invoke(
         app,
         [
-            "audit", "verify", "--url", server.url, "--token", server.tokens["operator"],
-            "--key", log_vkey, *witness_args,
+            "audit",
+            "verify",
+            "--url",
+            server.url,
+            "--token",
+            server.tokens["operator"],
+            "--key",
+            log_vkey,
+            *witness_args,
         ],
     )
 
@@ -253,3 +270,38 @@ def test_witness_key_prints_the_cosigner_vkey(tmp_path: Path) -> None:
     )
     assert bad.exit_code == 2
     assert "`nope` is neither a verifier key nor a readable file" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("http://127.0.0.1:9301", "is not `<witness key> <url>`"),
+        ("a+b+c ftp://x", "must start with http:// or https://"),
+    ],
+    ids=["no-key", "scheme"],
+)
+def test_a_malformed_witness_setting_is_refused(value: str, problem: str) -> None:
+    from meridian.errors import ConfigurationError
+    from meridian.settings import get_settings
+
+    with pytest.raises(ConfigurationError, match=problem):
+        get_settings({"MERIDIAN_WITNESSES": value})
+
+
+def test_a_witness_key_that_does_not_parse_stops_the_start(tmp_path: Path) -> None:
+    from meridian.errors import ConfigurationError
+    from meridian.runtime import Runtime
+    from meridian.settings import Settings
+
+    rt = Runtime(
+        Settings(
+            database_url=f"sqlite:///{tmp_path / 'm.db'}",
+            log_key=tmp_path / "log.key",
+            witnesses=("w1.example+00000000+AQ== http://127.0.0.1:9",),
+        )
+    )
+    try:
+        with pytest.raises(ConfigurationError, match="MERIDIAN_WITNESSES: witness key"):
+            rt.start()
+    finally:
+        rt.close()

@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..clock import system_clock
 from ..errors import InputError, LogIntegrityError, NotFoundError, ProofError, shown
@@ -49,6 +50,7 @@ from .problems import (
     verified,
 )
 from .records import attach_log
+from .thinning import Thinning
 
 __all__ = [
     "AuditLog",
@@ -64,6 +66,8 @@ __all__ = [
 _BATCH = 50_000
 #: the most entries one call of :meth:`AuditLog.entries` reads per query
 _PAGE = 1_000
+#: seconds a checked view of the latest checkpoint serves tiles before it is read again
+_VIEW_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +205,8 @@ class AuditLog:
         self._lock = threading.Lock()
         #: entries below this were checked against their leaves by this process (None: not yet)
         self._checked: int | None = None
+        #: (monotonic time, size) of the signed tree tiles were last served from
+        self._view: tuple[float, int] | None = None
 
     # -- the tree ----------------------------------------------------------------------------
 
@@ -279,16 +285,34 @@ class AuditLog:
         them (:mod:`meridian.audit.tiles`). Refused, like proofs, while the log has failed its
         self-check or the tree does not give the latest signed root.
         """
+        size = self._signed_view()
+        with self._lock:
+            return size, self._tree.hashes(height, start, min(stop, size >> height))
+
+    def _signed_view(self) -> int:
+        """The latest checkpoint's size once the tree is checked against it, re-read at most
+        every :data:`_VIEW_SECONDS`.
+
+        A cache: for up to that long, tiles may lag a newer checkpoint (one they would also lag
+        through the checkpoint's own five-second HTTP cache) and a self-check failure found by
+        another process is not seen yet; what is served is still only hashes of a tree that
+        was checked against a signed root.
+        """
+        now = timing.monotonic()
+        view = self._view
+        if view is not None and now - view[0] < _VIEW_SECONDS:
+            return view[1]
         self.sync()
         self.guard()
         latest = self.latest()
         found = self._problems_against(latest)
         if found:
+            self._view = None
             record_problems(self.db, found)
             raise refusal([found[0].message])
         size = 0 if latest is None else latest.checkpoint.size
-        with self._lock:
-            return size, self._tree.hashes(height, start, min(stop, size >> height))
+        self._view = (now, size)
+        return size
 
     @staticmethod
     def _check_size(size: int, current: int, name: str) -> int:
@@ -396,18 +420,23 @@ class AuditLog:
             position = rows[-1][0] + 1
 
     def stored_checkpoints(
-        self, *, offset: int = 0, limit: int = 20
+        self, *, offset: int = 0, limit: int = 20, thinning: Thinning | None = None
     ) -> tuple[tuple[StoredCheckpoint, ...], int]:
-        """A page of the checkpoints stored, newest first, each opened with this log's key (one
-        that does not verify says why, and is listed all the same); and how many there are."""
+        """A page of the checkpoints stored (those ``thinning`` keeps, if given), newest first,
+        each opened with this log's key (one that does not verify says why, and is listed all
+        the same); and how many there are (kept)."""
         with self.db.read() as session:
+            query = select(CheckpointRow.size, CheckpointRow.root, CheckpointRow.note)
+            if thinning is None:
+                query = query.limit(limit).offset(offset)
+                count = session.scalar(select(func.count()).select_from(CheckpointRow)) or 0
+            else:
+                ids = self._kept(session, thinning, None)
+                count = len(ids)
+                query = query.where(CheckpointRow.id.in_(ids[offset : offset + limit]))
             rows = session.execute(
-                select(CheckpointRow.size, CheckpointRow.root, CheckpointRow.note)
-                .order_by(CheckpointRow.size.desc(), CheckpointRow.id.desc())
-                .limit(limit)
-                .offset(offset)
+                query.order_by(CheckpointRow.size.desc(), CheckpointRow.id.desc())
             ).all()
-            count = session.scalar(select(func.count()).select_from(CheckpointRow)) or 0
         out = []
         for size, root, note in rows:
             try:
@@ -496,6 +525,7 @@ class AuditLog:
             checked += len(rows)
             position = rows[-1][0] + 1
         seconds = timing.monotonic() - started
+        self._view = None
         if found:
             record_problems(self.db, found)
         else:
@@ -659,6 +689,33 @@ class AuditLog:
             rows = session.scalars(query).all()
         return [self._signed(row) for row in rows]
 
+    def thinned(
+        self,
+        thinning: Thinning,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        up_to: int | None = None,
+    ) -> tuple[list[Signed], int]:
+        """A page of the checkpoints ``thinning`` keeps (of size ≤ ``up_to`` if given), newest
+        first, and how many it keeps in all."""
+        with self.db.read() as session:
+            ids = self._kept(session, thinning, up_to)
+            page = ids[offset:] if limit is None else ids[offset : offset + limit]
+            rows = session.scalars(
+                select(CheckpointRow)
+                .where(CheckpointRow.id.in_(page))
+                .order_by(CheckpointRow.size.desc(), CheckpointRow.id.desc())
+            ).all()
+        return [self._signed(row) for row in rows], len(ids)
+
+    def _kept(self, session: Session, thinning: Thinning, up_to: int | None) -> list[int]:
+        query = select(CheckpointRow.id, CheckpointRow.size, CheckpointRow.issued_at)
+        if up_to is not None:
+            query = query.where(CheckpointRow.size <= up_to)
+        rows = [(int(i), int(s), at) for i, s, at in session.execute(query)]
+        return thinning.kept(rows, self._clock())
+
     def recent(self, limit: int) -> tuple[list[Signed], int]:
         """The ``limit`` latest checkpoints, newest first, and how many were issued in all."""
         with self.db.read() as session:
@@ -703,7 +760,9 @@ class AuditLog:
         except IntegrityError:
             # Another signer (a thread, a replica) issued one at this size first: one
             # checkpoint per size (a unique index), and every caller is given that one.
+            self._view = None
             return self.find(size)
+        self._view = None  # tiles follow the new checkpoint at once in this process
         return Signed(note, checkpoint)
 
     def find(self, size: int) -> Signed:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..errors import ConfigurationError, InputError, ProofError, shown
 from ..storage.models import CheckpointCosignature, WitnessState
@@ -288,19 +289,29 @@ class Witnessing:
         )
         now = self._clock()
         try:
+            # the cosignature and the witness's new size in one transaction: a reader never
+            # sees one without the other
             with self.log.db.write() as session:
-                session.add(
-                    CheckpointCosignature(
-                        size=size,
-                        witness=witness.name,
-                        timestamp=check.valid[0].timestamp,
-                        line=line,
-                        received_at=now,
+                stored = session.scalar(
+                    select(CheckpointCosignature.id).where(
+                        CheckpointCosignature.size == size,
+                        CheckpointCosignature.witness == witness.name,
                     )
                 )
+                if stored is None:
+                    session.add(
+                        CheckpointCosignature(
+                            size=size,
+                            witness=witness.name,
+                            timestamp=check.valid[0].timestamp,
+                            line=line,
+                            received_at=now,
+                        )
+                    )
+                self._put_state(session, witness.name, size, None, refused=False)
         except IntegrityError:
-            pass  # another replica stored this witness's cosignature at this size first
-        self._state(witness.name, size, None, refused=False)
+            # another replica stored this witness's cosignature at this size first
+            self._state(witness.name, size, None, refused=False)
         return Submission(witness.name, size, True, None)
 
     def _fail(
@@ -319,22 +330,23 @@ class Witnessing:
         return 0 if size is None else int(size)
 
     def _state(self, name: str, size: int, problem: str | None, *, refused: bool) -> None:
-        now = self._clock()
         try:
             with self.log.db.write() as session:
-                state = session.get(WitnessState, name)
-                if state is None:
-                    session.add(
-                        WitnessState(
-                            witness=name,
-                            size=size,
-                            checked_at=now,
-                            problem=problem,
-                            refused=refused,
-                        )
-                    )
-                else:
-                    state.size, state.checked_at = size, now
-                    state.problem, state.refused = problem, refused
+                self._put_state(session, name, size, problem, refused=refused)
         except IntegrityError:
             pass  # another replica recorded this witness first: its next submission updates it
+
+    def _put_state(
+        self, session: Session, name: str, size: int, problem: str | None, *, refused: bool
+    ) -> None:
+        now = self._clock()
+        state = session.get(WitnessState, name)
+        if state is None:
+            session.add(
+                WitnessState(
+                    witness=name, size=size, checked_at=now, problem=problem, refused=refused
+                )
+            )
+        else:
+            state.size, state.checked_at = size, now
+            state.problem, state.refused = problem, refused

@@ -108,7 +108,8 @@ def export_command(
         with progress_bar("checkpointing the log") as bar:
             signed = log.checkpoint()
             size = signed.checkpoint.size
-            notes = rt.witnessing.cosigned_notes(s.note for s in log.checkpoints(up_to=size))
+            kept, _ = log.thinned(rt.thinning, up_to=size)
+            notes = rt.witnessing.cosigned_notes(s.note for s in reversed(kept))
             bar.phase(f"exporting to {path.name}", total=size, unit="entries")
             write_export(
                 path,
@@ -199,9 +200,15 @@ def _fetch_live(url: str, token: str | None, bar: Bar) -> bytes:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
-            listed = client.get("/v1/log/checkpoints", params={"limit": 1000})
-            listed.raise_for_status()
-            notes = [c["note"] for c in reversed(listed.json()["data"])]
+            notes = []
+            offset: int | None = 0
+            while offset is not None:  # the checkpoints listed (thinned), a page at a time
+                listed = client.get("/v1/log/checkpoints", params={"limit": 1000, "offset": offset})
+                listed.raise_for_status()
+                page = listed.json()
+                notes += [c["note"] for c in page["data"]]
+                offset = page.get("next")
+            notes.reverse()
             if not notes:
                 raise NotFoundError(f"`{shown(base)}` has issued no checkpoint yet")
             size = int(notes[-1].split("\n", 2)[1])

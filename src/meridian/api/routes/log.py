@@ -57,9 +57,15 @@ async def issue_checkpoint(rt: RuntimeDep, caller: CallerDep) -> Response:
 async def list_checkpoints(
     rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> Response:
-    """The latest checkpoints issued, newest first: size, root, time and the signed note. Public."""
-    signed, count = await asyncio.to_thread(rt.log.recent, limit)
+    """A page of the checkpoints issued, newest first: size, root, time and the signed note. Public.
+
+    Thinned as they age: every checkpoint of the last day, then one an hour for a week, then one
+    a day (`MERIDIAN_CHECKPOINT_KEEP_ALL`, `MERIDIAN_CHECKPOINT_KEEP_HOURLY`); `count` is how
+    many are listed in all, `next` the `offset` of the next page (null on the last).
+    """
+    signed, count = await asyncio.to_thread(rt.log.thinned, rt.thinning, offset=offset, limit=limit)
     data = [
         {
             "size": s.checkpoint.size,
@@ -69,7 +75,10 @@ async def list_checkpoints(
         }
         for s in signed
     ]
-    return json_response({"data": data, "count": count})
+    following = offset + len(data)
+    return json_response(
+        {"data": data, "count": count, "next": following if following < count else None}
+    )
 
 
 @router.get("/v1/log/key", responses={200: {"content": {_NOTE: {}}}})

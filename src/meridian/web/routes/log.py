@@ -77,7 +77,7 @@ class CheckpointView:
 def _checkpoints(rt: Runtime, offset: int, limit: int) -> tuple[list[CheckpointView], int]:
     """A page of the checkpoints issued, newest first (as ``GET /v1/log/checkpoints``), each
     opened with the log's verifier key; and how many were issued."""
-    stored, count = rt.log.stored_checkpoints(offset=offset, limit=limit)
+    stored, count = rt.log.stored_checkpoints(offset=offset, limit=limit, thinning=rt.thinning)
     return [CheckpointView(c.size, b64(c.root), c.time, c.note, c.problem) for c in stored], count
 
 
