@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from .audit.records import attach_log
 from .clock import Clock, set_clock
+from .cluster import Replica
 from .geography.ipgeo import IpLocator, default_locator, parse_ip
 from .policy.engine import Engine
 from .policy.loader import LoadedBundle, default_bundle_path, load_bundle_text
@@ -43,6 +44,9 @@ class Runtime:
         self._engine: Engine | None = None
         self._log: AuditLog | None = None
         self._lock = threading.Lock()
+        #: this process as a replica of the control plane: registered (and heartbeated) by the
+        #: server's start-up only; a CLI command's runtime never is
+        self.replica = Replica(self.db, lease=settings.replica_lease)
 
     def now(self) -> datetime:
         return self.clock()

@@ -71,6 +71,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(rt.start)
+        # this process is a replica of the control plane from now on: its lease row, renewed
+        # by the heartbeat below (meridian.cluster.replicas)
+        await asyncio.to_thread(rt.replica.register)
         # The log's key is read (or, in development, created) now, and the tree built from the
         # database: a service that cannot sign its log does not start. The stored log is
         # verified from the position last verified; a mismatch is recorded and shown, and
@@ -106,7 +109,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         journal.start()
         app.state.journal = journal
         tasks = [
-            asyncio.create_task(_every(config.policy_poll_interval, rt.refresh, "policy-poll"))
+            asyncio.create_task(rt.replica.run()),
+            asyncio.create_task(_every(config.policy_poll_interval, rt.refresh, "policy-poll")),
         ]
         # region node health (placement skips a node that is down) and the meeting timer
         health = NodeHealth(
@@ -159,6 +163,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             journal.stop()
             await health.aclose()
             await signalling.aclose()
+            # a clean stop ends the lease at once: the others need not wait for it to run out
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(rt.replica.release)
             rt.close()
 
     app = FastAPI(
