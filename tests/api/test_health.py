@@ -23,6 +23,7 @@ def test_readyz_names_the_replica_the_schema_and_the_bundle(live: Any) -> None:
     assert r.json() == {
         "status": "ready",
         "replica": live.runtime.replica.id,
+        "leader": True,  # the one replica on its database leads
         "schema_revision": head_revision(),
         "bundle": live.runtime.digest,
     }

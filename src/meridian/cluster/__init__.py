@@ -8,6 +8,7 @@ treat it as gone once the lease has run out. Jobs that must run once for the who
 is the one replica and the leader.
 """
 
+from .leader import Leadership, every_as_leader
 from .replicas import (
     Replica,
     ReplicaState,
@@ -19,10 +20,12 @@ from .replicas import (
 )
 
 __all__ = [
+    "Leadership",
     "Replica",
     "ReplicaState",
     "alive_replica_ids",
     "database_now",
+    "every_as_leader",
     "expired_replica_ids",
     "lease_expired",
     "replica_states",

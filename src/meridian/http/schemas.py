@@ -128,6 +128,8 @@ class Ready(_Out):
 
     status: str
     replica: str
+    #: whether this replica runs the jobs that run once (meridian.cluster.leader)
+    leader: bool
     schema_revision: str
     bundle: str
 

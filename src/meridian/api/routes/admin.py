@@ -57,8 +57,13 @@ async def readyz(request: Request, rt: RuntimeDep) -> Any:
         )
     if not state.ready:
         return JSONResponse({"status": "not ready", "reason": state.reason}, status_code=503)
+    leadership = getattr(request.app.state, "leadership", None)
     return Ready(
-        status="ready", replica=rt.replica.id, schema_revision=state.schema or "", bundle=rt.digest
+        status="ready",
+        replica=rt.replica.id,
+        leader=leadership is not None and leadership.is_leader,
+        schema_revision=state.schema or "",
+        bundle=rt.digest,
     )
 
 
