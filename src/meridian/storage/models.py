@@ -43,6 +43,7 @@ __all__ = [
     "LegalBlock",
     "LegalRequest",
     "LogHead",
+    "LogPending",
     "LogProblem",
     "LogVerified",
     "Meeting",
@@ -55,6 +56,7 @@ __all__ = [
     "PolicyChange",
     "PolicyChangeState",
     "Record",
+    "Replica",
     "Subscription",
     "SubscriptionStatus",
     "Token",
@@ -411,6 +413,32 @@ class LogHead(Base):
     size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
 
 
+class LogPending(Base):
+    """An entry committed with its change but not yet in the log (PostgreSQL only).
+
+    Written in the change's own transaction without touching ``log_head``, so writers do not
+    queue on one row lock through their commits; the sequencer
+    (:func:`meridian.audit.records.integrate`) moves entries from here into ``records`` in
+    batches, in ``id`` order, giving them their positions. Nothing reads an entry here as part of
+    the log: readers, proofs, checkpoints and verification see ``records`` only.
+    """
+
+    __tablename__ = "log_pending"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    subject_kind: Mapped[str] = mapped_column(String(30))
+    subject_id: Mapped[str | None] = mapped_column(String(100))
+    bundle_digest: Mapped[str] = mapped_column(String(80))
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
 class Checkpoint(Base):
     """A signed checkpoint of the log: its size and root at a time, as a C2SP signed note."""
 
@@ -604,3 +632,22 @@ class WebSession(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     ended_at: Mapped[datetime | None]
+
+
+class Replica(Base):
+    """A control-plane process on this database, and how long its lease runs.
+
+    A replica inserts its row at start-up and renews ``expires_at`` on every heartbeat; a
+    replica whose lease has run out is dead to the others (its live connections are gone), even
+    if its row remains. Instants are the database server's (``now()`` on PostgreSQL), so hosts
+    whose clocks differ still agree on whose lease has expired.
+    """
+
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
