@@ -47,7 +47,9 @@ from .meetings.regions import region_table
 from .meetings.service import close_stale
 from .runtime import Runtime
 from .settings import Settings, get_settings
+from .storage.orders import OrderListener, Received
 from .web import install_web, start_sessions
+from .wire import Order
 
 __all__ = ["create_app"]
 
@@ -102,11 +104,30 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         await asyncio.to_thread(country_position, "US")
         signalling = Signalling(rt, signer, config.node_urls)
         app.state.signalling = signalling
+        # what other replicas on the same PostgreSQL database commit, acted on here at once
+        orders = OrderListener(rt.db)
+        tokens: TokenCache = app.state.tokens
+        tokens.listening = lambda: orders.listening
+
+        def forget_callers(order: Received) -> None:
+            if order.kind in (Order.REVOKE, Order.SUSPEND):
+                tokens.clear()
+
+        async def load_bundle(order: Received) -> None:
+            if order.kind is Order.BUNDLE and not order.own:
+                await asyncio.to_thread(rt.refresh)
+
+        orders.on(forget_callers)
+        orders.on(load_bundle)
+        orders.on(signalling.follow)
+        orders.on_lost(tokens.clear)
+        app.state.orders = orders
         journal = DecisionJournal(rt)
         journal.start()
         app.state.journal = journal
         tasks = [
-            asyncio.create_task(_every(config.policy_poll_interval, rt.refresh, "policy-poll"))
+            asyncio.create_task(orders.run()),
+            asyncio.create_task(_every(config.policy_poll_interval, rt.refresh, "policy-poll")),
         ]
         # region node health (placement skips a node that is down) and the meeting timer
         health = NodeHealth(
@@ -157,6 +178,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             for task in tasks:
                 task.cancel()
             journal.stop()
+            await orders.aclose()
             await health.aclose()
             await signalling.aclose()
             rt.close()

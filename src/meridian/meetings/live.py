@@ -74,6 +74,7 @@ from ..keys import RosterMember
 from ..keys.grants import Grant, GrantSigner, public_key_b64
 from ..runtime import Runtime
 from ..storage.models import new_id
+from ..storage.orders import Received
 from .access import advance_epoch, enter
 from .nodes import RegionNodes
 from .placement import MeetingPlan, Occupancy, links_between
@@ -810,6 +811,25 @@ class Signalling:
                 await p.send({"type": "ended", **({"reason": reason} if reason else {})})
             except (ConnectionError, RuntimeError):
                 continue
+
+    async def follow(self, order: Received) -> None:
+        """Act on an order another replica committed (:mod:`meridian.storage.orders`): a
+        removal cuts the participants named that are connected through this replica, an end
+        ends the meeting for those connected here. This replica's own orders it has acted on
+        already, as it committed them."""
+        if order.own:
+            return
+        meeting = order.data.get("meeting")
+        if not isinstance(meeting, str):
+            return
+        if order.kind is wire.Order.END:
+            reason = order.data.get("reason")
+            await self.end(meeting, reason=reason if isinstance(reason, str) else None)
+        elif order.kind is wire.Order.REMOVE:
+            ids = order.data.get("participants")
+            reason = order.data.get("reason")
+            if isinstance(ids, list) and isinstance(reason, str):
+                await self.remove(meeting, [str(i) for i in ids], reason=reason)
 
     async def carried(self, meeting_id: str) -> dict[str, dict[str, Any]]:
         """What every region node counted for a meeting (:meth:`RegionNodes.carried`)."""

@@ -27,7 +27,9 @@ from ..identity.accounts import get_account
 from ..identity.tokens import Caller
 from ..runtime import Runtime
 from ..storage.models import Account, AccountStatus, Meeting, MeetingStatus, Participation, new_id
+from ..storage.orders import publish
 from ..storage.paging import page
+from ..wire import Order
 from .blocks import refuse_blocked
 from .invite import new_invite
 from .limits import refuse_full
@@ -370,8 +372,13 @@ def close_meeting(
     digest: str,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Mark a live ``meeting`` ended, with everyone in it gone, in ``session``'s transaction."""
+    """Mark a live ``meeting`` ended, with everyone in it gone, in ``session``'s transaction;
+    every replica ends it for those connected through it once this commits (an order)."""
     meeting.status = MeetingStatus.ENDED
+    reason = (details or {}).get("reason")
+    publish(
+        session, Order.END, meeting=meeting.id, reason=reason if isinstance(reason, str) else None
+    )
     meeting.ended_at = at
     for p in session.scalars(
         select(Participation).where(
