@@ -12,6 +12,7 @@ Skipped, with the reason, when no PostgreSQL server answers: replicas share one 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ from tests.support import aeventually, eventually
 
 from meridian.audit import SYSTEM
 from meridian.client.participant import Participant
+from meridian.errors import DeniedError
 from meridian.identity.tokens import create_token
+from meridian.policy.loader import default_bundle_path
 
 pytestmark = pytest.mark.storage
 
@@ -85,8 +88,12 @@ def client(live: Live, replica: Replica, who: str | None = None) -> httpx.Client
 def host(live: Live, replica: Replica, *, country: str = "US") -> str:
     ops = client(live, replica, "operator")
     body = {"type": "organization", "name": "Host", "country": country}
+    checkout = {"plan": "pro", "channel": "direct"}
+    if country == "CN":  # sold through a licensed partner
+        body["org_id"] = "91110000600037341L"
+        checkout.update(channel="partner", partner="bizconf")
     account = ops.post("/v1/accounts", json=body).json()["account"]
-    checkout = {"account": account["id"], "plan": "pro", "channel": "direct"}
+    checkout["account"] = account["id"]
     assert ops.post("/v1/checkout", json=checkout).status_code == 201
     live.token(account["id"], role="user", account_id=account["id"])
     return str(account["id"])
@@ -225,3 +232,50 @@ def test_a_removal_approved_on_one_replica_cuts_a_participant_connected_through_
 
     request, removed = run(scenario())
     assert request in removed
+
+
+# -- capacity ------------------------------------------------------------------------------------
+
+
+def test_capacity_holds_globally_under_concurrent_joins_through_two_replicas(world):
+    """CN holds 2 (a bundle put in force on A, which B loads at once); four CN participants
+    join a CN-hosted meeting at once, two through each replica: two are admitted, in all."""
+    live, replicas = world
+    a, b = replicas.start("a", "b")
+    text = default_bundle_path().read_text(encoding="utf-8")
+    text = re.sub(r"(  CN: \{.*?capacity: )\d+", r"\g<1>2", text)
+    loaded = client(live, a, "operator").put("/v1/policy", json={"yaml": text})
+    assert loaded.status_code == 200, loaded.text
+    digest = client(live, a).get("/v1/health").json()["bundle"]["digest"]
+
+    def b_loaded() -> bool:
+        seen = client(live, b).get("/v1/health").json()["bundle"]["digest"]
+        assert seen == digest, seen
+        return True
+
+    eventually(b_loaded, timeout=ORDER_SECONDS, what="replica B put the new bundle in force")
+    account = host(live, a, country="CN")  # its meetings stay in CN
+    meeting = create_meeting(live, a, account)
+
+    async def scenario() -> tuple[list[Participant], list[BaseException]]:
+        joins = [join(live, r, meeting, f"cn-{n}", CN_IP) for n, r in enumerate((a, b, a, b))]
+        outcomes = await asyncio.gather(*joins, return_exceptions=True)
+        admitted = [p for p in outcomes if isinstance(p, Participant)]
+        refused = [e for e in outcomes if isinstance(e, BaseException)]
+        loads = [await asyncio.to_thread(cn_load, r) for r in (a, b)]
+        for p in admitted:
+            await p.leave()
+        return admitted, refused, loads
+
+    def cn_load(replica: Replica) -> tuple[int, int]:
+        rows = client(live, replica, "operator").get("/v1/datacentres").json()["data"]
+        (cn,) = [row for row in rows if row["region"] == "CN"]
+        return cn["participants"], cn["capacity"]
+
+    admitted, refused, loads = run(scenario())
+    assert [p.dc for p in admitted] == ["CN", "CN"]
+    assert len(refused) == 2
+    assert all(isinstance(e, DeniedError) for e in refused), refused
+    assert all("full" in e.message for e in refused if isinstance(e, DeniedError))
+    # both replicas report what both admitted
+    assert loads == [(2, 2), (2, 2)]

@@ -32,7 +32,9 @@ sending; joins are refused; recorded), the rotation is retried every
 :data:`PAUSE_RETRY_SECONDS`, and the meeting ends, recorded, if it still cannot rotate after
 :data:`PAUSE_LIMIT_SECONDS`. Nobody keeps sending under a key a leaver holds.
 
-Joins are placed one at a time (one lock for the control plane) so capacity is counted exactly;
+Joins are placed one at a time (one lock for the control plane, and across replicas the
+placement lock in the database: :func:`~meridian.meetings.service.count_places`), so capacity is
+counted exactly and globally;
 each meeting's joins, leaves and rotations are serialised by the meeting's own lock, so a key
 epoch never goes to a participant out of order.
 
@@ -79,7 +81,7 @@ from .access import advance_epoch, enter
 from .nodes import RegionNodes
 from .placement import MeetingPlan, Occupancy, links_between
 from .regions import region_table
-from .service import admit, end_meeting, get_meeting, leave
+from .service import admit, count_places, end_meeting, get_meeting, leave
 
 __all__ = ["LiveMeeting", "LiveParticipant", "Signalling"]
 
@@ -201,6 +203,13 @@ class Signalling:
                         fresh.used[code] = used
             self._occupancy, self._digest = fresh, digest
         return self._occupancy
+
+    def count(self) -> None:
+        """Count every replica's participants per data centre again (a database read, blocking):
+        :meth:`live_load` then shows them, not only the last count this replica placed by."""
+        occupancy = self.occupancy()
+        with self.rt.db.read() as session:
+            count_places(session, occupancy, lock=False)
 
     def live_load(self) -> dict[str, dict[str, Any]]:
         """Per region: participants carried, capacity, the number of live meetings using it, and
@@ -351,7 +360,9 @@ class Signalling:
             except KeyServerError:
                 await self._forget(live, participant)
                 raise
-            links = links_between(live.uses)
+            # the meeting's spread over every replica: its regions are cascaded wherever their
+            # participants are connected through
+            links = links_between(admission.spread)
             await self._give_links(live, links)
             grant = Grant(
                 typ="relay",

@@ -12,11 +12,12 @@ Every change and every join decision is recorded in the transaction that makes i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
@@ -43,6 +44,7 @@ __all__ = [
     "admit",
     "close_meeting",
     "close_stale",
+    "count_places",
     "create_meeting",
     "end_meeting",
     "get_meeting",
@@ -51,6 +53,7 @@ __all__ = [
     "live_counts",
     "meeting_filter",
     "meeting_plan",
+    "meeting_spread",
     "region_setting",
     "set_regions",
     "visible_meetings",
@@ -409,6 +412,44 @@ class Admission:
     decision: dict[str, Any] | None
     #: the key epoch of a new live session (``new_session``), taken when it was admitted
     epoch: int | None = None
+    #: the meeting's participants per region across every replica, the joiner included
+    spread: dict[str, int] = field(default_factory=dict)
+
+
+#: the PostgreSQL advisory lock every replica places joiners under (the first 8 bytes of
+#: SHA-256 of "meridian.meetings.place", as a signed integer)
+_PLACE_LOCK = int.from_bytes(bytes.fromhex("1f7c2d2b2438af02"), "big", signed=True)
+
+
+def count_places(session: Session, occupancy: Occupancy, *, lock: bool = True) -> None:
+    """Set ``occupancy`` to what every replica's live meetings hold now: the open
+    participations of live meetings per data centre, read in ``session``'s transaction.
+
+    With ``lock`` (to place a joiner), on PostgreSQL it first takes the placement lock
+    (released at commit), so two replicas never both count the last place as free; a SQLite
+    write transaction holds the database's write lock from its start already.
+    """
+    if lock and session.get_bind().dialect.name == "postgresql":
+        session.execute(sql_text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PLACE_LOCK})
+    rows = session.execute(
+        select(Participation.dc, func.count())
+        .join(Meeting, Meeting.id == Participation.meeting_id)
+        .where(Participation.left_at.is_(None), Meeting.status == MeetingStatus.LIVE)
+        .group_by(Participation.dc)
+    )
+    counted = {str(dc): int(n) for dc, n in rows}
+    for code in occupancy.used:
+        occupancy.used[code] = counted.get(code, 0)
+
+
+def meeting_spread(session: Session, meeting_id: str) -> dict[str, int]:
+    """The meeting's open participations per data centre, whichever replica admitted them."""
+    rows = session.execute(
+        select(Participation.dc, func.count())
+        .where(Participation.meeting_id == meeting_id, Participation.left_at.is_(None))
+        .group_by(Participation.dc)
+    )
+    return {str(dc): int(n) for dc, n in rows if n}
 
 
 def admit(
@@ -430,6 +471,12 @@ def admit(
     caller's account, when a token was sent, gives the subject's type and plan. An admitted
     first joiner of a ``new_session`` takes the meeting's next key epoch in the same
     transaction (:attr:`Admission.epoch`): a session never reuses an earlier one's keys.
+
+    Capacity is global: ``occupancy`` is counted again from the database, under the placement
+    lock, in the transaction that records the join (:func:`count_places`), so replicas sharing
+    the database never admit more than a data centre holds. The joiner is placed against the
+    meeting's spread over every replica (:attr:`Admission.spread`); ``uses``, this replica's
+    own count per region, gains the joiner when it is admitted.
     """
     at = rt.now()
     engine = rt.engine
@@ -447,11 +494,13 @@ def admit(
                 subject["plan"] = account_plan(session, rt, account, at)[0]
         mplan = meeting_plan(meeting)
         pid = participant_id or new_id("p")
-        placement = place(engine, table, mplan, pid, subject, at, occupancy, uses)
+        count_places(session, occupancy)
+        spread = meeting_spread(session, meeting.id)
+        placement = place(engine, table, mplan, pid, subject, at, occupancy, spread)
         # a block left by a lawful request refuses joiners from its jurisdiction, naming it
-        placement = refuse_blocked(session, meeting.id, placement, occupancy, uses)
+        placement = refuse_blocked(session, meeting.id, placement, occupancy, spread)
         # the host's plan holds so many at once: one more is refused, naming the plan
-        placement = refuse_full(session, rt, meeting, placement, occupancy, uses, at)
+        placement = refuse_full(session, rt, meeting, placement, occupancy, spread, at)
         assert placement.join is not None
         record(
             session,
@@ -474,6 +523,7 @@ def admit(
             epoch = int(meeting.epoch)
         if placement.allowed:
             assert placement.dc is not None
+            uses[placement.dc] = uses.get(placement.dc, 0) + 1
             participation = Participation(
                 id=pid,
                 meeting_id=meeting.id,
@@ -490,7 +540,7 @@ def admit(
             public = public_decision(session, placement.join)
             public["decision"] = "deny"
             public["reasons"] = [r.to_dict() for r in placement.reasons]
-    return Admission(meeting, mplan, placement, participation, public, epoch)
+    return Admission(meeting, mplan, placement, participation, public, epoch, spread)
 
 
 def leave(rt: Runtime, *, participation_id: str, removal: dict[str, Any] | None = None) -> None:
