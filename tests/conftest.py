@@ -46,8 +46,9 @@ _PG_ENV = "MERIDIAN_TEST_POSTGRES_URL"
 
 # -- markers ---------------------------------------------------------------------------------
 
-#: fixtures that start region node processes (a fixture yielding a ``LocalCluster`` is one too)
-_NODE_FIXTURES = frozenset({"nodes", "cluster"})
+#: fixtures that start region node processes (a fixture yielding a ``LocalCluster`` is one too),
+#: or control-plane replicas as processes of their own (tests/cluster/conftest.py)
+_NODE_FIXTURES = frozenset({"nodes", "cluster", "processes", "replicas"})
 
 
 def _starts_nodes(fixturedefs: Any) -> bool:

@@ -7,22 +7,37 @@ service functions; nothing here runs at import.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from .audit.records import attach_log
 from .clock import Clock, set_clock
+from .cluster import Replica
 from .geography.ipgeo import IpLocator, default_locator, parse_ip
 from .policy.engine import Engine
 from .policy.loader import LoadedBundle, default_bundle_path, load_bundle_text
 from .policy.store import activate_bundle, active_bundle, active_digest
 from .settings import Settings
 from .storage import Database, migrate
+from .storage.migrate import current_revision, head_revision
 
 if TYPE_CHECKING:
     from .audit.log import AuditLog
 
-__all__ = ["Runtime"]
+__all__ = ["Readiness", "Runtime"]
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Whether this process can serve requests now, and if not, the first reason why."""
+
+    ready: bool
+    reason: str | None
+    #: the schema revision the database is at (``None`` when it could not be read)
+    schema: str | None
 
 
 class Runtime:
@@ -43,6 +58,9 @@ class Runtime:
         self._engine: Engine | None = None
         self._log: AuditLog | None = None
         self._lock = threading.Lock()
+        #: this process as a replica of the control plane: registered (and heartbeated) by the
+        #: server's start-up only; a CLI command's runtime never is
+        self.replica = Replica(self.db, lease=settings.replica_lease)
 
     def now(self) -> datetime:
         return self.clock()
@@ -110,6 +128,23 @@ class Runtime:
             return False
         self.use(loaded)
         return True
+
+    def readiness(self) -> Readiness:
+        """Ready when the database answers, its schema is at this release's head, and a bundle
+        is loaded; otherwise the first of those that fails, as one lowercase line."""
+        head = head_revision()
+        try:
+            schema = current_revision(self.db)
+        except SQLAlchemyError as exc:
+            first = (str(getattr(exc, "orig", exc)) or type(exc).__name__).splitlines()[0]
+            return Readiness(False, f"the database does not answer: {first.lower()}", None)
+        if schema != head:
+            return Readiness(
+                False, f"the database schema is at `{schema}`, this release needs `{head}`", schema
+            )
+        if self._engine is None:
+            return Readiness(False, "no policy bundle is loaded yet", schema)
+        return Readiness(True, None, schema)
 
     def close(self) -> None:
         self.db.dispose()

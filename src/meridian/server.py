@@ -11,6 +11,12 @@ job (every ``renew_interval`` seconds; lawful-request notices whose delayed-noti
 ended go out on the same cadence, and at start-up), the check for a bundle loaded by another
 process, the region nodes' health checks (:mod:`meridian.meetings.health`) and the meeting timer
 (plan minutes and empty meetings, :mod:`meridian.meetings.lifecycle`).
+
+Each process is a replica (:mod:`meridian.cluster`): it registers a lease and heartbeats it,
+and tries for the lead. What must happen once for the whole service runs on the leader only:
+checkpoints, renewals, notices, the timer's meeting ends and the record of a node going down or
+up. What each replica needs for itself runs everywhere: the journal, the bundle poll, node
+health (for its own placement and participants) and the timer's warnings to its participants.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from fastapi import FastAPI
 from . import __version__
 from .api import API_DESCRIPTION, install_api
 from .audit import SYSTEM
+from .cluster import Leadership, every_as_leader
 from .commerce.renewal import renew_due
 from .geography.positions import country_position
 from .http.bodylimit import BodyLimitMiddleware
@@ -73,6 +80,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(rt.start)
+        # this process is a replica of the control plane from now on: its lease row, renewed
+        # by the heartbeat below (meridian.cluster.replicas)
+        await asyncio.to_thread(rt.replica.register)
+        # the jobs that run once for the whole service run on the leader only; the first
+        # replica up leads at once (meridian.cluster.leader)
+        leadership = Leadership(rt.db, replica_id=rt.replica.id, retry=config.leader_retry)
+        app.state.leadership = leadership
+        await asyncio.to_thread(leadership.look)
         # The log's key is read (or, in development, created) now, and the tree built from the
         # database: a service that cannot sign its log does not start. The stored log is
         # verified from the position last verified; a mismatch is recorded and shown, and
@@ -89,7 +104,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 check.rate,
             )
         app.state.log_check = check
-        await asyncio.to_thread(rt.log.scheduled_checkpoint)
+        if leadership.is_leader:
+            await asyncio.to_thread(rt.log.scheduled_checkpoint)
         # the pages' session key: read, or in development created, before the first sign-in
         await asyncio.to_thread(start_sessions, app, config)
         signer = GrantSigner(
@@ -99,7 +115,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         check_nodes(config.node_urls, region_table(rt.engine.bundle).codes)
         await asyncio.to_thread(close_stale, rt)
         # lawful-request notices whose delayed-notice order ended while the service was down
-        await asyncio.to_thread(notify_due, rt)
+        if leadership.is_leader:
+            await asyncio.to_thread(notify_due, rt)
         # Read the city table placement measures distance from now, not on the first join.
         await asyncio.to_thread(country_position, "US")
         signalling = Signalling(rt, signer, config.node_urls)
@@ -127,6 +144,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.state.journal = journal
         tasks = [
             asyncio.create_task(orders.run()),
+            asyncio.create_task(rt.replica.run()),
+            asyncio.create_task(leadership.run()),
             asyncio.create_task(_every(config.policy_poll_interval, rt.refresh, "policy-poll")),
         ]
         # region node health (placement skips a node that is down) and the meeting timer
@@ -137,25 +156,36 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         )
         app.state.node_health = health
         tasks.append(
-            asyncio.create_task(watch_nodes(signalling, health, config.node_check_interval))
+            asyncio.create_task(
+                watch_nodes(
+                    signalling, health, config.node_check_interval, records=leadership.confirm
+                )
+            )
         )
         timer = MeetingTimer(
             rt,
             signalling,
             empty_after=timedelta(seconds=config.meeting_empty_timeout),
             warn_before=timedelta(seconds=config.meeting_warning),
+            ends=leadership.confirm,
         )
         tasks.append(asyncio.create_task(timer.run(config.meeting_check_interval)))
         if config.checkpoint_interval > 0:
             tasks.append(
                 asyncio.create_task(
-                    _every(config.checkpoint_interval, rt.log.scheduled_checkpoint, "checkpoint")
+                    every_as_leader(
+                        leadership,
+                        config.checkpoint_interval,
+                        rt.log.scheduled_checkpoint,
+                        "checkpoint",
+                    )
                 )
             )
         if config.renew_interval > 0:
             tasks.append(
                 asyncio.create_task(
-                    _every(
+                    every_as_leader(
+                        leadership,
                         config.renew_interval,
                         lambda: renew_due(rt, rt.now(), actor=SYSTEM),
                         "renewal",
@@ -165,7 +195,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             # ... and on the same cadence, notices whose delayed-notice order has ended
             tasks.append(
                 asyncio.create_task(
-                    _every(config.renew_interval, lambda: notify_due(rt), "legal-notices")
+                    every_as_leader(
+                        leadership, config.renew_interval, lambda: notify_due(rt), "legal-notices"
+                    )
                 )
             )
         # Everything built at start-up lives as long as the process: keep it out of the
@@ -181,6 +213,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             await orders.aclose()
             await health.aclose()
             await signalling.aclose()
+            # a clean stop ends the lease at once: the others need not wait for it to run out
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(rt.replica.release)
             rt.close()
 
     app = FastAPI(

@@ -28,6 +28,8 @@ _ENV = {
     "geoip": "MERIDIAN_GEOIP_DATABASE",
     "trusted_proxies": "MERIDIAN_TRUSTED_PROXIES",
     "renew_interval": "MERIDIAN_RENEW_INTERVAL",
+    "replica_lease": "MERIDIAN_REPLICA_LEASE",
+    "leader_retry": "MERIDIAN_LEADER_RETRY",
     "policy_poll_interval": "MERIDIAN_POLICY_POLL_INTERVAL",
     "mode": "MERIDIAN_MODE",
     "grant_key": "MERIDIAN_GRANT_KEY",
@@ -102,6 +104,12 @@ class Settings(BaseModel):
     #: seconds between signed checkpoints (issued only when the log grew); 0 turns the schedule
     #: off (checkpoints are then issued on demand only)
     checkpoint_interval: float = Field(default=60.0, ge=0)
+    #: seconds a replica's lease runs without a heartbeat (it beats every third of it); a
+    #: replica silent that long is dead to the others (:mod:`meridian.cluster.replicas`)
+    replica_lease: float = Field(default=10.0, ge=0.3, le=3600)
+    #: seconds between a replica's tries for the lead (the jobs that run once); after the
+    #: leader dies another leads within this long (:mod:`meridian.cluster.leader`)
+    leader_retry: float = Field(default=1.0, gt=0, le=60)
     #: seconds between health checks of each region node (``GET /healthz``)
     node_check_interval: float = Field(default=2.0, gt=0, le=3600)
     #: failed health checks in a row after which a node is marked down (placement skips it and

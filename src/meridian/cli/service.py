@@ -28,7 +28,10 @@ from ..settings import Settings, get_settings
 from .app import ClockOption, app, door, policy_app
 from .progress import count, duration, progress_bar, summary
 
-__all__ = ["admin_app", "commerce_app"]
+__all__ = ["MAX_WORKERS", "admin_app", "commerce_app"]
+
+#: the most worker processes ``serve --workers`` starts
+MAX_WORKERS = 64
 
 admin_app = typer.Typer(help="Operators, tokens and other operator tasks.", no_args_is_help=True)
 commerce_app = typer.Typer(help="Renewals and market transitions.", no_args_is_help=True)
@@ -79,6 +82,15 @@ def serve(
             help="On a new database, create the demo world (the 2020 case) and print tokens to try it.",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Worker processes on the one port, each a replica of the control plane "
+            "(PostgreSQL only; default 1).",
+        ),
+    ] = 1,
+    worker_fd: Annotated[int | None, typer.Option("--worker-fd", hidden=True)] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs) on the database, creating and migrating it if needed."""
     import uvicorn
@@ -94,11 +106,24 @@ def serve(
             "`--demo` is refused in production (MERIDIAN_MODE=production): "
             "the demo seeds accounts and prints operator tokens"
         )
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InputError(f"`--workers {workers}`: expected 1 to {MAX_WORKERS} worker processes")
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        raise ConfigurationError(
+            f"`--workers {workers}` needs PostgreSQL: SQLite is the embedded database of one "
+            "process (set MERIDIAN_DATABASE_URL to postgresql+psycopg://…, or serve one worker)"
+        )
     console = Console(soft_wrap=True)
     if demo and not settings.trusted_proxies:
         # The demo places loopback clients in countries the way production places clients
         # behind a load balancer: through X-Forwarded-For from a trusted proxy (this machine).
         settings = settings.with_changes(trusted_proxies=("127.0.0.1/32",))
+    if worker_fd is not None:
+        # one worker of `serve --workers N`, started by the command below on its socket
+        from .workers import serve_worker
+
+        serve_worker(settings, worker_fd, demo=demo)
+        return
     # Listen first: a busy port is refused before the database is touched, and "serving" below
     # is said only once the server is up on this socket.
     sock = _listen(settings.host, settings.port)
@@ -134,6 +159,11 @@ def serve(
                     "(partners and hosts: their tokens; anyone: /signup, /report)"
                 )
 
+        if workers > 1:
+            from .workers import supervise
+
+            supervise(rt, settings, sock, workers, demo=demo, on_started=serving, console=console)
+            return
         app = create_app(runtime=rt)
         if demo:
             from ..demo import DEMO_IPS

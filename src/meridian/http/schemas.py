@@ -35,6 +35,7 @@ __all__ = [
     "MeetingPublic",
     "MeetingsPublic",
     "Name",
+    "NotReady",
     "NoticePublic",
     "NoticesPublic",
     "PartnerChoice",
@@ -44,6 +45,7 @@ __all__ = [
     "PlansPublic",
     "PolicyLoad",
     "PolicyPublic",
+    "Ready",
     "Region",
     "RegionSettingPublic",
     "RegionsUpdate",
@@ -119,6 +121,24 @@ class _In(BaseModel):
 
 class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class Ready(_Out):
+    """A ready replica (``GET /readyz``): which one, its schema revision, the bundle in force."""
+
+    status: str
+    replica: str
+    #: whether this replica runs the jobs that run once (meridian.cluster.leader)
+    leader: bool
+    schema_revision: str
+    bundle: str
+
+
+class NotReady(_Out):
+    """A replica that is not ready (``GET /readyz``, 503), and the first reason why."""
+
+    status: str
+    reason: str
 
 
 class ErrorDetail(BaseModel):

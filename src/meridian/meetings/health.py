@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -149,7 +150,9 @@ def _record(rt: Runtime, transition: Transition, participants: list[str], at: An
         )
 
 
-async def apply(signalling: Signalling, transition: Transition) -> list[str]:
+async def apply(
+    signalling: Signalling, transition: Transition, *, records: bool = True
+) -> list[str]:
     """Act on one transition (see the module's docstring); the participants told, if any."""
     rt = signalling.rt
     region = transition.region
@@ -184,16 +187,28 @@ async def apply(signalling: Signalling, transition: Transition) -> list[str]:
                 if p.close is not None:
                     await p.close(Close.REGION_DOWN, f"region node `{region}` is down")
             await signalling.leave(meeting_id, p.id)
-    await asyncio.to_thread(_record, rt, transition, sorted(told), at)
+    if records:
+        await asyncio.to_thread(_record, rt, transition, sorted(told), at)
     return told
 
 
-async def watch_nodes(signalling: Signalling, health: NodeHealth, interval: float) -> None:
-    """Check the nodes every ``interval`` seconds, for ever (cancel the task to stop)."""
+async def watch_nodes(
+    signalling: Signalling,
+    health: NodeHealth,
+    interval: float,
+    *,
+    records: Callable[[], bool] | None = None,
+) -> None:
+    """Check the nodes every ``interval`` seconds, for ever (cancel the task to stop).
+
+    Every replica checks for itself (its placement and its participants depend on it);
+    ``records`` says whether this one also records a transition in the log (the leader: once
+    for the service)."""
     while True:
         try:
             for transition in await health.check():
-                await apply(signalling, transition)
+                leads = records is None or await asyncio.to_thread(records)
+                await apply(signalling, transition, records=leads)
         except Exception:
             log.exception("the node health check failed")
         await asyncio.sleep(interval)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -156,8 +157,12 @@ class MeetingTimer:
         *,
         empty_after: timedelta,
         warn_before: timedelta,
+        ends: Callable[[], bool] | None = None,
     ) -> None:
         self.rt = rt
+        #: whether this replica ends meetings (the leader: an end is decided once for the
+        #: service); every replica warns its own participants
+        self.ends = ends
         self.signalling = signalling
         self.empty_after = empty_after
         self.warn_before = warn_before
@@ -172,7 +177,9 @@ class MeetingTimer:
         )
         for due in warn:
             await self._warn(due)
-        ended = []
+        ended: list[str] = []
+        if end and self.ends is not None and not await asyncio.to_thread(self.ends):
+            end = []
         for due in end:
             try:
                 await end_everywhere(

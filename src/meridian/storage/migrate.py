@@ -13,6 +13,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..errors import StorageUnavailableError, shown
 from .database import Database, _first_line
+from .locks import xact_lock
 
 __all__ = ["alembic_config", "current_revision", "head_revision", "migrate"]
 
@@ -38,7 +39,12 @@ def current_revision(db: Database) -> str | None:
 
 
 def migrate(db: Database) -> None:
-    """Apply every migration the database has not had yet (idempotent)."""
+    """Apply every migration the database has not had yet (idempotent).
+
+    Safe to call from several processes at once (replicas starting together on an empty
+    PostgreSQL database): each takes the ``migrate`` advisory lock in its transaction first, so
+    one migrates while the others wait, then find the schema at the head and do nothing.
+    """
     config = alembic_config(db)
     try:
         conn = db.engine.connect()
@@ -49,5 +55,6 @@ def migrate(db: Database) -> None:
             f"cannot reach the database `{shown(where, 200)}`: {_first_line(exc)}"
         ) from None
     with conn, conn.begin():
+        xact_lock(conn, "migrate")
         config.attributes["connection"] = conn
         command.upgrade(config, "head")

@@ -51,6 +51,7 @@ __all__ = [
     "Person",
     "PolicyBundle",
     "Record",
+    "Replica",
     "Subscription",
     "SubscriptionStatus",
     "Token",
@@ -526,3 +527,22 @@ class WebSession(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     ended_at: Mapped[datetime | None]
+
+
+class Replica(Base):
+    """A control-plane process on this database, and how long its lease runs.
+
+    A replica inserts its row at start-up and renews ``expires_at`` on every heartbeat; a
+    replica whose lease has run out is dead to the others (its live connections are gone), even
+    if its row remains. Instants are the database server's (``now()`` on PostgreSQL), so hosts
+    whose clocks differ still agree on whose lease has expired.
+    """
+
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)

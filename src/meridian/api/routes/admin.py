@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 
 from ...errors import ForbiddenError, shown
 from ...http.deps import CallerDep, IdempotencyKeyHeader, RuntimeDep, require
-from ...http.schemas import IdPath, PolicyLoad, PolicyPublic, TokenCreate, TokenPublic
+from ...http.schemas import (
+    IdPath,
+    NotReady,
+    PolicyLoad,
+    PolicyPublic,
+    Ready,
+    TokenCreate,
+    TokenPublic,
+)
 from ...identity.tokens import create_token, revoke_token
 from ...policy.loader import load_bundle_text
 from ...policy.store import activate_bundle
@@ -16,6 +26,45 @@ from .common import errors
 
 router = APIRouter(tags=["operations"])
 __all__ = ["router"]
+
+
+#: how long /readyz waits for the database before it answers "not ready"
+_READY_WAIT = 3.0
+
+
+@router.get("/healthz", tags=["cluster"])
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers (nothing else is checked). Public; for a load balancer or a supervisor."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    tags=["cluster"],
+    responses={503: {"description": "not ready, with the reason", "model": NotReady}},
+)
+async def readyz(request: Request, rt: RuntimeDep) -> Any:
+    """Readiness: the database answers, its schema is at this release's head, a bundle is loaded. 503 with the reason otherwise. Public; a load balancer sends traffic only to a ready replica."""
+    try:
+        state = await asyncio.wait_for(asyncio.to_thread(rt.readiness), _READY_WAIT)
+    except TimeoutError:
+        return JSONResponse(
+            {
+                "status": "not ready",
+                "reason": f"the database did not answer within {_READY_WAIT:g} s",
+            },
+            status_code=503,
+        )
+    if not state.ready:
+        return JSONResponse({"status": "not ready", "reason": state.reason}, status_code=503)
+    leadership = getattr(request.app.state, "leadership", None)
+    return Ready(
+        status="ready",
+        replica=rt.replica.id,
+        leader=leadership is not None and leadership.is_leader,
+        schema_revision=state.schema or "",
+        bundle=rt.digest,
+    )
 
 
 @router.get("/v1/health")

@@ -1,0 +1,84 @@
+"""``/healthz`` (liveness) and ``/readyz`` (readiness), what a load balancer asks each replica."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from meridian.runtime import Runtime
+from meridian.settings import Settings
+from meridian.storage.migrate import head_revision
+
+
+def test_healthz_answers_while_the_process_runs(live: Any) -> None:
+    r = live.client().get("/healthz")
+    assert (r.status_code, r.json()) == (200, {"status": "ok"})
+
+
+def test_readyz_names_the_replica_the_schema_and_the_bundle(live: Any) -> None:
+    r = live.client().get("/readyz")
+    assert r.status_code == 200
+    assert r.json() == {
+        "status": "ready",
+        "replica": live.runtime.replica.id,
+        "leader": True,  # the one replica on its database leads
+        "schema_revision": head_revision(),
+        "bundle": live.runtime.digest,
+    }
+
+
+def test_readyz_is_503_when_the_schema_is_not_at_the_head(live: Any) -> None:
+    with live.runtime.db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0008'"))
+    r = live.client().get("/readyz")
+    assert r.status_code == 503
+    assert r.json() == {
+        "status": "not ready",
+        "reason": f"the database schema is at `0008`, this release needs `{head_revision()}`",
+    }
+    # liveness is not readiness: the process still answers
+    assert live.client().get("/healthz").status_code == 200
+
+
+def test_readyz_is_503_when_the_database_refuses_connections(
+    postgres: Any, live_factory: Any, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no server to stop answering; the PostgreSQL run covers it")
+    live = live_factory()
+    name = database_url.rsplit("/", 1)[1]
+    admin = create_engine(postgres.url("postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
+        r = live.client().get("/readyz")
+        assert r.status_code == 503
+        assert r.json()["status"] == "not ready"
+        assert r.json()["reason"].startswith("the database does not answer: ")
+        assert f'database "{name}" is not currently accepting connections' in r.json()["reason"]
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+    assert live.client().get("/readyz").status_code == 200
+
+
+def test_a_runtime_not_started_is_not_ready(database_url: str, tmp_path: Any) -> None:
+    rt = Runtime(Settings(database_url=database_url, log_key=tmp_path / "log.key"))
+    try:
+        state = rt.readiness()
+    finally:
+        rt.close()
+    assert (state.ready, state.reason) == (False, "no policy bundle is loaded yet")
+
+
+def test_readyz_and_healthz_are_in_the_openapi(live: Any) -> None:
+    paths = live.client().get("/openapi.json").json()["paths"]
+    assert set(paths["/readyz"]["get"]["responses"]) >= {"200", "503"}
+    assert "/healthz" in paths
