@@ -113,7 +113,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             seconds=config.grant_seconds,
         )
         check_nodes(config.node_urls, region_table(rt.engine.bundle).codes)
-        await asyncio.to_thread(close_stale, rt)
+        # participations of replicas whose lease ran out (never of a live one)
+        await asyncio.to_thread(lambda: close_stale(rt, starting=True))
         # lawful-request notices whose delayed-notice order ended while the service was down
         if leadership.is_leader:
             await asyncio.to_thread(notify_due, rt)
@@ -170,6 +171,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             ends=leadership.confirm,
         )
         tasks.append(asyncio.create_task(timer.run(config.meeting_check_interval)))
+        # the participations of a replica that died are closed once its lease has run out
+        tasks.append(
+            asyncio.create_task(
+                every_as_leader(
+                    leadership, rt.replica.interval, lambda: close_stale(rt), "stale-participations"
+                )
+            )
+        )
         if config.checkpoint_interval > 0:
             tasks.append(
                 asyncio.create_task(

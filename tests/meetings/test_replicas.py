@@ -279,3 +279,65 @@ def test_capacity_holds_globally_under_concurrent_joins_through_two_replicas(wor
     assert all("full" in e.message for e in refused if isinstance(e, DeniedError))
     # both replicas report what both admitted
     assert loads == [(2, 2), (2, 2)]
+
+
+# -- stale participations ------------------------------------------------------------------------
+
+
+def open_participations(live: Live, meeting: str) -> set[str]:
+    from sqlalchemy import select
+
+    from meridian.storage.models import Participation
+
+    with live.runtime.db.read() as session:
+        return set(
+            session.scalars(
+                select(Participation.id).where(
+                    Participation.meeting_id == meeting, Participation.left_at.is_(None)
+                )
+            )
+        )
+
+
+def test_starting_a_replica_leaves_the_live_participations_of_another_alone(world):
+    live, replicas = world
+    (a,) = replicas.start("a")
+    account = host(live, a)
+    meeting = create_meeting(live, a, account)
+
+    async def scenario() -> tuple[set[str], set[str], str]:
+        us = await join(live, a, meeting, "us", US_IP)
+        before = await asyncio.to_thread(open_participations, live, meeting)
+        await asyncio.to_thread(replicas.start, "b")
+        after = await asyncio.to_thread(open_participations, live, meeting)
+        await us.leave()
+        return before, after, us.participant
+
+    before, after, us = run(scenario())
+    assert before == after == {us}
+
+
+def test_the_participations_of_a_killed_replica_are_closed_once_its_lease_runs_out(world):
+    live, replicas = world
+    replicas.settings["replica_lease"] = "2"
+    a, b = replicas.start("a", "b")
+    account = host(live, a)
+    meeting = create_meeting(live, a, account)
+
+    async def scenario() -> tuple[str, str]:
+        us = await join(live, a, meeting, "us", US_IP)
+        de = await join(live, b, meeting, "de", DE_IP)
+        replicas.kill("b")
+
+        async def closed() -> bool:
+            left = await asyncio.to_thread(open_participations, live, meeting)
+            assert left == {us.participant}, left
+            return True
+
+        # the lease (2 s) runs out, then the leader's next sweep (every third of it)
+        await aeventually(closed, timeout=WAIT, what="B's participation closed")
+        await us.leave()
+        await de.leave()
+        return us.participant, de.participant
+
+    run(scenario())

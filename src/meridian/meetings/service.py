@@ -21,6 +21,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
+from ..cluster import lease_expired
 from ..commerce.plans import current_subscription
 from ..errors import ConflictError, DeniedError, ForbiddenError, InputError, NotFoundError, shown
 from ..gate import ask, deny_message, public_decision, with_contacts
@@ -525,6 +526,7 @@ def admit(
             assert placement.dc is not None
             uses[placement.dc] = uses.get(placement.dc, 0) + 1
             participation = Participation(
+                replica=rt.replica.id,
                 id=pid,
                 meeting_id=meeting.id,
                 account_id=account_id,
@@ -567,14 +569,38 @@ def leave(rt: Runtime, *, participation_id: str, removal: dict[str, Any] | None 
         )
 
 
-def close_stale(rt: Runtime) -> int:
-    """At start-up: participations still open belong to a control plane that stopped; their
-    signalling sockets are gone, so they are closed now (and recorded). Returns how many."""
+def close_stale(rt: Runtime, *, starting: bool = False) -> int:
+    """Close (and record) the open participations whose replica is gone: their signalling
+    sockets went with it. Returns how many.
+
+    A replica is gone when its lease has expired (:func:`~meridian.cluster.lease_expired`), so
+    a replica starting never closes what another live replica serves. On SQLite there is one
+    process: at its start (``starting``) every participation not its own is from a process that
+    stopped, whatever its lease says. A participation from before replicas (no replica named)
+    is gone too. Every replica still serving the meeting is told (an order per meeting), so its
+    roster drops them and its key moves on.
+    """
     at = rt.now()
     with rt.db.write() as session:
-        stale = list(session.scalars(select(Participation).where(Participation.left_at.is_(None))))
+        open_rows = list(
+            session.scalars(
+                select(Participation)
+                .where(Participation.left_at.is_(None))
+                .order_by(Participation.joined_at, Participation.id)
+            )
+        )
+        serving = {p.replica for p in open_rows if p.replica is not None}
+        own = rt.replica.id
+        if starting and session.get_bind().dialect.name != "postgresql":
+            gone = serving - {own}
+        else:
+            gone = {r for r in serving if r != own and lease_expired(session, r)}
+        stale = [p for p in open_rows if p.replica is None or p.replica in gone]
         for p in stale:
             p.left_at = at
+        for meeting_id in sorted({p.meeting_id for p in stale}):
+            ids = [p.id for p in stale if p.meeting_id == meeting_id]
+            publish(session, Order.ROSTER, meeting=meeting_id, left=ids)
         if stale:
             record(
                 session,
@@ -585,7 +611,9 @@ def close_stale(rt: Runtime) -> int:
                 at=at,
                 bundle_digest=rt.digest,
                 details={
-                    "reason": "the control plane restarted: its live connections were lost",
+                    "reason": "the control-plane replica serving them stopped: "
+                    "their live connections were lost",
+                    "replicas": sorted({p.replica or "-" for p in stale}),
                     "participations": [p.id for p in stale],
                 },
             )
