@@ -319,7 +319,7 @@ def test_starting_a_replica_leaves_the_live_participations_of_another_alone(worl
 
 def test_the_participations_of_a_killed_replica_are_closed_once_its_lease_runs_out(world):
     live, replicas = world
-    replicas.settings["replica_lease"] = "2"
+    replicas.settings["replica_lease"] = "4"
     a, b = replicas.start("a", "b")
     account = host(live, a)
     meeting = create_meeting(live, a, account)
@@ -334,10 +334,73 @@ def test_the_participations_of_a_killed_replica_are_closed_once_its_lease_runs_o
             assert left == {us.participant}, left
             return True
 
-        # the lease (2 s) runs out, then the leader's next sweep (every third of it)
+        # the lease (4 s) runs out, then the leader's next sweep (every third of it)
         await aeventually(closed, timeout=WAIT, what="B's participation closed")
         await us.leave()
         await de.leave()
         return us.participant, de.participant
 
     run(scenario())
+
+
+# -- one roster, one key, one cascade ------------------------------------------------------------
+
+
+async def exchange(people: list[Participant]) -> dict[str, set[str]]:
+    """Each participant says one line; returns what each heard from the others."""
+    for p in people:
+        await p.send_chat(f"hello from {p.participant}")
+    heard: dict[str, set[str]] = {p.participant: set() for p in people}
+    for p in people:
+        while len(heard[p.participant]) < len(people) - 1:
+            got = await p.receive(timeout=WAIT)
+            heard[p.participant].add(got.text or "")
+    return heard
+
+
+def test_participants_through_different_replicas_hear_each_other_and_rotate_together(world):
+    """US and HK through A, DE through B: one signed roster, one cascade (US, DE, HK), and
+    when HK leaves on A everyone moves to the same next epoch and goes on hearing each other."""
+    live, replicas = world
+    a, b = replicas.start("a", "b")
+    account = host(live, a)
+    meeting = create_meeting(live, a, account)
+
+    async def scenario() -> dict[str, Any]:
+        us = await join(live, a, meeting, "us", US_IP)
+        de = await join(live, b, meeting, "de", DE_IP)
+        hk = await join(live, a, meeting, "hk", HK_IP)
+        people = [us, de, hk]
+        for p in people:
+            await p.wait_for_others(2, WAIT)
+        before = await exchange(people)
+        epoch = us.epoch
+        await hk.leave()
+
+        async def together() -> bool:
+            assert (us.epoch, de.epoch) == (epoch + 1, epoch + 1), (us.epoch, de.epoch)
+            assert hk.participant not in de.roster, de.roster
+            return True
+
+        await aeventually(together, timeout=WAIT, what="US and DE on the next epoch")
+        after = await exchange([us, de])
+        out = {
+            "dcs": [p.dc for p in people],
+            "before": before,
+            "after": after,
+            "ids": [p.participant for p in people],
+        }
+        for p in (us, de):
+            await p.leave()
+        return out
+
+    out = run(scenario())
+    us, de, hk = out["ids"]
+    assert out["dcs"] == ["US", "DE", "HK"]
+    texts = {pid: f"hello from {pid}" for pid in out["ids"]}
+    assert out["before"] == {
+        us: {texts[de], texts[hk]},
+        de: {texts[us], texts[hk]},
+        hk: {texts[us], texts[de]},
+    }
+    assert out["after"] == {us: {texts[de]}, de: {texts[us]}}

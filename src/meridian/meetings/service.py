@@ -11,12 +11,13 @@ Every change and every join decision is recorded in the transaction that makes i
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, func, select, true, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
@@ -411,10 +412,14 @@ class Admission:
     placement: Placement
     participation: Participation | None
     decision: dict[str, Any] | None
-    #: the key epoch of a new live session (``new_session``), taken when it was admitted
+    #: the meeting's key epoch as the joiner was admitted (a new session's is newly taken)
     epoch: int | None = None
     #: the meeting's participants per region across every replica, the joiner included
     spread: dict[str, int] = field(default_factory=dict)
+    #: the live session every replica asks the key server for keys of (``None``: refused)
+    session: str | None = None
+    #: the joiner started that session (nobody was in the meeting on any replica)
+    new_session: bool = False
 
 
 #: the PostgreSQL advisory lock every replica places joiners under (the first 8 bytes of
@@ -465,13 +470,18 @@ def admit(
     table: RegionTable | None = None,
     participant_id: str | None = None,
     new_session: bool = False,
+    signing_key: str | None = None,
 ) -> Admission:
     """Judge and place one joiner of a live meeting, and record it (allowed or refused).
 
     The participant's location is its connection address (``client_ip``) and nothing else. The
     caller's account, when a token was sent, gives the subject's type and plan. An admitted
-    first joiner of a ``new_session`` takes the meeting's next key epoch in the same
-    transaction (:attr:`Admission.epoch`): a session never reuses an earlier one's keys.
+    joiner starting a new live session (nobody is in the meeting on any replica, or
+    ``new_session`` forces one) takes the meeting's next key epoch and a new session name in
+    the same transaction (:attr:`Admission.epoch`, :attr:`Admission.session`): a session never
+    reuses an earlier one's keys, and every replica serving the meeting uses the same session
+    and epochs. ``signing_key`` (base64url) is the joiner's, for the roster every replica
+    signs.
 
     Capacity is global: ``occupancy`` is counted again from the database, under the placement
     lock, in the transaction that records the join (:func:`count_places`), so replicas sharing
@@ -497,6 +507,7 @@ def admit(
         pid = participant_id or new_id("p")
         count_places(session, occupancy)
         spread = meeting_spread(session, meeting.id)
+        fresh = new_session or not spread or meeting.session is None
         placement = place(engine, table, mplan, pid, subject, at, occupancy, spread)
         # a block left by a lawful request refuses joiners from its jurisdiction, naming it
         placement = refuse_blocked(session, meeting.id, placement, occupancy, spread)
@@ -517,10 +528,13 @@ def admit(
         participation = None
         public = None
         epoch = None
-        if placement.allowed and new_session:
+        if placement.allowed and fresh:
             # in SQL (`epoch = epoch + 1`), so two writers can never take the same epoch
             meeting.epoch = Meeting.epoch + 1
+            meeting.session = "s_" + secrets.token_urlsafe(9)
             session.flush()
+            epoch = int(meeting.epoch)
+        elif placement.allowed:
             epoch = int(meeting.epoch)
         if placement.allowed:
             assert placement.dc is not None
@@ -536,13 +550,26 @@ def admit(
                 dc=placement.dc,
                 joined_at=at,
                 left_at=None,
+                signing_key=signing_key,
             )
             session.add(participation)
+            # every other replica serving the meeting hands out its roster with the newcomer
+            publish(session, Order.ROSTER, meeting=meeting.id)
         else:
             public = public_decision(session, placement.join)
             public["decision"] = "deny"
             public["reasons"] = [r.to_dict() for r in placement.reasons]
-    return Admission(meeting, mplan, placement, participation, public, epoch, spread)
+    return Admission(
+        meeting,
+        mplan,
+        placement,
+        participation,
+        public,
+        epoch,
+        spread,
+        meeting.session if placement.allowed else None,
+        fresh and placement.allowed,
+    )
 
 
 def leave(rt: Runtime, *, participation_id: str, removal: dict[str, Any] | None = None) -> None:
@@ -554,6 +581,8 @@ def leave(rt: Runtime, *, participation_id: str, removal: dict[str, Any] | None 
         if p is None or p.left_at is not None:
             return
         p.left_at = at
+        # every other replica serving the meeting tells its participants and signs the roster
+        publish(session, Order.ROSTER, meeting=p.meeting_id, left=[p.id])
         details: dict[str, Any] = {"participant": p.id, "dc": p.dc}
         if removal is not None:
             details["removal"] = removal
@@ -600,7 +629,16 @@ def close_stale(rt: Runtime, *, starting: bool = False) -> int:
             p.left_at = at
         for meeting_id in sorted({p.meeting_id for p in stale}):
             ids = [p.id for p in stale if p.meeting_id == meeting_id]
-            publish(session, Order.ROSTER, meeting=meeting_id, left=ids)
+            # they held the meeting's key: it moves on, and every replica ("all", this one
+            # too) tells its own participants and hands them the new key
+            epoch = session.execute(
+                update(Meeting)
+                .where(Meeting.id == meeting_id)
+                .values(epoch=Meeting.epoch + 1)
+                .returning(Meeting.epoch)
+            ).scalar_one()
+            publish(session, Order.ROSTER, meeting=meeting_id, left=ids, all=True)
+            publish(session, Order.ROTATE, meeting=meeting_id, epoch=int(epoch), all=True)
         if stale:
             record(
                 session,
