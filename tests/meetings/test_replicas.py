@@ -404,3 +404,101 @@ def test_participants_through_different_replicas_hear_each_other_and_rotate_toge
         hk: {texts[us], texts[de]},
     }
     assert out["after"] == {us: {texts[de]}, de: {texts[us]}}
+
+
+# -- a replica dying -----------------------------------------------------------------------------
+
+
+def records(live: Live, action: str, meeting: str | None) -> list[dict[str, Any]]:
+    """The details of the records of ``action`` (about ``meeting``, or every one)."""
+    from sqlalchemy import select
+
+    from meridian.storage.models import Record
+
+    query = select(Record).where(Record.action == action)
+    if meeting is not None:
+        query = query.where(Record.subject_id == meeting)
+    with live.runtime.db.read() as session:
+        rows = session.scalars(query).all()
+        return [dict(r.details or {}) for r in rows]
+
+
+def test_after_sigkill_of_a_replica_its_participants_join_again_through_another(world):
+    """US through A, DE through B; A is killed mid-meeting. US joins again through B within
+    5 s by itself, the two hear each other again; once A's lease has run out its participation
+    is closed once, the key moves on for both, and the log verifies."""
+    live, replicas = world
+    replicas.settings["replica_lease"] = "4"
+    a, b = replicas.start("a", "b")
+    account = host(live, a)
+    meeting = create_meeting(live, a, account)
+
+    async def scenario() -> dict[str, Any]:
+        us = await Participant.join(
+            [a.url, b.url],
+            meeting,
+            name="us",
+            forwarded_for=US_IP,
+            invite=live.invites[meeting],
+        )
+        de = await join(live, b, meeting, "de", DE_IP)
+        for p in (us, de):
+            await p.wait_for_others(1, WAIT)
+        first = us.participant
+        await exchange([us, de])
+        epoch = de.epoch
+        replicas.kill("a")
+        killed = asyncio.get_running_loop().time()
+
+        async def back() -> bool:
+            assert us.rejoins == 1, (us.rejoins, us.ended)
+            return True
+
+        await aeventually(back, timeout=WAIT, what="US joined again")
+        took = asyncio.get_running_loop().time() - killed
+        await us.wait_for_others(1, WAIT)
+        heard = await exchange([us, de])
+
+        async def moved_on() -> bool:
+            # A's participation closed (lease out, then the sweep), the key rotated for both
+            assert first not in await asyncio.to_thread(open_participations, live, meeting)
+            assert us.epoch == de.epoch, (us.epoch, de.epoch)
+            assert de.epoch is not None
+            assert epoch is not None
+            assert de.epoch > epoch, (de.epoch, epoch)
+            return True
+
+        await aeventually(moved_on, timeout=WAIT, what="A's participant gone, key rotated")
+        after = await exchange([us, de])
+        out = {
+            "took": took,
+            "first": first,
+            "again": us.participant,
+            "heard": heard,
+            "after": after,
+            "ended": us.ended,
+        }
+        for p in (us, de):
+            await p.leave()
+        return out
+
+    out = run(scenario())
+    assert out["took"] < 5.0, out["took"]
+    print(f"joined again {out['took']:.2f} s after the SIGKILL")
+    assert out["again"] != out["first"]
+    assert out["ended"] is None  # still in the meeting, never told it ended
+    assert all(len(h) == 1 for h in out["heard"].values())
+    assert all(len(h) == 1 for h in out["after"].values())
+    # nothing recorded twice: one admission and one leave for each participation
+    joins = [r for r in records(live, "meeting.join", meeting) if r.get("decision") == "allow"]
+    assert len(joins) == 3
+    leaves = records(live, "meeting.leave", None)
+    naming = [
+        r
+        for r in leaves
+        if r.get("participant") == out["first"] or out["first"] in r.get("participations", [])
+    ]
+    assert len(naming) == 1, naming
+    # the log verifies, end to end
+    check = live.runtime.log.self_check()
+    assert not check.problems, check.problems
