@@ -83,6 +83,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         # this process is a replica of the control plane from now on: its lease row, renewed
         # by the heartbeat below (meridian.cluster.replicas)
         await asyncio.to_thread(rt.replica.register)
+        # beating from now on: the rest of start-up may take longer than a lease on a busy host
+        heartbeat = asyncio.create_task(rt.replica.run())
         # the jobs that run once for the whole service run on the leader only; the first
         # replica up leads at once (meridian.cluster.leader)
         leadership = Leadership(rt.db, replica_id=rt.replica.id, retry=config.leader_retry)
@@ -145,7 +147,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.state.journal = journal
         tasks = [
             asyncio.create_task(orders.run()),
-            asyncio.create_task(rt.replica.run()),
+            heartbeat,
             asyncio.create_task(leadership.run()),
             asyncio.create_task(_every(config.policy_poll_interval, rt.refresh, "policy-poll")),
         ]

@@ -97,3 +97,13 @@ def test_a_served_control_plane_is_a_replica_with_a_lease(live: Any) -> None:
     rt = live.runtime
     assert rt.replica.registered
     assert rt.replica.id in _alive(rt.db)
+
+
+def test_a_heartbeat_after_release_does_not_bring_the_replica_back(db: Database) -> None:
+    # a heartbeat still in its thread when the server stops must not register it again
+    r = Replica(db, lease=600)
+    r.register()
+    r.release()
+    assert r.heartbeat() is True
+    assert _expired(db, r.id)
+    assert r.lapses == 0

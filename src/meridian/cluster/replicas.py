@@ -23,6 +23,7 @@ import logging
 import os
 import secrets
 import socket
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -118,6 +119,10 @@ class Replica:
         #: heartbeats that found this replica's own lease already run out (see the module text)
         self.lapses = 0
         self.registered = False
+        # a heartbeat still running in its thread when release() ends the lease must not
+        # register the replica again: both take this lock, and release() leaves it stopped
+        self._mutex = threading.Lock()
+        self._stopped = False
 
     @property
     def interval(self) -> float:
@@ -147,7 +152,14 @@ class Replica:
         log.info("replica %s registered (lease %.1f s)", self.id, self.lease.total_seconds())
 
     def heartbeat(self) -> bool:
-        """Renew the lease; ``False`` if it had already run out (then it is registered again)."""
+        """Renew the lease; ``False`` if it had already run out (then it is registered again).
+        After :meth:`release`, nothing (a stopped replica stays stopped)."""
+        with self._mutex:
+            if self._stopped:
+                return True
+            return self._heartbeat()
+
+    def _heartbeat(self) -> bool:
         with self.db.write() as session:
             now = database_now(session)
             result = session.execute(
@@ -170,16 +182,18 @@ class Replica:
 
     def release(self) -> None:
         """End the lease now (a clean stop): the others need not wait for it to run out."""
-        if not self.registered:
-            return
-        with self.db.write() as session:
-            now = database_now(session)
-            session.execute(
-                update(ReplicaRow)
-                .where(ReplicaRow.id == self.id)
-                .values(heartbeat_at=now, expires_at=now)
-            )
-        self.registered = False
+        with self._mutex:
+            self._stopped = True
+            if not self.registered:
+                return
+            with self.db.write() as session:
+                now = database_now(session)
+                session.execute(
+                    update(ReplicaRow)
+                    .where(ReplicaRow.id == self.id)
+                    .values(heartbeat_at=now, expires_at=now)
+                )
+            self.registered = False
 
     async def run(self) -> None:
         """Heartbeat every :attr:`interval` seconds until cancelled; a failed one is logged and
