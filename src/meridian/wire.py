@@ -24,6 +24,8 @@ class Close(IntEnum):
 
     #: the socket is done: a participant left, or a cascade link has no one left to carry
     NORMAL = 1000
+    #: the control-plane replica is going away or restarting: join again (through another)
+    RESTART = 1012
     #: no close frame arrived (a client's reading of a connection that just dropped)
     ABNORMAL = 1006
     #: "try again later": the receiver fell too far behind the meeting

@@ -972,8 +972,14 @@ class Signalling:
             await self._sync_roster(live)
             left = data.get("left")
             for pid in left if isinstance(left, list) else ():
-                if str(pid) not in live.participants:
+                mine = live.participants.get(str(pid))
+                if mine is None:
                     await self._tell(live, {"type": "left", "participant": str(pid)}, exclude="")
+                elif data.get("all") and mine.close is not None:
+                    # closed as stale while this replica still serves it (its lease lapsed, a
+                    # long pause): it is out of the roster and the key, so it joins again
+                    with contextlib.suppress(ConnectionError, RuntimeError, WebSocketDisconnect):
+                        await mine.close(wire.Close.RESTART, "joining again: this replica lapsed")
             joined = data.get("joined")
             if isinstance(joined, str) and joined not in live.participants:
                 message = {"type": "joined", "participant": joined, "name": data.get("name")}
