@@ -56,7 +56,9 @@ from .meetings.regions import region_table
 from .meetings.service import close_stale
 from .runtime import Runtime
 from .settings import Settings, get_settings
+from .storage.orders import OrderListener, Received
 from .web import install_web, start_sessions
+from .wire import Order
 
 __all__ = ["create_app"]
 
@@ -115,7 +117,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             seconds=config.grant_seconds,
         )
         check_nodes(config.node_urls, region_table(rt.engine.bundle).codes)
-        await asyncio.to_thread(close_stale, rt)
+        # participations of replicas whose lease ran out (never of a live one)
+        await asyncio.to_thread(lambda: close_stale(rt, starting=True))
         # lawful-request notices whose delayed-notice order ended while the service was down
         if leadership.is_leader:
             await asyncio.to_thread(notify_due, rt)
@@ -123,10 +126,29 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         await asyncio.to_thread(country_position, "US")
         signalling = Signalling(rt, signer, config.node_urls)
         app.state.signalling = signalling
+        # what other replicas on the same PostgreSQL database commit, acted on here at once
+        orders = OrderListener(rt.db)
+        tokens: TokenCache = app.state.tokens
+        tokens.listening = lambda: orders.listening
+
+        def forget_callers(order: Received) -> None:
+            if order.kind in (Order.REVOKE, Order.SUSPEND):
+                tokens.clear()
+
+        async def load_bundle(order: Received) -> None:
+            if order.kind is Order.BUNDLE and not order.own:
+                await asyncio.to_thread(rt.refresh)
+
+        orders.on(forget_callers)
+        orders.on(load_bundle)
+        orders.on(signalling.follow)
+        orders.on_lost(tokens.clear)
+        app.state.orders = orders
         journal = DecisionJournal(rt)
         journal.start()
         app.state.journal = journal
         tasks = [
+            asyncio.create_task(orders.run()),
             heartbeat,
             asyncio.create_task(leadership.run()),
             asyncio.create_task(
@@ -164,6 +186,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                     )
                 )
             )
+        # the participations of a replica that died are closed once its lease has run out
+        tasks.append(
+            asyncio.create_task(
+                every_as_leader(
+                    leadership, rt.replica.interval, lambda: close_stale(rt), "stale-participations"
+                )
+            )
+        )
         if config.checkpoint_interval > 0:
             tasks.append(
                 asyncio.create_task(
@@ -204,6 +234,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             for task in tasks:
                 task.cancel()
             journal.stop()
+            await orders.aclose()
             await health.aclose()
             await signalling.aclose()
             # a clean stop ends the lease at once: the others need not wait for it to run out

@@ -4,6 +4,9 @@ Every door and every client reads these from here, so a code is written in one p
 ``int``/``str`` enums: a member is its value, so sockets, JSON and the database see the same
 numbers and strings as before.
 
+:class:`Order` names what one control-plane replica tells the others over PostgreSQL
+(:mod:`meridian.storage.orders`).
+
 Close codes of the 44xx and 45xx range mirror an HTTP status (4400 is 400, 4451 is 451); the
 others are the standard ones of RFC 6455.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 from enum import IntEnum, StrEnum, unique
 
-__all__ = ["Close", "ErrorCode"]
+__all__ = ["Close", "ErrorCode", "Order"]
 
 
 @unique
@@ -21,6 +24,8 @@ class Close(IntEnum):
 
     #: the socket is done: a participant left, or a cascade link has no one left to carry
     NORMAL = 1000
+    #: the control-plane replica is going away or restarting: join again (through another)
+    RESTART = 1012
     #: no close frame arrived (a client's reading of a connection that just dropped)
     ABNORMAL = 1006
     #: "try again later": the receiver fell too far behind the meeting
@@ -67,3 +72,23 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     #: any other status
     ERROR = "error"
+
+
+@unique
+class Order(StrEnum):
+    """What one control-plane replica committed and every other must act on at once."""
+
+    #: a token was revoked: forget every remembered caller
+    REVOKE = "revoke"
+    #: an account was suspended: forget every remembered caller
+    SUSPEND = "suspend"
+    #: participants were removed from a live meeting (``meeting``, ``participants``, ``reason``)
+    REMOVE = "remove"
+    #: a meeting ended (``meeting``, ``reason``)
+    END = "end"
+    #: a meeting's key moved to a new epoch (``meeting``, ``epoch``): hand out its keys
+    ROTATE = "rotate"
+    #: a meeting's roster changed (``meeting``): hand out the signed roster again
+    ROSTER = "roster"
+    #: another bundle was put in force: load it now rather than at the next poll
+    BUNDLE = "bundle"

@@ -114,8 +114,10 @@ async def _run(
     if control_key is not None:
         raw = check_signing_key(from_b64url(control_key.strip(), "--control-key"))
         pinned = Ed25519PublicKey.from_public_bytes(raw)
+    # several replicas' addresses, comma-separated: a join again after one goes away tries the next
+    controls = [url.strip() for url in control.split(",") if url.strip()]
     p = await Participant.join(
-        control,
+        controls,
         meeting,
         name=name,
         token=token,
@@ -276,7 +278,9 @@ def join(
         str | None,
         typer.Option(
             "--control",
-            help="The control plane's URL (default: the join link's, else http://127.0.0.1:8000).",
+            help="The control plane's URL (default: the join link's, else http://127.0.0.1:8000); "
+            "several replicas' URLs, comma-separated, to join again through the next when one "
+            "goes away.",
             envvar="MERIDIAN_CONTROL_URL",
             show_default=False,
         ),

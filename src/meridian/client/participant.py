@@ -25,6 +25,13 @@ hears that one line.
 ``{"type": "paused", "reason"}`` (the meeting key could not be rotated after someone left) stops
 this participant sending (:attr:`Participant.paused`) until ``{"type": "resumed"}``.
 
+A participant whose control-plane replica goes away (its signalling socket drops without a
+close from the control plane: the process was killed, or restarts) joins again by itself
+through the next control-plane address it was given (or the same one, behind a load balancer),
+for up to :data:`REJOIN_SECONDS`: a new participation, with the same keys and name, on a new
+relay connection; :attr:`Participant.rejoins` counts them. A removal, a refusal or the end of
+the meeting is never retried.
+
 The relay part stands alone (:meth:`Participant.connect_relay`), so it can be driven with
 hand-made grants and keys, without a control plane.
 
@@ -40,7 +47,8 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -61,9 +69,27 @@ from .sockets import (
     _removed,
 )
 
-__all__ = ["Participant"]
+__all__ = ["REJOIN_SECONDS", "Participant"]
 
 log = logging.getLogger("meridian.client")
+
+#: how long a participant whose control-plane replica went away tries to join again
+REJOIN_SECONDS = 5.0
+#: close codes that say the control plane's process went away, not that it sent us off: no
+#: close frame (1006), going away (1001), an internal error (1011), restarting (1012)
+_LOST = frozenset({1001, 1006, 1011, 1012})
+
+
+@dataclass(frozen=True, slots=True)
+class _Joining:
+    """What a join was made with: enough to make it again through another replica."""
+
+    controls: tuple[str, ...]
+    meeting: str
+    name: str
+    token: str | None
+    forwarded_for: str | None
+    invite: str | None
 
 
 class Participant(FrameKeys):
@@ -91,6 +117,12 @@ class Participant(FrameKeys):
         #: the others connected to the meeting, by participant id: their names
         self.roster: dict[str, str] = {}
         self._roster_changed = asyncio.Event()
+        #: how many times it joined again after its control-plane replica went away
+        self.rejoins = 0
+        #: relay connections a join again left behind (their end is not this participant's)
+        self._replaced: set[ClientConnection] = set()
+        self._joining: _Joining | None = None
+        self._signing: Ed25519PrivateKey | None = None
 
     def name_of(self, participant: str) -> str:
         """The name a participant gave, or its id when it is not (or no longer) in the roster."""
@@ -148,7 +180,7 @@ class Participant(FrameKeys):
     @classmethod
     async def join(
         cls,
-        control_url: str,
+        control_url: str | Sequence[str],
         meeting: str,
         *,
         name: str,
@@ -171,39 +203,27 @@ class Participant(FrameKeys):
         refusal (:class:`GrantError`, :class:`FenceError`) if it refuses, and
         :class:`RosterError` if the roster is not signed by the control plane: by
         ``control_key`` when it is given (pinned), else by the ``roster_key`` of ``admitted``.
+
+        ``control_url`` may be several addresses of the same control plane (its replicas): the
+        join goes through the first, and a join again after a replica went away through the
+        next one (see the module text).
         """
         private = X25519PrivateKey.generate()
         signing = Ed25519PrivateKey.generate()
-        headers = _headers(token, forwarded_for)
-        signal = await _connect(signal_url(control_url, meeting), "control plane", headers)
+        controls = (control_url,) if isinstance(control_url, str) else tuple(control_url)
+        if not controls:
+            raise InputError("no control-plane address to join through")
+        joining = _Joining(controls, meeting, name, token, forwarded_for, invite)
+        signal, answer = await _handshake(joining, controls[0], private, signing, on_notice)
         try:
-            join: dict[str, Any] = {
-                "type": "join",
-                "name": name,
-                "public_key": b64url(public_bytes(private)),
-                "signing_key": b64url(signing_public_bytes(signing)),
-            }
-            if invite:
-                join["invite"] = invite
-            await signal.send(json.dumps(join))
-            answer = await _next_message(signal, "control plane")
-            while answer.get("type") == "waiting":
-                if on_notice is not None:
-                    on_notice("waiting for the host to let you in")
-                answer = await _next_message(signal, "control plane", _WAIT_SECONDS)
-            if answer.get("type") == "refused":
-                raise _refusal(answer)
-            if answer.get("type") != "admitted":
-                raise InputError(
-                    f"the control plane answered `{shown(answer.get('type'))}` to a join: "
-                    "expected `admitted` or `refused`"
-                )
             admission, key = _admission(answer)
             keys = SenderKeys(admission.meeting, signing_key=signing)
             joined = cls(admission.meeting, admission.participant, keys)
             joined._control_key = _roster_key(answer.get("roster_key"), control_key)
             joined._apply_roster(answer.get("signed_roster"))
             joined._private = private
+            joined._signing = signing
+            joined._joining = joining
             joined.admission = admission
             joined.on_key = on_key
             joined.on_notice = on_notice
@@ -317,10 +337,12 @@ class Participant(FrameKeys):
             elif self.ended is None:
                 self.ended = _closed_error(exc, "relay").message
         finally:
-            if self.ended is None:
-                code = relay.close_code
-                self.ended = f"the relay closed the connection (code {code})"
-            self._inbox.put_nowait(_END)
+            # one a join again left behind says nothing: the new relay connection carries on
+            if not (relay is not self._relay and self._relay_replaced(relay)):
+                if self.ended is None:
+                    code = relay.close_code
+                    self.ended = f"the relay closed the connection (code {code})"
+                self._inbox.put_nowait(_END)
 
     async def _listen(self, signal: ClientConnection) -> None:
         """Key rotations and the end of the meeting, from the signalling socket."""
@@ -383,11 +405,77 @@ class Participant(FrameKeys):
         except ConnectionClosed as exc:
             if exc.rcvd is not None and exc.rcvd.code == Close.REMOVED:
                 self._was_removed(exc.rcvd.reason or "no reason given")
+            elif self.ended is None and (exc.rcvd is None or exc.rcvd.code in _LOST):
+                # the replica went away (not the control plane sending us off): join again
+                if await self._rejoin(signal):
+                    return
+                self.ended = "the control plane went away and no replica took the participant back"
         if self.ended is None:
             self.ended = "the control plane closed the signalling connection"
         self._roster_changed.set()
         if self._relay is not None:
             await self._relay.close()
+
+    def _relay_replaced(self, relay: ClientConnection) -> bool:
+        return relay in self._replaced
+
+    async def _rejoin(self, lost: ClientConnection) -> bool:
+        """Join again through the next control-plane address (then the others, in turn) for
+        up to :data:`REJOIN_SECONDS`; ``True`` once in again. A refusal is final."""
+        joining, signing = self._joining, self._signing
+        if joining is None or signing is None or self._private is None:
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REJOIN_SECONDS
+        old = self._relay
+        if old is not None:
+            self._replaced.add(old)
+            self._relay = None
+            await old.close()
+        start = 1
+        while loop.time() < deadline:
+            for n in range(len(joining.controls)):
+                url = joining.controls[(start + n) % len(joining.controls)]
+                try:
+                    signal, answer = await _handshake(
+                        joining, url, self._private, signing, self.on_notice
+                    )
+                except (OSError, TimeoutError):
+                    continue
+                except MeridianError as exc:
+                    if isinstance(exc, ConflictError | InputError) or "unreachable" in str(exc):
+                        continue  # that replica is not serving (yet): try the next
+                    self.ended = f"joining again was refused: {exc.message}"
+                    return False
+                try:
+                    admission, key = _admission(answer)
+                    self.participant = admission.participant
+                    self.admission = admission
+                    self._apply_roster(answer.get("signed_roster"))
+                    self._add_key(key)
+                    self.roster.clear()
+                    for entry in answer.get("roster") or ():
+                        if isinstance(entry, dict):
+                            self._update_roster({"type": "joined", **entry})
+                    fwd = joining.forwarded_for
+                    await self._attach_relay(admission.relay, admission.grant, fwd)
+                    await signal.send(json.dumps({"type": "connected"}))
+                except (MeridianError, OSError, ConnectionClosed) as exc:
+                    await signal.close()
+                    log.warning("joining again through %s failed: %s", url, exc)
+                    continue
+                self._signal = signal
+                self.rejoins += 1
+                if self.on_notice is not None:
+                    self.on_notice(
+                        f"the control plane went away: joined again as {self.participant}"
+                    )
+                self._tasks.append(loop.create_task(self._listen(signal)))
+                self._roster_changed.set()
+                return True
+            start = 0
+            await asyncio.sleep(0.2)
+        return False
 
     async def _renew_relay(self, grant: object) -> None:
         """Hand a fresh relay grant from signalling to the relay, before the last one expires
@@ -426,3 +514,42 @@ class Participant(FrameKeys):
 
     async def __aexit__(self, *_: object) -> None:
         await self.leave()
+
+
+async def _handshake(
+    joining: _Joining,
+    control_url: str,
+    private: X25519PrivateKey,
+    signing: Ed25519PrivateKey,
+    on_notice: Callable[[str], None] | None,
+) -> tuple[ClientConnection, dict[str, Any]]:
+    """Open the signalling socket at ``control_url`` and say ``join``: the socket and the
+    ``admitted`` answer (a refusal raises, the socket closed)."""
+    headers = _headers(joining.token, joining.forwarded_for)
+    signal = await _connect(signal_url(control_url, joining.meeting), "control plane", headers)
+    try:
+        join: dict[str, Any] = {
+            "type": "join",
+            "name": joining.name,
+            "public_key": b64url(public_bytes(private)),
+            "signing_key": b64url(signing_public_bytes(signing)),
+        }
+        if joining.invite:
+            join["invite"] = joining.invite
+        await signal.send(json.dumps(join))
+        answer = await _next_message(signal, "control plane")
+        while answer.get("type") == "waiting":
+            if on_notice is not None:
+                on_notice("waiting for the host to let you in")
+            answer = await _next_message(signal, "control plane", _WAIT_SECONDS)
+        if answer.get("type") == "refused":
+            raise _refusal(answer)
+        if answer.get("type") != "admitted":
+            raise InputError(
+                f"the control plane answered `{shown(answer.get('type'))}` to a join: "
+                "expected `admitted` or `refused`"
+            )
+    except BaseException:
+        await signal.close()
+        raise
+    return signal, answer

@@ -5,15 +5,19 @@ costs more than the work. A token cache miss reads the database on the event loo
 indexed lookup per token every few seconds.
 
 Authentication is a bearer token (``Authorization: Bearer mrd_…``). A token's caller is cached
-for a few seconds so a busy decision endpoint does not read the token table on every call; a
-revoked token stops working within :data:`TOKEN_CACHE_SECONDS`. A user token of a suspended
-account is refused (403); the process that suspends an account (an approved lawful request)
-clears the cache, so there the refusal is immediate, and elsewhere within the same few seconds.
+for a few seconds so a busy decision endpoint does not read the token table on every call. The
+cache may be stale for as long as an order takes to arrive: a revocation or a suspension is an
+order (:mod:`meridian.storage.orders`) every replica receives as its transaction commits, and
+each then forgets every caller it remembered, so a revoked token (or a user token of a suspended
+account, 403) is refused on every replica within that delivery (milliseconds), never the
+:data:`TOKEN_CACHE_SECONDS` a remembered caller otherwise lives. While a replica cannot listen
+for orders it remembers nobody (fail closed: every request reads the token table).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -48,6 +52,9 @@ class TokenCache:
     def __init__(self, limit: int = 10_000) -> None:
         self._entries: dict[str, tuple[float, Caller]] = {}
         self._limit = limit
+        #: whether orders reach this replica now (set by the server from its order listener):
+        #: a remembered caller is trusted only while they do
+        self.listening: Callable[[], bool] = lambda: True
 
     def clear(self) -> None:
         """Forget every cached caller (after a revocation through this process)."""
@@ -56,12 +63,14 @@ class TokenCache:
     def cached(self, secret: str) -> Caller | None:
         """The caller ``secret`` stood for a moment ago, if still remembered; no database read."""
         hit = self._entries.get(secret)
-        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+        if hit is None or hit[0] <= time.monotonic() or not self.listening():
+            return None
+        return hit[1]
 
     def get(self, rt: Runtime, secret: str) -> Caller:
         now = time.monotonic()
         hit = self._entries.get(secret)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > now and self.listening():
             # an expiry is checked on every use, cached or not: it is known without a read
             expired = hit[1].expired(rt.now())
             if expired is None:
@@ -88,7 +97,8 @@ class TokenCache:
             raise ForbiddenError(f"account `{account.id}` is suspended")
         if len(self._entries) >= self._limit:
             self._entries.clear()
-        self._entries[secret] = (now + TOKEN_CACHE_SECONDS, caller)
+        if self.listening():
+            self._entries[secret] = (now + TOKEN_CACHE_SECONDS, caller)
         return caller
 
 

@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from ..audit import Actor, record
 from ..errors import ConflictError, InputError, NotFoundError, shown
 from ..storage.models import Person, Token, new_id
+from ..storage.orders import publish
+from ..wire import Order
 from .tokens import create_token
 
 __all__ = ["add_operator", "find_operator", "list_operators", "remove_operator"]
@@ -147,6 +149,8 @@ def remove_operator(
     for token in live:
         token.revoked_at = at
     revoked = len(live)
+    if revoked:
+        publish(session, Order.REVOKE, person=person.id)
     record(
         session,
         actor=actor,

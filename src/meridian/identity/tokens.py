@@ -30,6 +30,8 @@ from ..audit import Actor, record
 from ..clock import system_clock
 from ..errors import AuthenticationError, ForbiddenError, InputError, NotFoundError, shown
 from ..storage.models import Account, Partner, Person, Token, new_id
+from ..storage.orders import publish
+from ..wire import Order
 
 __all__ = [
     "DEFAULT_USER_TOKEN_DAYS",
@@ -184,12 +186,14 @@ def create_token(
 def revoke_token(
     session: Session, *, token_id: str, at: datetime, actor: Actor, digest: str
 ) -> Token:
-    """Revoke a token; it stops working at once for new look-ups (and within the API's cache)."""
+    """Revoke a token; it stops working at once for new look-ups, and every replica forgets the
+    callers it remembered once this commits (an order, :mod:`meridian.storage.orders`)."""
     row = session.get(Token, token_id)
     if row is None:
         raise NotFoundError(f"no token `{shown(token_id)}`")
     if row.revoked_at is None:
         row.revoked_at = at
+        publish(session, Order.REVOKE, token=row.id)
         record(
             session,
             actor=actor,

@@ -58,7 +58,9 @@ from ..storage.models import (
     Token,
     new_id,
 )
+from ..storage.orders import publish
 from ..storage.paging import page
+from ..wire import Order
 from .model import LegalRequestCreate, iso
 from .scoping import (
     AccountFacts,
@@ -384,6 +386,8 @@ def _apply(
             account.status = AccountStatus.SUSPENDED
             account.updated_at = at
             suspended.append(account.id)
+            # every replica forgets the callers it remembered once this commits
+            publish(session, Order.SUSPEND, account=account.id)
             _record_change(session, rt, row, "account.suspend", "account", e.id, at, actor)
         elif e.kind == "meeting" and e.effect == "end":
             _end_meeting(session, rt, row, e.id, at, actor)
@@ -435,13 +439,24 @@ def _apply(
         _notify(session, rt, row, at, delayed=False)
     live = tuple(e.id for e in blocked if e.live)
     place = jurisdiction_name(row.jurisdiction)
-    return Approval(
+    approval = Approval(
         request=row,
         meeting_id=row.target_id if row.target_kind != "account" else None,
         remove=live,
         ended=bool(ended),
         reason=f"removed by lawful request `{row.id}`: this meeting is closed to participants in {place}",
     )
+    if approval.remove and approval.meeting_id is not None:
+        # every replica cuts those connected through it, once (and only if) this commits;
+        # this one does so itself (disconnect) for its own
+        publish(
+            session,
+            Order.REMOVE,
+            meeting=approval.meeting_id,
+            participants=list(approval.remove),
+            reason=approval.reason,
+        )
+    return approval
 
 
 def _record_change(

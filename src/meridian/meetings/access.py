@@ -35,6 +35,8 @@ from ..errors import ConflictError, ForbiddenError, InputError
 from ..identity.tokens import Caller
 from ..runtime import Runtime
 from ..storage.models import Meeting, MeetingStatus
+from ..storage.orders import publish
+from ..wire import Order
 from .invite import invite_matches, new_invite
 from .service import get_meeting
 
@@ -193,7 +195,9 @@ def set_access(
 
 
 def advance_epoch(rt: Runtime, meeting_id: str) -> int:
-    """Take the meeting's next key epoch, in one transaction: it is higher than any before."""
+    """Take the meeting's next key epoch, in one transaction: it is higher than any before.
+    Every other replica serving the meeting hands its participants that epoch's key once it
+    commits (an order)."""
     with rt.db.write() as session:
         epoch = session.execute(
             update(Meeting)
@@ -201,4 +205,5 @@ def advance_epoch(rt: Runtime, meeting_id: str) -> int:
             .values(epoch=Meeting.epoch + 1)
             .returning(Meeting.epoch)
         ).scalar_one()
+        publish(session, Order.ROTATE, meeting=meeting_id, epoch=int(epoch))
     return int(epoch)

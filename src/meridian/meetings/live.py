@@ -32,7 +32,9 @@ sending; joins are refused; recorded), the rotation is retried every
 :data:`PAUSE_RETRY_SECONDS`, and the meeting ends, recorded, if it still cannot rotate after
 :data:`PAUSE_LIMIT_SECONDS`. Nobody keeps sending under a key a leaver holds.
 
-Joins are placed one at a time (one lock for the control plane) so capacity is counted exactly;
+Joins are placed one at a time (one lock for the control plane, and across replicas the
+placement lock in the database: :func:`~meridian.meetings.service.count_places`), so capacity is
+counted exactly and globally;
 each meeting's joins, leaves and rotations are serialised by the meeting's own lock, so a key
 epoch never goes to a participant out of order.
 
@@ -58,6 +60,7 @@ from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select, update
 from starlette.websockets import WebSocketDisconnect
 
 from .. import wire
@@ -65,21 +68,23 @@ from ..audit import Actor, record
 from ..errors import (
     ConflictError,
     ForbiddenError,
+    InputError,
     KeyServerError,
     NotFoundError,
     shown,
 )
 from ..identity.tokens import Caller
-from ..keys import RosterMember
+from ..keys import RosterMember, b64url, from_b64url
 from ..keys.grants import Grant, GrantSigner, public_key_b64
 from ..runtime import Runtime
-from ..storage.models import new_id
+from ..storage.models import Meeting, Participation, new_id
+from ..storage.orders import Received, publish
 from .access import advance_epoch, enter
 from .nodes import RegionNodes
 from .placement import MeetingPlan, Occupancy, links_between
 from .receipts import seal
 from .regions import region_table
-from .service import admit, end_meeting, get_meeting, leave
+from .service import admit, count_places, end_meeting, get_meeting, leave, meeting_spread
 
 __all__ = ["LiveMeeting", "LiveParticipant", "Signalling"]
 
@@ -134,6 +139,15 @@ class Waiting:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RemoteMember:
+    """A participant of the meeting connected through another replica, as the database says."""
+
+    name: str
+    signing_key: bytes
+    connected: bool
+
+
 @dataclass
 class LiveMeeting:
     id: str
@@ -142,10 +156,15 @@ class LiveMeeting:
     participants: dict[str, LiveParticipant] = field(default_factory=dict)
     epoch: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    #: this control plane's session of the meeting: the key server salts each epoch per session
+    #: the meeting's live session (shared by every replica, from the database): the key server
+    #: salts each epoch per session
     session: str = field(default_factory=lambda: "s_" + secrets.token_urlsafe(9))
-    #: the sequence number of the last signed roster handed out (receivers never go back)
+    #: the sequence number of the last signed roster handed out (receivers never go back); a
+    #: counter in the database, shared by every replica
     roster_seq: int = 0
+    #: participants connected through other replicas, read from the database before each
+    #: signed roster (stale until the next read: an order makes every replica read it again)
+    remote: dict[str, RemoteMember] = field(default_factory=dict)
     #: why the meeting is paused (its key could not be rotated), or ``None``
     paused: str | None = None
     retry: asyncio.Task[None] | None = None
@@ -203,6 +222,13 @@ class Signalling:
                         fresh.used[code] = used
             self._occupancy, self._digest = fresh, digest
         return self._occupancy
+
+    def count(self) -> None:
+        """Count every replica's participants per data centre again (a database read, blocking):
+        :meth:`live_load` then shows them, not only the last count this replica placed by."""
+        occupancy = self.occupancy()
+        with self.rt.db.read() as session:
+            count_places(session, occupancy, lock=False)
 
     def live_load(self) -> dict[str, dict[str, Any]]:
         """Per region: participants carried, capacity, the number of live meetings using it, and
@@ -307,8 +333,9 @@ class Signalling:
                 occupancy=occupancy,
                 uses=uses,
                 participant_id=pid,
-                # a new live session takes the meeting's next epoch, never one used before
-                new_session=live is None,
+                # whether this is a new live session (its next epoch, never one used before) is
+                # the database's to say: the meeting may be live through another replica
+                signing_key=b64url(signing_key),
             )
             placement = admission.placement
             if not placement.allowed:
@@ -323,10 +350,17 @@ class Signalling:
             assert placement.dc is not None
             assert admission.participation is not None
             live = self.meetings.get(meeting_id)
+            assert admission.epoch is not None
+            assert admission.session is not None
             if live is None:
-                assert admission.epoch is not None
-                live = LiveMeeting(meeting_id, admission.plan, epoch=admission.epoch)
+                live = LiveMeeting(
+                    meeting_id, admission.plan, epoch=admission.epoch, session=admission.session
+                )
                 self.meetings[meeting_id] = live
+            elif admission.new_session:
+                live.epoch, live.session = admission.epoch, admission.session
+            else:
+                live.epoch = max(live.epoch, admission.epoch)
             live.uses = uses
         participant = LiveParticipant(
             admission.participation.id,
@@ -354,7 +388,9 @@ class Signalling:
                 await self._forget(live, participant)
                 raise
             participant.epochs.append(live.epoch)
-            links = links_between(live.uses)
+            # the meeting's spread over every replica: its regions are cascaded wherever their
+            # participants are connected through
+            links = links_between(admission.spread)
             await self._give_links(live, links)
             grant = Grant(
                 typ="relay",
@@ -370,6 +406,7 @@ class Signalling:
             participant.renewal = asyncio.get_running_loop().create_task(self._renew(participant))
             # everyone already connected learns the newcomer's signing key now, before its
             # first frame can reach them; the newcomer gets the same roster in `admitted`
+            await self._sync_roster(live)
             signed = self.signed_roster(live)
             await self._tell(
                 live, {"type": "members", "signed_roster": signed}, exclude=participant.id
@@ -400,6 +437,10 @@ class Signalling:
         members = [
             RosterMember(p.id, p.name, Ed25519PublicKey.from_public_bytes(p.signing_key))
             for p in live.participants.values()
+        ] + [
+            RosterMember(pid, m.name, Ed25519PublicKey.from_public_bytes(m.signing_key))
+            for pid, m in live.remote.items()
+            if pid not in live.participants
         ]
         return self.signer.sign_roster(
             meeting=live.id, epoch=live.epoch, seq=live.roster_seq, members=members
@@ -407,12 +448,57 @@ class Signalling:
 
     @staticmethod
     def roster(live: LiveMeeting, *, exclude: str | None = None) -> list[dict[str, str]]:
-        """The participants connected to their relays, as others see them: id and name."""
+        """The participants connected to their relays, as others see them: id and name (those
+        through other replicas as last read, :meth:`_sync_roster`)."""
         return [
             {"participant": p.id, "name": p.name}
             for p in live.participants.values()
             if p.connected and p.id != exclude
+        ] + [
+            {"participant": pid, "name": m.name}
+            for pid, m in live.remote.items()
+            if m.connected and pid != exclude and pid not in live.participants
         ]
+
+    def _roster_state(self, meeting_id: str) -> tuple[int, dict[str, RemoteMember]]:
+        """The meeting's next roster sequence number and its open participations (blocking)."""
+        with self.rt.db.write() as session:
+            seq = session.execute(
+                update(Meeting)
+                .where(Meeting.id == meeting_id)
+                .values(roster_seq=Meeting.roster_seq + 1)
+                .returning(Meeting.roster_seq)
+            ).scalar_one_or_none()
+            rows = session.execute(
+                select(
+                    Participation.id,
+                    Participation.name,
+                    Participation.signing_key,
+                    Participation.connected,
+                ).where(
+                    Participation.meeting_id == meeting_id,
+                    Participation.left_at.is_(None),
+                    Participation.signing_key.is_not(None),
+                )
+            ).all()
+        members = {}
+        for pid, name, key, connected in rows:
+            try:
+                raw = from_b64url(str(key), "signing key")
+            except InputError:
+                continue
+            if len(raw) == 32:
+                members[str(pid)] = RemoteMember(str(name), raw, bool(connected))
+        return int(seq or 0), members
+
+    async def _sync_roster(self, live: LiveMeeting) -> None:
+        """Read who is in the meeting on every replica, and take the next roster sequence
+        number from the database (so a participant that reconnects through another replica
+        never sees an older one). Called under the meeting's lock."""
+        seq, members = await asyncio.to_thread(self._roster_state, live.id)
+        # `signed_roster` adds one: the roster it signs carries the database's number
+        live.roster_seq = max(live.roster_seq, seq - 1)
+        live.remote = members
 
     # -- the waiting room --------------------------------------------------------------------
 
@@ -530,6 +616,8 @@ class Signalling:
             if participant is None or participant.connected:
                 return
             participant.connected = True
+            await asyncio.to_thread(self._mark_connected, meeting_id, participant)
+            await self._sync_roster(live)
             # Under the meeting's lock: whoever connected before is in this roster, whoever
             # connects after hears `joined`; no one is missed either way.
             roster = {
@@ -548,6 +636,31 @@ class Signalling:
                     await participant.send(
                         {"type": "waiting_room", "waiting": self.waiting(meeting_id)}
                     )
+
+    def _rotate_elsewhere(self, meeting_id: str) -> None:
+        """Move the meeting's key on if anyone is still in it through another replica."""
+        with self.rt.db.read() as session:
+            if not meeting_spread(session, meeting_id):
+                return
+        try:
+            advance_epoch(self.rt, meeting_id)
+        except Exception:  # the others keep the leaver's key until the next rotation: logged
+            log.exception("meeting %s: the next key epoch could not be stored", meeting_id)
+
+    def _mark_connected(self, meeting_id: str, participant: LiveParticipant) -> None:
+        """Store that ``participant`` is connected; every other replica tells its own."""
+        with self.rt.db.write() as session:
+            row = session.get(Participation, participant.id)
+            if row is None or row.left_at is not None:
+                return
+            row.connected = True
+            publish(
+                session,
+                wire.Order.ROSTER,
+                meeting=meeting_id,
+                joined=participant.id,
+                name=participant.name,
+            )
 
     async def _forget(
         self,
@@ -611,12 +724,16 @@ class Signalling:
             removal = None if removals is None else removals.get(participant.id)
             await self._forget(live, participant, removal=removal)
         if not live.participants:
+            # nobody left here; those connected through other replicas get the next key from
+            # there (the order the new epoch sends)
+            await asyncio.to_thread(self._rotate_elsewhere, live.id)
             return
         for participant in gone:
             if participant.connected:
                 left = {"type": "left", "participant": participant.id}
                 await self._tell(live, left, exclude=participant.id)
         # their signing keys leave the roster: receivers keep them only for the frame grace
+        await self._sync_roster(live)
         members = {"type": "members", "signed_roster": self.signed_roster(live)}
         await self._tell(live, members, exclude="")
         why = await self._rotate(live)
@@ -634,7 +751,14 @@ class Signalling:
         except Exception as exc:  # any failure to persist the epoch: fail closed
             log.exception("meeting %s: the next key epoch could not be stored", live.id)
             return f"the next key epoch could not be stored: {type(exc).__name__}"
+        if epoch < live.epoch:
+            return None  # another replica moved the meeting on further already: its keys rule
         live.epoch = epoch
+        return await self._hand_keys(live)
+
+    async def _hand_keys(self, live: LiveMeeting) -> str | None:
+        """Send every participant here the key of ``live.epoch``; ``None`` when done, else why
+        not (nobody was sent it). Called under the meeting's lock."""
         people = list(live.participants.values())
         keys = await asyncio.gather(
             *(self.wrapped_key(live, p) for p in people), return_exceptions=True
@@ -646,7 +770,7 @@ class Signalling:
                 raise answer
         for p, key in zip(people, keys, strict=True):
             assert isinstance(key, dict)
-            p.epochs.append(epoch)
+            p.epochs.append(live.epoch)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await p.send({"type": "key", **key})
         return None
@@ -834,6 +958,74 @@ class Signalling:
             return  # not ended in the database (yet): sealed when it is and a receipt is asked
         except Exception:
             log.exception("meeting %s: its receipt could not be sealed", meeting_id)
+
+    async def follow(self, order: Received) -> None:
+        """Act on an order another replica committed (:mod:`meridian.storage.orders`): a
+        removal cuts the participants named that are connected through this replica, an end
+        ends the meeting for those connected here. This replica's own orders it has acted on
+        already, as it committed them."""
+        if order.own and not order.data.get("all"):
+            return
+        meeting = order.data.get("meeting")
+        if not isinstance(meeting, str):
+            return
+        if order.kind is wire.Order.ROSTER:
+            await self._follow_roster(meeting, order.data)
+        elif order.kind is wire.Order.ROTATE:
+            epoch = order.data.get("epoch")
+            if isinstance(epoch, int):
+                await self._follow_rotation(meeting, epoch)
+        elif order.kind is wire.Order.END:
+            reason = order.data.get("reason")
+            await self.end(meeting, reason=reason if isinstance(reason, str) else None)
+        elif order.kind is wire.Order.REMOVE:
+            ids = order.data.get("participants")
+            reason = order.data.get("reason")
+            if isinstance(ids, list) and isinstance(reason, str):
+                await self.remove(meeting, [str(i) for i in ids], reason=reason)
+
+    async def _follow_roster(self, meeting_id: str, data: dict[str, Any]) -> None:
+        """Someone joined, connected or left through another replica: tell those here (``left``,
+        ``joined``) and hand them the signed roster again."""
+        live = self.meetings.get(meeting_id)
+        if live is None:
+            return
+        async with live.lock:
+            if self.meetings.get(meeting_id) is not live or not live.participants:
+                return
+            await self._sync_roster(live)
+            left = data.get("left")
+            for pid in left if isinstance(left, list) else ():
+                mine = live.participants.get(str(pid))
+                if mine is None:
+                    await self._tell(live, {"type": "left", "participant": str(pid)}, exclude="")
+                elif data.get("all") and mine.close is not None:
+                    # closed as stale while this replica still serves it (its lease lapsed, a
+                    # long pause): it is out of the roster and the key, so it joins again
+                    with contextlib.suppress(ConnectionError, RuntimeError, WebSocketDisconnect):
+                        await mine.close(wire.Close.RESTART, "joining again: this replica lapsed")
+            joined = data.get("joined")
+            if isinstance(joined, str) and joined not in live.participants:
+                message = {"type": "joined", "participant": joined, "name": data.get("name")}
+                await self._tell(live, message, exclude="")
+            members = {"type": "members", "signed_roster": self.signed_roster(live)}
+            await self._tell(live, members, exclude="")
+
+    async def _follow_rotation(self, meeting_id: str, epoch: int) -> None:
+        """Another replica moved the meeting's key on: hand those here the new epoch's key
+        (pausing the meeting here if the key server cannot be reached)."""
+        live = self.meetings.get(meeting_id)
+        if live is None:
+            return
+        async with live.lock:
+            if self.meetings.get(meeting_id) is not live or epoch <= live.epoch:
+                return
+            live.epoch = epoch
+            why = await self._hand_keys(live)
+            if why is None and live.paused is not None:
+                await self._resumed(live)
+            elif why is not None and live.paused is None:
+                await self._pause(live, why, left=[])
 
     async def carried(self, meeting_id: str) -> dict[str, dict[str, Any]]:
         """What every region node counted for a meeting (:meth:`RegionNodes.carried`)."""

@@ -11,15 +11,18 @@ Every change and every join decision is recorded in the transaction that makes i
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, func, select, true, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
+from ..cluster import lease_expired
 from ..commerce.plans import current_subscription
 from ..errors import ConflictError, DeniedError, ForbiddenError, InputError, NotFoundError, shown
 from ..gate import ask, deny_message, public_decision, with_contacts
@@ -27,7 +30,9 @@ from ..identity.accounts import get_account
 from ..identity.tokens import Caller
 from ..runtime import Runtime
 from ..storage.models import Account, AccountStatus, Meeting, MeetingStatus, Participation, new_id
+from ..storage.orders import publish
 from ..storage.paging import page
+from ..wire import Order
 from .blocks import refuse_blocked
 from .invite import new_invite
 from .limits import refuse_full
@@ -41,6 +46,7 @@ __all__ = [
     "admit",
     "close_meeting",
     "close_stale",
+    "count_places",
     "create_meeting",
     "end_meeting",
     "get_meeting",
@@ -49,6 +55,7 @@ __all__ = [
     "live_counts",
     "meeting_filter",
     "meeting_plan",
+    "meeting_spread",
     "region_setting",
     "set_regions",
     "visible_meetings",
@@ -370,8 +377,13 @@ def close_meeting(
     digest: str,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Mark a live ``meeting`` ended, with everyone in it gone, in ``session``'s transaction."""
+    """Mark a live ``meeting`` ended, with everyone in it gone, in ``session``'s transaction;
+    every replica ends it for those connected through it once this commits (an order)."""
     meeting.status = MeetingStatus.ENDED
+    reason = (details or {}).get("reason")
+    publish(
+        session, Order.END, meeting=meeting.id, reason=reason if isinstance(reason, str) else None
+    )
     meeting.ended_at = at
     for p in session.scalars(
         select(Participation).where(
@@ -400,8 +412,50 @@ class Admission:
     placement: Placement
     participation: Participation | None
     decision: dict[str, Any] | None
-    #: the key epoch of a new live session (``new_session``), taken when it was admitted
+    #: the meeting's key epoch as the joiner was admitted (a new session's is newly taken)
     epoch: int | None = None
+    #: the meeting's participants per region across every replica, the joiner included
+    spread: dict[str, int] = field(default_factory=dict)
+    #: the live session every replica asks the key server for keys of (``None``: refused)
+    session: str | None = None
+    #: the joiner started that session (nobody was in the meeting on any replica)
+    new_session: bool = False
+
+
+#: the PostgreSQL advisory lock every replica places joiners under (the first 8 bytes of
+#: SHA-256 of "meridian.meetings.place", as a signed integer)
+_PLACE_LOCK = int.from_bytes(bytes.fromhex("1f7c2d2b2438af02"), "big", signed=True)
+
+
+def count_places(session: Session, occupancy: Occupancy, *, lock: bool = True) -> None:
+    """Set ``occupancy`` to what every replica's live meetings hold now: the open
+    participations of live meetings per data centre, read in ``session``'s transaction.
+
+    With ``lock`` (to place a joiner), on PostgreSQL it first takes the placement lock
+    (released at commit), so two replicas never both count the last place as free; a SQLite
+    write transaction holds the database's write lock from its start already.
+    """
+    if lock and session.get_bind().dialect.name == "postgresql":
+        session.execute(sql_text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PLACE_LOCK})
+    rows = session.execute(
+        select(Participation.dc, func.count())
+        .join(Meeting, Meeting.id == Participation.meeting_id)
+        .where(Participation.left_at.is_(None), Meeting.status == MeetingStatus.LIVE)
+        .group_by(Participation.dc)
+    )
+    counted = {str(dc): int(n) for dc, n in rows}
+    for code in occupancy.used:
+        occupancy.used[code] = counted.get(code, 0)
+
+
+def meeting_spread(session: Session, meeting_id: str) -> dict[str, int]:
+    """The meeting's open participations per data centre, whichever replica admitted them."""
+    rows = session.execute(
+        select(Participation.dc, func.count())
+        .where(Participation.meeting_id == meeting_id, Participation.left_at.is_(None))
+        .group_by(Participation.dc)
+    )
+    return {str(dc): int(n) for dc, n in rows if n}
 
 
 def admit(
@@ -416,13 +470,24 @@ def admit(
     table: RegionTable | None = None,
     participant_id: str | None = None,
     new_session: bool = False,
+    signing_key: str | None = None,
 ) -> Admission:
     """Judge and place one joiner of a live meeting, and record it (allowed or refused).
 
     The participant's location is its connection address (``client_ip``) and nothing else. The
     caller's account, when a token was sent, gives the subject's type and plan. An admitted
-    first joiner of a ``new_session`` takes the meeting's next key epoch in the same
-    transaction (:attr:`Admission.epoch`): a session never reuses an earlier one's keys.
+    joiner starting a new live session (nobody is in the meeting on any replica, or
+    ``new_session`` forces one) takes the meeting's next key epoch and a new session name in
+    the same transaction (:attr:`Admission.epoch`, :attr:`Admission.session`): a session never
+    reuses an earlier one's keys, and every replica serving the meeting uses the same session
+    and epochs. ``signing_key`` (base64url) is the joiner's, for the roster every replica
+    signs.
+
+    Capacity is global: ``occupancy`` is counted again from the database, under the placement
+    lock, in the transaction that records the join (:func:`count_places`), so replicas sharing
+    the database never admit more than a data centre holds. The joiner is placed against the
+    meeting's spread over every replica (:attr:`Admission.spread`); ``uses``, this replica's
+    own count per region, gains the joiner when it is admitted.
     """
     at = rt.now()
     engine = rt.engine
@@ -440,11 +505,14 @@ def admit(
                 subject["plan"] = account_plan(session, rt, account, at)[0]
         mplan = meeting_plan(meeting)
         pid = participant_id or new_id("p")
-        placement = place(engine, table, mplan, pid, subject, at, occupancy, uses)
+        count_places(session, occupancy)
+        spread = meeting_spread(session, meeting.id)
+        fresh = new_session or not spread or meeting.session is None
+        placement = place(engine, table, mplan, pid, subject, at, occupancy, spread)
         # a block left by a lawful request refuses joiners from its jurisdiction, naming it
-        placement = refuse_blocked(session, meeting.id, placement, occupancy, uses)
+        placement = refuse_blocked(session, meeting.id, placement, occupancy, spread)
         # the host's plan holds so many at once: one more is refused, naming the plan
-        placement = refuse_full(session, rt, meeting, placement, occupancy, uses, at)
+        placement = refuse_full(session, rt, meeting, placement, occupancy, spread, at)
         assert placement.join is not None
         record(
             session,
@@ -460,14 +528,19 @@ def admit(
         participation = None
         public = None
         epoch = None
-        if placement.allowed and new_session:
+        if placement.allowed and fresh:
             # in SQL (`epoch = epoch + 1`), so two writers can never take the same epoch
             meeting.epoch = Meeting.epoch + 1
+            meeting.session = "s_" + secrets.token_urlsafe(9)
             session.flush()
+            epoch = int(meeting.epoch)
+        elif placement.allowed:
             epoch = int(meeting.epoch)
         if placement.allowed:
             assert placement.dc is not None
+            uses[placement.dc] = uses.get(placement.dc, 0) + 1
             participation = Participation(
+                replica=rt.replica.id,
                 id=pid,
                 meeting_id=meeting.id,
                 account_id=account_id,
@@ -477,13 +550,26 @@ def admit(
                 dc=placement.dc,
                 joined_at=at,
                 left_at=None,
+                signing_key=signing_key,
             )
             session.add(participation)
+            # every other replica serving the meeting hands out its roster with the newcomer
+            publish(session, Order.ROSTER, meeting=meeting.id)
         else:
             public = public_decision(session, placement.join)
             public["decision"] = "deny"
             public["reasons"] = [r.to_dict() for r in placement.reasons]
-    return Admission(meeting, mplan, placement, participation, public, epoch)
+    return Admission(
+        meeting,
+        mplan,
+        placement,
+        participation,
+        public,
+        epoch,
+        spread,
+        meeting.session if placement.allowed else None,
+        fresh and placement.allowed,
+    )
 
 
 def leave(
@@ -502,6 +588,8 @@ def leave(
         if p is None or p.left_at is not None:
             return
         p.left_at = at
+        # every other replica serving the meeting tells its participants and signs the roster
+        publish(session, Order.ROSTER, meeting=p.meeting_id, left=[p.id])
         details: dict[str, Any] = {"participant": p.id, "dc": p.dc}
         if epochs:
             details["epochs"] = sorted(set(epochs))
@@ -519,14 +607,47 @@ def leave(
         )
 
 
-def close_stale(rt: Runtime) -> int:
-    """At start-up: participations still open belong to a control plane that stopped; their
-    signalling sockets are gone, so they are closed now (and recorded). Returns how many."""
+def close_stale(rt: Runtime, *, starting: bool = False) -> int:
+    """Close (and record) the open participations whose replica is gone: their signalling
+    sockets went with it. Returns how many.
+
+    A replica is gone when its lease has expired (:func:`~meridian.cluster.lease_expired`), so
+    a replica starting never closes what another live replica serves. On SQLite there is one
+    process: at its start (``starting``) every participation not its own is from a process that
+    stopped, whatever its lease says. A participation from before replicas (no replica named)
+    is gone too. Every replica still serving the meeting is told (an order per meeting), so its
+    roster drops them and its key moves on.
+    """
     at = rt.now()
     with rt.db.write() as session:
-        stale = list(session.scalars(select(Participation).where(Participation.left_at.is_(None))))
+        open_rows = list(
+            session.scalars(
+                select(Participation)
+                .where(Participation.left_at.is_(None))
+                .order_by(Participation.joined_at, Participation.id)
+            )
+        )
+        serving = {p.replica for p in open_rows if p.replica is not None}
+        own = rt.replica.id
+        if starting and session.get_bind().dialect.name != "postgresql":
+            gone = serving - {own}
+        else:
+            gone = {r for r in serving if r != own and lease_expired(session, r)}
+        stale = [p for p in open_rows if p.replica is None or p.replica in gone]
         for p in stale:
             p.left_at = at
+        for meeting_id in sorted({p.meeting_id for p in stale}):
+            ids = [p.id for p in stale if p.meeting_id == meeting_id]
+            # they held the meeting's key: it moves on, and every replica ("all", this one
+            # too) tells its own participants and hands them the new key
+            epoch = session.execute(
+                update(Meeting)
+                .where(Meeting.id == meeting_id)
+                .values(epoch=Meeting.epoch + 1)
+                .returning(Meeting.epoch)
+            ).scalar_one()
+            publish(session, Order.ROSTER, meeting=meeting_id, left=ids, all=True)
+            publish(session, Order.ROTATE, meeting=meeting_id, epoch=int(epoch), all=True)
         if stale:
             record(
                 session,
@@ -537,7 +658,9 @@ def close_stale(rt: Runtime) -> int:
                 at=at,
                 bundle_digest=rt.digest,
                 details={
-                    "reason": "the control plane restarted: its live connections were lost",
+                    "reason": "the control-plane replica serving them stopped: "
+                    "their live connections were lost",
+                    "replicas": sorted({p.replica or "-" for p in stale}),
                     "participations": [p.id for p in stale],
                 },
             )

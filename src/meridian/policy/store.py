@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from ..audit import Actor, record
 from ..errors import BundleError, BundleProblem, shown
 from ..storage.models import Partner, PolicyBundle
+from ..storage.orders import publish
+from ..wire import Order
 from .compiled import expand_jurisdictions, window_epochs
 from .loader import LoadedBundle, load_bundle_text
 
@@ -141,6 +143,8 @@ def activate_bundle(
         bundle_digest=loaded.digest,
         details={"bundle": doc.bundle, "version": doc.version, "previous": current},
     )
+    # every replica loads it as this commits, not at its next poll
+    publish(session, Order.BUNDLE, digest=loaded.digest)
     return True
 
 

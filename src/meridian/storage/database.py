@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +28,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import ConfigurationError, StorageUnavailableError, shown
 
-__all__ = ["Database"]
+__all__ = ["ORIGIN", "Database"]
+
+#: the key of a write session's ``info`` naming the replica (the :class:`Database`) it is of
+ORIGIN = "replica"
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
@@ -79,7 +83,11 @@ class Database:
             raise ConfigurationError(
                 f"unsupported database `{shown(self.dialect)}`: expected sqlite or postgresql"
             )
-        self._writes = sessionmaker(self.engine, expire_on_commit=False)
+        #: this process's name among the replicas sharing the database (orders say who sent them)
+        self.replica = "r_" + secrets.token_hex(6)
+        self._writes = sessionmaker(
+            self.engine, expire_on_commit=False, info={ORIGIN: self.replica}
+        )
         self._reads = sessionmaker(self._reader, expire_on_commit=False)
         # what the layer above (the audit log) attaches: see attach()
         self._unwritten: Callable[[Session], bool] | None = None
@@ -111,7 +119,7 @@ class Database:
         self._after_write = after_write
         self.marks = self.marks | {mark}
         # each session carries the marks ("write" or "read"), so what attached can tell them apart
-        self._writes.configure(info=dict.fromkeys(self.marks, "write"))
+        self._writes.configure(info={**dict.fromkeys(self.marks, "write"), ORIGIN: self.replica})
         self._reads.configure(info=dict.fromkeys(self.marks, "read"))
 
     @contextmanager

@@ -279,6 +279,11 @@ class Meeting(Base):
     waiting_room: Mapped[bool] = mapped_column(Boolean, default=False)
     #: the last key epoch handed out: only ever increases (a new session or rotation takes + 1)
     epoch: Mapped[int] = mapped_column(Integer, default=0)
+    #: the live session every replica asks the key server for this meeting's keys of (a new
+    #: one when the meeting is live again after being empty)
+    session: Mapped[str | None] = mapped_column(String(40), default=None)
+    #: the sequence number of the last signed roster handed out (receivers never go back)
+    roster_seq: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Participation(Base):
@@ -296,6 +301,12 @@ class Participation(Base):
     dc: Mapped[str] = mapped_column(String(4))
     joined_at: Mapped[datetime]
     left_at: Mapped[datetime | None]
+    #: the control-plane replica serving its signalling socket (``None``: from before replicas)
+    replica: Mapped[str | None] = mapped_column(String(100), index=True, default=None)
+    #: its Ed25519 signing public key, base64url (what the signed roster lists)
+    signing_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: its relay said it is connected: only then do the others see it in the roster
+    connected: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Token(Base):

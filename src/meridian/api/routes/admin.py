@@ -153,7 +153,7 @@ def new_token(body: TokenCreate, rt: RuntimeDep, caller: CallerDep) -> TokenPubl
 def delete_token(
     token_id: IdPath, request: Request, rt: RuntimeDep, caller: CallerDep
 ) -> dict[str, Any]:
-    """Revoke an api token: at once here, within a few seconds in other processes. Role: operator."""
+    """Revoke an api token: at once here, and on every other replica as it commits (an order). Role: operator."""
     with rt.db.write() as session:
         row = revoke_token(
             session, token_id=token_id, at=rt.now(), actor=caller.actor, digest=rt.digest

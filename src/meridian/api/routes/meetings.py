@@ -83,6 +83,8 @@ async def datacentres(request: Request, rt: RuntimeDep, caller: CallerDep) -> An
     meeting has a participant on its relay now).
     """
     signalling: Signalling | None = getattr(request.app.state, "signalling", None)
+    if signalling is not None:
+        await run_in_threadpool(signalling.count)  # every replica's participants, not only ours
     live = signalling.live_load() if signalling is not None else {}
     ids = sorted({m for load in live.values() for m in load["meetings"]})
 

@@ -39,6 +39,10 @@
   const EARLY_FRAMES = 256; // frames whose key or sender's roster entry has not arrived yet
   const CLOSE_REMOVED = 4451;
   const CLOSE_ENDED = 4410; // the relay closes an ended meeting's sockets
+  // the control plane's process went away (no close frame, going away, an error, restarting):
+  // join again for up to REJOIN_MS, as the CLI client does (meridian.client.participant)
+  const LOST = new Set([1001, 1006, 1011, 1012]);
+  const REJOIN_MS = 5000;
 
   // The invite of the join link: `#k=…` (preferred: never sent to a server) or `?k=…`.
   function linkInvite() {
@@ -335,6 +339,8 @@
       this.early = []; // {frame, at}: frames waiting for their key or their sender's roster entry
       this.ended = null;
       this.relayLost = null; // why the relay connection ended, while signalling still listens
+      this.rejoining = false; // joining again after the control plane's replica went away
+      this.rejoins = 0;
       this.signal = null;
       this.relay = null;
       this.own = null;
@@ -418,7 +424,10 @@
       }
       if (answer.type !== "admitted") throw new Error(`the control plane answered \`${answer.type}\` to a join`);
       await this.serial(() => this.admitted(answer));
-      signal.addEventListener("close", (event) => this.onClosed("control plane", event));
+      // a socket a join again replaced says nothing (see rejoin)
+      signal.addEventListener("close", (event) => {
+        if (signal === this.signal) this.onClosed("control plane", event);
+      });
 
       this.status(`Connecting to the relay in ${answer.dc}…`);
       const relay = new WebSocket(answer.relay);
@@ -431,7 +440,9 @@
       relay.addEventListener("message", (event) => {
         if (typeof event.data !== "string") this.serial(() => this.onFrame(new Uint8Array(event.data)));
       });
-      relay.addEventListener("close", (event) => this.onClosed("relay", event));
+      relay.addEventListener("close", (event) => {
+        if (relay === this.relay) this.onClosed("relay", event);
+      });
       signal.send(JSON.stringify({ type: "connected" }));
       this.$("join").hidden = true;
       this.status(`Connected through the relay in ${ready.dc}: messages are end-to-end encrypted.`);
@@ -715,6 +726,12 @@
 
     onClosed(what, event) {
       if (this.ended) return;
+      if (what === "control plane" && LOST.has(event.code) && !this.rejoining) {
+        // the control-plane replica went away (killed, restarting), not sending us off: join
+        // again, through whichever replica the load balancer picks now
+        this.rejoin();
+        return;
+      }
       if (event.code === CLOSE_REMOVED) {
         this.removed(event.reason || "no reason given");
         return;
@@ -775,6 +792,33 @@
       this.$("say").querySelector("button").disabled = true;
       this.$("line").disabled = true;
       this.$("leave").disabled = true;
+    }
+
+    // Join again for up to REJOIN_MS after the control plane's replica went away: a new
+    // participation (new keys), the old relay connection closed first.
+    async rejoin() {
+      this.rejoining = true;
+      const old = this.relay;
+      this.relay = null;
+      this.signal = null;
+      if (old && old.readyState <= WebSocket.OPEN) old.close(1000);
+      this.status("The control plane went away: joining again…");
+      const deadline = Date.now() + REJOIN_MS;
+      while (Date.now() < deadline && !this.ended) {
+        try {
+          await this.join();
+          if (this.me && this.relay && this.relay.readyState === WebSocket.OPEN) {
+            this.rejoins += 1;
+            this.rejoining = false;
+            return;
+          }
+        } catch (error) {
+          // that replica did not take it (yet): try again in a moment
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      this.rejoining = false;
+      this.end("The control plane went away and no replica took you back.");
     }
 
     closeAll() {
