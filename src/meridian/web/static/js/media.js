@@ -17,7 +17,8 @@
 //   - its microphone and camera state (kind 2), when they change and when someone joins.
 // Inside the sealed payload, a 24-byte header (big-endian) before the codec's bytes:
 //   version (1) | type (1: 1 audio, 2 video, 3 keyframe request, 4 state) | flags (1: bit 0 a
-//   keyframe) | layer (1: 0 high, 1 low) | sequence (4, per sender and stream)
+//   keyframe, bit 1 a synthetic test pattern from `meridian client`: counted, not decoded)
+//   | layer (1: 0 high, 1 low) | sequence (4, per sender and stream)
 //   | capture time (8, float64 ms since the Unix epoch) | codec timestamp (8, float64 µs)
 // The capture time travels sealed, so glass-to-glass latency (camera frame read → frame drawn)
 // is measured by the receiving page without telling the relays anything.
@@ -78,6 +79,7 @@
     return {
       type: payload[1],
       key: (payload[2] & 1) === 1,
+      synthetic: (payload[2] & 2) === 2,
       layer: payload[3],
       seq: view.getUint32(4, false),
       capture: view.getFloat64(8, false),
@@ -162,6 +164,12 @@
       this.node.dataset.videoFrames = String(this.videoFrames);
       this.node.dataset.lastFrameAt = String(Math.round(at));
       this.node.dataset.maxGap = String(Math.round(this.maxGap));
+    }
+
+    synthetic(video) {
+      this.syntheticFrames = (this.syntheticFrames || 0) + 1;
+      this.node.dataset.syntheticFrames = String(this.syntheticFrames);
+      if (video) this.node.dataset.camera = "test pattern";
     }
 
     heard(level) {
@@ -261,12 +269,16 @@
             if (this.tile.node.dataset.camera !== "off") this.tile.draw(frame);
             const capture = lane.captures.get(frame.timestamp);
             lane.captures.delete(frame.timestamp);
-            if (capture !== undefined) this.call.glassToGlass(at - capture);
+            if (capture !== undefined) {
+              this.call.glassToGlass(at - capture);
+              this.call.lastCaptures.set(this.id, capture);
+            }
           } finally {
             frame.close();
           }
           this.failures = 0;
           this.tile.counted(at);
+          this.call.lastFrames.set(this.id, at);
         },
         error: (error) => this.failed(lane, error),
       });
@@ -360,6 +372,8 @@
       this.g2g = [];
       this.sent = { frames: 0, bytes: 0, dropped: 0 };
       this.active = null;
+      this.lastFrames = new Map(); // sender → when we last drew a frame of theirs (kept after they go)
+      this.lastCaptures = new Map(); // sender → when they captured the last frame of theirs we drew
       Call.current = this;
       const join = this.$("join");
       // audio may play only after a gesture: the join button is one
@@ -613,6 +627,11 @@
       }
       if (!this.started) return;
       const peer = this.peer(sender);
+      if (m.synthetic) {
+        // a test pattern from `meridian client` (no codec inside): counted, never decoded
+        peer.tile.synthetic((m.type === VIDEO) | 0);
+        return;
+      }
       if (m.type === STATE && m.data.length) {
         peer.tile.state((m.data[0] & 1) === 0, (m.data[0] & 2) === 2);
       } else if (m.type === AUDIO && kind === MEDIA) {
@@ -678,6 +697,16 @@
       box.dataset.g2gP50 = percentile(sorted, 0.5).toFixed(1);
       box.dataset.g2gP99 = percentile(sorted, 0.99).toFixed(1);
       box.dataset.sentFrames = String(this.sent.frames);
+    }
+
+    // when a frame of `sender` was last drawn (ms since the Unix epoch), or null
+    lastFrameAt(sender) {
+      return this.lastFrames.has(sender) ? this.lastFrames.get(sender) : null;
+    }
+
+    // when `sender` captured the last frame of theirs drawn here (ms since the Unix epoch), or null
+    lastCaptureAt(sender) {
+      return this.lastCaptures.has(sender) ? this.lastCaptures.get(sender) : null;
     }
 
     resetGaps() {
