@@ -25,8 +25,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from meridian.client.participant import Participant
-from meridian.keys import FrameKind
 from meridian.http.session import COOKIE
+from meridian.keys import FrameKind
 
 US_IP, DE_IP, CN_IP, HK_IP = "8.8.8.8", "80.81.192.1", "114.114.114.114", "1.64.0.1"
 WAIT = 15  # seconds: a safety net against hanging, never an assertion
