@@ -60,6 +60,7 @@ bench: $(STAMP) ## the benchmarks, as recorded in BENCHMARKS.md
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/frames.py
+	$(BIN)/python bench/media.py
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/receipts.py

@@ -50,6 +50,14 @@ def test_say_and_expect_between_two_clients(control, meeting):
         "event": "left",
         "received_chat": 2,
         "received_media": 0,
+        "media": {
+            "frames": {},
+            "bytes": 0,
+            "synthetic": 0,
+            "keyframes": 0,
+            "malformed": 0,
+            "latency_ms_p50": None,
+        },
         "undecryptable": 0,
         "dropped": {"bad_signature": 0, "unknown_sender": 0, "old_epoch": 0},
     }
@@ -69,6 +77,35 @@ def test_media_frames_are_counted_by_the_receiver(control, meeting):
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["bytes"] for e in events if e["event"] == "media"] == [2000] * 5
     assert events[-1]["received_media"] == 5
+
+
+def test_a_synthetic_stream_is_received_and_counted_by_type_and_quality(control, meeting):
+    # bob takes the lower video quality: the relay forwards him that one only
+    bob = listener(control, meeting, "--name", "bob", "--layer", "low", "--stay", "4", "--json")
+    alice = runner.invoke(
+        app, join_args(control, meeting, "--name", "alice", "--stream", "1.5", "--json")
+    )
+    out, err = bob.communicate(timeout=WAIT)
+    assert alice.exit_code == 0, alice.stderr
+    assert bob.returncode == 0, err
+    sent = [json.loads(line) for line in alice.stdout.splitlines()]
+    stream = next(e for e in sent if e["event"] == "sent_stream")
+    assert stream["video"] >= 40  # 30 fps for 1.5 s, on a loaded machine
+    got = json.loads(out.splitlines()[-1])["media"]
+    # every audio chunk, and one quality of every video frame
+    assert got["frames"] == {"audio": stream["audio"], "video": stream["video"]}
+    assert got["synthetic"] == stream["audio"] + stream["video"]
+    assert got["keyframes"] >= 1
+    assert got["malformed"] == 0
+    assert got["latency_ms_p50"] is not None
+    # the low quality's chunks (1200 bytes of pattern each, keyframes three times that)
+    assert got["bytes"] < stream["bytes"] / 2
+
+
+def test_a_bad_layer_is_refused_in_one_line(control, meeting):
+    result = runner.invoke(app, join_args(control, meeting, "--layer", "ultra", "--stay", "0"))
+    assert result.exit_code != 0
+    assert result.stderr.strip().splitlines()[-1].endswith("--layer `ultra` is not `high` or `low`")
 
 
 def test_notices_are_shown_before_anything_else_is_done(control, meeting):

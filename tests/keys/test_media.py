@@ -242,7 +242,7 @@ def test_every_truncation_is_refused() -> None:
 MALFORMED = {
     "empty": (b"", "does not start with `MF2`"),
     "old-version": (b"MF1\x02" + bytes(104), "does not start with `MF2`"),
-    "unknown-kind": (b"MF2\x03" + bytes(104), "unknown kind `3`"),
+    "unknown-kind": (b"MF2\x05" + bytes(104), "unknown kind `5`"),
     "empty-sender": (b"MF2\x01" + bytes(5) + bytes(92), "empty sender id"),
     "not-utf8-sender": (b"MF2\x01" + bytes(4) + b"\x01\xff" + bytes(92), "not utf-8"),
     "truncated-header": (b"MF2\x01\x00", "sealed frame is truncated: 5 bytes"),
@@ -297,8 +297,8 @@ def test_a_sender_id_fits_in_255_utf8_bytes(sender: str, fits: bool) -> None:
 
 
 def test_sealing_refuses_an_unknown_kind_and_a_short_key() -> None:
-    with pytest.raises(InputError, match="frame kind `3`"):
-        seal_frame(bytes(32), meeting=MEETING, sender="p", epoch=0, kind=3, payload=b"", signing_key=SIGNER)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="frame kind `5`"):
+        seal_frame(bytes(32), meeting=MEETING, sender="p", epoch=0, kind=5, payload=b"", signing_key=SIGNER)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="sender key must be 32 bytes"):
         seal_frame(
             bytes(16),

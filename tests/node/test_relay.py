@@ -266,6 +266,7 @@ def test_frames_cross_a_cascade_once_and_never_reach_an_unlinked_region(
     # DE: alice's and carol's over the cascade and bob's own in; theirs to bob, bob's once to US
     assert (de["frames_in"], de["frames_out"]) == (3 * per_sender, 3 * per_sender)
     zero = {"bytes_in": 0, "bytes_out": 0, "frames_in": 0, "frames_out": 0, "keys": 0}
+    zero |= {f"media_{k}": 0 for k in ("bytes_in", "bytes_out", "frames_in", "frames_out")}
     for region in ("CN", "HK"):
         assert counts[region] == {
             "region": region,
@@ -454,6 +455,9 @@ def test_metrics_expose_the_counters(cluster, mint, meeting):
         ("meridian_relay_bytes_total", (("direction", "out"), m)): 150,
         ("meridian_relay_frames_total", (("direction", "in"), m)): 2,
         ("meridian_relay_frames_total", (("direction", "out"), m)): 2,
+        # what is not a sealed media frame is carried, and not counted as media
+        ("meridian_relay_media_bytes_total", (("direction", "in"), m)): 0,
+        ("meridian_relay_media_bytes_total", (("direction", "out"), m)): 0,
         ("meridian_keys_wrapped_total", (m,)): 0,
         ("meridian_relay_participants", (m,)): 2,
     }
@@ -469,6 +473,10 @@ def test_stats_of_a_meeting_never_seen_are_zeros_and_all_stats_list_meetings(
         "bytes_out": 0,
         "frames_in": 0,
         "frames_out": 0,
+        "media_bytes_in": 0,
+        "media_bytes_out": 0,
+        "media_frames_in": 0,
+        "media_frames_out": 0,
         "keys": 0,
         "participants": 0,
     }

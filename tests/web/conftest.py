@@ -41,6 +41,11 @@ _FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--disable-dev-shm-usage",
+    # a camera and a microphone for the meeting page: Chromium's own test pattern and tone, with
+    # no permission prompt, and audio that may start without a gesture the test cannot make
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
 ]
 
 

@@ -33,6 +33,23 @@ def test_api_responses_are_never_cached_nor_sniffed(live: Any, path: str, who: s
     assert r.headers["x-content-type-options"] == "nosniff", path
 
 
+@pytest.mark.parametrize(
+    ("path", "policy"),
+    [
+        ("/meet/mtg_any", "camera=(self), microphone=(self), geolocation=()"),
+        ("/login", "camera=(), microphone=(), geolocation=()"),
+        ("/static/js/media.js", "camera=(), microphone=(), geolocation=()"),
+    ],
+    ids=["meeting-page", "other-page", "static"],
+)
+def test_only_the_meeting_page_may_use_the_camera_and_microphone(
+    live: Any, path: str, policy: str
+) -> None:
+    with httpx.Client(base_url=live.url, follow_redirects=False) as c:
+        r = c.get(path)
+    assert r.headers["permissions-policy"] == policy, path
+
+
 def test_https_from_a_trusted_proxy_makes_the_session_cookie_secure(live: Any) -> None:
     # the web tests' server trusts 127.0.0.1 as a proxy
     assert _secure(_sign_in(live, **{"X-Forwarded-Proto": "https"}))

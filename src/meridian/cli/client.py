@@ -1,6 +1,6 @@
 """``meridian client join``: take part in a meeting from a terminal or a script.
 
-Scripted (any of --say, --media, --expect, --stay): send what was asked, wait for what was
+Scripted (any of --say, --media, --stream, --expect, --stay): send what was asked, wait for what was
 expected, leave. Interactive (none of them): each line on stdin is sent as chat, each line from
 others is printed as ``[sender] text``, end of input leaves. Status lines (notices, joined, left)
 go to stderr and chat to stdout, or everything to stdout as JSON lines with --json.
@@ -24,6 +24,7 @@ from .app import app, door
 
 if TYPE_CHECKING:
     from ..client import Participant, Received
+    from ..client.media import MediaTally
 
 __all__ = ["client_app", "join"]
 
@@ -38,7 +39,13 @@ _EPILOG = """Examples:
 A guest needs the meeting's invite: the whole join link, or the id with --invite (the host's
 own account joins with --token and no invite).
 
-It is interactive when none of --say, --media, --expect and --stay is given. Every frame
+    meridian client join LINK --name script --stream 10 --json   # 10 s of a synthetic call
+
+It is interactive when none of --say, --media, --stream, --expect and --stay is given. --stream
+sends what a meeting page sends (video at both qualities at 30 fps, audio every 20 ms), sealed
+and signed like the page's chunks, but carrying a test pattern that pages count and do not
+decode. Media received (the pages' VP8 and Opus, or others' test patterns) is counted by type in
+the last line, with the glass-to-glass latency of video (from the capture time sealed in it). Every frame
 received is checked against the roster the control plane signs; what is dropped (a bad
 signature, an unknown sender, an old epoch) is counted in the last line. --control-key pins the
 control plane's key (the one `meridian node --control-key` takes): any other signer is refused.
@@ -103,6 +110,8 @@ async def _run(
     wait_for: int | None,
     events: _Events,
     control_key: str | None = None,
+    stream: float | None = None,
+    layer: str | None = None,
 ) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -135,8 +144,13 @@ async def _run(
         dc=p.dc,
         epoch=p.epoch,
     )
+    from ..client.media import MediaTally
+
     tally = {"chat": 0, "media": 0, "media_bytes": 0}
+    counted = MediaTally()
     try:
+        if layer is not None:
+            await p.choose_layer(layer)
         if wait_for:
             events.emit("waiting", f"waiting for {wait_for} others to connect…", others=wait_for)
             try:
@@ -146,10 +160,10 @@ async def _run(
                 raise MeridianError(
                     f"{len(p.roster)} of {wait_for} others connected: {why}"
                 ) from None
-        if say or media or expect is not None or stay is not None:
-            await _scripted(p, say, media, size, expect, stay, events, tally)
+        if say or media or stream or expect is not None or stay is not None:
+            await _scripted(p, say, media, size, expect, stay, events, tally, counted, stream)
         else:
-            await _interactive(p, events, tally)
+            await _interactive(p, events, tally, counted)
     finally:
         await p.leave()
         dropped = p.dropped
@@ -161,12 +175,19 @@ async def _run(
             f"unknown senders, {dropped['old_epoch']} of old epochs",
             received_chat=tally["chat"],
             received_media=tally["media"],
+            media=counted.to_dict(),
             undecryptable=p.undecryptable,
             dropped=dropped,
         )
 
 
-async def _show(p: Participant, received: Received, events: _Events, tally: dict[str, int]) -> None:
+async def _show(
+    p: Participant,
+    received: Received,
+    events: _Events,
+    tally: dict[str, int],
+    counted: MediaTally,
+) -> None:
     from ..keys import FrameKind
 
     if received.kind == FrameKind.CHAT:
@@ -183,9 +204,16 @@ async def _show(p: Participant, received: Received, events: _Events, tally: dict
     else:
         tally["media"] += 1
         tally["media_bytes"] += len(received.payload)
-        events.emit(
-            "media", None, sender=received.sender, epoch=received.epoch, bytes=len(received.payload)
-        )
+        chunk = counted.add(received)
+        if chunk is None or chunk.key or chunk.type > 2:  # not every chunk: keyframes and signals
+            events.emit(
+                "media",
+                None,
+                sender=received.sender,
+                epoch=received.epoch,
+                bytes=len(received.payload),
+                type=None if chunk is None else chunk.type.name.lower(),
+            )
 
 
 async def _scripted(
@@ -197,7 +225,17 @@ async def _scripted(
     stay: float | None,
     events: _Events,
     tally: dict[str, int],
+    counted: MediaTally,
+    stream: float | None = None,
 ) -> None:
+    from ..client.media import send_stream
+
+    streaming = None
+    if stream:
+        # the call goes out while what others send is received (below)
+        streaming = asyncio.create_task(send_stream(p, stream))
+        if stay is None and expect is None:
+            stay = stream
     # media first: a chat line after it can tell the others that the media is all sent
     for _ in range(media):
         await p.send_media(size)
@@ -217,13 +255,18 @@ async def _scripted(
             received = await p.receive(left)
         except (TimeoutError, EOFError):
             break
-        await _show(p, received, events, tally)
+        await _show(p, received, events, tally, counted)
+    if streaming is not None:
+        sent = await streaming
+        events.emit("sent_stream", None, **sent)
     if expect is not None and tally["chat"] < expect:
         why = p.ended or (f"within {stay:g} s" if stay is not None else "")
         raise MeridianError(f"received {tally['chat']} of {expect} chat lines: {why}")
 
 
-async def _interactive(p: Participant, events: _Events, tally: dict[str, int]) -> None:
+async def _interactive(
+    p: Participant, events: _Events, tally: dict[str, int], counted: MediaTally
+) -> None:
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str | None] = asyncio.Queue()
 
@@ -240,7 +283,7 @@ async def _interactive(p: Participant, events: _Events, tally: dict[str, int]) -
                 received = await p.receive()
             except EOFError:
                 return
-            await _show(p, received, events, tally)
+            await _show(p, received, events, tally, counted)
 
     shower = asyncio.create_task(show_all())
     try:
@@ -313,6 +356,25 @@ def join(
     size: Annotated[
         int, typer.Option("--size", min=1, help="Bytes of each synthetic media frame.")
     ] = 1200,
+    stream: Annotated[
+        float | None,
+        typer.Option(
+            "--stream",
+            min=0.1,
+            max=86400,
+            metavar="SECONDS",
+            help="Send a synthetic call this long: video at both qualities and audio, a test "
+            "pattern sealed like a page's chunks (stays as long, unless --stay).",
+        ),
+    ] = None,
+    layer: Annotated[
+        str | None,
+        typer.Option(
+            "--layer",
+            metavar="high|low",
+            help="Ask the relay for this video quality (default: high).",
+        ),
+    ] = None,
     expect: Annotated[
         int | None,
         typer.Option("--expect", min=1, help="Wait until this many chat lines from others arrive."),
@@ -353,6 +415,8 @@ def join(
 
     if size > MAX_FRAME_BYTES - 1024:  # room for the header and tag
         raise InputError(f"--size {size} is more than a relay carries in one frame")
+    if layer is not None and layer not in ("high", "low"):
+        raise InputError(f"--layer `{shown(layer)}` is not `high` or `low`")
     who = name
     if who is None:
         try:
@@ -377,6 +441,8 @@ def join(
                 wait_for=wait_for,
                 events=_Events(as_json),
                 control_key=control_key,
+                stream=stream,
+                layer=layer,
             )
         )
     except KeyboardInterrupt:

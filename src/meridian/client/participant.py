@@ -294,6 +294,17 @@ class Participant(FrameKeys):
         """Send one synthetic media frame of ``size`` random bytes."""
         await self._send(FrameKind.MEDIA, os.urandom(size))
 
+    async def choose_layer(self, layer: str) -> None:
+        """Ask the relay for the ``high`` or ``low`` video quality (the default is ``high``)."""
+        if layer not in ("high", "low"):
+            raise InputError(f"video layer `{shown(layer)}` is not `high` or `low`")
+        if self._relay is None or self.ended is not None:
+            raise InputError(f"not in meeting `{shown(self.meeting)}`: {self.ended or 'no relay'}")
+        try:
+            await self._relay.send(json.dumps({"type": "layer", "layer": layer}))
+        except ConnectionClosed as exc:
+            raise _closed_error(exc, "relay") from None
+
     async def _send(self, kind: FrameKind, payload: bytes) -> None:
         await self.send_frame(self.keys.seal(sender=self.participant, kind=kind, payload=payload))
 

@@ -100,10 +100,25 @@ def sender_key(meeting_key: bytes, meeting: str, sender: str, epoch: int) -> byt
 
 
 class FrameKind(IntEnum):
-    """What a frame carries: its ``kind`` byte."""
+    """What a frame carries: its ``kind`` byte, the one thing of it a relay acts on.
+
+    Every kind but :attr:`CHAT` is media (the relays count its bytes apart). A sender sends its
+    video twice, at two qualities; a relay forwards each receiver the one it asked for
+    (docs/data-plane.md §Media), and everything else to everyone.
+    """
 
     CHAT = 1
+    #: media every receiver gets: audio, keyframe requests, a sender's mute/camera state
     MEDIA = 2
+    #: video, the higher quality (what a receiver gets unless it asks for the lower)
+    VIDEO_HIGH = 3
+    #: video, the lower quality
+    VIDEO_LOW = 4
+
+    @property
+    def is_media(self) -> bool:
+        """Whether frames of this kind are media (counted apart by the relays)."""
+        return self is not FrameKind.CHAT
 
 
 class DropReason(StrEnum):
@@ -167,7 +182,7 @@ def _parse(frame: object) -> tuple[FrameHeader, int]:
     try:
         kind = FrameKind(kind_byte)
     except ValueError as exc:
-        raise InputError(f"sealed frame has unknown kind `{kind_byte}`: expected 1 or 2") from exc
+        raise InputError(f"sealed frame has unknown kind `{kind_byte}`: expected 1 to 4") from exc
     epoch = int.from_bytes(frame[4:8], "big")
     end = _FIXED + frame[8]
     if len(frame) < end + _NONCE_BYTES + _TAG_BYTES + SIGNATURE_BYTES:
@@ -212,7 +227,9 @@ def seal_frame(
     try:
         kind_byte = FrameKind(kind)
     except ValueError as exc:
-        raise InputError(f"frame kind `{shown(kind)}` is not 1 (chat) or 2 (media)") from exc
+        raise InputError(
+            f"frame kind `{shown(kind)}` is not 1 (chat), 2 (media), 3 or 4 (video)"
+        ) from exc
     header = (
         FRAME_MAGIC
         + bytes([kind_byte])

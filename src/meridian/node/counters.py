@@ -23,13 +23,29 @@ __all__ = ["MeetingCounters", "MeetingStats", "NodeCollector", "NodeCounters"]
 class MeetingCounters:
     """One meeting's traffic through this relay (participant and cascade traffic both)."""
 
-    __slots__ = ("bytes_in", "bytes_out", "frames_in", "frames_out", "participants")
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "frames_in",
+        "frames_out",
+        "media_bytes_in",
+        "media_bytes_out",
+        "media_frames_in",
+        "media_frames_out",
+        "participants",
+    )
 
     def __init__(self) -> None:
         self.bytes_in = 0
         self.bytes_out = 0
         self.frames_in = 0
         self.frames_out = 0
+        #: the part of the above that is media (audio and video frames, any kind but chat), read
+        #: from the frame's cleartext kind byte: the relay still opens nothing
+        self.media_bytes_in = 0
+        self.media_bytes_out = 0
+        self.media_frames_in = 0
+        self.media_frames_out = 0
         self.participants = 0
 
 
@@ -43,6 +59,10 @@ class MeetingStats:
     bytes_out: int = 0
     frames_in: int = 0
     frames_out: int = 0
+    media_bytes_in: int = 0
+    media_bytes_out: int = 0
+    media_frames_in: int = 0
+    media_frames_out: int = 0
     keys: int = 0
     participants: int = 0
 
@@ -54,6 +74,10 @@ class MeetingStats:
             "bytes_out": self.bytes_out,
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
+            "media_bytes_in": self.media_bytes_in,
+            "media_bytes_out": self.media_bytes_out,
+            "media_frames_in": self.media_frames_in,
+            "media_frames_out": self.media_frames_out,
             "keys": self.keys,
             "participants": self.participants,
         }
@@ -91,6 +115,10 @@ class NodeCounters:
             bytes_out=c.bytes_out,
             frames_in=c.frames_in,
             frames_out=c.frames_out,
+            media_bytes_in=c.media_bytes_in,
+            media_bytes_out=c.media_bytes_out,
+            media_frames_in=c.media_frames_in,
+            media_frames_out=c.media_frames_out,
             keys=keys,
             participants=c.participants,
         )
@@ -113,6 +141,11 @@ class NodeCollector:
             "Frames relayed, per meeting, into this relay and out of it.",
             labels=["meeting", "direction"],
         )
+        media = CounterMetricFamily(
+            "meridian_relay_media_bytes_total",
+            "Bytes of media frames (audio and video) relayed, per meeting, in and out.",
+            labels=["meeting", "direction"],
+        )
         keys = CounterMetricFamily(
             "meridian_keys_wrapped_total",
             "Meeting keys this node's key server wrapped, per meeting.",
@@ -129,9 +162,12 @@ class NodeCollector:
             traffic.add_metric([meeting, "out"], s.bytes_out)
             frames.add_metric([meeting, "in"], s.frames_in)
             frames.add_metric([meeting, "out"], s.frames_out)
+            media.add_metric([meeting, "in"], s.media_bytes_in)
+            media.add_metric([meeting, "out"], s.media_bytes_out)
             keys.add_metric([meeting], s.keys)
             participants.add_metric([meeting], s.participants)
         yield traffic
         yield frames
+        yield media
         yield keys
         yield participants

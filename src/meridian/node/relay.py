@@ -65,18 +65,24 @@ from ..errors import (
 )
 from ..http.network import TrustedProxies, client_ip
 from ..keys.grants import GRANT_SECONDS, Grant, GrantVerifier
+from ..keys.media import FRAME_MAGIC, FrameKind
 from ..wire import Close
 from .counters import MeetingCounters, NodeCounters
 
 __all__ = [
     "BACKLOG_LIMIT",
+    "EVERY_LAYER",
+    "LAYERS",
     "MAX_FRAME_BYTES",
+    "VIDEO_HIGH",
+    "VIDEO_LOW",
     "Link",
     "Member",
     "Outbox",
     "Relay",
     "Room",
     "close_code",
+    "media_kind",
 ]
 
 log = logging.getLogger("meridian.node")
@@ -91,8 +97,27 @@ BACKLOG_LIMIT = 32 * 1024 * 1024
 GRANT_WAIT_SECONDS = 10.0
 CASCADE_TIMEOUT_SECONDS = 5.0
 _REASON_BYTES = 123  # the most a WebSocket close reason can carry
+#: the kind bytes of media frames (docs/data-plane.md §Frames): everything but chat
+_MEDIA_KINDS = frozenset(int(k) for k in FrameKind if k.is_media)
+VIDEO_HIGH = int(FrameKind.VIDEO_HIGH)
+VIDEO_LOW = int(FrameKind.VIDEO_LOW)
+#: an outbox that takes every video quality: a cascade link
+EVERY_LAYER = 0
+#: the qualities a participant may ask its relay for (``{"type": "layer", "layer": …}``)
+LAYERS = {"high": VIDEO_HIGH, "low": VIDEO_LOW}
 
 SendBytes = Callable[[bytes], Awaitable[None]]
+
+
+def media_kind(frame: bytes) -> int:
+    """The kind byte of ``frame`` if it is a sealed media frame, else 0.
+
+    Read from the cleartext header only (the relay opens nothing): a frame that is not ``MF2``
+    or is chat is forwarded like any other, and not counted as media.
+    """
+    if len(frame) > 3 and frame[3] in _MEDIA_KINDS and frame.startswith(FRAME_MAGIC):
+        return frame[3]
+    return 0
 
 
 def close_code(exc: MeridianError) -> Close:
@@ -119,10 +144,24 @@ def _reason(message: str) -> str:
 class Outbox:
     """Frames waiting to go out on one socket, written in order by :meth:`run` (one task)."""
 
-    __slots__ = ("_backlog", "_counters", "_frames", "_on_overflow", "_ready", "_send", "closed")
+    __slots__ = (
+        "_backlog",
+        "_counters",
+        "_frames",
+        "_on_overflow",
+        "_ready",
+        "_send",
+        "closed",
+        "layer",
+    )
 
     def __init__(
-        self, send: SendBytes, counters: MeetingCounters, on_overflow: Callable[[], None]
+        self,
+        send: SendBytes,
+        counters: MeetingCounters,
+        on_overflow: Callable[[], None],
+        *,
+        layer: int = VIDEO_HIGH,
     ) -> None:
         self._send = send
         self._counters = counters
@@ -131,6 +170,9 @@ class Outbox:
         self._ready = asyncio.Event()
         self._backlog = 0
         self.closed = False
+        #: the video quality this socket takes (a :class:`FrameKind` value), or
+        #: :data:`EVERY_LAYER` (a cascade link: the peer relay chooses for its own participants)
+        self.layer = layer
 
     def put(self, frame: bytes) -> None:
         """Queue ``frame`` (the hot path: no await, no lock)."""
@@ -165,6 +207,9 @@ class Outbox:
                     await self._send(frame)
                     counters.bytes_out += len(frame)
                     counters.frames_out += 1
+                    if media_kind(frame):
+                        counters.media_bytes_out += len(frame)
+                        counters.media_frames_out += 1
         except (OSError, RuntimeError, WebSocketDisconnect, ConnectionClosed):
             pass  # the socket is gone; its reader sees that and leaves
         finally:
@@ -209,21 +254,37 @@ class Room:
     opening: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     def from_local(self, source: Outbox, frame: bytes) -> None:
-        counters = self.counters
-        counters.bytes_in += len(frame)
-        counters.frames_in += 1
-        for out in self.locals:
-            if out is not source:
-                out.put(frame)
+        kind = self._count(frame)
+        if kind < VIDEO_HIGH:
+            for out in self.locals:
+                if out is not source:
+                    out.put(frame)
+        else:
+            # one video quality per receiver: the one it asked for
+            for out in self.locals:
+                if out is not source and out.layer == kind:
+                    out.put(frame)
+        # every quality goes over each link: the peer relay picks for its own participants
         for link in self.links.values():
             link.outbox.put(frame)
 
     def from_cascade(self, frame: bytes) -> None:
-        counters = self.counters
-        counters.bytes_in += len(frame)
-        counters.frames_in += 1
+        kind = self._count(frame)
         for out in self.locals:
-            out.put(frame)
+            if kind < VIDEO_HIGH or out.layer == kind:
+                out.put(frame)
+
+    def _count(self, frame: bytes) -> int:
+        """Count ``frame`` in; its media kind (0 when it is not media)."""
+        counters = self.counters
+        size = len(frame)
+        counters.bytes_in += size
+        counters.frames_in += 1
+        kind = media_kind(frame)
+        if kind:
+            counters.media_bytes_in += size
+            counters.media_frames_in += 1
+        return kind
 
     def add_link(self, link: Link) -> None:
         self.every_link.append(link)
@@ -349,7 +410,7 @@ class Relay:
                     break
                 else:
                     try:
-                        self._renew(ws, room, member, message.get("text"))
+                        self._control(ws, room, member, message.get("text"))
                     except MeridianError as exc:
                         member.dropped = True
                         self._leave(room, member)
@@ -386,16 +447,29 @@ class Relay:
         used[grant.jti] = float(grant.expires)
         heapq.heappush(order, (float(grant.expires), grant.jti))
 
-    def _renew(self, ws: WebSocket, room: Room, member: Member, text: object) -> None:
-        """A text message after ``ready``: a renewal, ``{"type": "renew", "grant": …}``."""
+    def _control(self, ws: WebSocket, room: Room, member: Member, text: object) -> None:
+        """A text message after ``ready``: a renewal, ``{"type": "renew", "grant": …}``, or the
+        video quality the participant takes, ``{"type": "layer", "layer": "high" | "low"}``."""
         try:
             body = json.loads(text) if isinstance(text, str) else None
         except ValueError:
             body = None
-        if not isinstance(body, dict) or body.get("type") != "renew":
+        kind = body.get("type") if isinstance(body, dict) else None
+        if isinstance(body, dict) and kind == "layer":
+            layer = body.get("layer")
+            if not isinstance(layer, str) or layer not in LAYERS:
+                raise InputError(f"video layer `{shown(layer)}` is not `high` or `low`")
+            member.outbox.layer = LAYERS[layer]
+            return
+        if not isinstance(body, dict) or kind != "renew":
             raise InputError(
-                'expected binary frames or `{"type": "renew", "grant": "<token>"}` after `ready`'
+                'expected binary frames, `{"type": "renew", "grant": "<token>"}` or '
+                '`{"type": "layer", "layer": "high"}` after `ready`'
             )
+        self._renew(ws, room, member, body)
+
+    def _renew(self, ws: WebSocket, room: Room, member: Member, body: dict[str, Any]) -> None:
+        """A renewal: a fresh relay grant for the same meeting, participant and region."""
         grant = self.verifier.verify(body.get("grant"), typ="relay")
         held = member.grant
         if held is None or (grant.meeting, grant.participant) != (held.meeting, held.participant):
@@ -572,7 +646,9 @@ class Relay:
         room = self._room(grant.meeting)
         link = Link(
             peer=opener,
-            outbox=Outbox(ws.send_bytes, room.counters, lambda: self._too_slow(ws)),
+            outbox=Outbox(
+                ws.send_bytes, room.counters, lambda: self._too_slow(ws), layer=EVERY_LAYER
+            ),
             close=lambda: ws.close(Close.NORMAL, "no participants left"),
             inbound=True,
         )
@@ -691,7 +767,9 @@ class Relay:
             return
         link = Link(
             peer=peer,
-            outbox=Outbox(conn.send, room.counters, lambda: self._close_slow_link(conn)),
+            outbox=Outbox(
+                conn.send, room.counters, lambda: self._close_slow_link(conn), layer=EVERY_LAYER
+            ),
             close=conn.close,
             inbound=False,
         )

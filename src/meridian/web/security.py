@@ -9,6 +9,9 @@ its caller alone) and ``nosniff``; its documentation pages ``/docs`` (Swagger UI
 (ReDoc), drawn from vendored copies in ``/static/vendor``, get a policy of their own
 (:func:`docs_security_policy`): the same origin-only sources, plus the inline styles both libraries
 set and the ``blob:`` worker ReDoc searches with.
+
+Camera and microphone are refused to every page (``Permissions-Policy``) but the meeting page
+``/meet/{id}``, which may use them itself (the call) and lends them to no other origin.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ __all__ = ["SecurityHeaders", "content_security_policy", "docs_security_policy",
 
 _API = ("/v1/", "/openapi.json")
 _DOCS = ("/docs", "/redoc")
+_MEETING = "/meet/"
 
 
 def content_security_policy(connect: Iterable[str] = ()) -> str:
@@ -96,6 +100,12 @@ class SecurityHeaders:
             (b"content-security-policy", docs_security_policy().encode("ascii")),
             *self.headers[1:],
         ]
+        # the meeting page alone may ask for the camera and the microphone (the call), and only
+        # for itself: no frame of another origin may
+        self.meeting_headers = [
+            *self.headers[:-1],
+            (b"permissions-policy", b"camera=(self), microphone=(self), geolocation=()"),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,7 +116,12 @@ class SecurityHeaders:
             await self.app(scope, receive, _api_headers(send))
             return
         static = path.startswith("/static/")
-        extra = self.docs_headers if path.startswith(_DOCS) else self.headers
+        if path.startswith(_DOCS):
+            extra = self.docs_headers
+        elif path.startswith(_MEETING):
+            extra = self.meeting_headers
+        else:
+            extra = self.headers
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -50,7 +50,16 @@ MeetingQuery = Annotated[str, Query(max_length=100, pattern=r"^[A-Za-z0-9_.\-]*$
 #: how many meetings the meetings list and the map's live list show (newest first)
 LIST_LIMIT = 100
 #: a node's counters for one meeting; any of them above zero means the region carried it
-COUNTERS = ("bytes_in", "bytes_out", "frames_in", "frames_out", "keys", "participants")
+COUNTERS = (
+    "bytes_in",
+    "bytes_out",
+    "frames_in",
+    "frames_out",
+    "media_bytes_in",
+    "media_bytes_out",
+    "keys",
+    "participants",
+)
 _RELAYED = ("bytes_in", "bytes_out", "frames_in", "frames_out", "participants")
 
 

@@ -271,7 +271,9 @@
     if (m.ended) facts.push(["Ended", when(m.ended)]);
     const dl = el("dl", { class: "facts" });
     for (const [term, value] of facts) dl.append(el("dt", {}, [term]), el("dd", {}, [value]));
-    const cols = ["participants", "bytes_in", "bytes_out", "frames_in", "frames_out", "keys"];
+    const cols = [
+      "participants", "bytes_in", "bytes_out", "frames_in", "frames_out", "media_bytes_in", "media_bytes_out", "keys",
+    ];
     const rows = view.chosen.carried.map((c) =>
       el("tr", { "data-region": c.region }, [
         el("th", { scope: "row" }, [c.region]),
@@ -281,10 +283,13 @@
     );
     if (!rows.length) {
       rows.push(el("tr", { class: "empty" }, [
-        el("td", { colspan: 8 }, ["No region has carried anything for this meeting yet."]),
+        el("td", { colspan: 10 }, ["No region has carried anything for this meeting yet."]),
       ]));
     }
-    const heads = ["Participants now", "Bytes in", "Bytes out", "Frames in", "Frames out", "Keys wrapped"];
+    const heads = [
+      "Participants now", "Bytes in", "Bytes out", "Frames in", "Frames out", "Media bytes in", "Media bytes out",
+      "Keys wrapped",
+    ];
     const table = el("table", { id: "carried" }, [
       el("caption", {}, ["What each region node counted for this meeting (regions that carried nothing are left out)"]),
       el("thead", {}, [el("tr", {}, [

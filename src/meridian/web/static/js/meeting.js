@@ -19,7 +19,10 @@
 //      joins, leaves, removal and the end arrive on signalling, as do a plan's time warning
 //      and `region_down` (this page's relay node died: join again); "paused" (the key could not
 //      be rotated) stops sending until "resumed";
-//   6. a host (the host account's own user) hears "waiting_room" and admits or refuses each guest.
+//   6. a host (the host account's own user) hears "waiting_room" and admits or refuses each guest;
+//   7. the call (camera, microphone: static/js/media.js) seals its chunks with the same keys as
+//      chat, through `mediaHost()`; media frames are checked here like chat frames, then handed
+//      to it, as are rotations, joins, leaves and the end of the meeting.
 //   Once out of the meeting (removed, ended, left, region down) the page lists nobody.
 // Nothing secret and nothing decrypted is ever sent anywhere: only sealed frames leave the page.
 //
@@ -349,6 +352,8 @@
       this.invite = linkInvite();
       this.paused = null;
       this.queue = Promise.resolve(); // frames and keys are handled one at a time, in order
+      // the call, when media.js is loaded (it is on the meeting page)
+      this.media = typeof window.MeridianMedia === "function" ? new window.MeridianMedia(this.mediaHost()) : null;
       this.$("join").addEventListener("submit", (event) => {
         event.preventDefault();
         this.join().catch((error) => this.fail(error.message || String(error)));
@@ -362,6 +367,26 @@
 
     status(text) {
       this.$("status").textContent = text;
+    }
+
+    // What the call may do with this meeting: seal as we seal chat, send on our relay.
+    mediaHost() {
+      const open = () => this.relay && this.relay.readyState === WebSocket.OPEN;
+      return {
+        me: () => this.me,
+        nameOf: (id) => this.nameOf(id),
+        canSend: () => open() && !this.ended && !this.paused && this.keys.latest !== null,
+        seal: (kind, payload) => this.keys.seal(this.me, kind, payload),
+        send: (frame) => {
+          if (!open() || this.ended || this.paused) return false;
+          this.relay.send(frame);
+          return true;
+        },
+        control: (message) => {
+          if (open()) this.relay.send(JSON.stringify(message));
+        },
+        backlog: () => (this.relay ? this.relay.bufferedAmount : 0),
+      };
     }
 
     // Run `task` after every task queued before it; its own promise (which may reject) is returned.
@@ -447,6 +472,7 @@
       this.$("join").hidden = true;
       this.status(`Connected through the relay in ${ready.dc}: messages are end-to-end encrypted.`);
       this.$("line").focus();
+      if (this.media) this.media.start().catch((error) => this.media.problem(`The call could not start: ${error.message}`, "start"));
     }
 
     refused(answer) {
@@ -506,6 +532,7 @@
       const meetingKey = await unwrapMeetingKey(this.own, key.wrapped, context);
       this.keys.add(Number(key.epoch), meetingKey);
       this.$("epoch").textContent = String(this.keys.latest);
+      if (this.media) this.media.rotated();
       await this.retry();
     }
 
@@ -591,6 +618,7 @@
           this.line(null, `${message.name} joined.`);
           break;
         case "left":
+          if (this.media) this.media.forget(message.participant);
           if (this.present.delete(message.participant)) {
             this.line(null, `${this.nameOf(message.participant)} left.`);
             this.renderRoster();
@@ -635,6 +663,7 @@
       this.names.set(participant, String(name || participant));
       this.present.add(participant);
       this.renderRoster();
+      if (this.media && this.me) this.media.joined(participant);
       // lines that came before the name did (a frame can outrun its sender's `joined`)
       for (const from of document.querySelectorAll(`#chat .from[data-sender="${CSS.escape(participant)}"]`)) {
         from.textContent = this.nameOf(participant);
@@ -689,6 +718,7 @@
 
     // No one is listed once this page is out of the meeting: it can no longer hear them.
     clearRoster() {
+      if (this.media) this.media.stop(this.ended ? `The call is over: ${this.ended}` : "The call is over.");
       this.present.clear();
       this.$("roster").replaceChildren();
       this.$("people-heading").textContent = "Nobody here: you are not in the meeting";
@@ -863,6 +893,7 @@
         return;
       }
       if (header.kind === CHAT) this.line(header.sender, decoder.decode(payload));
+      else if (this.media) this.media.onFrame(header.sender, header.kind, payload);
     }
 
     async say() {
