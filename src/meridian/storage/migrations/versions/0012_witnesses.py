@@ -1,7 +1,7 @@
 """witnesses: the cosignatures each checkpoint gathered, and what the log knows of each witness
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import meridian.storage.models
 
 revision = "0012"
-down_revision = "0008"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """policy changes: proposed bundles with their diff and replay, approved by a second person
 
 Revision ID: 0014
-Revises: 0008
+Revises: 0012
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import meridian.storage.models
 
 revision = "0014"
-down_revision = "0008"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
