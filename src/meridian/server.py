@@ -14,8 +14,8 @@ process, the region nodes' health checks (:mod:`meridian.meetings.health`) and t
 
 Each process is a replica (:mod:`meridian.cluster`): it registers a lease and heartbeats it,
 and tries for the lead. What must happen once for the whole service runs on the leader only:
-the log's sequencer sweep, checkpoints, renewals, notices, the timer's meeting ends and the record
-of a node going down or up. What each replica needs for itself runs everywhere: the journal, the bundle poll, node
+checkpoints, renewals, notices, the timer's meeting ends and the record of a node going down or
+up. What each replica needs for itself runs everywhere: the journal, the bundle poll, node
 health (for its own placement and participants) and the timer's warnings to its participants.
 """
 
@@ -177,15 +177,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             ends=leadership.confirm,
         )
         tasks.append(asyncio.create_task(timer.run(config.meeting_check_interval)))
-        # the log's sequencer sweep (PostgreSQL): entries whose writer did not integrate them
-        if rt.db.dialect == "postgresql":
-            tasks.append(
-                asyncio.create_task(
-                    every_as_leader(
-                        leadership, config.log_sequence_interval, rt.log.integrate, "sequencer"
-                    )
-                )
-            )
         # the participations of a replica that died are closed once its lease has run out
         tasks.append(
             asyncio.create_task(

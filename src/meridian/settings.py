@@ -30,7 +30,6 @@ _ENV = {
     "renew_interval": "MERIDIAN_RENEW_INTERVAL",
     "replica_lease": "MERIDIAN_REPLICA_LEASE",
     "leader_retry": "MERIDIAN_LEADER_RETRY",
-    "log_sequence_interval": "MERIDIAN_LOG_SEQUENCE_INTERVAL",
     "policy_poll_interval": "MERIDIAN_POLICY_POLL_INTERVAL",
     "mode": "MERIDIAN_MODE",
     "grant_key": "MERIDIAN_GRANT_KEY",
@@ -126,10 +125,6 @@ class Settings(BaseModel):
     #: seconds between a replica's tries for the lead (the jobs that run once); after the
     #: leader dies another leads within this long (:mod:`meridian.cluster.leader`)
     leader_retry: float = Field(default=1.0, gt=0, le=60)
-    #: seconds between the leader's sweeps of entries committed but not yet in the log
-    #: (PostgreSQL; a writer integrates its own before acknowledging): the integration delay's
-    #: bound when a writer died between its commit and its integration
-    log_sequence_interval: float = Field(default=0.25, gt=0, le=1)
     #: seconds between health checks of each region node (``GET /healthz``)
     node_check_interval: float = Field(default=2.0, gt=0, le=3600)
     #: failed health checks in a row after which a node is marked down (placement skips it and

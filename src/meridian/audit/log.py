@@ -7,11 +7,8 @@ checkpoint issued. :class:`AuditLog` keeps the tree over those leaves in memory
 answers, so entries written by any process — the service, ``meridian policy load``, a second
 service — are in the tree, and any root or proof costs O(log n) once it is.
 
-Committed positions always form a prefix of the log (they are handed out under one lock, by
-commit on SQLite and by the sequencer on PostgreSQL: :mod:`meridian.audit.records`), so catching
-up is reading the leaves at positions ≥ the tree's size. Entries committed but not yet
-sequenced (``log_pending``) are not part of the log: nothing here reads them, except to
-integrate them first.
+Committed positions always form a prefix of the log (they are handed out in commit order under
+one lock), so catching up is reading the leaves at positions ≥ the tree's size.
 
 The log checks itself (``docs/audit.md``, "The log checks itself"). Every read that feeds a
 report, a proof or a page rehashes the entries it reads and compares each with the leaf stored
@@ -52,7 +49,7 @@ from .problems import (
     save_verified,
     verified,
 )
-from .records import attach_log, integrate, pending
+from .records import attach_log
 from .thinning import Thinning
 
 __all__ = [
@@ -213,18 +210,8 @@ class AuditLog:
 
     # -- the tree ----------------------------------------------------------------------------
 
-    def integrate(self) -> int:
-        """Sequence the entries waiting in ``log_pending`` (PostgreSQL; see
-        :mod:`meridian.audit.records`); how many were given positions."""
-        return integrate(self.db)
-
     def sync(self) -> int:
-        """Read the leaves written since the last call; the log's size.
-
-        Entries still waiting for the sequencer are integrated first (a writer that died between
-        its commit and its integration): the tree then holds every acknowledged entry."""
-        if pending(self.db):
-            integrate(self.db)
+        """Read the leaves written since the last call; the log's size."""
         with self._lock:
             tree = self._tree
             while True:

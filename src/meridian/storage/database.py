@@ -91,7 +91,6 @@ class Database:
         self._reads = sessionmaker(self._reader, expire_on_commit=False)
         # what the layer above (the audit log) attaches: see attach()
         self._unwritten: Callable[[Session], bool] | None = None
-        self._after_write: Callable[[Database, Session], None] | None = None
         self.marks: frozenset[str] = frozenset()
 
     def attach(
@@ -101,12 +100,9 @@ class Database:
         after_rollback: Callable[..., None],
         unwritten: Callable[[Session], bool],
         mark: str,
-        after_write: Callable[[Database, Session], None] | None = None,
     ) -> None:
         """Run ``before_commit`` as each write transaction commits, ``after_rollback`` when one
-        rolls back; a read transaction that ``unwritten`` finds holding work is refused;
-        ``after_write`` runs once a write transaction has committed, before :meth:`write`
-        returns (so before the caller acknowledges the change).
+        rolls back; a read transaction that ``unwritten`` finds holding work is refused.
 
         The audit log attaches itself here (:func:`meridian.audit.records.attach_log`) so this
         package need not know it exists; ``mark`` names what attached, once.
@@ -116,7 +112,6 @@ class Database:
         event.listen(self._writes, "before_commit", before_commit)
         event.listen(self._writes, "after_rollback", after_rollback)
         self._unwritten = unwritten
-        self._after_write = after_write
         self.marks = self.marks | {mark}
         # each session carries the marks ("write" or "read"), so what attached can tell them apart
         self._writes.configure(info={**dict.fromkeys(self.marks, "write"), ORIGIN: self.replica})
@@ -128,8 +123,6 @@ class Database:
         try:
             with self._writes.begin() as session:
                 yield session
-            if self._after_write is not None:
-                self._after_write(self, session)
         except OperationalError as exc:
             raise StorageUnavailableError(
                 f"the database is unavailable: {_first_line(exc)}"

@@ -43,7 +43,6 @@ __all__ = [
     "LegalBlock",
     "LegalRequest",
     "LogHead",
-    "LogPending",
     "LogProblem",
     "LogVerified",
     "Meeting",
@@ -422,32 +421,6 @@ class LogHead(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
-
-
-class LogPending(Base):
-    """An entry committed with its change but not yet in the log (PostgreSQL only).
-
-    Written in the change's own transaction without touching ``log_head``, so writers do not
-    queue on one row lock through their commits; the sequencer
-    (:func:`meridian.audit.records.integrate`) moves entries from here into ``records`` in
-    batches, in ``id`` order, giving them their positions. Nothing reads an entry here as part of
-    the log: readers, proofs, checkpoints and verification see ``records`` only.
-    """
-
-    __tablename__ = "log_pending"
-
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    at: Mapped[datetime]
-    recorded_at: Mapped[datetime]
-    actor: Mapped[str] = mapped_column(String(100))
-    action: Mapped[str] = mapped_column(String(50))
-    subject_kind: Mapped[str] = mapped_column(String(30))
-    subject_id: Mapped[str | None] = mapped_column(String(100))
-    bundle_digest: Mapped[str] = mapped_column(String(80))
-    entry: Mapped[bytes] = mapped_column(LargeBinary)
-    leaf: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
 class Checkpoint(Base):

@@ -1,5 +1,4 @@
-"""replicas: each control-plane process's lease on the database; log_pending: entries committed
-with their change, waiting for the sequencer to give them positions (PostgreSQL)
+"""replicas: each control-plane process's lease on the database
 
 Revision ID: 0009
 Revises: 0008
@@ -32,23 +31,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_replicas")),
     )
     op.create_index(op.f("ix_replicas_expires_at"), "replicas", ["expires_at"])
-    op.create_table(
-        "log_pending",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("at", instant, nullable=False),
-        sa.Column("recorded_at", instant, nullable=False),
-        sa.Column("actor", sa.String(length=100), nullable=False),
-        sa.Column("action", sa.String(length=50), nullable=False),
-        sa.Column("subject_kind", sa.String(length=30), nullable=False),
-        sa.Column("subject_id", sa.String(length=100), nullable=True),
-        sa.Column("bundle_digest", sa.String(length=80), nullable=False),
-        sa.Column("entry", sa.LargeBinary(), nullable=False),
-        sa.Column("leaf", sa.LargeBinary(length=32), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_log_pending")),
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("log_pending")
     op.drop_index(op.f("ix_replicas_expires_at"), table_name="replicas")
     op.drop_table("replicas")

@@ -1,0 +1,122 @@
+"""Orders between replicas (meridian.storage.orders) on a real PostgreSQL server: delivered when
+their transaction commits, never when it rolls back, in commit order, split when long; on
+SQLite nothing is sent and the listener counts as listening."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from meridian.storage import Database
+from meridian.storage.orders import OrderListener, Received, publish
+from meridian.wire import Order
+
+pytestmark = pytest.mark.storage
+
+
+@pytest.fixture
+def pg_url(postgres: Any) -> Iterator[str]:
+    if postgres is None:
+        pytest.skip("no PostgreSQL at 127.0.0.1:5432 (set MERIDIAN_TEST_POSTGRES_URL)")
+    name = postgres.new()
+    try:
+        yield postgres.url(name)
+    finally:
+        postgres.drop(name)
+
+
+async def _listen(
+    db: Database,
+) -> tuple[OrderListener, asyncio.Queue[Received], asyncio.Task[None]]:
+    listener = OrderListener(db)
+    got: asyncio.Queue[Received] = asyncio.Queue()
+    listener.on(got.put_nowait)
+    task = asyncio.create_task(listener.run())
+    while not listener.listening:
+        await asyncio.sleep(0.01)
+    return listener, got, task
+
+
+@pytest.mark.postgres
+def test_an_order_arrives_only_if_its_transaction_commits(pg_url: str) -> None:
+    sender, receiver = Database(pg_url), Database(pg_url)
+
+    async def scenario() -> list[Received]:
+        _, got, task = await _listen(receiver)
+
+        def change() -> None:
+            with sender.write() as session:
+                publish(session, Order.REVOKE, token="tok_rolled_back")
+                session.execute(text("SELECT 1"))
+                raise RuntimeError("the change fails after the order was written")
+
+        def rolled_back() -> None:
+            with pytest.raises(RuntimeError):
+                change()
+
+        def committed() -> None:
+            with sender.write() as session:
+                publish(session, Order.REVOKE, token="tok_committed")
+
+        await asyncio.to_thread(rolled_back)
+        await asyncio.to_thread(committed)
+        # PostgreSQL delivers in commit order: had the first gone out, it would come first
+        first = await asyncio.wait_for(got.get(), 10)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return [first]
+
+    try:
+        (first,) = asyncio.run(scenario())
+    finally:
+        sender.dispose()
+        receiver.dispose()
+    assert (first.kind, first.data, first.origin, first.own) == (
+        Order.REVOKE,
+        {"token": "tok_committed"},
+        sender.replica,
+        False,
+    )
+
+
+@pytest.mark.postgres
+def test_a_long_list_of_participants_is_sent_in_parts(pg_url: str) -> None:
+    db = Database(pg_url)
+    ids = [f"p_{n:016x}" for n in range(1500)]  # about 30 kB of ids: over NOTIFY's 8000 bytes
+
+    async def scenario() -> list[Received]:
+        _, got, task = await _listen(db)
+
+        def send() -> None:
+            with db.write() as session:
+                publish(session, Order.REMOVE, meeting="mtg_1", participants=ids, reason="r")
+
+        await asyncio.to_thread(send)
+        parts: list[Received] = []
+        while sum(len(p.data["participants"]) for p in parts) < len(ids):
+            parts.append(await asyncio.wait_for(got.get(), 10))
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return parts
+
+    try:
+        parts = asyncio.run(scenario())
+    finally:
+        db.dispose()
+    assert len(parts) > 1
+    assert [i for p in parts for i in p.data["participants"]] == ids
+    assert all(p.own and p.data["meeting"] == "mtg_1" for p in parts)
+
+
+def test_on_sqlite_nothing_is_sent_and_the_one_process_counts_as_listening(tmp_path: Any) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'one.db'}")
+    with db.write() as session:
+        publish(session, Order.END, meeting="mtg_1", reason=None)  # no error, nothing to send
+    listener = OrderListener(db)
+    assert listener.listening
+    asyncio.run(listener.run())  # returns at once
+    db.dispose()
