@@ -368,7 +368,6 @@ def policy_check(
     Exit status: 0 when every invariant holds, 1 when one fails, 2 for an unreadable file.
     """
     from ..policy.invariants import check_invariants, default_invariants_path, load_invariants
-
     from ..policy.loader import builtin_bundle_path
 
     loaded = load_bundle(bundle)

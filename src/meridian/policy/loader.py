@@ -34,8 +34,8 @@ from ..geography.jurisdictions import ALL_JURISDICTIONS, UNKNOWN, check_jurisdic
 from .model import AllOf, AnyOf, Attribute, AttributeIn, Bundle, Condition, Not, Window
 
 __all__ = [
-    "MAX_BUNDLE_BYTES",
     "BUILTIN_BUNDLES",
+    "MAX_BUNDLE_BYTES",
     "MAX_DEPTH",
     "LoadedBundle",
     "builtin_bundle_path",
