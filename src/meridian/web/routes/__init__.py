@@ -1,6 +1,6 @@
 """The pages, one module per area; :data:`ROUTERS` is every page router, in the order mounted.
 
-``auth`` (sign-in, the front page); the operator console: ``overview``, ``policy``,
+``auth`` (sign-in, the front page); the operator console: ``overview``, ``policy``, ``policy_diff``,
 ``directory`` (accounts, subscriptions, partners, reviews), ``datacentres`` (the map),
 ``legal`` (government requests), ``log``, ``report``; the partner portal: ``partner``; the user
 pages: ``signup``, ``account`` (home, checkout), ``meeting`` (meetings, settings, the meeting
@@ -22,6 +22,7 @@ from . import (
     overview,
     partner,
     policy,
+    policy_diff,
     report,
     signup,
 )
@@ -34,6 +35,7 @@ ROUTERS: list[APIRouter] = [
         auth,
         overview,
         policy,
+        policy_diff,
         directory,
         datacentres,
         legal,
