@@ -349,7 +349,9 @@ def policy_diff(
 @policy_app.command("check")
 @door
 def policy_check(
-    bundle: Annotated[Path, typer.Argument(help="The bundle YAML to check.")],
+    bundle: Annotated[
+        Path, typer.Argument(help="The bundle YAML to check (or `builtin:embargo`).")
+    ],
     invariants: Annotated[
         Path | None,
         typer.Option(
@@ -366,9 +368,15 @@ def policy_check(
     Exit status: 0 when every invariant holds, 1 when one fails, 2 for an unreadable file.
     """
     from ..policy.invariants import check_invariants, default_invariants_path, load_invariants
+    from ..policy.loader import builtin_bundle_path
 
     loaded = load_bundle(bundle)
-    path = invariants if invariants is not None else default_invariants_path(bundle)
+    located = (
+        builtin_bundle_path(str(bundle).removeprefix("builtin:"))
+        if str(bundle).startswith("builtin:")
+        else bundle
+    )
+    path = invariants if invariants is not None else default_invariants_path(located)
     checked = check_invariants(loaded, load_invariants(path), locator=default_locator(geoip))
     if as_json:
         typer.echo(json.dumps(checked.to_dict(), indent=2, ensure_ascii=False))

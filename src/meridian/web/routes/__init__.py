@@ -1,7 +1,8 @@
 """The pages, one module per area; :data:`ROUTERS` is every page router, in the order mounted.
 
 ``auth`` (sign-in, the front page); the operator console: ``overview``, ``policy``,
-``changes`` (proposed bundle changes: diff, replay, approval),
+``policy_diff`` (what a pasted bundle changes), ``changes`` (proposed bundle changes: diff,
+replay, approval),
 ``directory`` (accounts, subscriptions, partners, reviews), ``datacentres`` (the map),
 ``legal`` (government requests), ``log``, ``report``; the partner portal: ``partner``; the user
 pages: ``signup``, ``account`` (home, checkout), ``meeting`` (meetings, settings, the meeting
@@ -24,6 +25,7 @@ from . import (
     overview,
     partner,
     policy,
+    policy_diff,
     report,
     signup,
 )
@@ -36,6 +38,7 @@ ROUTERS: list[APIRouter] = [
         auth,
         overview,
         policy,
+        policy_diff,
         changes,
         directory,
         datacentres,
