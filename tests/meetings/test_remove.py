@@ -240,6 +240,7 @@ def test_removing_a_cn_participant_cuts_it_off_and_the_rest_go_on(plane, nodes, 
         cn_id: {
             "participant": cn_id,
             "dc": "HK",
+            "epochs": [1],  # the key epoch it held (for the meeting's residency receipt)
             "removal": {"reason": REASON, "relay": {"region": "HK", "closed": True}},
         }
     }

@@ -202,6 +202,8 @@ class Signalling:
         self._digest: str | None = None
         #: regions whose node the health checker marked down, and since when (ISO 8601)
         self.down_since: dict[str, str] = {}
+        #: seals being made for meetings that just ended (:meth:`sealing` waits for one)
+        self._seals: dict[str, asyncio.Task[None]] = {}
 
     @property
     def node_urls(self) -> dict[str, str]:
@@ -930,7 +932,7 @@ class Signalling:
                 waiter.decided.set_result(False)
         live = self.meetings.pop(meeting_id, None)
         if live is None:
-            await self._seal(meeting_id, {})
+            self._start_seal(meeting_id, {})
             return
         if live.retry is not None and live.retry is not asyncio.current_task():
             live.retry.cancel()
@@ -946,7 +948,24 @@ class Signalling:
                 await p.send({"type": "ended", **({"reason": reason} if reason else {})})
             except (ConnectionError, RuntimeError):
                 continue
-        await self._seal(meeting_id, {p.id: p.epochs for p in everyone})
+        self._start_seal(meeting_id, {p.id: p.epochs for p in everyone})
+
+    def _start_seal(self, meeting_id: str, epochs: dict[str, list[int]]) -> None:
+        """Seal in the background: the end is answered without waiting for every node's
+        statement; a receipt asked for meanwhile waits for it (:meth:`sealing`)."""
+        task = asyncio.get_running_loop().create_task(self._seal(meeting_id, epochs))
+        self._seals[meeting_id] = task
+        task.add_done_callback(
+            lambda done: (
+                self._seals.pop(meeting_id, None) if self._seals.get(meeting_id) is done else None
+            )
+        )
+
+    async def sealing(self, meeting_id: str) -> None:
+        """Wait for the meeting's seal if one is being made now (after its end)."""
+        task = self._seals.get(meeting_id)
+        if task is not None:
+            await asyncio.shield(task)
 
     async def _seal(self, meeting_id: str, epochs: dict[str, list[int]]) -> None:
         """Seal the ended meeting's receipt (:func:`~meridian.meetings.receipts.seal`): its
@@ -1067,4 +1086,6 @@ class Signalling:
                 return
 
     async def aclose(self) -> None:
+        # seals under way finish first: they need the nodes' client
+        await asyncio.gather(*list(self._seals.values()), return_exceptions=True)
         await self.nodes.aclose()

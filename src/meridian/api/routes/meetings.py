@@ -221,6 +221,9 @@ async def receipt(meeting_id: IdPath, request: Request, rt: RuntimeDep, caller: 
     Only for an ended meeting (a live one is 409: its receipt is sealed when it ends). Check it
     offline with `meridian receipt verify FILE` (docs/audit.md, "Meeting residency receipts").
     """
+    live_signalling = getattr(request.app.state, "signalling", None)
+    if live_signalling is not None:  # a seal under way (the meeting just ended): wait for it
+        await live_signalling.sealing(meeting_id)
     made = await run_in_threadpool(receipts.meeting_receipt, rt, caller, meeting_id)
     if made is None:  # ended but not sealed (no live session ended it here): seal it now
         signalling: Signalling = request.app.state.signalling

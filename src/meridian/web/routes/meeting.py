@@ -364,6 +364,9 @@ async def meeting_receipt(request: Request, meeting_id: IdPath, viewer: MaybeVie
     if viewer is None:
         raise NotFoundError(f"no meeting `{meeting_id}`")
     rt = request.app.state.runtime
+    live_signalling = getattr(request.app.state, "signalling", None)
+    if live_signalling is not None:  # a seal under way (the meeting just ended): wait for it
+        await live_signalling.sealing(meeting_id)
     made = await run_in_threadpool(receipts.meeting_receipt, rt, viewer.caller, meeting_id)
     if made is None:  # ended but not sealed yet: seal it now, as the API does
         signalling = request.app.state.signalling
