@@ -64,6 +64,7 @@ bench: $(STAMP) ## the benchmarks, as recorded in BENCHMARKS.md
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/middleware.py
 	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/policy_diff.py
 
 lock: ## rewrite both locks from pyproject.toml (keeps current pins; UPGRADE=1 takes the newest allowed)
 	[ -x $(BIN)/uv ] || { [ -x $(BIN)/pip ] || $(PYTHON) -m venv $(VENV); $(BIN)/pip install --quiet uv==$(UV_VERSION); }

@@ -278,3 +278,33 @@ def test_python_dash_m_and_usage_errors() -> None:
     )
     assert error.returncode == 2
     assert error.stderr.startswith("error: request: malformed json")
+
+
+def test_policy_diff_exit_status_as_diff(tmp_path: Path) -> None:
+    from meridian.policy.loader import default_bundle_path
+
+    default = default_bundle_path()
+    same = runner.invoke(app, ["policy", "diff", str(default), str(default)])
+    assert same.exit_code == 0, same.output
+    assert "no difference" in same.stdout
+    moved = tmp_path / "moved.yaml"
+    moved.write_text(
+        default.read_text(encoding="utf-8").replace(
+            "effective: {from: 2020-08-23}", "effective: {from: 2020-08-30}"
+        ),
+        encoding="utf-8",
+    )
+    table = runner.invoke(app, ["policy", "diff", str(default), str(moved)], env={"COLUMNS": "250"})
+    assert table.exit_code == 1, table.output
+    assert "2020-08-23 00:00 CST → 2020-08-30 00:00 CST" in table.stdout
+    assert "2020-08-22 16:00:00 UTC → 2020-08-29 16:00:00 UTC" in table.stdout
+    assert "cn-direct-sales-end" in table.stdout
+    out = runner.invoke(app, ["policy", "diff", str(default), str(moved), "--json"])
+    assert out.exit_code == 1
+    diff = json.loads(out.stdout)
+    assert diff["counts"]["by_change"] == {"deny->allow": len(diff["classes"])}
+    assert diff["digest"].startswith("sha256:")
+    bad = runner.invoke(app, ["policy", "diff", str(default), str(tmp_path / "missing.yaml")])
+    assert bad.exit_code != 0
+    assert bad.stderr.startswith("error: ")
+    assert "Traceback" not in bad.stderr

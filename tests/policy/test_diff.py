@@ -333,10 +333,17 @@ def test_the_diff_of_the_built_in_bundle_against_a_change_equals_brute_force() -
 # -- the Cedar export agrees with each side on each example -----------------------------------
 
 
+_CEDAR: dict[int, tuple[Any, Any]] = {}
+
+
 def _cedar_agrees(bundle: LoadedBundle, engine: Engine, wire: dict[str, Any]) -> None:
-    export = export_cedar(engine.bundle)
-    policies = cedarpy.PolicySet.from_str(export.policies)
-    schema = cedarpy.Schema.from_json_str(json.dumps(export.schema))
+    if id(engine) not in _CEDAR:
+        export = export_cedar(engine.bundle)
+        _CEDAR[id(engine)] = (
+            cedarpy.PolicySet.from_str(export.policies),
+            cedarpy.Schema.from_json_str(json.dumps(export.schema)),
+        )
+    policies, schema = _CEDAR[id(engine)]
     request = parse_request(wire)
     try:
         facts = engine.facts(request)

@@ -346,6 +346,46 @@ def policy_diff(
         raise typer.Exit(1)
 
 
+@policy_app.command("check")
+@door
+def policy_check(
+    bundle: Annotated[
+        Path, typer.Argument(help="The bundle YAML to check (or `builtin:embargo`).")
+    ],
+    invariants: Annotated[
+        Path | None,
+        typer.Option(
+            "--invariants",
+            "-i",
+            help="Invariants YAML (default: <bundle>.invariants.yaml next to the bundle).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
+    geoip: GeoipOption = None,
+) -> None:
+    """Prove each invariant over every request class; print a counterexample for each that fails.
+
+    Exit status: 0 when every invariant holds, 1 when one fails, 2 for an unreadable file.
+    """
+    from ..policy.invariants import check_invariants, default_invariants_path, load_invariants
+    from ..policy.loader import builtin_bundle_path
+
+    loaded = load_bundle(bundle)
+    located = (
+        builtin_bundle_path(str(bundle).removeprefix("builtin:"))
+        if str(bundle).startswith("builtin:")
+        else bundle
+    )
+    path = invariants if invariants is not None else default_invariants_path(located)
+    checked = check_invariants(loaded, load_invariants(path), locator=default_locator(geoip))
+    if as_json:
+        typer.echo(json.dumps(checked.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        render.invariants(Console(), checked.to_dict())
+    if not checked.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point of the ``meridian`` command and ``python -m meridian``."""
     app()

@@ -7,6 +7,7 @@ cell); piped, it is plain text (no box, no colour) as wide as its rows, so nothi
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +26,7 @@ from ..policy.timeline import timeline as bundle_timeline
 __all__ = [
     "bundle_summary",
     "explain",
+    "invariants",
     "policy_diff",
     "replay",
     "show",
@@ -369,3 +371,26 @@ def policy_diff(console: Console, diff: dict[str, Any]) -> None:
         soft_wrap=True,
     )
     console.print("[dim]each class's example request: --json[/]")
+
+
+def invariants(console: Console, report: dict[str, Any]) -> None:
+    """An invariant check: one line per invariant, and each counterexample in full."""
+    b = report["bundle"]
+    console.print(f"[bold]Invariants[/bold] of {b['name']} {b['version']}", soft_wrap=True)
+    for r in report["results"]:
+        if r["holds"]:
+            console.print(
+                f"[green]holds[/]  {r['id']}: {r['description']}  [dim]({r['examined']} request classes)[/]",
+                soft_wrap=True,
+            )
+            continue
+        console.print(f"[red]FAILS[/]  {r['id']}: {r['description']}", soft_wrap=True)
+        console.print(f"  counterexample: {json.dumps(r['counterexample'])}", soft_wrap=True)
+        console.print(f"  decided: {r['explanation']}", soft_wrap=True)
+        if "other" in r:
+            console.print(f"  other request: {json.dumps(r['other'])}", soft_wrap=True)
+    broken = sum(1 for r in report["results"] if not r["holds"])
+    total = len(report["results"])
+    console.print(
+        f"{total - broken} of {total} invariants hold" + (f"; {broken} fail" if broken else "")
+    )

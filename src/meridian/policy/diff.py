@@ -284,13 +284,20 @@ def _signature(bundle: CompiledBundle, jurisdiction: str) -> tuple[int, ...]:
 
 
 def jurisdiction_classes(
-    old: CompiledBundle, new: CompiledBundle
+    old: CompiledBundle,
+    new: CompiledBundle,
+    split: Sequence[frozenset[str]] = (),
 ) -> list[tuple[str, tuple[str, ...]]]:
-    """The jurisdictions both bundles treat alike, as (representative, members), ``CN`` first."""
-    groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[str]] = {}
+    """The jurisdictions both bundles treat alike, as (representative, members), ``CN`` first.
+
+    ``split``: sets of jurisdictions a question names (an invariant's); no class straddles one.
+    """
+    groups: dict[tuple[object, ...], list[str]] = {}
     for code in sorted(ALL_JURISDICTIONS):
-        groups.setdefault((_signature(old, code), _signature(new, code)), []).append(code)
+        key = (_signature(old, code), _signature(new, code), tuple(code in s for s in split))
+        groups.setdefault(key, []).append(code)
     named = set(old.document.jurisdictions) | set(new.document.jurisdictions)
+    named |= {code for s in split for code in s if len(s) < 10}
     out = []
     for members in groups.values():
         rep = "CN" if "CN" in members else next((m for m in members if m in named), members[0])
@@ -361,8 +368,13 @@ class _Domain:
     phones: dict[str, str]
 
 
-def _build_domain(old: CompiledBundle, new: CompiledBundle, locator: IpLocator) -> _Domain:
-    classes = jurisdiction_classes(old, new)
+def _build_domain(
+    old: CompiledBundle,
+    new: CompiledBundle,
+    locator: IpLocator,
+    split: Sequence[frozenset[str]] = (),
+) -> _Domain:
+    classes = jurisdiction_classes(old, new, split)
     ips: dict[str, str] = {}
     phones: dict[str, str] = {}
     for rep, members in classes:

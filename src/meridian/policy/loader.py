@@ -34,9 +34,11 @@ from ..geography.jurisdictions import ALL_JURISDICTIONS, UNKNOWN, check_jurisdic
 from .model import AllOf, AnyOf, Attribute, AttributeIn, Bundle, Condition, Not, Window
 
 __all__ = [
+    "BUILTIN_BUNDLES",
     "MAX_BUNDLE_BYTES",
     "MAX_DEPTH",
     "LoadedBundle",
+    "builtin_bundle_path",
     "default_bundle_path",
     "load_bundle",
     "load_bundle_text",
@@ -532,8 +534,27 @@ def default_bundle_path() -> Path:
     return Path(str(resources.files("meridian") / "bundles" / "default.yaml"))
 
 
+#: the example bundles shipped in the package, by the name ``builtin:<name>`` gives them
+BUILTIN_BUNDLES = ("default", "embargo")
+
+
+def builtin_bundle_path(name: str) -> Path:
+    """The packaged bundle ``name`` (one of :data:`BUILTIN_BUNDLES`)."""
+    if name not in BUILTIN_BUNDLES:
+        raise NotFoundError(
+            f"no built-in bundle `{shown(name)}`: expected one of {', '.join(BUILTIN_BUNDLES)}"
+        )
+    return Path(str(resources.files("meridian") / "bundles" / f"{name}.yaml"))
+
+
 def load_bundle(path: str | Path | None = None) -> LoadedBundle:
-    """Load a bundle file, or the built-in bundle when ``path`` is ``None``."""
+    """Load a bundle file, or the built-in bundle when ``path`` is ``None``.
+
+    ``builtin:<name>`` names a packaged example bundle (``builtin:embargo``).
+    """
+    if path is not None and str(path).startswith("builtin:"):
+        name = str(path).removeprefix("builtin:")
+        return load_bundle_text(read_bundle_file(builtin_bundle_path(name)), f"{name}.yaml")
     target = default_bundle_path() if path is None else Path(path)
     source = str(path) if path is not None else "default.yaml"
     return load_bundle_text(read_bundle_file(target, source), source)
