@@ -42,7 +42,15 @@ from sqlalchemy.orm import Session
 
 from ..audit import SYSTEM, Actor, record
 from ..commerce.transition import compare_bundles
-from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError, shown
+from ..errors import (
+    BundleError,
+    BundleProblem,
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    shown,
+)
 from ..identity.tokens import Caller
 from ..policy.diff import diff_bundles
 from ..policy.engine import Engine
@@ -309,7 +317,12 @@ def propose(
     with rt.db.read() as session:
         _operator(session, caller)
     base, report = _preview(rt, loaded, days=days, at=activate_at, now=at)
-    diff = diff_bundles(base, loaded, locator=rt.locator)
+    try:
+        diff = diff_bundles(base, loaded, locator=rt.locator)
+    except (OverflowError, ValueError) as exc:  # a window at the edge of what an instant holds
+        raise BundleError(
+            [BundleProblem(f"the bundle cannot be compared with the one in force: {exc}", source)]
+        ) from None
     replayed = report["log"]
     # A bundle that decides every request class as its base does (an empty exact diff) breaks
     # exactly the invariants the base breaks, which are checked once per process.
