@@ -214,8 +214,9 @@ class PolicyDiff:
     """Every class of request two bundles decide differently, with counts and a digest.
 
     ``digest`` is ``sha256:<hex>`` of the canonical JSON (sorted keys, no blanks) of
-    :meth:`to_dict` without the digest itself: the same two bundles give the same digest, on
-    any machine. ``examined`` counts the elementary classes compared, ``differing`` those that
+    :meth:`to_dict` without the digest itself and without the example requests (whose addresses
+    come from the IP locator in use): the same two bundles give the same digest on any machine
+    whose locator places an example address in the same classes. ``examined`` counts the elementary classes compared, ``differing`` those that
     differ (the sum of the classes' ``cells``).
     """
 
@@ -243,11 +244,15 @@ class PolicyDiff:
             by_change[c.change] = by_change.get(c.change, 0) + 1
         return {"by_action": by_action, "by_change": by_change}
 
-    def _body(self) -> dict[str, Any]:
+    def _body(self, *, examples: bool = True) -> dict[str, Any]:
+        classes = [c.to_dict() for c in self.classes]
+        if not examples:
+            for c in classes:
+                del c["example"]
         return {
             "old": self.old.to_dict(),
             "new": self.new.to_dict(),
-            "classes": [c.to_dict() for c in self.classes],
+            "classes": classes,
             "counts": {
                 "classes": len(self.classes),
                 "examined": self.examined,
@@ -726,7 +731,7 @@ def diff_bundles(
         differing=differ.differing,
         unplaced=tuple(rep for rep, _ in found.classes if rep not in found.ips),
     )
-    return replace(made, digest=_digest(made._body()))
+    return replace(made, digest=_digest(made._body(examples=False)))
 
 
 def _values(values: Sequence[str | None], every: Sequence[str | None]) -> tuple[str, ...]:

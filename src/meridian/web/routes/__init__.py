@@ -1,6 +1,6 @@
 """The pages, one module per area; :data:`ROUTERS` is every page router, in the order mounted.
 
-``auth`` (sign-in, the front page); the operator console: ``overview``, ``policy``,
+``auth`` (sign-in, the front page); the operator console: ``overview``, ``policy``, ``policy_diff``,
 ``changes`` (proposed bundle changes: diff, replay, approval),
 ``directory`` (accounts, subscriptions, partners, reviews), ``datacentres`` (the map),
 ``legal`` (government requests), ``log``, ``report``; the partner portal: ``partner``; the user
@@ -24,6 +24,7 @@ from . import (
     overview,
     partner,
     policy,
+    policy_diff,
     report,
     signup,
 )
@@ -36,6 +37,7 @@ ROUTERS: list[APIRouter] = [
         auth,
         overview,
         policy,
+        policy_diff,
         changes,
         directory,
         datacentres,
