@@ -63,6 +63,11 @@ def test_a_proposal_changes_nothing_and_carries_its_diff(live):
     assert {c["window"]["from_local"] for c in classes} == {"2020-08-23T00:00:00+08:00"}
     assert {c["window"]["until_local"] for c in classes} == {"2020-08-30T00:00:00+08:00"}
     assert change["diff_digest"] == change["diff"]["digest"]
+    # the built-in invariant it breaks is said before anyone approves it, with a counterexample
+    (broken,) = change["broken_invariants"]
+    assert broken["id"] == "cn-no-direct-purchase-after-cutover"
+    assert broken["holds"] is False
+    assert broken["counterexample"]["resource"]["channel"] == "direct"
     (entry,) = records(live, "policy.proposed")
     assert entry.details["diff"] == change["diff_digest"]
     assert entry.subject_id == change["id"]

@@ -370,3 +370,25 @@ def test_cedar_agrees_with_each_side_on_each_example(edits: tuple[tuple[str, str
     for row in diff.classes:
         for bundle, engine in zip((old, new), engines, strict=True):
             _cedar_agrees(bundle, engine, row.example)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("effective: {from: 2020-08-23}", "effective: {from: 0001-01-01}"),
+        ("effective: {from: 2020-08-23}", "effective: {from: 0001-01-02}"),
+        ("effective: {from: 2020-08-23}", "effective: {from: 2020-08-23, until: 9999-12-31}"),
+    ],
+    ids=["from-the-first-day", "from-the-second-day", "until-the-last-day"],
+)
+def test_a_window_at_the_calendars_edge_is_compared_not_refused(old: str, new: str) -> None:
+    # found by schemathesis through PUT /v1/policy: a rule in force from 0001-01-01 made the diff
+    # pick a representative instant before the first day (`year 0 is out of range`)
+    diff = diff_bundles(load_bundle(), changed((old, new)))
+    assert not diff.same
+    for c in diff.classes:
+        window = c.window()
+        assert window["from_utc"] is None or window["from_utc"] >= "0001-01-01T00:00:00Z"
+        for side in ("from_local", "until_local"):
+            assert window[side] is None or isinstance(window[side], str)
+    assert json.loads(json.dumps(diff.to_dict()))["digest"] == diff.digest

@@ -42,10 +42,19 @@ from sqlalchemy.orm import Session
 
 from ..audit import SYSTEM, Actor, record
 from ..commerce.transition import compare_bundles
-from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError, shown
+from ..errors import (
+    BundleError,
+    BundleProblem,
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    shown,
+)
 from ..identity.tokens import Caller
 from ..policy.diff import diff_bundles
 from ..policy.engine import Engine
+from ..policy.invariants import broken_invariants
 from ..policy.loader import LoadedBundle, load_bundle_text
 from ..policy.store import activate_bundle, active_bundle, check_storable, lock_activation
 from ..runtime import Runtime
@@ -308,9 +317,16 @@ def propose(
     with rt.db.read() as session:
         _operator(session, caller)
     base, report = _preview(rt, loaded, days=days, at=activate_at, now=at)
-    diff = diff_bundles(base, loaded, locator=rt.locator)
+    try:
+        diff = diff_bundles(base, loaded, locator=rt.locator)
+    except (OverflowError, ValueError) as exc:  # a window at the edge of what an instant holds
+        raise BundleError(
+            [BundleProblem(f"the bundle cannot be compared with the one in force: {exc}", source)]
+        ) from None
     replayed = report["log"]
-    broken = _broken(loaded)
+    # A bundle that decides every request class as its base does (an empty exact diff) breaks
+    # exactly the invariants the base breaks, which are checked once per process.
+    broken = _broken(rt, base if diff.same else loaded)
     with rt.db.write() as session:
         actor, name = _operator(session, caller)
         if session.get(PolicyBundle, loaded.digest) is None:
@@ -392,9 +408,22 @@ def replay_bundle(
     return report
 
 
-def _broken(loaded: LoadedBundle) -> list[dict[str, Any]]:
-    """The invariants ``loaded`` breaks, each with its counterexample (none are checked yet)."""
-    return []
+#: the invariants each bundle breaks, by digest: a pure function of the bundle's text and the
+#: built-in invariants, so never stale; a few entries (the bundles in force lately)
+_BROKEN: dict[str, list[dict[str, Any]]] = {}
+_BROKEN_KEPT = 8
+
+
+def _broken(rt: Runtime, loaded: LoadedBundle) -> list[dict[str, Any]]:
+    """The built-in invariants ``loaded`` breaks, each with its counterexample
+    (:func:`meridian.policy.invariants.broken_invariants`): shown before anyone approves it."""
+    found = _BROKEN.get(loaded.digest)
+    if found is None:
+        found = [r.to_dict() for r in broken_invariants(loaded, locator=rt.locator)]
+        if len(_BROKEN) >= _BROKEN_KEPT:
+            _BROKEN.clear()
+        _BROKEN[loaded.digest] = found
+    return found
 
 
 # -- deciding on a proposal ------------------------------------------------------------------

@@ -121,7 +121,7 @@ def render_change(change: dict[str, Any]) -> list[str]:
     if change["rolled_back_at"]:
         lines.append(f"  rolled back at {change['rolled_back_at']} ({change['rolled_back_by']})")
     for broken in change["broken_invariants"]:
-        lines.append(f"  breaks invariant: {broken}")
+        lines.append(f"  breaks invariant `{broken['id']}`: {broken.get('explanation', '')}")
     if "diff" in change:
         counts = change["diff"].get("counts", {})
         lines.append(

@@ -179,10 +179,17 @@ class DiffClass:
         zone = ZoneInfo(self.zone)
 
         def show(epoch: int | None) -> tuple[str | None, str | None]:
-            if epoch is None:
+            if epoch is None or epoch < _FIRST_INSTANT:
+                # before the first instant a request can name: open, as no request lies there
                 return None, None
             at = datetime.fromtimestamp(epoch, UTC)
-            return at.strftime("%Y-%m-%dT%H:%M:%SZ"), at.astimezone(zone).isoformat()
+            try:
+                local = at.astimezone(zone).isoformat()
+            except (OverflowError, ValueError):
+                # a bound at the calendar's edge (0001-01-01, 9999-12-31) that the zone's offset
+                # moves out of it: shown in UTC, which is the same instant
+                local = at.isoformat()
+            return _utc_text(at), local
 
         start_utc, start_local = show(self.start)
         end_utc, end_local = show(self.end)
@@ -429,13 +436,33 @@ def _vectors(domain: _Domain, action: str) -> list[dict[str, str]]:
     return [dict(p for p in combo if p is not None) for combo in product(*options)]
 
 
+def _utc_text(at: datetime) -> str:
+    """``at`` as ``YYYY-MM-DDTHH:MM:SSZ``, the year in four digits (``strftime`` gives ``1`` for
+    the year 1 on glibc)."""
+    return at.replace(microsecond=0).isoformat().removesuffix("+00:00") + "Z"
+
+
+#: the first instant a request can name (0001-01-01T00:00:00Z, in UTC epoch seconds)
+_FIRST_INSTANT = int(datetime(1, 1, 1, tzinfo=UTC).timestamp())
+
+
 def _segments(bounds: Sequence[int]) -> list[tuple[int | None, int | None, int]]:
-    """(start, end, a representative instant) for the segments ``bounds`` cut time into."""
+    """(start, end, a representative instant) for the segments ``bounds`` cut time into.
+
+    A bound may lie before the first instant a request can name (a local midnight on 0001-01-01
+    east of Greenwich): a segment that ends by then holds no request and is left out, and one
+    that straddles it is represented by that first instant.
+    """
     if not bounds:
         return [(None, None, 1_577_836_800)]  # 2020-01-01: any instant stands for all time
-    out: list[tuple[int | None, int | None, int]] = [(None, bounds[0], bounds[0] - 86_400)]
+    out: list[tuple[int | None, int | None, int]] = []
+    if bounds[0] > _FIRST_INSTANT:
+        out.append((None, bounds[0], max(bounds[0] - 86_400, _FIRST_INSTANT)))
     for i, start in enumerate(bounds):
-        out.append((start, bounds[i + 1] if i + 1 < len(bounds) else None, start))
+        end = bounds[i + 1] if i + 1 < len(bounds) else None
+        if end is not None and end <= _FIRST_INSTANT:
+            continue
+        out.append((start, end, max(start, _FIRST_INSTANT)))
     return out
 
 
@@ -463,7 +490,7 @@ def _request(
     if org.code is not None:
         subject["org_id"] = org.code
     resource = {k: v for k, v in zip(("channel", "partner"), offer, strict=True) if v is not None}
-    at = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = _utc_text(datetime.fromtimestamp(epoch, UTC))
     return {"action": action, "at": at, "subject": subject, "resource": resource}
 
 
