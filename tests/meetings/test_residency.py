@@ -253,7 +253,8 @@ def test_a_hostile_file_is_one_line_never_a_traceback(
 ) -> None:
     code, out, err = _write_and_verify(tmp_path, world, raw)
     assert code == 1, (out, err)
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: "), err
 
 
 @pytest.mark.parametrize(
@@ -276,7 +277,8 @@ def test_a_summary_of_the_wrong_types_is_one_line(
     target[where[-1]] = value
     code, out, err = verify(tmp_path, world, receipt)
     assert code == 1, (out, err)
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: "), err
 
 
 def test_a_hostile_node_keys_file_is_one_line(tmp_path: Path, world: World) -> None:
