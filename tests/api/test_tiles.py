@@ -117,8 +117,9 @@ def test_tiles_are_public_immutable_when_full_and_bundles_carry_leaf_hashes(live
         ("tile/0/000.p/9", 404, "tile `tile/0/000.p/9` is not in the log: its latest checkpoint"),
         ("tile/0/x001/000", 404, "is not in the log"),
         ("tile/entries/001", 404, "is not in the log"),
+        ("tile/0/" + "x001/" * 1500 + "000", 422, "starts beyond any tree size"),
     ],
-    ids=["x000", "level", "width", "digits", "beyond", "far", "bundle"],
+    ids=["x000", "level", "width", "digits", "beyond", "far", "bundle", "long"],
 )
 def test_a_bad_tile_path_is_a_one_line_4xx(live_factory, path, status, message):
     server = live_factory()

@@ -256,3 +256,13 @@ def test_a_tile_of_the_wrong_length_is_a_proof_error() -> None:
     reader = TileReader(3, lambda tile: b"\x00" * 64)
     with pytest.raises(ProofError, match=r"tile `tile/0/000.p/3` is 64 bytes long: expected 96"):
         reader.root()
+
+
+def test_an_index_of_thousands_of_digits_is_refused_before_it_is_read() -> None:
+    # Python refuses to read an integer of more than 4,300 digits (a ValueError, a 500 at the
+    # door); no tile index has more than 17 digits, so a longer one is refused as out of range
+    path = "tile/0/" + "x001/" * 1500 + "000"
+    with pytest.raises(InputError, match="starts beyond any tree size") as exc:
+        parse_tile_path(path)
+    assert "\n" not in exc.value.message
+    assert len(exc.value.message) < 500

@@ -192,3 +192,24 @@ def test_racing_submissions_never_roll_the_size_back(witness, log) -> None:
     assert answers.count(409) == len(requests) - 1
     held = witness.latest(ORIGIN)[0]
     assert 11 <= held <= 100
+
+
+def test_a_replayed_refusal_is_kept_once_however_often_it_comes(witness, log) -> None:
+    # anyone can fetch the log's public checkpoint and send it with a bogus proof: the witness
+    # keeps the signed checkpoint it refused (it may prove a fork), but once, or an outsider
+    # could grow its state without bound
+    log.grow(10)
+    witness.add_checkpoint(log.request(0))
+    log.grow(10)
+    stranger = base64.b64encode(b"\x01\x02\x03\x04" + bytes(64)).decode()
+    for n in range(30):
+        body = log.request(10, proof=[bytes([n]) * 32])
+        if n % 2:  # another signature line the witness does not know: the same checkpoint
+            body += f"— stranger.example/{n} {stranger}\n".encode()
+        answer = witness.add_checkpoint(body)
+        assert answer.status == 422, answer.reason
+    assert len(witness.refusals(ORIGIN)) == 1
+    # another refused checkpoint is kept too
+    log.grow(1)
+    assert witness.add_checkpoint(log.request(10, proof=[bytes(32)])).status == 422
+    assert len(witness.refusals(ORIGIN)) == 2

@@ -231,3 +231,62 @@ def test_a_region_left_out_of_the_seal_fails(tmp_path: Path) -> None:
     assert err == (
         "error: participant `p_0001` was placed in `HK`, whose node has no statement in the seal\n"
     )
+
+
+def _write_and_verify(tmp_path: Path, world: World, raw: bytes) -> tuple[int, str, str]:
+    path = tmp_path / "hostile.json"
+    path.write_bytes(raw)
+    keys = tmp_path / "node-keys.json"
+    keys.write_text(json.dumps(world.node_keys), encoding="utf-8")
+    args = ["receipt", "verify", str(path), "--key", world.log_key, "--node-keys", str(keys)]
+    result = CliRunner().invoke(app, args)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"[" * 200_000, b'{"a":' * 200_000, b"\xff\xfe not text", b"", b"null", b"12"],
+    ids=["nested-lists", "nested-objects", "not-utf8", "empty", "null", "number"],
+)
+def test_a_hostile_file_is_one_line_never_a_traceback(
+    tmp_path: Path, world: World, raw: bytes
+) -> None:
+    code, out, err = _write_and_verify(tmp_path, world, raw)
+    assert code == 1, (out, err)
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: "), err
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        (("summary", "participants"), 5),
+        (("summary", "participants"), {"p": 1}),
+        (("summary", "nodes"), ["US"]),
+        (("summary", "nodes", "US"), {"counters": ["x"]}),
+        (("summary", "nodes", "US"), {"counters": 7}),
+    ],
+)
+def test_a_summary_of_the_wrong_types_is_one_line(
+    tmp_path: Path, world: World, where: tuple[str, ...], value: Any
+) -> None:
+    receipt = copy.deepcopy(world.receipt)
+    target = receipt
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    code, out, err = verify(tmp_path, world, receipt)
+    assert code == 1, (out, err)
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: "), err
+
+
+def test_a_hostile_node_keys_file_is_one_line(tmp_path: Path, world: World) -> None:
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text(json.dumps(world.receipt), encoding="utf-8")
+    keys = tmp_path / "node-keys.json"
+    keys.write_bytes(b"[" * 200_000)
+    args = ["receipt", "verify", str(receipt), "--key", world.log_key, "--node-keys", str(keys)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.exception
+    assert result.stderr == f"error: node keys `{keys}` is not JSON\n"

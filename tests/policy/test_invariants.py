@@ -121,6 +121,8 @@ def test_a_join_that_depends_on_the_plan_gives_two_requests_decided_otherwise(
             "invariants: [{id: x, description: d, when: {action: [fly]}, decision: deny}]",
             "`fly`",
         ),
+        ("invariants: " + "[" * 100_000, "nested too deep"),
+        ("invariants: " + "{a: " * 50_000, "nested too deep"),
     ],
 )
 def test_a_bad_invariants_file_is_one_line_naming_the_problem(text: str, fragment: str) -> None:

@@ -52,6 +52,8 @@ TILE_WIDTH = 1 << TILE_HEIGHT
 _MAX_LEVEL = 63
 #: a tree size fits 63 bits, so no tile index may start beyond it
 _MAX_LEAVES = 2**63
+#: an index below 2**55 (a tile of 256 leaves starting below 2**63) has at most six groups
+_MAX_GROUPS = 6
 _LEVEL = re.compile(r"0|[1-9][0-9]?")
 _WIDTH = re.compile(r"[1-9][0-9]{0,2}")
 _GROUP = re.compile(r"x[0-9]{3}")
@@ -111,6 +113,8 @@ def parse_tile_path(path: str) -> Tile:
         raise InputError(
             f"{where}: the index is not groups of three digits, all but the last after `x`"
         )
+    if len(rest) > _MAX_GROUPS:  # before int(): Python refuses to read 4,300 digits or more
+        raise InputError(f"{where}: the tile starts beyond any tree size")
     index = int("".join(g.removeprefix("x") for g in rest))
     tile = Tile(level, index, width)
     if tile.path != path:

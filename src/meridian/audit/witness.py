@@ -212,11 +212,18 @@ class Witness:
         return WitnessAnswer(200, line, "cosigned")
 
     def _record(self, status: int, origin: str, note: str, reason: str) -> WitnessAnswer:
-        """Refuse, and keep the signed checkpoint refused: it may prove the log forked."""
+        """Refuse, and keep the signed checkpoint refused: it may prove the log forked.
+
+        Each signed checkpoint is kept once: anyone may replay a public checkpoint with a bogus
+        proof (or extra signature lines), and that must not grow the state without bound.
+        """
+        body = note[: note.rfind("\n\n") + 1]
         with self._connect() as db:
             db.execute(
-                "INSERT INTO refused (origin, status, reason, note, at) VALUES (?, ?, ?, ?, ?)",
-                (origin, status, reason, note, int(self._clock())),
+                "INSERT INTO refused (origin, status, reason, note, at) "
+                "SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM refused "
+                "WHERE origin = ? AND substr(note, 1, length(?)) = ?)",
+                (origin, status, reason, note, int(self._clock()), origin, body, body),
             )
         return _refuse(status, reason)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ log = logging.getLogger("meridian.audit.witnessing")
 
 #: the largest witness answer read (a few signature lines)
 _MAX_ANSWER = 16 * 1024
+#: a tree size as a witness writes it in a 409 (c2sp.org/tlog-witness): decimal ASCII digits
+_SIZE = re.compile(r"[0-9]{1,19}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,37 +238,47 @@ class Witnessing:
                 + signed.note
             )
             try:
-                answer = self._client().post(
-                    witness.url + "/add-checkpoint",
-                    content=body.encode(),
-                    headers={"Content-Type": "text/plain; charset=utf-8"},
-                )
+                status, phrase, raw = self._post(witness.url + "/add-checkpoint", body.encode())
             except httpx.HTTPError as exc:
                 return self._fail(
                     witness, old, size, f"witness `{witness.name}` is unreachable: {exc}"
                 )
-            text = answer.content[:_MAX_ANSWER].decode("utf-8", "replace")
-            if answer.status_code == 409:
+            text = raw.decode("utf-8", "replace")
+            if status == 409:
                 held = text.strip()
-                if not held.isdigit() or int(held) == old:
+                # a size is at most 19 ASCII digits and below 2**63 (what the database holds)
+                if not _SIZE.fullmatch(held) or int(held) >= 2**63 or int(held) == old:
                     return self._fail(
                         witness, old, size, f"witness `{witness.name}` answered 409 `{shown(held)}`"
                     )
                 old = int(held)
                 continue
-            if answer.status_code == 200:
+            if status == 200:
                 return self._keep(witness, signed, text)
-            reason = text.strip().splitlines()[0] if text.strip() else answer.reason_phrase
-            refused = answer.status_code == 422
+            reason = text.strip().splitlines()[0] if text.strip() else phrase
+            refused = status == 422
             return self._fail(
                 witness,
                 old,
                 size,
                 f"witness `{witness.name}` refused the checkpoint at size {size} "
-                f"({answer.status_code}): {shown(reason, 300)}",
+                f"({status}): {shown(reason, 300)}",
                 refused=refused,
             )
         return self._fail(witness, old, size, f"witness `{witness.name}` kept answering 409")
+
+    def _post(self, url: str, body: bytes) -> tuple[int, str, bytes]:
+        """POST ``body``; the status, its phrase and at most :data:`_MAX_ANSWER` bytes of the
+        answer (a witness is not trusted: the rest of a longer answer is never read)."""
+        with self._client().stream(
+            "POST", url, content=body, headers={"Content-Type": "text/plain; charset=utf-8"}
+        ) as answer:
+            raw = bytearray()
+            for chunk in answer.iter_bytes():
+                raw += chunk
+                if len(raw) >= _MAX_ANSWER:
+                    break
+            return answer.status_code, answer.reason_phrase, bytes(raw[:_MAX_ANSWER])
 
     def _keep(self, witness: WitnessEndpoint, signed: Signed, text: str) -> Submission:
         size = signed.checkpoint.size

@@ -194,25 +194,61 @@ def _quorum(note: str, witnesses: list[WitnessKey], quorum: int) -> tuple[str | 
     )
 
 
+#: the most checkpoints a listing may hold (thinned, a log keeps far fewer): past it, it lies
+_MAX_LISTED = 1_000_000
+
+
+def _listed_page(listed: httpx.Response, offset: int, notes: list[str]) -> int | None:
+    """Add one page of ``GET /v1/log/checkpoints`` to ``notes``; the next page's offset.
+
+    The log is what is being checked: a page that is not the listing's shape, or a ``next``
+    that does not move forward past what the page held, is a :class:`ProofError`, never a loop.
+    """
+    where = f"the log's checkpoint listing at offset {offset}"
+    try:
+        page = listed.json()
+    except ValueError:
+        raise ProofError(f"{where} is not JSON") from None
+    data = page.get("data") if isinstance(page, dict) else None
+    if not isinstance(data, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("note"), str) for c in data
+    ):
+        raise ProofError(f"{where} is not a list of checkpoints (`data`, each with a `note`)")
+    notes += [c["note"] for c in data]
+    following = page.get("next")
+    if following is None:
+        return None
+    if (
+        not isinstance(following, int)
+        or isinstance(following, bool)
+        or not data
+        or following != offset + len(data)
+    ):
+        raise ProofError(f"{where}: its `next` `{shown(following)}` does not follow the page")
+    if len(notes) > _MAX_LISTED:
+        raise ProofError(f"{where}: the listing holds more than {_MAX_LISTED:,} checkpoints")
+    return following
+
+
 def _fetch_live(url: str, token: str | None, bar: Bar) -> bytes:
     """The live service's log as export bytes: its checkpoints and every entry they cover."""
     base = url.rstrip("/")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
-            notes = []
+            notes: list[str] = []
             offset: int | None = 0
             while offset is not None:  # the checkpoints listed (thinned), a page at a time
                 listed = client.get("/v1/log/checkpoints", params={"limit": 1000, "offset": offset})
                 listed.raise_for_status()
-                page = listed.json()
-                notes += [c["note"] for c in page["data"]]
-                offset = page.get("next")
+                offset = _listed_page(listed, offset, notes)
             notes.reverse()
             if not notes:
                 raise NotFoundError(f"`{shown(base)}` has issued no checkpoint yet")
-            size = int(notes[-1].split("\n", 2)[1])
-            origin = notes[-1].split("\n", 1)[0]
+            from ..audit.note import peek_checkpoint
+
+            latest = peek_checkpoint(notes[-1])
+            size, origin = latest.size, latest.origin
             lines: list[bytes] = []
             bar.phase(f"fetching {base}", total=size, unit="entries")
             while len(lines) < size:

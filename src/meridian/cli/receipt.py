@@ -45,7 +45,7 @@ def _node_keys_file(path: Path) -> dict[str, str]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"node keys `{shown(str(path), 300)}` cannot be read: {exc}") from None
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InputError(f"node keys `{shown(str(path), 300)}` is not JSON") from None
     if not isinstance(data, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in data.items()
@@ -63,7 +63,7 @@ def _read_receipt(path: Path) -> Any:
         raise InputError(f"receipt `{shown(str(path), 300)}` is larger than 64 MiB")
     try:
         return json.loads(path.read_bytes())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can read
         raise ProofError(f"receipt `{shown(str(path), 300)}` is not JSON") from None
 
 

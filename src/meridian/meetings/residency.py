@@ -175,7 +175,10 @@ def _difference(claimed: Any, actual: Mapping[str, Any]) -> str | None:
         return "the receipt has no summary"
     mine = {p["participant"]: p for p in actual["participants"]}
     theirs: dict[str, Any] = {}
-    for p in claimed.get("participants") or []:
+    said_people = claimed.get("participants")
+    if not isinstance(said_people, list):
+        return "the receipt's summary has no `participants` list"
+    for p in said_people:
         if isinstance(p, dict):
             theirs[str(p.get("participant"))] = p
     for pid in mine:
@@ -196,8 +199,11 @@ def _difference(claimed: Any, actual: Mapping[str, Any]) -> str | None:
         said = nodes.get(region)
         if not isinstance(said, dict):
             return f"node `{shown(region)}` is in the seal but not in the receipt"
+        said_counters = said.get("counters")
+        if not isinstance(said_counters, dict):
+            return f"node `{shown(region)}`: the receipt gives no `counters` object"
         for name, value in (node.get("counters") or {}).items():
-            got = (said.get("counters") or {}).get(name)
+            got = said_counters.get(name)
             if got != value:
                 return (
                     f"node `{shown(region)}`: the receipt says {name} `{shown(got)}`, "

@@ -219,6 +219,8 @@ def load_invariants_text(text: str, source: str = "<invariants>") -> InvariantFi
         raise InputError(
             f"{source}{where}: malformed yaml: {getattr(exc, 'problem', None) or 'unreadable'}"
         ) from None
+    except RecursionError:  # the parser recurses once a level: a file of `[[[…` exhausts it
+        raise InputError(f"{source}: malformed yaml: nested too deep") from None
     if not isinstance(data, dict):
         raise InputError(f"{source}: an invariants file is a mapping with `invariants`")
     try:
