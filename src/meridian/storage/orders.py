@@ -49,6 +49,9 @@ CHANNEL = "meridian_orders"
 CHECK_SECONDS = 1.0
 #: PostgreSQL refuses a payload of 8000 bytes or more; a longer list of ids is sent in parts
 _PAYLOAD_BYTES = 7000
+#: the fields of an order that hold a list of ids, which may be split between parts: a removal's
+#: ``participants``, a roster's ``left`` (every stale participation of a meeting at once)
+_SPLITTABLE = ("participants", "left")
 
 
 def _payloads(kind: Order, origin: str, fields: dict[str, Any]) -> list[str]:
@@ -56,14 +59,18 @@ def _payloads(kind: Order, origin: str, fields: dict[str, Any]) -> list[str]:
         return json.dumps({"kind": str(kind), "origin": origin, **part}, separators=(",", ":"))
 
     whole = encoded(fields)
-    ids = fields.get("participants")
-    if len(whole.encode()) <= _PAYLOAD_BYTES or not isinstance(ids, list) or len(ids) < 2:
-        if len(whole.encode()) > _PAYLOAD_BYTES:
-            raise ValueError(f"order `{kind}` is too large to send ({len(whole)} bytes)")
+    size = len(whole.encode())
+    if size <= _PAYLOAD_BYTES:
         return [whole]
+    name = next(
+        (f for f in _SPLITTABLE if isinstance(fields.get(f), list) and len(fields[f]) > 1), None
+    )
+    if name is None:
+        raise ValueError(f"order `{kind}` is too large to send ({size} bytes)")
+    ids = fields[name]
     half = len(ids) // 2
-    return _payloads(kind, origin, {**fields, "participants": ids[:half]}) + _payloads(
-        kind, origin, {**fields, "participants": ids[half:]}
+    return _payloads(kind, origin, {**fields, name: ids[:half]}) + _payloads(
+        kind, origin, {**fields, name: ids[half:]}
     )
 
 
