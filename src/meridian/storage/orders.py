@@ -134,26 +134,36 @@ class OrderListener:
             return
         import psycopg  # only a PostgreSQL deployment needs it
 
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self._conninfo(), autocommit=True, connect_timeout=5
-                )
-                async with conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    self._listening = True
-                    while True:
-                        async for notify in conn.notifies(timeout=CHECK_SECONDS):
-                            self._dispatch(notify.payload)
-                        await asyncio.wait_for(conn.execute("SELECT 1"), CHECK_SECONDS * 5)
-            except asyncio.CancelledError:
-                raise
-            except (psycopg.Error, OSError, TimeoutError) as exc:
-                # the connection is gone: orders may be missed from now
-                if self._listening:
-                    log.warning("orders: listening stopped: %s", str(exc) or type(exc).__name__)
-                self._lose()
-            await asyncio.sleep(CHECK_SECONDS)
+        try:
+            while True:
+                try:
+                    conn = await psycopg.AsyncConnection.connect(
+                        self._conninfo(), autocommit=True, connect_timeout=5
+                    )
+                    async with conn:
+                        await conn.execute(f"LISTEN {CHANNEL}")
+                        self._listening = True
+                        while True:
+                            async for notify in conn.notifies(timeout=CHECK_SECONDS):
+                                self._dispatch(notify.payload)
+                            await asyncio.wait_for(conn.execute("SELECT 1"), CHECK_SECONDS * 5)
+                except asyncio.CancelledError:
+                    raise
+                except (psycopg.Error, OSError, TimeoutError) as exc:
+                    # the connection is gone: orders may be missed from now
+                    if self._listening:
+                        log.warning(
+                            "orders: listening stopped: %s", str(exc) or type(exc).__name__
+                        )
+                    self._lose()
+                except Exception:
+                    # not expected: listen again rather than end, and trust nothing meanwhile
+                    log.exception("orders: the listener failed; listening again")
+                    self._lose()
+                await asyncio.sleep(CHECK_SECONDS)
+        finally:
+            # however this ends (cancelled at shutdown included), orders no longer arrive
+            self._listening = False
 
     def _lose(self) -> None:
         self._listening = False
@@ -166,6 +176,8 @@ class OrderListener:
     def _dispatch(self, payload: str) -> None:
         try:
             data = json.loads(payload)
+            if not isinstance(data, dict):
+                raise TypeError("an order is a JSON object")
             kind = Order(data.pop("kind"))
             origin = str(data.pop("origin"))
         except (ValueError, KeyError, TypeError):
