@@ -183,7 +183,8 @@ def test_a_payload_that_is_not_an_object_is_ignored_and_listening_goes_on(pg_url
     finally:
         db.dispose()
     assert (after.kind, after.data) == (Order.REVOKE, {"token": "tok_after_junk"})
-    assert alive and listening
+    assert alive
+    assert listening
 
 
 @pytest.mark.postgres
