@@ -152,9 +152,7 @@ class OrderListener:
                 except (psycopg.Error, OSError, TimeoutError) as exc:
                     # the connection is gone: orders may be missed from now
                     if self._listening:
-                        log.warning(
-                            "orders: listening stopped: %s", str(exc) or type(exc).__name__
-                        )
+                        log.warning("orders: listening stopped: %s", str(exc) or type(exc).__name__)
                     self._lose()
                 except Exception:
                     # not expected: listen again rather than end, and trust nothing meanwhile
