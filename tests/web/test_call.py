@@ -314,6 +314,38 @@ def test_a_decoder_error_is_said_plainly(plane, nodes, browse, clients):
     assert problem.get_attribute("data-problem") == "decode"
 
 
+def test_signed_chunks_with_impossible_times_are_dropped_quietly(plane, nodes, browse, clients):
+    # a participant's chunks open and verify, but their sealed times are NaN or infinite: the
+    # page drops them (the codec refuses such a timestamp, and the error reached the page's
+    # status line: "Failed to construct 'EncodedAudioChunk' ..."), and goes on
+    meeting = create_meeting(plane, host(plane))
+    mid = meeting["id"]
+    page = joined(plane, browse, mid, "Uma", US_IP, "US")
+    client = clients.join(plane, mid, "Odd clock", DE_IP)
+    clients.run(client.wait_for_others(1, timeout=WAIT))
+    nan, inf = float("nan"), float("inf")
+    chunks = [
+        (FrameKind.MEDIA, MediaChunk(ChunkType.AUDIO, 0, time.time() * 1000, nan, b"\xfc" * 40)),
+        (FrameKind.MEDIA, MediaChunk(ChunkType.AUDIO, 1, time.time() * 1000, inf, b"\xfc" * 40)),
+        (FrameKind.MEDIA, MediaChunk(ChunkType.AUDIO, 2, nan, 0.0, b"\xfc" * 40)),
+        (FrameKind.MEDIA, MediaChunk(ChunkType.AUDIO, 3, time.time() * 1000, 1e300, b"\xfc")),
+        (FrameKind.VIDEO_HIGH, MediaChunk(ChunkType.VIDEO, 0, nan, nan, b"\x00" * 50, key=True)),
+    ]
+
+    async def send() -> None:
+        for kind, chunk in chunks:
+            frame = client.keys.seal(sender=client.participant, kind=kind, payload=chunk.to_bytes())
+            await client.send_frame(frame)
+        await client.send_chat("after the odd chunks")
+
+    expect(page.locator(f'#grid .tile[data-participant="{client.participant}"]')).to_have_count(1)
+    clients.run(send())
+    expect(page.locator("#chat")).to_contain_text("after the odd chunks", timeout=WAIT * 1000)
+    status = page.locator("#status").text_content() or ""
+    assert "Chunk" not in status, status
+    assert "decode" not in (page.locator("#media-problem").get_attribute("data-problem") or "")
+
+
 def test_a_receiver_gets_the_quality_it_chose_and_steps_down_on_its_own(plane, nodes, browse):
     layer = "low"
     meeting = create_meeting(plane, host(plane))

@@ -76,14 +76,19 @@
   function unpack(payload) {
     if (payload.length < HEADER_BYTES || payload[0] !== VERSION) return null;
     const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+    const capture = view.getFloat64(8, false);
+    const timestamp = view.getFloat64(16, false);
+    // a signed sender can still seal any times: one the codecs cannot take (NaN, infinite,
+    // beyond an integer's range) is a malformed chunk, dropped like a short one
+    if (!Number.isFinite(capture) || !Number.isSafeInteger(Math.trunc(timestamp))) return null;
     return {
       type: payload[1],
       key: (payload[2] & 1) === 1,
       synthetic: (payload[2] & 2) === 2,
       layer: payload[3],
       seq: view.getUint32(4, false),
-      capture: view.getFloat64(8, false),
-      timestamp: view.getFloat64(16, false),
+      capture,
+      timestamp,
       data: payload.subarray(HEADER_BYTES),
     };
   }
