@@ -9,6 +9,7 @@ from a Python participant that opens the page's frames with the same keys.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -344,6 +345,60 @@ def test_signed_chunks_with_impossible_times_are_dropped_quietly(plane, nodes, b
     status = page.locator("#status").text_content() or ""
     assert "Chunk" not in status, status
     assert "decode" not in (page.locator("#media-problem").get_attribute("data-problem") or "")
+
+
+#: how often a page answers keyframe requests at most (media.js ANSWER_EVERY_MS)
+ANSWER_EVERY_MS = 250
+
+
+def test_a_flood_of_keyframe_requests_does_not_make_every_frame_a_keyframe(
+    plane, nodes, browse, clients
+):
+    # a participant asking for a keyframe at every turn would have the page send nothing but
+    # keyframes (several times the bytes) to everyone: the page answers at most every 250 ms
+    meeting = create_meeting(plane, host(plane))
+    mid = meeting["id"]
+    page = joined(plane, browse, mid, "Uma", US_IP, "US")
+    uma = me(page)
+    client = clients.join(plane, mid, "Asks a lot", DE_IP)
+    clients.run(client.wait_for_others(1, timeout=WAIT))
+    seconds = 4.0
+
+    async def flood_and_count() -> tuple[int, int]:
+        frames = keys = 0
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+
+        async def ask() -> None:
+            n = 0
+            while loop.time() < end:
+                chunk = MediaChunk(ChunkType.REQUEST, n, time.time() * 1000, 0.0, uma.encode())
+                await client.send_frame(
+                    client.keys.seal(
+                        sender=client.participant, kind=FrameKind.MEDIA, payload=chunk.to_bytes()
+                    )
+                )
+                n += 1
+                await asyncio.sleep(0.02)
+
+        asking = asyncio.ensure_future(ask())
+        while (left := end - loop.time()) > 0:
+            try:
+                got = await client.receive(left)
+            except TimeoutError:
+                break
+            if got.kind == FrameKind.VIDEO_HIGH and got.sender == uma:
+                chunk = MediaChunk.parse(got.payload)
+                frames += 1
+                keys += chunk.key
+        await asking
+        return frames, keys
+
+    frames, keys = clients.run(flood_and_count())
+    assert frames >= 10, f"only {frames} video frames from the page in {seconds} s"
+    # the answers to the flood, the page's own every 4 s, and one in flight at the start
+    bound = int(seconds * 1000 / ANSWER_EVERY_MS) + 2
+    assert keys <= bound, f"{keys} of {frames} frames were keyframes (at most {bound})"
 
 
 def test_a_receiver_gets_the_quality_it_chose_and_steps_down_on_its_own(plane, nodes, browse):

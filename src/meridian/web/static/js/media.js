@@ -42,6 +42,7 @@
   ];
   const KEY_EVERY_MS = 4000; // a keyframe at least this often, whatever was asked
   const REQUEST_EVERY_MS = 500; // keyframe requests to one sender, at most this often
+  const ANSWER_EVERY_MS = 250; // keyframes in answer to requests, at most this often (a receiver asks again)
   const SEND_BACKLOG = 1 << 20; // relay socket bytes unsent above which video is dropped
   const DECODE_BACKLOG = 6; // chunks queued in a decoder above which it skips to a keyframe
   const LATE_MS = 400; // a frame this much later than the earliest seen means we fall behind
@@ -627,7 +628,11 @@
       if (!m) return;
       if (m.type === REQUEST) {
         const target = decoder.decode(m.data);
-        if (!target || target === this.host.me()) this.keyWanted = true;
+        // answered at most every ANSWER_EVERY_MS: one participant asking at every turn must
+        // not make every frame to everyone a keyframe; one still waiting asks again
+        if ((!target || target === this.host.me()) && wallClock() - this.lastKey >= ANSWER_EVERY_MS) {
+          this.keyWanted = true;
+        }
         return;
       }
       if (!this.started) return;
