@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from tests.support import eventually
 
 from meridian.runtime import Runtime
 from meridian.settings import Settings
@@ -67,7 +70,12 @@ def test_readyz_is_503_when_the_database_refuses_connections(
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         admin.dispose()
-    assert live.client().get("/readyz").status_code == 200
+    # ready again once a check runs after it (an answer is reused for up to a second)
+    eventually(
+        lambda: live.client().get("/readyz").status_code == 200,
+        timeout=10,
+        what="/readyz ready again after the database accepts connections",
+    )
 
 
 def test_a_runtime_not_started_is_not_ready(database_url: str, tmp_path: Any) -> None:
@@ -114,3 +122,26 @@ def test_readyz_names_no_part_of_the_database_url(postgres: Any, tmp_path: Any) 
     assert "does not exist" in reasons["role"]
     assert "does not exist" in reasons["database"]
     assert "refused" in reasons["server"]
+
+
+def test_a_flood_of_readyz_costs_the_database_one_check_at_a_time(live: Any) -> None:
+    # /readyz is public: each call was a database round trip on a thread of its own, so a
+    # flood (or a slow database) tied up every worker thread; calls while one check runs, and
+    # for a second after, share its answer
+    rt = live.runtime
+    real = rt.readiness
+    calls = []
+
+    def counted() -> Any:
+        calls.append(time.monotonic())
+        time.sleep(0.3)  # a slow database: the flood arrives while the check runs
+        return real()
+
+    rt.readiness = counted
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            codes = list(pool.map(lambda _: live.client().get("/readyz").status_code, range(48)))
+    finally:
+        del rt.readiness
+    assert codes == [200] * 48
+    assert 1 <= len(calls) <= 3, f"{len(calls)} database checks for 48 calls"
