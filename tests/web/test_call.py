@@ -347,6 +347,51 @@ def test_signed_chunks_with_impossible_times_are_dropped_quietly(plane, nodes, b
     assert "decode" not in (page.locator("#media-problem").get_attribute("data-problem") or "")
 
 
+def test_sealed_chunks_sent_again_are_dropped_not_drawn(plane, nodes, browse, clients):
+    # a participant (or a relay) has every sealed chunk another sent; sent again they still
+    # open and verify: Uma's page must drop them as replays, not decode an old picture again
+    meeting = create_meeting(plane, host(plane))
+    mid = meeting["id"]
+    us = joined(plane, browse, mid, "Uma", US_IP, "US")
+    de = joined(plane, browse, mid, "Dieter", DE_IP, "DE")
+    dieter = me(de)
+    until_decoded(us, dieter, video=10, audio=5)
+    client = clients.join(plane, mid, "Replayer", DE_IP)
+    clients.run(client.wait_for_others(2, timeout=WAIT))
+    recorded: list[bytes] = []
+    opened = client._open
+
+    def keep(frame: bytes, **kw: Any) -> None:
+        header = parse_header(frame)
+        if header.sender == dieter and header.kind == FrameKind.VIDEO_HIGH:  # video chunks only
+            recorded.append(frame)
+        opened(frame, **kw)
+
+    client._open = keep
+    eventually(lambda: len(recorded) >= 40, timeout=WAIT, what="Dieter's chunks recorded")
+    client._open = opened
+    replayed = list(recorded)
+
+    async def send_again() -> None:
+        for frame in replayed:
+            await client.send_frame(frame)
+
+    clients.run(send_again())
+    tile = us.locator(f'#grid .tile[data-participant="{dieter}"]')
+    eventually(
+        lambda: int(tile.get_attribute("data-replayed") or 0) >= len(replayed),
+        timeout=WAIT,
+        what=f"Uma's page dropping the {len(replayed)} chunks sent again",
+    )
+    # and Dieter's own, newer chunks are still drawn
+    drawn = tile_count(us, dieter, "video-frames")
+    eventually(
+        lambda: tile_count(us, dieter, "video-frames") >= drawn + 10,
+        timeout=WAIT,
+        what="Dieter's video still drawn after the replay",
+    )
+
+
 #: how often a page answers keyframe requests at most (media.js ANSWER_EVERY_MS)
 ANSWER_EVERY_MS = 250
 

@@ -172,6 +172,12 @@
       this.node.dataset.maxGap = String(Math.round(this.maxGap));
     }
 
+    // a chunk dropped as a replay (not newer than one already taken from the same stream)
+    replayed() {
+      this.replays = (this.replays || 0) + 1;
+      this.node.dataset.replayed = String(this.replays);
+    }
+
     synthetic(video) {
       this.syntheticFrames = (this.syntheticFrames || 0) + 1;
       this.node.dataset.syntheticFrames = String(this.syntheticFrames);
@@ -223,10 +229,26 @@
       this.id = participant;
       this.tile = new Tile(call.grid, participant, call.host.nameOf(participant), false);
       this.lanes = new Map(); // frame kind → {decoder, wantKey, seq, captures}
+      this.newest = new Map(); // stream → the newest chunk taken {capture, seq} (see replay)
       this.audio = null;
       this.playAt = 0;
       this.earliest = Infinity; // the smallest arrival lag seen: this sender's clock and path
       this.failures = 0;
+    }
+
+    // Whether `m` replays what this sender already sent on `stream` (audio or a video quality):
+    // anyone who saw a sealed chunk (a participant, a relay) can send it again, and it still
+    // opens and verifies; its sealed capture time cannot be changed, and each stream's only
+    // moves on (a sender that starts again starts later), so an older one, or the same chunk
+    // twice, is dropped rather than drawn or played.
+    replay(stream, m) {
+      const last = this.newest.get(stream);
+      if (last && (m.capture < last.capture || (m.capture === last.capture && m.seq === last.seq))) {
+        this.tile.replayed();
+        return true;
+      }
+      this.newest.set(stream, { capture: m.capture, seq: m.seq });
+      return false;
     }
 
     lane(kind) {
@@ -645,8 +667,10 @@
       if (m.type === STATE && m.data.length) {
         peer.tile.state((m.data[0] & 1) === 0, (m.data[0] & 2) === 2);
       } else if (m.type === AUDIO && kind === MEDIA) {
+        if (peer.replay("audio", m)) return;
         if (typeof AudioDecoder === "function") peer.sound(m);
       } else if (m.type === VIDEO && (kind === VIDEO_HIGH || kind === VIDEO_LOW)) {
+        if (peer.replay(kind, m)) return;
         if (typeof VideoDecoder === "function") peer.video(kind, m);
       }
     }
