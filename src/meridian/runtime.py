@@ -6,11 +6,13 @@ service functions; nothing here runs at import.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from .audit.records import attach_log
@@ -40,6 +42,24 @@ class Readiness:
     reason: str | None
     #: the schema revision the database is at (``None`` when it could not be read)
     schema: str | None
+
+
+#: what a driver's message may say of where the database is: a quoted name (role, database,
+#: host), an address in brackets, a port
+_WHERE = re.compile(r'"[^"]*"|\([^)]*\)|\bport \d+', re.IGNORECASE)
+
+
+def _unplaced(message: str, url: str) -> str:
+    """``message`` without any part of the database ``url`` (host, port, user, password,
+    database) or anything quoted: /readyz is public, and says what failed, not where."""
+    parsed = make_url(url)
+    for part in (parsed.password, parsed.username, parsed.host, parsed.database, parsed.port):
+        if part is not None and str(part):
+            message = re.sub(re.escape(str(part)), "…", message, flags=re.IGNORECASE)
+    return _WHERE.sub(
+        lambda m: '"…"' if m.group().startswith('"') else "port …" if m.group()[0] in "pP" else "",
+        message,
+    )
 
 
 class Runtime:
@@ -173,6 +193,7 @@ class Runtime:
             schema = current_revision(self.db)
         except SQLAlchemyError as exc:
             first = (str(getattr(exc, "orig", exc)) or type(exc).__name__).splitlines()[0]
+            first = _unplaced(first, self.db.url)
             return Readiness(False, f"the database does not answer: {first.lower()}", None)
         if schema != head:
             return Readiness(

@@ -47,6 +47,30 @@ def test_zero_workers_is_refused(database_url: str) -> None:
     assert result.stderr.strip() == "error: `--workers 0`: expected 1 to 64 worker processes"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_worker_fd_that_is_not_a_listening_socket_is_refused_in_one_line(
+    database_url: str, tmp_path: Path
+) -> None:
+    # --worker-fd is the supervisor's, but a flag all the same: a bad one is a one-line error,
+    # not a traceback (OSError: bad file descriptor / socket operation on non-socket)
+    closed = os.open(tmp_path / "gone", os.O_CREAT | os.O_RDONLY)
+    os.close(closed)
+    not_a_socket = os.open(tmp_path / "file", os.O_CREAT | os.O_RDONLY)
+    try:
+        for fd in (closed, not_a_socket):
+            result = runner.invoke(
+                app,
+                ["serve", "--worker-fd", str(fd)],
+                env={"MERIDIAN_DATABASE_URL": database_url, "MERIDIAN_NODES": "none"},
+            )
+            assert result.exit_code == 2, result.output
+            assert result.stderr.strip() == (
+                f"error: `--worker-fd {fd}` is not a listening socket this process inherited"
+            )
+    finally:
+        os.close(not_a_socket)
+
+
 def test_two_workers_are_two_replicas_on_one_port(
     processes: Any, cluster_database_url: str, tmp_path: Path
 ) -> None:

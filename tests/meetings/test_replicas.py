@@ -244,8 +244,14 @@ def test_capacity_holds_globally_under_concurrent_joins_through_two_replicas(wor
     a, b = replicas.start("a", "b")
     text = default_bundle_path().read_text(encoding="utf-8")
     text = re.sub(r"(  CN: \{.*?capacity: )\d+", r"\g<1>2", text)
-    loaded = client(live, a, "operator").put("/v1/policy", json={"yaml": text})
-    assert loaded.status_code == 200, loaded.text
+    # PUT /v1/policy is a proposal now (issue 19): a second operator approves it, on A
+    proposed = client(live, a, "operator").put("/v1/policy", json={"yaml": text})
+    assert proposed.status_code == 202, proposed.text
+    change = proposed.json()
+    approved = client(live, a, "operator2").post(
+        f"/v1/policy/changes/{change['id']}/approve", json={"diff": change["diff_digest"]}
+    )
+    assert approved.status_code == 200, approved.text
     digest = client(live, a).get("/v1/health").json()["bundle"]["digest"]
 
     def b_loaded() -> bool:

@@ -120,3 +120,86 @@ def test_on_sqlite_nothing_is_sent_and_the_one_process_counts_as_listening(tmp_p
     assert listener.listening
     asyncio.run(listener.run())  # returns at once
     db.dispose()
+
+
+@pytest.mark.postgres
+def test_a_long_list_of_participants_who_left_is_sent_in_parts(pg_url: str) -> None:
+    # close_stale sends every stale participation of a meeting as one `left` list: a replica
+    # killed with a few hundred participants must not make the sweep fail (ValueError) for
+    # every meeting, again at each run
+    db = Database(pg_url)
+    ids = [f"p_{n:016x}" for n in range(1500)]
+
+    async def scenario() -> list[Received]:
+        _, got, task = await _listen(db)
+
+        def send() -> None:
+            with db.write() as session:
+                publish(session, Order.ROSTER, meeting="mtg_1", left=ids, all=True)
+
+        await asyncio.to_thread(send)
+        parts: list[Received] = []
+        while sum(len(p.data["left"]) for p in parts) < len(ids):
+            parts.append(await asyncio.wait_for(got.get(), 10))
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return parts
+
+    try:
+        parts = asyncio.run(scenario())
+    finally:
+        db.dispose()
+    assert len(parts) > 1
+    assert [i for p in parts for i in p.data["left"]] == ids
+    assert all(p.data["meeting"] == "mtg_1" and p.data["all"] is True for p in parts)
+
+
+@pytest.mark.postgres
+def test_a_payload_that_is_not_an_object_is_ignored_and_listening_goes_on(pg_url: str) -> None:
+    # anyone who may NOTIFY on the channel can send any text; a JSON string or number there
+    # killed the listener's task (AttributeError) while it still said it was listening, so the
+    # token cache stayed trusted with no order reaching it (fail open)
+    db = Database(pg_url)
+
+    async def scenario() -> tuple[Received, bool, bool]:
+        listener, got, task = await _listen(db)
+
+        def send() -> None:
+            with db.write() as session:
+                for junk in ('"x"', "1", "[1]", "null", "{}", '{"kind": "nonsense"}'):
+                    session.execute(text("SELECT pg_notify('meridian_orders', :p)"), {"p": junk})
+                publish(session, Order.REVOKE, token="tok_after_junk")
+
+        await asyncio.to_thread(send)
+        after = await asyncio.wait_for(got.get(), 10)
+        alive = not task.done()
+        listening = listener.listening
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return after, alive, listening
+
+    try:
+        after, alive, listening = asyncio.run(scenario())
+    finally:
+        db.dispose()
+    assert (after.kind, after.data) == (Order.REVOKE, {"token": "tok_after_junk"})
+    assert alive
+    assert listening
+
+
+@pytest.mark.postgres
+def test_a_listener_that_stops_is_not_listening(pg_url: str) -> None:
+    # whatever ends its task (cancelled, or an error no handler expected), the replica must
+    # not go on trusting what orders would have invalidated
+    db = Database(pg_url)
+
+    async def scenario() -> bool:
+        listener, _, task = await _listen(db)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return listener.listening
+
+    try:
+        assert asyncio.run(scenario()) is False
+    finally:
+        db.dispose()

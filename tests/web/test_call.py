@@ -9,6 +9,7 @@ from a Python participant that opens the page's frames with the same keys.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -312,6 +313,137 @@ def test_a_decoder_error_is_said_plainly(plane, nodes, browse, clients):
         "This page could not decode the video of Garbled sender", timeout=WAIT * 1000
     )
     assert problem.get_attribute("data-problem") == "decode"
+
+
+def test_signed_chunks_with_impossible_times_are_dropped_quietly(plane, nodes, browse, clients):
+    # a participant's chunks open and verify, but their sealed times are NaN or infinite: the
+    # page drops them (the codec refuses such a timestamp, and the error reached the page's
+    # status line: "Failed to construct 'EncodedAudioChunk' ..."), and goes on
+    meeting = create_meeting(plane, host(plane))
+    mid = meeting["id"]
+    page = joined(plane, browse, mid, "Uma", US_IP, "US")
+    client = clients.join(plane, mid, "Odd clock", DE_IP)
+    clients.run(client.wait_for_others(1, timeout=WAIT))
+    nan, inf = float("nan"), float("inf")
+    chunks = [
+        (FrameKind.MEDIA, MediaChunk(ChunkType.AUDIO, 0, time.time() * 1000, nan, b"\xfc" * 40)),
+        (FrameKind.MEDIA, MediaChunk(ChunkType.AUDIO, 1, time.time() * 1000, inf, b"\xfc" * 40)),
+        (FrameKind.MEDIA, MediaChunk(ChunkType.AUDIO, 2, nan, 0.0, b"\xfc" * 40)),
+        (FrameKind.MEDIA, MediaChunk(ChunkType.AUDIO, 3, time.time() * 1000, 1e300, b"\xfc")),
+        (FrameKind.VIDEO_HIGH, MediaChunk(ChunkType.VIDEO, 0, nan, nan, b"\x00" * 50, key=True)),
+    ]
+
+    async def send() -> None:
+        for kind, chunk in chunks:
+            frame = client.keys.seal(sender=client.participant, kind=kind, payload=chunk.to_bytes())
+            await client.send_frame(frame)
+        await client.send_chat("after the odd chunks")
+
+    expect(page.locator(f'#grid .tile[data-participant="{client.participant}"]')).to_have_count(1)
+    clients.run(send())
+    expect(page.locator("#chat")).to_contain_text("after the odd chunks", timeout=WAIT * 1000)
+    status = page.locator("#status").text_content() or ""
+    assert "Chunk" not in status, status
+    assert "decode" not in (page.locator("#media-problem").get_attribute("data-problem") or "")
+
+
+def test_sealed_chunks_sent_again_are_dropped_not_drawn(plane, nodes, browse, clients):
+    # a participant (or a relay) has every sealed chunk another sent; sent again they still
+    # open and verify: Uma's page must drop them as replays, not decode an old picture again
+    meeting = create_meeting(plane, host(plane))
+    mid = meeting["id"]
+    us = joined(plane, browse, mid, "Uma", US_IP, "US")
+    de = joined(plane, browse, mid, "Dieter", DE_IP, "DE")
+    dieter = me(de)
+    until_decoded(us, dieter, video=10, audio=5)
+    client = clients.join(plane, mid, "Replayer", DE_IP)
+    clients.run(client.wait_for_others(2, timeout=WAIT))
+    recorded: list[bytes] = []
+    opened = client._open
+
+    def keep(frame: bytes, **kw: Any) -> None:
+        header = parse_header(frame)
+        if header.sender == dieter and header.kind == FrameKind.VIDEO_HIGH:  # video chunks only
+            recorded.append(frame)
+        opened(frame, **kw)
+
+    client._open = keep
+    eventually(lambda: len(recorded) >= 40, timeout=WAIT, what="Dieter's chunks recorded")
+    client._open = opened
+    replayed = list(recorded)
+
+    async def send_again() -> None:
+        for frame in replayed:
+            await client.send_frame(frame)
+
+    clients.run(send_again())
+    tile = us.locator(f'#grid .tile[data-participant="{dieter}"]')
+    eventually(
+        lambda: int(tile.get_attribute("data-replayed") or 0) >= len(replayed),
+        timeout=WAIT,
+        what=f"Uma's page dropping the {len(replayed)} chunks sent again",
+    )
+    # and Dieter's own, newer chunks are still drawn
+    drawn = tile_count(us, dieter, "video-frames")
+    eventually(
+        lambda: tile_count(us, dieter, "video-frames") >= drawn + 10,
+        timeout=WAIT,
+        what="Dieter's video still drawn after the replay",
+    )
+
+
+#: how often a page answers keyframe requests at most (media.js ANSWER_EVERY_MS)
+ANSWER_EVERY_MS = 250
+
+
+def test_a_flood_of_keyframe_requests_does_not_make_every_frame_a_keyframe(
+    plane, nodes, browse, clients
+):
+    # a participant asking for a keyframe at every turn would have the page send nothing but
+    # keyframes (several times the bytes) to everyone: the page answers at most every 250 ms
+    meeting = create_meeting(plane, host(plane))
+    mid = meeting["id"]
+    page = joined(plane, browse, mid, "Uma", US_IP, "US")
+    uma = me(page)
+    client = clients.join(plane, mid, "Asks a lot", DE_IP)
+    clients.run(client.wait_for_others(1, timeout=WAIT))
+    seconds = 4.0
+
+    async def flood_and_count() -> tuple[int, int]:
+        frames = keys = 0
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+
+        async def ask() -> None:
+            n = 0
+            while loop.time() < end:
+                chunk = MediaChunk(ChunkType.REQUEST, n, time.time() * 1000, 0.0, uma.encode())
+                await client.send_frame(
+                    client.keys.seal(
+                        sender=client.participant, kind=FrameKind.MEDIA, payload=chunk.to_bytes()
+                    )
+                )
+                n += 1
+                await asyncio.sleep(0.02)
+
+        asking = asyncio.ensure_future(ask())
+        while (left := end - loop.time()) > 0:
+            try:
+                got = await client.receive(left)
+            except TimeoutError:
+                break
+            if got.kind == FrameKind.VIDEO_HIGH and got.sender == uma:
+                chunk = MediaChunk.parse(got.payload)
+                frames += 1
+                keys += chunk.key
+        await asking
+        return frames, keys
+
+    frames, keys = clients.run(flood_and_count())
+    assert frames >= 10, f"only {frames} video frames from the page in {seconds} s"
+    # the answers to the flood, the page's own every 4 s, and one in flight at the start
+    bound = int(seconds * 1000 / ANSWER_EVERY_MS) + 2
+    assert keys <= bound, f"{keys} of {frames} frames were keyframes (at most {bound})"
 
 
 def test_a_receiver_gets_the_quality_it_chose_and_steps_down_on_its_own(plane, nodes, browse):

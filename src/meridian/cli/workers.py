@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from ..errors import InputError
 from ..settings import Settings
 
 if TYPE_CHECKING:
@@ -46,7 +47,18 @@ def serve_worker(settings: Settings, fd: int, *, demo: bool) -> None:
     from ..runtime import Runtime
     from ..server import create_app
 
-    sock = socket.socket(fileno=fd)
+    refused = InputError(f"`--worker-fd {fd}` is not a listening socket this process inherited")
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        raise refused from None
+    try:
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError:
+        listening = 0
+    if not listening:
+        sock.detach()  # not ours to close
+        raise refused
     rt = Runtime(settings)
     rt.start()
     app = create_app(runtime=rt)

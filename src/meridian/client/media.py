@@ -20,6 +20,7 @@ capture time travels sealed; on one machine the clocks agree).
 from __future__ import annotations
 
 import asyncio
+import math
 import struct
 import time
 from dataclasses import dataclass, field
@@ -105,6 +106,10 @@ class MediaChunk:
             chunk_type = ChunkType(kind)
         except ValueError:
             raise InputError(f"media chunk type `{shown(kind)}` is not 1 to 4") from None
+        # a signed sender may still seal any float; a time that is not one is malformed
+        for what, value in (("capture time", capture), ("timestamp", stamp)):
+            if not math.isfinite(value):
+                raise InputError(f"media chunk {what} `{value}` is not a finite number")
         return cls(
             type=chunk_type,
             seq=seq,

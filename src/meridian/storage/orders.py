@@ -49,6 +49,9 @@ CHANNEL = "meridian_orders"
 CHECK_SECONDS = 1.0
 #: PostgreSQL refuses a payload of 8000 bytes or more; a longer list of ids is sent in parts
 _PAYLOAD_BYTES = 7000
+#: the fields of an order that hold a list of ids, which may be split between parts: a removal's
+#: ``participants``, a roster's ``left`` (every stale participation of a meeting at once)
+_SPLITTABLE = ("participants", "left")
 
 
 def _payloads(kind: Order, origin: str, fields: dict[str, Any]) -> list[str]:
@@ -56,14 +59,18 @@ def _payloads(kind: Order, origin: str, fields: dict[str, Any]) -> list[str]:
         return json.dumps({"kind": str(kind), "origin": origin, **part}, separators=(",", ":"))
 
     whole = encoded(fields)
-    ids = fields.get("participants")
-    if len(whole.encode()) <= _PAYLOAD_BYTES or not isinstance(ids, list) or len(ids) < 2:
-        if len(whole.encode()) > _PAYLOAD_BYTES:
-            raise ValueError(f"order `{kind}` is too large to send ({len(whole)} bytes)")
+    size = len(whole.encode())
+    if size <= _PAYLOAD_BYTES:
         return [whole]
+    name = next(
+        (f for f in _SPLITTABLE if isinstance(fields.get(f), list) and len(fields[f]) > 1), None
+    )
+    if name is None:
+        raise ValueError(f"order `{kind}` is too large to send ({size} bytes)")
+    ids = fields[name]
     half = len(ids) // 2
-    return _payloads(kind, origin, {**fields, "participants": ids[:half]}) + _payloads(
-        kind, origin, {**fields, "participants": ids[half:]}
+    return _payloads(kind, origin, {**fields, name: ids[:half]}) + _payloads(
+        kind, origin, {**fields, name: ids[half:]}
     )
 
 
@@ -127,26 +134,34 @@ class OrderListener:
             return
         import psycopg  # only a PostgreSQL deployment needs it
 
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self._conninfo(), autocommit=True, connect_timeout=5
-                )
-                async with conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    self._listening = True
-                    while True:
-                        async for notify in conn.notifies(timeout=CHECK_SECONDS):
-                            self._dispatch(notify.payload)
-                        await asyncio.wait_for(conn.execute("SELECT 1"), CHECK_SECONDS * 5)
-            except asyncio.CancelledError:
-                raise
-            except (psycopg.Error, OSError, TimeoutError) as exc:
-                # the connection is gone: orders may be missed from now
-                if self._listening:
-                    log.warning("orders: listening stopped: %s", str(exc) or type(exc).__name__)
-                self._lose()
-            await asyncio.sleep(CHECK_SECONDS)
+        try:
+            while True:
+                try:
+                    conn = await psycopg.AsyncConnection.connect(
+                        self._conninfo(), autocommit=True, connect_timeout=5
+                    )
+                    async with conn:
+                        await conn.execute(f"LISTEN {CHANNEL}")
+                        self._listening = True
+                        while True:
+                            async for notify in conn.notifies(timeout=CHECK_SECONDS):
+                                self._dispatch(notify.payload)
+                            await asyncio.wait_for(conn.execute("SELECT 1"), CHECK_SECONDS * 5)
+                except asyncio.CancelledError:
+                    raise
+                except (psycopg.Error, OSError, TimeoutError) as exc:
+                    # the connection is gone: orders may be missed from now
+                    if self._listening:
+                        log.warning("orders: listening stopped: %s", str(exc) or type(exc).__name__)
+                    self._lose()
+                except Exception:
+                    # not expected: listen again rather than end, and trust nothing meanwhile
+                    log.exception("orders: the listener failed; listening again")
+                    self._lose()
+                await asyncio.sleep(CHECK_SECONDS)
+        finally:
+            # however this ends (cancelled at shutdown included), orders no longer arrive
+            self._listening = False
 
     def _lose(self) -> None:
         self._listening = False
@@ -159,6 +174,8 @@ class OrderListener:
     def _dispatch(self, payload: str) -> None:
         try:
             data = json.loads(payload)
+            if not isinstance(data, dict):
+                raise TypeError("an order is a JSON object")
             kind = Order(data.pop("kind"))
             origin = str(data.pop("origin"))
         except (ValueError, KeyError, TypeError):

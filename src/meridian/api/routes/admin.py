@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -29,6 +30,22 @@ __all__ = ["router"]
 
 #: how long /readyz waits for the database before it answers "not ready"
 _READY_WAIT = 3.0
+#: a database check answers every /readyz asked while it runs and for this long after it
+#: started (so an answer may be this stale): a flood of public calls, or a slow database,
+#: costs one check and one thread at a time, not one each
+_READY_REUSE = 1.0
+
+
+async def _readiness(request: Request, rt: Any) -> Any:
+    """The replica's readiness, from the check in flight or one started at most
+    :data:`_READY_REUSE` ago; :class:`TimeoutError` after :data:`_READY_WAIT`."""
+    state = request.app.state
+    held = getattr(state, "readiness_check", None)
+    now = time.monotonic()
+    if held is None or (held[0].done() and now - held[1] > _READY_REUSE):
+        held = (asyncio.ensure_future(asyncio.to_thread(rt.readiness)), now)
+        state.readiness_check = held
+    return await asyncio.wait_for(asyncio.shield(held[0]), _READY_WAIT)
 
 
 @router.get("/healthz", tags=["cluster"])
@@ -45,7 +62,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request, rt: RuntimeDep) -> Any:
     """Readiness: the database answers, its schema is at this release's head, a bundle is loaded. 503 with the reason otherwise. Public; a load balancer sends traffic only to a ready replica."""
     try:
-        state = await asyncio.wait_for(asyncio.to_thread(rt.readiness), _READY_WAIT)
+        state = await _readiness(request, rt)
     except TimeoutError:
         return JSONResponse(
             {

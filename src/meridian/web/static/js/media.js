@@ -42,6 +42,7 @@
   ];
   const KEY_EVERY_MS = 4000; // a keyframe at least this often, whatever was asked
   const REQUEST_EVERY_MS = 500; // keyframe requests to one sender, at most this often
+  const ANSWER_EVERY_MS = 250; // keyframes in answer to requests, at most this often (a receiver asks again)
   const SEND_BACKLOG = 1 << 20; // relay socket bytes unsent above which video is dropped
   const DECODE_BACKLOG = 6; // chunks queued in a decoder above which it skips to a keyframe
   const LATE_MS = 400; // a frame this much later than the earliest seen means we fall behind
@@ -76,14 +77,19 @@
   function unpack(payload) {
     if (payload.length < HEADER_BYTES || payload[0] !== VERSION) return null;
     const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+    const capture = view.getFloat64(8, false);
+    const timestamp = view.getFloat64(16, false);
+    // a signed sender can still seal any times: one the codecs cannot take (NaN, infinite,
+    // beyond an integer's range) is a malformed chunk, dropped like a short one
+    if (!Number.isFinite(capture) || !Number.isSafeInteger(Math.trunc(timestamp))) return null;
     return {
       type: payload[1],
       key: (payload[2] & 1) === 1,
       synthetic: (payload[2] & 2) === 2,
       layer: payload[3],
       seq: view.getUint32(4, false),
-      capture: view.getFloat64(8, false),
-      timestamp: view.getFloat64(16, false),
+      capture,
+      timestamp,
       data: payload.subarray(HEADER_BYTES),
     };
   }
@@ -166,6 +172,12 @@
       this.node.dataset.maxGap = String(Math.round(this.maxGap));
     }
 
+    // a chunk dropped as a replay (not newer than one already taken from the same stream)
+    replayed() {
+      this.replays = (this.replays || 0) + 1;
+      this.node.dataset.replayed = String(this.replays);
+    }
+
     synthetic(video) {
       this.syntheticFrames = (this.syntheticFrames || 0) + 1;
       this.node.dataset.syntheticFrames = String(this.syntheticFrames);
@@ -217,10 +229,26 @@
       this.id = participant;
       this.tile = new Tile(call.grid, participant, call.host.nameOf(participant), false);
       this.lanes = new Map(); // frame kind → {decoder, wantKey, seq, captures}
+      this.newest = new Map(); // stream → the newest chunk taken {capture, seq} (see replay)
       this.audio = null;
       this.playAt = 0;
       this.earliest = Infinity; // the smallest arrival lag seen: this sender's clock and path
       this.failures = 0;
+    }
+
+    // Whether `m` replays what this sender already sent on `stream` (audio or a video quality):
+    // anyone who saw a sealed chunk (a participant, a relay) can send it again, and it still
+    // opens and verifies; its sealed capture time cannot be changed, and each stream's only
+    // moves on (a sender that starts again starts later), so an older one, or the same chunk
+    // twice, is dropped rather than drawn or played.
+    replay(stream, m) {
+      const last = this.newest.get(stream);
+      if (last && (m.capture < last.capture || (m.capture === last.capture && m.seq === last.seq))) {
+        this.tile.replayed();
+        return true;
+      }
+      this.newest.set(stream, { capture: m.capture, seq: m.seq });
+      return false;
     }
 
     lane(kind) {
@@ -622,7 +650,11 @@
       if (!m) return;
       if (m.type === REQUEST) {
         const target = decoder.decode(m.data);
-        if (!target || target === this.host.me()) this.keyWanted = true;
+        // answered at most every ANSWER_EVERY_MS: one participant asking at every turn must
+        // not make every frame to everyone a keyframe; one still waiting asks again
+        if ((!target || target === this.host.me()) && wallClock() - this.lastKey >= ANSWER_EVERY_MS) {
+          this.keyWanted = true;
+        }
         return;
       }
       if (!this.started) return;
@@ -635,8 +667,10 @@
       if (m.type === STATE && m.data.length) {
         peer.tile.state((m.data[0] & 1) === 0, (m.data[0] & 2) === 2);
       } else if (m.type === AUDIO && kind === MEDIA) {
+        if (peer.replay("audio", m)) return;
         if (typeof AudioDecoder === "function") peer.sound(m);
       } else if (m.type === VIDEO && (kind === VIDEO_HIGH || kind === VIDEO_LOW)) {
+        if (peer.replay(kind, m)) return;
         if (typeof VideoDecoder === "function") peer.video(kind, m);
       }
     }
