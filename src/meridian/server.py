@@ -143,6 +143,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         orders.on(load_bundle)
         orders.on(signalling.follow)
         orders.on_lost(tokens.clear)
+        orders.on_listening(signalling.catch_up)
         app.state.orders = orders
         journal = DecisionJournal(rt)
         journal.start()

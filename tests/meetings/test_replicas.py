@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,97 @@ def test_a_removal_approved_on_one_replica_cuts_a_participant_connected_through_
         return request, removed
 
     request, removed = run(scenario())
+    assert request in removed
+
+
+def test_a_removal_committed_while_a_replica_was_not_listening_is_caught_up_when_it_is(world):
+    """The same removal, committed while every replica's LISTEN connection is being cut (its
+    order reaches nobody): once B listens again it reads the lawful block from the database and
+    cuts its CN participant. Before, the order was simply lost and CN went on reading the
+    meeting (fail open)."""
+    from sqlalchemy import create_engine, text
+
+    from meridian.storage.orders import APPLICATION_NAME
+
+    live, replicas = world
+    a, b = replicas.start("a", "b")
+    account = host(live, a)
+    meeting = create_meeting(live, a, account)
+    admin = create_engine(live.runtime.db.url, isolation_level="AUTOCOMMIT", pool_size=1)
+    cutting = True
+
+    def listeners() -> int:
+        with admin.connect() as conn:
+            return len(
+                conn.execute(
+                    text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                    {"name": APPLICATION_NAME},
+                ).all()
+            )
+
+    def cut_listeners() -> None:
+        # every 10 ms, every replica's LISTEN connection is terminated: a listener that
+        # connects again (after a second) is cut before an order can reach it
+        with admin.connect() as conn:
+            while cutting:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": APPLICATION_NAME},
+                )
+                time.sleep(0.01)
+
+    async def scenario() -> tuple[Any, ...]:
+        nonlocal cutting
+        us = await join(live, a, meeting, "us", US_IP)
+        cn = await join(live, b, meeting, "cn", CN_IP)
+        await asyncio.to_thread(
+            eventually, lambda: listeners() == 2, timeout=WAIT, what="both replicas listening"
+        )
+        cutter = asyncio.create_task(asyncio.to_thread(cut_listeners))
+        try:
+            await asyncio.to_thread(
+                eventually, lambda: listeners() == 0, timeout=WAIT, what="no replica listening"
+            )
+            recorded = await asyncio.to_thread(
+                client(live, a, "operator").post,
+                "/v1/legal-requests",
+                json={
+                    "authority": "Beijing Municipal Public Security Bureau",
+                    "jurisdiction": "CN",
+                    "legal_type": "court_order",
+                    "reference": "2020-06-0002",
+                    "target": {"kind": "meeting", "id": meeting},
+                    "action": "end_meeting",
+                },
+            )
+            assert recorded.status_code == 201, recorded.text
+            request = recorded.json()["id"]
+            approved = await asyncio.to_thread(
+                client(live, a, "operator2").post, f"/v1/legal-requests/{request}/approve"
+            )
+            assert approved.status_code == 200, approved.text
+        finally:
+            cutting = False
+            await cutter
+
+        async def cut() -> str:
+            assert cn.removed is not None, cn.ended
+            return cn.removed
+
+        # B listens again after at most CHECK_SECONDS (even while being cut), then catches up;
+        # without the catch-up, CN stays in for good (this failed so before it was written)
+        removed = await aeventually(cut, timeout=5, what="CN cut through B after catching up")
+        for p in (us, cn):
+            await p.leave()
+        return request, removed
+
+    try:
+        request, removed = run(scenario())
+    finally:
+        admin.dispose()
     assert request in removed
 
 

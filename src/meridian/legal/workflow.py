@@ -42,7 +42,7 @@ from ..audit import SYSTEM, Actor, record
 from ..errors import ConflictError, ForbiddenError, NotFoundError, shown
 from ..geography.jurisdictions import jurisdiction_name
 from ..identity.tokens import Caller
-from ..meetings.blocks import lock_meeting
+from ..meetings.blocks import lock_meeting, removal_reason
 from ..meetings.service import close_meeting
 from ..runtime import Runtime
 from ..storage.models import (
@@ -438,13 +438,12 @@ def _apply(
     if notice == "sent":
         _notify(session, rt, row, at, delayed=False)
     live = tuple(e.id for e in blocked if e.live)
-    place = jurisdiction_name(row.jurisdiction)
     approval = Approval(
         request=row,
         meeting_id=row.target_id if row.target_kind != "account" else None,
         remove=live,
         ended=bool(ended),
-        reason=f"removed by lawful request `{row.id}`: this meeting is closed to participants in {place}",
+        reason=removal_reason(row.id, row.jurisdiction),
     )
     if approval.remove and approval.meeting_id is not None:
         # every replica cuts those connected through it, once (and only if) this commits;

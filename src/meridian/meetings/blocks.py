@@ -21,7 +21,7 @@ from ..policy.decision import Reason
 from ..storage.models import LegalBlock, Meeting
 from .placement import Occupancy, Placement, refuse_placed
 
-__all__ = ["active_blocks", "block_reason", "lock_meeting", "refuse_blocked"]
+__all__ = ["active_blocks", "block_reason", "lock_meeting", "refuse_blocked", "removal_reason"]
 
 
 def lock_meeting(session: Session, meeting_id: str) -> None:
@@ -48,6 +48,15 @@ def block_reason(block: LegalBlock) -> Reason:
         "forbid",
         f"this meeting is closed to participants in {place} by lawful request `{block.request_id}`",
         block.jurisdiction,
+    )
+
+
+def removal_reason(request_id: str, jurisdiction: str) -> str:
+    """What a participant removed by a lawful request is told: the request and the place."""
+    place = jurisdiction_name(jurisdiction)
+    return (
+        f"removed by lawful request `{request_id}`: this meeting is closed to participants in "
+        f"{place}"
     )
 
 

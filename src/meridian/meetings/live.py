@@ -77,9 +77,10 @@ from ..identity.tokens import Caller
 from ..keys import RosterMember, b64url, from_b64url
 from ..keys.grants import Grant, GrantSigner, public_key_b64
 from ..runtime import Runtime
-from ..storage.models import Meeting, Participation, new_id
+from ..storage.models import Meeting, MeetingStatus, Participation, new_id
 from ..storage.orders import Received, publish
 from .access import advance_epoch, enter
+from .blocks import active_blocks, removal_reason
 from .nodes import RegionNodes
 from .placement import MeetingPlan, Occupancy, links_between
 from .receipts import seal
@@ -977,6 +978,47 @@ class Signalling:
             return  # not ended in the database (yet): sealed when it is and a receipt is asked
         except Exception:
             log.exception("meeting %s: its receipt could not be sealed", meeting_id)
+
+    def _standing(self, meeting_id: str) -> tuple[bool, int, dict[str, str]]:
+        """What the orders about a meeting would have said, read from the database (blocking):
+        whether it is still live, its key epoch, and the lawful blocks standing on it (the
+        jurisdiction, and the request that made the block)."""
+        with self.rt.db.read() as session:
+            row = session.get(Meeting, meeting_id)
+            if row is None:
+                return False, 0, {}
+            blocks = {b.jurisdiction: b.request_id for b in active_blocks(session, meeting_id)}
+            return row.status == MeetingStatus.LIVE, int(row.epoch), blocks
+
+    async def catch_up(self) -> None:
+        """Act on the orders this replica may have missed while it was not listening
+        (:meth:`~meridian.storage.orders.OrderListener.on_listening`): for every meeting served
+        here, read from the database what they would have said. A meeting ended elsewhere is
+        ended here; a participant here from a jurisdiction a lawful block now closes the meeting
+        to is removed, as the removal's order would have done; a newer key epoch is handed out;
+        the roster is read again. Fail closed: a removal is never lost with its order."""
+        for meeting_id in list(self.meetings):
+            live = self.meetings.get(meeting_id)
+            if live is None:
+                continue
+            try:
+                running, epoch, blocks = await asyncio.to_thread(self._standing, meeting_id)
+            except Exception:
+                log.exception("meeting %s: could not catch up on missed orders", meeting_id)
+                continue
+            if not running:
+                await self.end(meeting_id)
+                continue
+            cut: dict[str, list[str]] = {}
+            for p in list(live.participants.values()):
+                request = blocks.get(p.country)
+                if request is not None:
+                    cut.setdefault(removal_reason(request, p.country), []).append(p.id)
+            for reason, ids in cut.items():
+                await self.remove(meeting_id, ids, reason=reason)
+            if epoch > live.epoch:
+                await self._follow_rotation(meeting_id, epoch)
+            await self._follow_roster(meeting_id, {})
 
     async def follow(self, order: Received) -> None:
         """Act on an order another replica committed (:mod:`meridian.storage.orders`): a

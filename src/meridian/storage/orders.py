@@ -14,7 +14,9 @@ is.
 handlers with every order (its own included, marked :attr:`Received.own`), checks its connection
 every :data:`CHECK_SECONDS` and, while it cannot listen, says so (:attr:`OrderListener.listening`
 is false) and calls its ``lost`` handlers: whoever caches what an order would invalidate stops
-trusting the cache until the listener is back (fail closed).
+trusting the cache until the listener is back (fail closed). Each time it starts listening
+(again) it calls its ``listening`` handlers: orders committed while it was away never arrive, so
+whoever acts on them reads from the database what they would have said (fail closed again).
 
 On SQLite there is one process, which acts on what it commits itself: :func:`publish` sends
 nothing and :attr:`OrderListener.listening` is always true.
@@ -38,12 +40,14 @@ from sqlalchemy.orm import Session
 from ..wire import Order
 from .database import ORIGIN, Database
 
-__all__ = ["CHANNEL", "CHECK_SECONDS", "OrderListener", "Received", "publish"]
+__all__ = ["APPLICATION_NAME", "CHANNEL", "CHECK_SECONDS", "OrderListener", "Received", "publish"]
 
 log = logging.getLogger("meridian.storage.orders")
 
 #: the one channel every replica listens on
 CHANNEL = "meridian_orders"
+#: the listeners' connections' ``application_name`` (in ``pg_stat_activity``)
+APPLICATION_NAME = "meridian-orders"
 #: how often an idle listener checks that its connection still answers, and how long it waits
 #: before connecting again after losing it
 CHECK_SECONDS = 1.0
@@ -107,6 +111,7 @@ class OrderListener:
         self.db = db
         self._handlers: list[Handler] = []
         self._lost: list[Callable[[], None]] = []
+        self._regained: list[Callable[[], Awaitable[None]]] = []
         self._listening = db.dialect != "postgresql"
         #: orders received, for the tests and the logs
         self.received = 0
@@ -123,8 +128,15 @@ class OrderListener:
     def on_lost(self, handler: Callable[[], None]) -> None:
         self._lost.append(handler)
 
+    def on_listening(self, handler: Callable[[], Awaitable[None]]) -> None:
+        """``handler`` runs each time the listener starts listening, the first time included:
+        orders committed before then were not (or may not have been) received."""
+        self._regained.append(handler)
+
     def _conninfo(self) -> str:
         url = make_url(self.db.url).set(drivername="postgresql")
+        # named, so an operator (or a test) finds the listeners in pg_stat_activity
+        url = url.update_query_dict({"application_name": APPLICATION_NAME})
         return url.render_as_string(hide_password=False)
 
     async def run(self) -> None:
@@ -143,6 +155,7 @@ class OrderListener:
                     async with conn:
                         await conn.execute(f"LISTEN {CHANNEL}")
                         self._listening = True
+                        self._caught_up()
                         while True:
                             async for notify in conn.notifies(timeout=CHECK_SECONDS):
                                 self._dispatch(notify.payload)
@@ -170,6 +183,14 @@ class OrderListener:
                 handler()
             except Exception:
                 log.exception("orders: a lost-orders handler failed")
+
+    def _caught_up(self) -> None:
+        """Run the ``listening`` handlers in the background; what they read from the database
+        was committed before this LISTEN, and what commits from now on arrives as orders."""
+        for handler in self._regained:
+            task = asyncio.ensure_future(handler())
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
 
     def _dispatch(self, payload: str) -> None:
         try:
