@@ -51,6 +51,7 @@ from ..errors import (
     NotFoundError,
     shown,
 )
+from ..identity.people import operator_in_office
 from ..identity.tokens import Caller
 from ..policy.diff import diff_bundles
 from ..policy.engine import Engine
@@ -63,7 +64,6 @@ from ..storage.models import (
     PolicyBundle,
     PolicyChange,
     PolicyChangeState,
-    Token,
     new_id,
 )
 from .replay import replay_log
@@ -193,19 +193,10 @@ def _view(session: Session, row: PolicyChange) -> Change:
 
 
 def _operator(session: Session, caller: Caller) -> tuple[Actor, str]:
-    """The caller as an operator in office: its actor (the person) and the person's name."""
-    if caller.role != "operator":
-        raise ForbiddenError(f"a `{caller.role}` token cannot change the policy bundle")
-    token = session.get(Token, caller.token_id)
-    if token is None or token.revoked_at is not None:
-        raise ForbiddenError(f"token `{shown(caller.token_id)}` is unknown or revoked")
-    person = None if token.person_id is None else session.get(Person, token.person_id)
-    if person is None or person.disabled_at is not None or person.id != caller.person_id:
-        raise ForbiddenError(
-            f"token `{shown(caller.token_id)}` belongs to no operator in office: "
-            "bundle changes are made by people (`meridian admin add-operator`)"
-        )
-    return caller.actor, person.name
+    """The caller as an operator in office (:func:`~meridian.identity.people.operator_in_office`)."""
+    return operator_in_office(
+        session, caller, may="change the policy bundle", work="bundle changes are made by people"
+    )
 
 
 def _same_person(session: Session, caller: Caller, row: PolicyChange) -> str | None:

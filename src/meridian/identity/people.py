@@ -17,13 +17,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..audit import Actor, record
-from ..errors import ConflictError, InputError, NotFoundError, shown
+from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError, shown
 from ..storage.models import Person, Token, new_id
 from ..storage.orders import publish
 from ..wire import Order
-from .tokens import create_token
+from .tokens import Caller, create_token
 
-__all__ = ["add_operator", "find_operator", "list_operators", "remove_operator"]
+__all__ = [
+    "add_operator",
+    "find_operator",
+    "list_operators",
+    "operator_in_office",
+    "remove_operator",
+]
 
 
 def _check_name(name: str) -> str:
@@ -162,3 +168,26 @@ def remove_operator(
         details={"name": person.name, "tokens_revoked": revoked},
     )
     return person, revoked
+
+
+def operator_in_office(
+    session: Session, caller: Caller, *, may: str, work: str
+) -> tuple[Actor, str]:
+    """The caller as an operator in office: its actor (the person) and the person's name.
+
+    Refused (:class:`ForbiddenError`) for any other role (``a `partner` token cannot <may>``),
+    and for a token that is not a live token of a person in office (``<work>``, e.g. "lawful
+    requests are handled by people"): a two-person rule counts people, not tokens.
+    """
+    if caller.role != "operator":
+        raise ForbiddenError(f"a `{caller.role}` token cannot {may}")
+    token = session.get(Token, caller.token_id)
+    if token is None or token.revoked_at is not None:
+        raise ForbiddenError(f"token `{shown(caller.token_id)}` is unknown or revoked")
+    person = None if token.person_id is None else session.get(Person, token.person_id)
+    if person is None or person.disabled_at is not None or person.id != caller.person_id:
+        raise ForbiddenError(
+            f"token `{shown(caller.token_id)}` belongs to no operator in office: "
+            f"{work} (`meridian admin add-operator`)"
+        )
+    return caller.actor, person.name

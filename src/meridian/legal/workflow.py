@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from ..audit import SYSTEM, Actor, record
 from ..errors import ConflictError, ForbiddenError, NotFoundError, shown
 from ..geography.jurisdictions import jurisdiction_name
+from ..identity.people import operator_in_office
 from ..identity.tokens import Caller
 from ..meetings.blocks import lock_meeting, removal_reason
 from ..meetings.service import close_meeting
@@ -136,20 +137,10 @@ class Approval:
 
 
 def _operator(session: Session, caller: Caller) -> tuple[Actor, str]:
-    """The caller as an operator: its actor (the person) and the person's name (refused for any
-    other role, and for a token that is not a live token of an operator in office)."""
-    if caller.role != "operator":
-        raise ForbiddenError(f"a `{caller.role}` token cannot handle lawful requests")
-    token = session.get(Token, caller.token_id)
-    if token is None or token.revoked_at is not None:
-        raise ForbiddenError(f"token `{shown(caller.token_id)}` is unknown or revoked")
-    person = None if token.person_id is None else session.get(Person, token.person_id)
-    if person is None or person.disabled_at is not None or person.id != caller.person_id:
-        raise ForbiddenError(
-            f"token `{shown(caller.token_id)}` belongs to no operator in office: "
-            "lawful requests are handled by people (`meridian admin add-operator`)"
-        )
-    return caller.actor, person.name
+    """The caller as an operator in office (:func:`~meridian.identity.people.operator_in_office`)."""
+    return operator_in_office(
+        session, caller, may="handle lawful requests", work="lawful requests are handled by people"
+    )
 
 
 def get_request(session: Session, request_id: str, *, lock: bool = False) -> LegalRequest:
