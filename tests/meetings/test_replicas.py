@@ -120,6 +120,27 @@ def live_meetings(live: Live, replica: Replica) -> dict[str, int]:
     return {row["region"]: row["meeting_count"] for row in rows if row["meeting_count"]}
 
 
+def remove_cn(live: Live, replica: Replica, meeting: str, reference: str) -> str:
+    """A lawful request from CN against ``meeting``, recorded and approved (by a second operator)
+    on ``replica``: the CN participants are to be cut. Returns the request's id."""
+    recorded = client(live, replica, "operator").post(
+        "/v1/legal-requests",
+        json={
+            "authority": "Beijing Municipal Public Security Bureau",
+            "jurisdiction": "CN",
+            "legal_type": "court_order",
+            "reference": reference,
+            "target": {"kind": "meeting", "id": meeting},
+            "action": "end_meeting",
+        },
+    )
+    assert recorded.status_code == 201, recorded.text
+    request = str(recorded.json()["id"])
+    approved = client(live, replica, "operator2").post(f"/v1/legal-requests/{request}/approve")
+    assert approved.status_code == 200, approved.text
+    return request
+
+
 def run(scenario: Any) -> Any:
     return asyncio.run(asyncio.wait_for(scenario, 180))
 
@@ -203,24 +224,7 @@ def test_a_removal_approved_on_one_replica_cuts_a_participant_connected_through_
         hk = await join(live, a, meeting, "hk", HK_IP)
         cn = await join(live, b, meeting, "cn", CN_IP)
         assert cn.dc == "HK"
-        recorded = await asyncio.to_thread(
-            client(live, a, "operator").post,
-            "/v1/legal-requests",
-            json={
-                "authority": "Beijing Municipal Public Security Bureau",
-                "jurisdiction": "CN",
-                "legal_type": "court_order",
-                "reference": "2020-06-0001",
-                "target": {"kind": "meeting", "id": meeting},
-                "action": "end_meeting",
-            },
-        )
-        assert recorded.status_code == 201, recorded.text
-        request = recorded.json()["id"]
-        approved = await asyncio.to_thread(
-            client(live, a, "operator2").post, f"/v1/legal-requests/{request}/approve"
-        )
-        assert approved.status_code == 200, approved.text
+        request = await asyncio.to_thread(remove_cn, live, a, meeting, "2020-06-0001")
 
         async def cut() -> str:
             assert cn.removed is not None, cn.ended
@@ -255,7 +259,10 @@ def test_a_removal_committed_while_a_replica_was_not_listening_is_caught_up_when
         with admin.connect() as conn:
             return len(
                 conn.execute(
-                    text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                    text(
+                        "SELECT pid FROM pg_stat_activity "
+                        "WHERE application_name = :name AND datname = current_database()"
+                    ),
                     {"name": APPLICATION_NAME},
                 ).all()
             )
@@ -268,7 +275,8 @@ def test_a_removal_committed_while_a_replica_was_not_listening_is_caught_up_when
                 conn.execute(
                     text(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE application_name = :name AND pid <> pg_backend_pid()"
+                        "WHERE application_name = :name AND datname = current_database() "
+                        "AND pid <> pg_backend_pid()"
                     ),
                     {"name": APPLICATION_NAME},
                 )
@@ -286,24 +294,7 @@ def test_a_removal_committed_while_a_replica_was_not_listening_is_caught_up_when
             await asyncio.to_thread(
                 eventually, lambda: listeners() == 0, timeout=WAIT, what="no replica listening"
             )
-            recorded = await asyncio.to_thread(
-                client(live, a, "operator").post,
-                "/v1/legal-requests",
-                json={
-                    "authority": "Beijing Municipal Public Security Bureau",
-                    "jurisdiction": "CN",
-                    "legal_type": "court_order",
-                    "reference": "2020-06-0002",
-                    "target": {"kind": "meeting", "id": meeting},
-                    "action": "end_meeting",
-                },
-            )
-            assert recorded.status_code == 201, recorded.text
-            request = recorded.json()["id"]
-            approved = await asyncio.to_thread(
-                client(live, a, "operator2").post, f"/v1/legal-requests/{request}/approve"
-            )
-            assert approved.status_code == 200, approved.text
+            request = await asyncio.to_thread(remove_cn, live, a, meeting, "2020-06-0002")
         finally:
             cutting = False
             await cutter
